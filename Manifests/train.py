@@ -1,0 +1,56 @@
+"""Train: logistic regression by gradient descent, in the standard library only.
+
+Reads hyper-parameters from CAIRN_PARAMS (JSON), writes the model and its metrics to the
+paths the TrainingSchedule names (relative to CAIRN_OUTPUT_DIR when set).
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import random
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--features", required=True)
+args = parser.parse_args()
+params = json.loads(os.environ.get("CAIRN_PARAMS", "{}"))
+C = float(params.get("C", 1.0))
+max_iter = int(params.get("max_iter", 200))
+out_dir = os.environ.get("CAIRN_OUTPUT_DIR", ".")
+
+with open(args.features, newline="") as handle:
+    rows = [[float(v) for v in row] for row in list(csv.reader(handle))[1:]]
+random.Random(1).shuffle(rows)
+split = int(len(rows) * 0.8)
+train, test = rows[:split], rows[split:]
+weights = [0.0] * (len(rows[0]) - 1)
+bias = 0.0
+
+
+def predict(x):
+    z = bias + sum(w * v for w, v in zip(weights, x))
+    return 1 / (1 + math.exp(-max(min(z, 30), -30)))
+
+
+for _ in range(max_iter):
+    grad_w = [0.0] * len(weights)
+    grad_b = 0.0
+    for row in train:
+        error = predict(row[:-1]) - row[-1]
+        grad_w = [g + error * v for g, v in zip(grad_w, row[:-1])]
+        grad_b += error
+    weights = [w - 2.0 * (g / len(train) + w / (C * len(train))) for w, g in zip(weights, grad_w)]
+    bias -= 2.0 * grad_b / len(train)
+
+scored = sorted(((predict(r[:-1]), r[-1]) for r in test), key=lambda p: p[0])
+positives = sum(1 for _, y in scored if y == 1)
+negatives = len(scored) - positives
+rank_sum = sum(i + 1 for i, (_, y) in enumerate(scored) if y == 1)
+auc = (rank_sum - positives * (positives + 1) / 2) / max(positives * negatives, 1)
+accuracy = sum(1 for p, y in scored if (p >= 0.5) == (y == 1)) / max(len(scored), 1)
+
+with open(os.path.join(out_dir, "model.bin"), "w") as handle:
+    json.dump({"weights": weights, "bias": bias}, handle)
+with open(os.path.join(out_dir, "metrics.json"), "w") as handle:
+    json.dump({"auc": round(auc, 4), "accuracy": round(accuracy, 4)}, handle)
+print(f"auc={auc:.4f} accuracy={accuracy:.4f}")

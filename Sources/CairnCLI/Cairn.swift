@@ -1,0 +1,81 @@
+public import ArgumentParser
+import Foundation
+
+/// The `cairn` command: GitOps reconciliation for machine-learning operations.
+public struct Cairn: AsyncParsableCommand {
+    public static let version = "0.1.0"
+
+    public static let configuration = CommandConfiguration(
+        commandName: "cairn",
+        abstract: "GitOps for ML: keep feature pipelines, training, the model registry, serving and monitoring in git.",
+        discussion: """
+        Manifests (apiVersion: cairn/v1) in a git repository describe the desired state of an ML \
+        system. Cairn checks them, reconciles the actual state and writes what it observed back to git.
+
+        Exit codes: 0 success; 1 the manifests are invalid (or the command's check failed); \
+        2 usage error; 3 the repository or a file could not be read.
+        """,
+        version: version,
+        subcommands: [Validate.self, Init.self, Schema.self, FetchHelper.self]
+    )
+
+    public init() {}
+
+    /// Runs the command line and exits with Cairn's documented codes (usage errors are 2,
+    /// not ArgumentParser's 64).
+    public static func runMain() async -> Never {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            Foundation.exit(0)
+        } catch let failure as CairnExit {
+            if !failure.message.isEmpty { FileHandle.standardError.write(Data((failure.message + "\n").utf8)) }
+            Foundation.exit(failure.code)
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success {
+                print(message)
+                Foundation.exit(0)
+            }
+            if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+            // Parse and validate() failures are usage errors; anything else thrown is a
+            // failure to read what the command needed.
+            Foundation.exit(code == .validationFailure ? CairnExit.usage : CairnExit.unreadable)
+        }
+    }
+}
+
+/// Ends a command with one of Cairn's exit codes and a message for standard error.
+struct CairnExit: Error {
+    static let invalid: Int32 = 1
+    static let usage: Int32 = 2
+    static let unreadable: Int32 = 3
+
+    let code: Int32
+    let message: String
+
+    static func invalid(_ message: String = "") -> CairnExit { CairnExit(code: invalid, message: message) }
+    static func usage(_ message: String) -> CairnExit { CairnExit(code: usage, message: "error: \(message)") }
+    static func unreadable(_ message: String) -> CairnExit { CairnExit(code: unreadable, message: "error: \(message)") }
+}
+
+/// How a command prints what a script or a person reads.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
+extension Encodable {
+    /// Pretty JSON with sorted keys, followed by a newline.
+    func jsonText() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        guard let data = try? encoder.encode(self) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import CairnGit
+import CairnManifests
+import Foundation
+
+/// Whether `location` names a repository on this machine rather than a URL.
+func isLocalPath(_ location: String) -> Bool {
+    if location.contains("://") { return false }
+    // scp-like ssh syntax: user@host:path
+    if let colon = location.firstIndex(of: ":"), !location[..<colon].contains("/") { return false }
+    return true
+}
+
+func parseTimeout(_ text: String) throws -> ManifestDuration {
+    do {
+        let duration = try ManifestDuration(parsing: text)
+        guard duration.milliseconds > 0 else { throw ValidationError("--timeout must be longer than 0") }
+        return duration
+    } catch let error as ValueError {
+        throw ValidationError("--timeout \(text) is not a duration: \(error.reason); write it as 30s, 2m or 1h")
+    }
+}
+
+/// Opens a local repository, or fetches a URL into a temporary mirror, and runs `body` on it.
+func withRepository<T>(_ location: String, timeout: ManifestDuration, _ body: (Repository) throws -> T) throws -> T {
+    if isLocalPath(location) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: location, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CairnExit.unreadable("\(location) is not a directory; give a git repository's path or a URL")
+        }
+        do {
+            return try body(try Repository.open(at: URL(fileURLWithPath: location)))
+        } catch let error as GitError where error.code == .notFound && error.function == "git_repository_open_ext" {
+            throw CairnExit.unreadable("\(location) is not a git repository")
+        }
+    }
+    let mirror = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-mirror-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: mirror) }
+    try RemoteFetcher.fetch(url: location, into: mirror, timeout: timeout)
+    return try body(try Repository.open(at: mirror))
+}
+
+/// Fetches from remotes in a helper process with a deadline. libgit2 1.5 has no network
+/// timeouts: a server that accepts a connection and then says nothing would hang a fetch in
+/// this process forever. In a child process it can be killed, and nothing is left half-done
+/// here. Credentials reach the child through the environment it inherits, never its arguments.
+enum RemoteFetcher {
+    static func fetch(url: String, into directory: URL, timeout: ManifestDuration) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: currentExecutable())
+        process.arguments = ["fetch-helper", "--url", url, "--into", directory.path]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            throw CairnExit.unreadable("could not start the fetch helper (\(process.executableURL?.path ?? "?")): \(error)")
+        }
+        let deadline = Date().addingTimeInterval(timeout.seconds)
+        while process.isRunning, Date() < deadline {
+            usleep(10_000)
+        }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw CairnExit.unreadable("\(redactedURL(url)) did not answer within \(timeout); is the URL right and the server up? (--timeout sets the limit)")
+        }
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard process.terminationStatus == 0 else {
+            throw CairnExit.unreadable(message.isEmpty ? "fetching \(redactedURL(url)) failed" : message)
+        }
+    }
+
+    /// The absolute path of the running executable, so the helper is the same binary.
+    static func currentExecutable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}
+
+extension Cairn {
+    /// The child side of `RemoteFetcher`: fetches one URL into a bare mirror and exits.
+    struct FetchHelper: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "fetch-helper",
+            abstract: "Internal: fetch a remote into a bare mirror (run by cairn itself, with a deadline).",
+            shouldDisplay: false)
+
+        @Option var url: String
+        @Option var into: String
+
+        func run() throws {
+            do {
+                _ = try Repository.mirror(url: url, into: URL(fileURLWithPath: into), credentials: try Credentials.fromEnvironment())
+            } catch {
+                throw CairnExit.unreadable("could not fetch \(redactedURL(url)): \(error)")
+            }
+        }
+    }
+}

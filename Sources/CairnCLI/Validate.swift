@@ -1,0 +1,121 @@
+import ArgumentParser
+import CairnCore
+import CairnGit
+import CairnManifests
+import Foundation
+
+extension Cairn {
+    struct Validate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check manifests: fields, types, names, paths, references between objects and cycles.",
+            discussion: """
+            Without --repo, reads every *.yaml and *.yml file under PATH (default: the current \
+            directory) on disk. With --repo, reads them as they are in a commit of a git \
+            repository, through git's object database: no checkout, no working tree. --repo \
+            takes a local repository (bare or not) or a URL (file://, git://, https://, ssh), \
+            which is fetched into a temporary mirror first; credentials come from CAIRN_GIT_* \
+            variables, never from the URL.
+
+            Directories starting with '.' are skipped and symlinks are never followed.
+
+            Output is one line per finding, compiler style (file:line:column: error: message), \
+            with a hint on how to fix it; --format json prints the same for scripts.
+
+            Exit codes: 0 valid (warnings allowed); 1 invalid; 2 usage error; 3 the repository \
+            or a file could not be read.
+
+            Examples:
+              cairn validate Manifests
+              cairn validate --repo . --rev HEAD --path Manifests
+              cairn validate --repo https://git.example.com/ml/churn.git --rev main --format json
+            """)
+
+        @Argument(help: "A directory of manifests on disk (ignored with --repo).")
+        var path: String?
+
+        @Option(help: "A git repository: a local path or a URL. Reads the manifests from a commit instead of from disk.")
+        var repo: String?
+
+        @Option(help: "The branch, tag or commit to read with --repo.")
+        var rev: String = "HEAD"
+
+        @Option(name: .customLong("path"), help: "With --repo, the directory inside the repository that holds the manifests (default: all of it).")
+        var manifestPath: String = ""
+
+        @Option(help: "How long a remote may take to answer when fetching --repo, such as 30s.")
+        var timeout: String = "60s"
+
+        @Option(help: "text or json.")
+        var format: OutputFormat = .text
+
+        func validate() throws {
+            if repo != nil, path != nil {
+                throw ValidationError("give either a directory PATH or --repo, not both (inside a repository use --path DIR)")
+            }
+            if repo == nil, manifestPath != "" {
+                throw ValidationError("--path names a directory inside --repo; without --repo, give the directory as an argument")
+            }
+            _ = try parseTimeout(timeout)
+        }
+
+        func run() async throws {
+            let set: ManifestSet
+            do {
+                if let repo {
+                    set = try withRepository(repo, timeout: try parseTimeout(timeout)) { repository in
+                        let commit = try repository.resolveCommit(rev)
+                        return try ManifestLoader.load(from: repository, commit: commit, path: manifestPath)
+                    }
+                } else {
+                    let directory = path ?? "."
+                    set = try ManifestLoader.load(directory: URL(fileURLWithPath: directory),
+                                                  displayPrefix: directory == "." ? "" : directory.trimmingTrailingSlashes)
+                }
+            } catch let error as CairnExit {
+                throw error
+            } catch {
+                throw CairnExit.unreadable("\(error)")
+            }
+            print(format == .json ? ValidationReport(set).jsonText() : ValidationReport(set).text, terminator: format == .json ? "\n" : "")
+            if !set.isValid { throw CairnExit.invalid() }
+        }
+    }
+}
+
+/// What `cairn validate` prints.
+struct ValidationReport: Encodable {
+    var valid: Bool
+    var files: Int
+    var objects: [String]
+    var errors: Int
+    var warnings: Int
+    var diagnostics: [Diagnostic]
+
+    init(_ set: ManifestSet) {
+        valid = set.isValid
+        files = set.fileCount
+        objects = set.ordered.map(\.ref.description)
+        diagnostics = set.diagnostics
+        errors = diagnostics.filter { $0.severity == .error }.count
+        warnings = diagnostics.count - errors
+    }
+
+    var text: String {
+        var lines = diagnostics.map(\.description)
+        let counts = "\(files) file\(files == 1 ? "" : "s"), \(objects.count) valid object\(objects.count == 1 ? "" : "s")"
+        if valid {
+            lines.append("ok: \(counts)\(warnings > 0 ? ", \(warnings) warning\(warnings == 1 ? "" : "s")" : "")")
+        } else {
+            lines.append("invalid: \(errors) error\(errors == 1 ? "" : "s")\(warnings > 0 ? ", \(warnings) warning\(warnings == 1 ? "" : "s")" : "") (\(counts))")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+extension String {
+    var trimmingTrailingSlashes: String {
+        var text = self
+        while text.count > 1, text.hasSuffix("/") { text.removeLast() }
+        return text
+    }
+}

@@ -1,0 +1,134 @@
+public import Foundation
+public import CairnGit
+public import CairnManifests
+
+/// Reads the manifests of a revision, either from a commit (through the object database, no
+/// checkout) or from a directory on disk, and checks them as a whole.
+public enum ManifestLoader {
+    /// Whether a file name is a manifest's.
+    public static func isManifestName(_ name: String) -> Bool {
+        name.hasSuffix(".yaml") || name.hasSuffix(".yml")
+    }
+
+    /// Reads every manifest under `path` in `commit`. Paths in diagnostics are relative to the
+    /// repository root. Dot-directories (`.git`, `.github`) are skipped; symlinks are never followed.
+    public static func load(from repository: Repository, commit: ObjectID, path: String = "") throws -> ManifestSet {
+        let entries = try repository.listFiles(in: commit, under: path).filter { entry in
+            isManifestName(entry.path) && !entry.path.split(separator: "/").contains { $0.hasPrefix(".") }
+        }
+        var inputs: [(String, Data?, ParsedFile?)] = []
+        inputs.reserveCapacity(entries.count)
+        for entry in entries {
+            switch entry.kind {
+            case .symlink:
+                let target = String(decoding: try repository.blob(entry.blob), as: UTF8.self)
+                inputs.append((entry.path, nil, symlinkFailure(entry.path, target: target,
+                                                               escapes: escapesRoot(from: entry.path, target: target))))
+            case .submodule:
+                continue
+            case .file, .executable:
+                let size = try repository.blobSize(entry.blob)
+                if size > ManifestParser.maximumFileSize {
+                    inputs.append((entry.path, nil, ManifestParser.tooLarge(file: entry.path, size: size)))
+                } else {
+                    inputs.append((entry.path, try repository.blob(entry.blob), nil))
+                }
+            }
+        }
+        return ManifestSet(files: parseConcurrently(inputs))
+    }
+
+    /// Reads every manifest under `directory` on disk. `displayPrefix` is put before each
+    /// file's relative path in diagnostics (such as the directory as the user typed it).
+    public static func load(directory: URL, displayPrefix: String) throws -> ManifestSet {
+        let root = directory.resolvingSymlinksInPath().standardizedFileURL
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw LoadError("\(displayPrefix) is not a directory")
+        }
+        var inputs: [(String, Data?, ParsedFile?)] = []
+        var pending = [""]
+        while let relative = pending.popLast() {
+            let folder = relative.isEmpty ? root : root.appendingPathComponent(relative)
+            let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+            for name in names where !name.hasPrefix(".") {
+                let childRelative = relative.isEmpty ? name : "\(relative)/\(name)"
+                let child = root.appendingPathComponent(childRelative)
+                let display = displayPrefix.isEmpty ? childRelative : "\(displayPrefix)/\(childRelative)"
+                let attributes = try FileManager.default.attributesOfItem(atPath: child.path)
+                let type = attributes[.type] as? FileAttributeType
+                if type == .typeSymbolicLink {
+                    guard isManifestName(name) || isDirectoryLink(child) else { continue }
+                    let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: child.path)) ?? ""
+                    let resolved = child.resolvingSymlinksInPath().standardizedFileURL.path
+                    let escapes = !(resolved == root.path || resolved.hasPrefix(root.path + "/"))
+                    inputs.append((display, nil, symlinkFailure(display, target: target, escapes: escapes)))
+                } else if type == .typeDirectory {
+                    pending.append(childRelative)
+                } else if type == .typeRegular, isManifestName(name) {
+                    let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
+                    if size > ManifestParser.maximumFileSize {
+                        inputs.append((display, nil, ManifestParser.tooLarge(file: display, size: size)))
+                    } else {
+                        inputs.append((display, try Data(contentsOf: child), nil))
+                    }
+                }
+            }
+        }
+        inputs.sort { $0.0 < $1.0 }
+        return ManifestSet(files: parseConcurrently(inputs))
+    }
+
+    /// Parses file contents on all cores; results keep the input order.
+    private static func parseConcurrently(_ inputs: [(String, Data?, ParsedFile?)]) -> [ParsedFile] {
+        let results = ResultSlots(count: inputs.count)
+        DispatchQueue.concurrentPerform(iterations: inputs.count) { index in
+            let (path, data, done) = inputs[index]
+            results.set(index, done ?? ManifestParser.parse(data ?? Data(), file: path))
+        }
+        return results.values
+    }
+
+    private static func escapesRoot(from path: String, target: String) -> Bool {
+        if target.hasPrefix("/") { return true }
+        let base = path.split(separator: "/").dropLast().joined(separator: "/")
+        return (try? RepositoryPath(base.isEmpty ? target : "\(base)/\(target)")) == nil
+    }
+
+    private static func isDirectoryLink(_ url: URL) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    private static func symlinkFailure(_ path: String, target: String, escapes: Bool) -> ParsedFile {
+        let location = SourceLocation(file: path, line: 1, column: 1)
+        let diagnostic = escapes
+            ? Diagnostic(at: location, "this is a symlink to \(target), which is outside the repository",
+                         hint: "manifests must be regular files inside the repository; copy the file in instead")
+            : Diagnostic(.warning, at: location, "this is a symlink (to \(target)); symlinks are not followed, so it was skipped",
+                         hint: "make it a regular file if it should be read")
+        return ParsedFile(path: path, manifests: [], failures: [ManifestFailure(ref: nil, location: location, diagnostics: [diagnostic])])
+    }
+}
+
+/// Why manifests could not be loaded at all (as opposed to being invalid).
+public struct LoadError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Slots written by concurrent workers, one each, then read once all are done.
+private final class ResultSlots: @unchecked Sendable {
+    private var slots: [ParsedFile?]
+    private let lock = NSLock()
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ value: ParsedFile) {
+        lock.lock()
+        slots[index] = value
+        lock.unlock()
+    }
+
+    var values: [ParsedFile] { slots.compactMap { $0 } }
+}

@@ -1,0 +1,117 @@
+public import Foundation
+import CLibGit2
+
+extension Repository {
+    /// Writes a commit built from `changes` on top of `parent`, without any working tree or
+    /// index: each key is a `/`-separated path from the root, each value the file's new bytes,
+    /// or nil to delete it. Directories left empty disappear. The commit is only written to
+    /// the object database; no reference moves (see `updateReference`).
+    public func createCommit(
+        parent: ObjectID?,
+        changes: [String: Data?],
+        message: String,
+        author: Signature,
+        committer: Signature? = nil
+    ) throws -> ObjectID {
+        var edits: [[Substring]: Data?] = [:]
+        for (path, data) in changes {
+            let components = path.split(separator: "/", omittingEmptySubsequences: true)
+            guard !components.isEmpty, !components.contains(where: { $0 == "." || $0 == ".." || $0 == ".git" }) else {
+                throw GitError(.invalidSpec, "'\(path)' is not a path inside a repository", function: "createCommit")
+            }
+            edits[components] = data
+        }
+        let baseTree = try parent.map { try commit($0).tree }
+        let tree = try editTree(baseTree, edits: edits) ?? emptyTree()
+        return try writeCommit(tree: tree, parents: parent.map { [$0] } ?? [], message: message,
+                               author: author, committer: committer ?? author)
+    }
+
+    /// Writes a commit object with the given tree and parents.
+    public func writeCommit(
+        tree: ObjectID, parents: [ObjectID], message: String, author: Signature, committer: Signature
+    ) throws -> ObjectID {
+        var treeOID = tree.raw
+        var treeObject: OpaquePointer?
+        try check(git_tree_lookup(&treeObject, handle, &treeOID), "git_tree_lookup")
+        defer { git_tree_free(treeObject) }
+        var parentObjects: [OpaquePointer?] = []
+        defer { parentObjects.forEach { git_commit_free($0) } }
+        for parent in parents {
+            var oid = parent.raw
+            var object: OpaquePointer?
+            try check(git_commit_lookup(&object, handle, &oid), "git_commit_lookup", notFoundMessage: "parent commit \(parent) not found")
+            parentObjects.append(object)
+        }
+        var out = git_oid()
+        try author.withGitSignature { authorSignature in
+            try committer.withGitSignature { committerSignature in
+                try parentObjects.withUnsafeMutableBufferPointer { buffer in
+                    try check(git_commit_create(
+                        &out, handle, nil, authorSignature, committerSignature, "UTF-8", message, treeObject,
+                        buffer.count, buffer.baseAddress), "git_commit_create")
+                }
+            }
+        }
+        return ObjectID(out)
+    }
+
+    /// Applies edits to a tree, rebuilding only the subtrees they touch. Returns nil when the
+    /// result is empty.
+    private func editTree(_ base: ObjectID?, edits: [[Substring]: Data?]) throws -> ObjectID? {
+        var baseTree: OpaquePointer?
+        if let base {
+            var oid = base.raw
+            try check(git_tree_lookup(&baseTree, handle, &oid), "git_tree_lookup")
+        }
+        defer { git_tree_free(baseTree) }
+        var builder: OpaquePointer?
+        try check(git_treebuilder_new(&builder, handle, baseTree), "git_treebuilder_new")
+        defer { git_treebuilder_free(builder) }
+
+        var byChild: [Substring: [[Substring]: Data?]] = [:]
+        for (components, data) in edits {
+            let name = components[0]
+            if components.count == 1 {
+                if let data {
+                    var blobOID = git_oid()
+                    try data.withUnsafeBytes { bytes in
+                        try check(git_blob_create_from_buffer(&blobOID, handle, bytes.baseAddress, bytes.count), "git_blob_create_from_buffer")
+                    }
+                    try check(git_treebuilder_insert(nil, builder, String(name), &blobOID, GIT_FILEMODE_BLOB), "git_treebuilder_insert")
+                } else if git_treebuilder_get(builder, String(name)) != nil {
+                    try check(git_treebuilder_remove(builder, String(name)), "git_treebuilder_remove")
+                }
+            } else {
+                byChild[name, default: [:]][Array(components.dropFirst())] = data
+            }
+        }
+        for (name, childEdits) in byChild {
+            var childBase: ObjectID?
+            if let existing = git_treebuilder_get(builder, String(name)) {
+                if git_tree_entry_type(existing) == GIT_OBJECT_TREE, let id = git_tree_entry_id(existing) {
+                    childBase = ObjectID(id)
+                }
+            }
+            if let child = try editTree(childBase, edits: childEdits) {
+                var childOID = child.raw
+                try check(git_treebuilder_insert(nil, builder, String(name), &childOID, GIT_FILEMODE_TREE), "git_treebuilder_insert")
+            } else if git_treebuilder_get(builder, String(name)) != nil {
+                try check(git_treebuilder_remove(builder, String(name)), "git_treebuilder_remove")
+            }
+        }
+        guard git_treebuilder_entrycount(builder) > 0 else { return nil }
+        var out = git_oid()
+        try check(git_treebuilder_write(&out, builder), "git_treebuilder_write")
+        return ObjectID(out)
+    }
+
+    private func emptyTree() throws -> ObjectID {
+        var builder: OpaquePointer?
+        try check(git_treebuilder_new(&builder, handle, nil), "git_treebuilder_new")
+        defer { git_treebuilder_free(builder) }
+        var out = git_oid()
+        try check(git_treebuilder_write(&out, builder), "git_treebuilder_write")
+        return ObjectID(out)
+    }
+}

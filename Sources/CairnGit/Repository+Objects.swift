@@ -1,0 +1,191 @@
+public import Foundation
+import CLibGit2
+
+/// Who made a commit and when.
+public struct Signature: Sendable, Hashable {
+    public var name: String
+    public var email: String
+    public var time: Date
+
+    public init(name: String, email: String, time: Date = Date()) {
+        self.name = name
+        self.email = email
+        self.time = time
+    }
+}
+
+/// A commit as read from the object database.
+public struct Commit: Sendable, Hashable {
+    public let id: ObjectID
+    public let tree: ObjectID
+    public let parents: [ObjectID]
+    public let author: Signature
+    public let committer: Signature
+    public let message: String
+
+    /// The first line of the message.
+    public var subject: String { String(message.prefix { $0 != "\n" }) }
+}
+
+/// One file found by listing a tree.
+public struct TreeEntry: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable {
+        case file, executable, symlink, submodule
+    }
+    /// The path from the repository root, `/`-separated.
+    public let path: String
+    public let blob: ObjectID
+    public let kind: Kind
+}
+
+extension Repository {
+    /// Reads a commit: id, tree, parents, author, committer and message.
+    public func commit(_ id: ObjectID) throws -> Commit {
+        try withCommit(id) { commit in
+            var parents: [ObjectID] = []
+            for index in 0..<git_commit_parentcount(commit) {
+                if let parent = git_commit_parent_id(commit, index) { parents.append(ObjectID(parent)) }
+            }
+            let message = git_commit_message(commit).map { String(cString: $0) } ?? ""
+            guard let tree = git_commit_tree_id(commit) else {
+                throw GitError(.other, "commit \(id) has no tree", function: "git_commit_tree_id")
+            }
+            return Commit(
+                id: id, tree: ObjectID(tree), parents: parents,
+                author: Signature(git_commit_author(commit)),
+                committer: Signature(git_commit_committer(commit)),
+                message: message)
+        }
+    }
+
+    /// Lists every file under `path` (recursively) in the tree of `commit`, without a working tree.
+    /// `path` is `/`-separated from the root; an empty path lists the whole tree. A path that
+    /// does not exist in the commit throws `.notFound`; a path naming a file lists just that file.
+    public func listFiles(in commit: ObjectID, under path: String = "") throws -> [TreeEntry] {
+        let prefix = path.split(separator: "/").joined(separator: "/")
+        return try withCommitTree(commit) { root in
+            guard !prefix.isEmpty else { return try walk(root, prefix: "") }
+            var entry: OpaquePointer?
+            try check(git_tree_entry_bypath(&entry, root, prefix), "git_tree_entry_bypath",
+                      notFoundMessage: "path '\(prefix)' not found in commit \(commit.short)")
+            defer { git_tree_entry_free(entry) }
+            if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
+                var subtree: OpaquePointer?
+                try check(git_tree_lookup(&subtree, handle, git_tree_entry_id(entry)), "git_tree_lookup")
+                defer { git_tree_free(subtree) }
+                return try walk(subtree, prefix: prefix + "/")
+            }
+            return [TreeEntry(entry, path: prefix)].compactMap { $0 }
+        }
+    }
+
+    private func walk(_ tree: OpaquePointer?, prefix: String) throws -> [TreeEntry] {
+        var result: [TreeEntry] = []
+        for index in 0..<git_tree_entrycount(tree) {
+            guard let entry = git_tree_entry_byindex(tree, index), let namePointer = git_tree_entry_name(entry) else { continue }
+            let path = prefix + String(cString: namePointer)
+            if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
+                var subtree: OpaquePointer?
+                try check(git_tree_lookup(&subtree, handle, git_tree_entry_id(entry)), "git_tree_lookup")
+                defer { git_tree_free(subtree) }
+                result += try walk(subtree, prefix: path + "/")
+            } else if let file = TreeEntry(entry, path: path) {
+                result.append(file)
+            }
+        }
+        return result
+    }
+
+    /// Reads a blob's bytes.
+    public func blob(_ id: ObjectID) throws -> Data {
+        var oid = id.raw
+        var blob: OpaquePointer?
+        try check(git_blob_lookup(&blob, handle, &oid), "git_blob_lookup", notFoundMessage: "blob \(id) not found")
+        defer { git_blob_free(blob) }
+        let size = Int(git_blob_rawsize(blob))
+        guard size > 0, let bytes = git_blob_rawcontent(blob) else { return Data() }
+        return Data(bytes: bytes, count: size)
+    }
+
+    /// The size of a blob in bytes, read from its header without loading a loose object whole.
+    public func blobSize(_ id: ObjectID) throws -> Int {
+        var oid = id.raw
+        var odb: OpaquePointer?
+        try check(git_repository_odb(&odb, handle), "git_repository_odb")
+        defer { git_odb_free(odb) }
+        var size = 0
+        var type = GIT_OBJECT_ANY
+        try check(git_odb_read_header(&size, &type, odb, &oid), "git_odb_read_header", notFoundMessage: "blob \(id) not found")
+        return size
+    }
+
+    /// Reads the file at `path` in `commit`, or nil when there is none.
+    public func file(at path: String, in commit: ObjectID) throws -> Data? {
+        try withCommitTree(commit) { root in
+            var entry: OpaquePointer?
+            let result = git_tree_entry_bypath(&entry, root, path)
+            if result == GIT_ENOTFOUND.rawValue {
+                git_error_clear()
+                return nil
+            }
+            try check(result, "git_tree_entry_bypath")
+            defer { git_tree_entry_free(entry) }
+            guard git_tree_entry_type(entry) == GIT_OBJECT_BLOB, let id = git_tree_entry_id(entry) else { return nil }
+            return try blob(ObjectID(id))
+        }
+    }
+
+    func withCommit<T>(_ id: ObjectID, _ body: (OpaquePointer?) throws -> T) throws -> T {
+        var oid = id.raw
+        var commit: OpaquePointer?
+        try check(git_commit_lookup(&commit, handle, &oid), "git_commit_lookup", notFoundMessage: "commit \(id) not found")
+        defer { git_commit_free(commit) }
+        return try body(commit)
+    }
+
+    func withCommitTree<T>(_ id: ObjectID, _ body: (OpaquePointer?) throws -> T) throws -> T {
+        try withCommit(id) { commit in
+            var tree: OpaquePointer?
+            try check(git_commit_tree(&tree, commit), "git_commit_tree")
+            defer { git_tree_free(tree) }
+            return try body(tree)
+        }
+    }
+}
+
+extension TreeEntry {
+    init?(_ entry: OpaquePointer?, path: String) {
+        guard let id = git_tree_entry_id(entry) else { return nil }
+        let kind: Kind
+        switch git_tree_entry_filemode(entry) {
+        case GIT_FILEMODE_BLOB: kind = .file
+        case GIT_FILEMODE_BLOB_EXECUTABLE: kind = .executable
+        case GIT_FILEMODE_LINK: kind = .symlink
+        case GIT_FILEMODE_COMMIT: kind = .submodule
+        default: return nil
+        }
+        self.init(path: path, blob: ObjectID(id), kind: kind)
+    }
+}
+
+extension Signature {
+    init(_ pointer: UnsafePointer<git_signature>?) {
+        guard let signature = pointer?.pointee else {
+            self.init(name: "", email: "", time: Date(timeIntervalSince1970: 0))
+            return
+        }
+        self.init(
+            name: signature.name.map { String(cString: $0) } ?? "",
+            email: signature.email.map { String(cString: $0) } ?? "",
+            time: Date(timeIntervalSince1970: TimeInterval(signature.when.time)))
+    }
+
+    /// Calls `body` with a libgit2 signature that lives for the duration of the call.
+    func withGitSignature<T>(_ body: (UnsafePointer<git_signature>?) throws -> T) throws -> T {
+        var signature: UnsafeMutablePointer<git_signature>?
+        let offset = Int32(TimeZone.current.secondsFromGMT(for: time) / 60)
+        try check(git_signature_new(&signature, name, email, git_time_t(time.timeIntervalSince1970), offset), "git_signature_new")
+        defer { git_signature_free(signature) }
+        return try body(signature)
+    }
+}

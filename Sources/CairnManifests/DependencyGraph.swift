@@ -1,0 +1,101 @@
+/// Which objects depend on which, across kinds: a TrainingSchedule on its FeaturePipeline, a
+/// Model on the TrainingSchedules that train it, a ModelDeployment on its Model, a Monitor on
+/// its ModelDeployment, and a FeaturePipeline on another whose outputs it reads. Work is
+/// ordered by it, and a change to one object touches exactly its dependents.
+public struct DependencyGraph: Sendable {
+    /// What each object depends on.
+    public private(set) var dependencies: [ObjectRef: Set<ObjectRef>] = [:]
+    /// What depends on each object.
+    public private(set) var dependents: [ObjectRef: Set<ObjectRef>] = [:]
+
+    public init() {}
+
+    public mutating func add(_ object: ObjectRef) {
+        if dependencies[object] == nil { dependencies[object] = [] }
+        if dependents[object] == nil { dependents[object] = [] }
+    }
+
+    /// Records that `object` depends on `dependency`.
+    public mutating func add(_ object: ObjectRef, dependsOn dependency: ObjectRef) {
+        add(object)
+        add(dependency)
+        dependencies[object, default: []].insert(dependency)
+        dependents[dependency, default: []].insert(object)
+    }
+
+    public var objects: [ObjectRef] { dependencies.keys.sorted() }
+
+    /// Every object, each after all it depends on; ties broken by kind order and name, so the
+    /// order is stable. Objects on a cycle come last, in kind and name order.
+    public func topologicalOrder() -> [ObjectRef] {
+        var remaining = dependencies.mapValues(\.count)
+        var ready = remaining.filter { $0.value == 0 }.map(\.key).sorted(by: >)
+        var order: [ObjectRef] = []
+        order.reserveCapacity(remaining.count)
+        while let next = ready.popLast() {
+            order.append(next)
+            remaining[next] = nil
+            var released: [ObjectRef] = []
+            for dependent in dependents[next] ?? [] {
+                guard let count = remaining[dependent] else { continue }
+                remaining[dependent] = count - 1
+                if count == 1 { released.append(dependent) }
+            }
+            if !released.isEmpty {
+                ready.append(contentsOf: released)
+                ready.sort(by: >)
+            }
+        }
+        return order + remaining.keys.sorted()
+    }
+
+    /// `changed` and everything that depends on it, directly or not, in dependency order.
+    public func affected(by changed: Set<ObjectRef>) -> [ObjectRef] {
+        var seen: Set<ObjectRef> = []
+        var stack = Array(changed)
+        while let next = stack.popLast() {
+            guard seen.insert(next).inserted else { continue }
+            stack.append(contentsOf: dependents[next] ?? [])
+        }
+        return topologicalOrder().filter { seen.contains($0) } + seen.filter { dependencies[$0] == nil }.sorted()
+    }
+
+    /// Each cycle once, as the objects on it in order (Tarjan's strongly connected components).
+    public func cycles() -> [[ObjectRef]] {
+        var index = 0
+        var indices: [ObjectRef: Int] = [:]
+        var lowLinks: [ObjectRef: Int] = [:]
+        var onStack: Set<ObjectRef> = []
+        var stack: [ObjectRef] = []
+        var result: [[ObjectRef]] = []
+
+        func visit(_ node: ObjectRef) {
+            indices[node] = index
+            lowLinks[node] = index
+            index += 1
+            stack.append(node)
+            onStack.insert(node)
+            for next in (dependencies[node] ?? []).sorted() {
+                if indices[next] == nil {
+                    visit(next)
+                    lowLinks[node] = min(lowLinks[node] ?? 0, lowLinks[next] ?? 0)
+                } else if onStack.contains(next) {
+                    lowLinks[node] = min(lowLinks[node] ?? 0, indices[next] ?? 0)
+                }
+            }
+            guard lowLinks[node] == indices[node] else { return }
+            var component: [ObjectRef] = []
+            while let top = stack.popLast() {
+                onStack.remove(top)
+                component.append(top)
+                if top == node { break }
+            }
+            if component.count > 1 || dependencies[node]?.contains(node) == true {
+                result.append(component.sorted())
+            }
+        }
+
+        for node in objects where indices[node] == nil { visit(node) }
+        return result
+    }
+}

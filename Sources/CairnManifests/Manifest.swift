@@ -1,0 +1,128 @@
+/// The spec of an object, by kind.
+public enum Spec: Hashable, Sendable, Codable {
+    case featurePipeline(FeaturePipelineSpec)
+    case trainingSchedule(TrainingScheduleSpec)
+    case model(ModelSpec)
+    case modelDeployment(ModelDeploymentSpec)
+    case monitor(MonitorSpec)
+
+    public var kind: Kind {
+        switch self {
+        case .featurePipeline: .featurePipeline
+        case .trainingSchedule: .trainingSchedule
+        case .model: .model
+        case .modelDeployment: .modelDeployment
+        case .monitor: .monitor
+        }
+    }
+
+    /// `suspend: true` pauses an object of any kind.
+    public var suspended: Bool {
+        switch self {
+        case .featurePipeline(let spec): spec.suspend
+        case .trainingSchedule(let spec): spec.suspend
+        case .model(let spec): spec.suspend
+        case .modelDeployment(let spec): spec.suspend
+        case .monitor(let spec): spec.suspend
+        }
+    }
+
+    static func shape(of kind: Kind) -> Shape {
+        switch kind {
+        case .featurePipeline: FeaturePipelineSpec.shape
+        case .trainingSchedule: TrainingScheduleSpec.shape
+        case .model: ModelSpec.shape
+        case .modelDeployment: ModelDeploymentSpec.shape
+        case .monitor: MonitorSpec.shape
+        }
+    }
+
+    init(kind: Kind, _ node: YAMLNode) {
+        switch kind {
+        case .featurePipeline: self = .featurePipeline(FeaturePipelineSpec(node))
+        case .trainingSchedule: self = .trainingSchedule(TrainingScheduleSpec(node))
+        case .model: self = .model(ModelSpec(node))
+        case .modelDeployment: self = .modelDeployment(ModelDeploymentSpec(node))
+        case .monitor: self = .monitor(MonitorSpec(node))
+        }
+    }
+}
+
+/// One valid object read from a manifest document.
+public struct Manifest: Hashable, Sendable {
+    public let ref: ObjectRef
+    public let labels: [String: String]
+    public let spec: Spec
+    /// Where the document starts.
+    public let location: SourceLocation
+    /// Where the fields that name other objects or paths stand, by field path such as
+    /// `spec.model` or `spec.stages[1].deps[0]`, so cross-object errors can point at them.
+    public let fieldLocations: [String: SourceLocation]
+
+    public init(ref: ObjectRef, labels: [String: String], spec: Spec, location: SourceLocation,
+                fieldLocations: [String: SourceLocation] = [:]) {
+        self.ref = ref
+        self.labels = labels
+        self.spec = spec
+        self.location = location
+        self.fieldLocations = fieldLocations
+    }
+
+    /// Where `field` stands, or the document's start when it was not recorded.
+    public func location(of field: String) -> SourceLocation {
+        fieldLocations[field] ?? location
+    }
+
+    /// The field paths whose positions are kept (indices as [*], map keys as *).
+    static let locatedFields: Set<String> = [
+        "spec.model", "spec.features", "spec.deployment", "spec.stage", "spec.version", "spec.stages",
+        "spec.stages[*]", "spec.stages[*].name", "spec.stages[*].deps[*]", "spec.stages[*].outs[*]",
+        "spec.assignments.*", "spec.deps[*]", "spec.thresholds[*].action",
+    ]
+
+    static let apiVersion = "cairn/v1"
+
+    static let metadataShape = Shape.object(ObjectShape(fields: [
+        .required("name", .string(.dnsLabel), "the object's name: a DNS label such as churn-prod"),
+        .optional("labels", .map(key: .labelKey, value: .string(.labelValue)), "free key/value pairs to select objects by"),
+    ]))
+
+    /// The document around the spec, whose shape is its kind's (any mapping while the kind is unknown).
+    static func envelopeShape(for kind: Kind?) -> ObjectShape {
+        ObjectShape(fields: [
+        .required("apiVersion", .string(.oneOf([apiVersion])), "always cairn/v1"),
+        .required("kind", .string(.oneOf(Kind.allCases.map(\.rawValue))),
+                  "one of " + Kind.allCases.map(\.rawValue).joined(separator: ", ")),
+        .required("metadata", metadataShape, "the object's name and labels"),
+        .required("spec", kind.map { Spec.shape(of: $0) } ?? .anyMapping, "the desired state of the object"),
+    ])
+    }
+}
+
+/// A document that did not make a valid object. When its kind and name could be read, `ref`
+/// says which object it was meant to be, so that object alone can be stalled.
+public struct ManifestFailure: Hashable, Sendable {
+    public let ref: ObjectRef?
+    public let location: SourceLocation
+    public let diagnostics: [Diagnostic]
+
+    public init(ref: ObjectRef?, location: SourceLocation, diagnostics: [Diagnostic]) {
+        self.ref = ref
+        self.location = location
+        self.diagnostics = diagnostics
+    }
+}
+
+/// What one manifest file holds.
+public struct ParsedFile: Sendable {
+    public let path: String
+    public var manifests: [Manifest]
+    public var failures: [ManifestFailure]
+    public var diagnostics: [Diagnostic] { failures.flatMap(\.diagnostics) }
+
+    public init(path: String, manifests: [Manifest], failures: [ManifestFailure]) {
+        self.path = path
+        self.manifests = manifests
+        self.failures = failures
+    }
+}

@@ -1,0 +1,284 @@
+public import Foundation
+import Yams
+
+/// Reads manifest files: several YAML documents per file, each checked strictly against its
+/// kind's shape. Nothing here throws: every problem becomes a diagnostic with file, line and
+/// column, and a broken document never hides its neighbours in the same file.
+public enum ManifestParser {
+    /// Manifests larger than this are refused before any parsing.
+    public static let maximumFileSize = 1 << 20
+    /// Deeper nesting than this (flow brackets or block levels) is refused.
+    public static let maximumDepth = 64
+
+    public static func parse(_ data: Data, file: String) -> ParsedFile {
+        var result = ParsedFile(path: file, manifests: [], failures: [])
+        func fileError(_ message: String, line: Int = 1, column: Int = 1, hint: String? = nil) -> ParsedFile {
+            let location = SourceLocation(file: file, line: line, column: column)
+            result.failures.append(ManifestFailure(ref: nil, location: location,
+                                                   diagnostics: [Diagnostic(at: location, message, hint: hint)]))
+            return result
+        }
+        guard data.count <= maximumFileSize else { return tooLarge(file: file, size: data.count) }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            let (line, column) = position(ofFirstInvalidUTF8In: data)
+            return fileError("the file is not UTF-8 text (is it binary?)", line: line, column: column,
+                             hint: "manifests are YAML text in UTF-8; move binary files out of the manifest directory")
+        }
+        if let offset = text.utf8.firstIndex(of: 0) {
+            let (line, column) = position(of: offset, in: text)
+            return fileError("the file contains a NUL byte (is it binary?)", line: line, column: column,
+                             hint: "manifests are YAML text in UTF-8; move binary files out of the manifest directory")
+        }
+        if let (line, column) = NestingScan.firstTooDeep(text, limit: maximumDepth) {
+            return fileError("the YAML is nested more than \(maximumDepth) levels deep", line: line, column: column,
+                             hint: "manifests are shallow; flatten this structure")
+        }
+        do {
+            let parser = try Parser(yaml: text)
+            while let root = try parser.nextRoot() {
+                let node: YAMLNode
+                do {
+                    var converter = NodeConverter()
+                    node = try converter.convert(root, depth: 0)
+                } catch let problem as ConversionProblem {
+                    return fileError(problem.message, line: problem.line, column: problem.column, hint: problem.hint)
+                }
+                if node.isNull { continue } // an empty document, such as a trailing '---'
+                decodeDocument(node, file: file, into: &result)
+            }
+        } catch let error as YamlError {
+            let (message, line, column) = describe(error)
+            if let (tabLine, tabColumn) = firstTabIndentation(in: text) {
+                return fileError("a tab is used for indentation", line: tabLine, column: tabColumn,
+                                 hint: "YAML allows only spaces for indentation; replace the tabs with spaces")
+            }
+            return fileError("invalid YAML: \(message)", line: line, column: column)
+        } catch {
+            return fileError("invalid YAML: \(error)")
+        }
+        return result
+    }
+
+    /// The result for a file that is too large to read, found out from its size alone.
+    public static func tooLarge(file: String, size: Int) -> ParsedFile {
+        let location = SourceLocation(file: file, line: 1, column: 1)
+        let diagnostic = Diagnostic(at: location, "the file is \(size) bytes; a manifest file may be at most \(maximumFileSize) bytes",
+                                    hint: "split it into several files, or check that it is a manifest at all")
+        return ParsedFile(path: file, manifests: [], failures: [ManifestFailure(ref: nil, location: location, diagnostics: [diagnostic])])
+    }
+
+    private static func decodeDocument(_ node: YAMLNode, file: String, into result: inout ParsedFile) {
+        let location = node.location(in: file)
+        guard case .mapping = node.value else {
+            let diagnostic = Diagnostic(at: location, "a manifest must be a mapping with apiVersion, kind, metadata and spec, not \(node.typeName)")
+            result.failures.append(ManifestFailure(ref: nil, location: location, diagnostics: [diagnostic]))
+            return
+        }
+        let kind = node["kind"]?.text.flatMap(Kind.init(rawValue:))
+        let name = node["metadata"]?["name"]?.text
+        let ref = kind.flatMap { kind in name.flatMap { DNSLabel.problem(with: $0) == nil ? ObjectRef(kind, $0) : nil } }
+        var checker = ShapeChecker(file: file)
+        checker.check(node, .object(Manifest.envelopeShape(for: kind)), path: "")
+        guard checker.diagnostics.isEmpty, let ref, let kind, let specNode = node["spec"] else {
+            let diagnostics = checker.diagnostics.map { diagnostic in
+                var diagnostic = diagnostic
+                diagnostic.object = ref?.description
+                return diagnostic
+            }
+            result.failures.append(ManifestFailure(ref: ref, location: location, diagnostics: diagnostics))
+            return
+        }
+        var labels: [String: String] = [:]
+        for (key, value) in node["metadata"]?["labels"]?.pairs ?? [] {
+            if let key = key.text, let value = value.text { labels[key] = value }
+        }
+        var fieldLocations: [String: SourceLocation] = [:]
+        recordLocations(of: specNode, path: "spec", pattern: "spec", file: file, into: &fieldLocations)
+        result.manifests.append(Manifest(ref: ref, labels: labels, spec: Spec(kind: kind, specNode), location: location,
+                                         fieldLocations: fieldLocations))
+    }
+
+    private static func recordLocations(of node: YAMLNode, path: String, pattern: String, file: String,
+                                        into locations: inout [String: SourceLocation]) {
+        if Manifest.locatedFields.contains(pattern) { locations[path] = node.location(in: file) }
+        switch node.value {
+        case .mapping(let pairs):
+            for (key, value) in pairs {
+                guard let name = key.text else { continue }
+                let childPattern = pattern == "spec.assignments" ? "\(pattern).*" : "\(pattern).\(name)"
+                // Keys of a map point at the key itself: that is where a reader looks.
+                if Manifest.locatedFields.contains(childPattern), case .scalar = value.value {
+                    locations["\(path).\(name)"] = (pattern == "spec.assignments" ? key : value).location(in: file)
+                } else if Manifest.locatedFields.contains(where: { $0.hasPrefix(childPattern) }) {
+                    recordLocations(of: value, path: "\(path).\(name)", pattern: childPattern, file: file, into: &locations)
+                }
+            }
+        case .sequence(let items):
+            for (index, item) in items.enumerated() {
+                recordLocations(of: item, path: "\(path)[\(index)]", pattern: "\(pattern)[*]", file: file, into: &locations)
+            }
+        case .scalar:
+            break
+        }
+    }
+
+    private static func describe(_ error: YamlError) -> (String, Int, Int) {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let prefix = context.map { "\($0.text) " } ?? ""
+            return (prefix + problem, mark.line, mark.column)
+        case .reader(let problem, _, _, _):
+            return (problem, 1, 1)
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return ("the key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) appears twice in one mapping",
+                    context.mark.line, context.mark.column)
+        default:
+            return ("\(error)", 1, 1)
+        }
+    }
+
+    private static func firstTabIndentation(in text: String) -> (Int, Int)? {
+        var line = 1
+        var atLineStart = true
+        var column = 1
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: "\n") {
+                line += 1
+                column = 1
+                atLineStart = true
+                continue
+            }
+            if atLineStart {
+                if byte == UInt8(ascii: "\t") { return (line, column) }
+                if byte != UInt8(ascii: " ") { atLineStart = false }
+            }
+            column += 1
+        }
+        return nil
+    }
+
+    static func position(of index: String.UTF8View.Index, in text: String) -> (Int, Int) {
+        var line = 1
+        var column = 1
+        for byte in text.utf8[..<index] {
+            if byte == UInt8(ascii: "\n") { line += 1; column = 1 } else { column += 1 }
+        }
+        return (line, column)
+    }
+
+    private static func position(ofFirstInvalidUTF8In data: Data) -> (Int, Int) {
+        // Decode line by line; the first line that fails holds the bad byte.
+        var line = 1
+        for chunk in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            if String(validating: chunk, as: UTF8.self) == nil {
+                let good = chunk.prefix { $0 < 0x80 }.count
+                return (line, good + 1)
+            }
+            line += 1
+        }
+        return (1, 1)
+    }
+}
+
+/// Why a YAML node could not be taken over.
+struct ConversionProblem: Error {
+    var message: String
+    var line: Int
+    var column: Int
+    var hint: String?
+}
+
+/// Takes Yams nodes over into `YAMLNode`s, refusing deep nesting and documents that alias
+/// expansion blows up (a few lines of anchors can stand for billions of nodes).
+struct NodeConverter {
+    static let maximumNodes = 100_000
+    private var count = 0
+
+    mutating func convert(_ node: Node, depth: Int) throws -> YAMLNode {
+        let line = node.mark?.line ?? 1
+        let column = node.mark?.column ?? 1
+        count += 1
+        guard count <= Self.maximumNodes else {
+            throw ConversionProblem(message: "the document expands to more than \(Self.maximumNodes) YAML nodes",
+                                    line: line, column: column, hint: "check for aliases (*name) that repeat large anchors")
+        }
+        guard depth <= ManifestParser.maximumDepth else {
+            throw ConversionProblem(message: "the YAML is nested more than \(ManifestParser.maximumDepth) levels deep",
+                                    line: line, column: column, hint: "manifests are shallow; flatten this structure")
+        }
+        switch node {
+        case .scalar(let scalar):
+            let type: YAMLNode.ScalarType
+            switch node.tag.description {
+            case Tag.Name.int.rawValue: type = .int
+            case Tag.Name.float.rawValue: type = .float
+            case Tag.Name.bool.rawValue: type = .bool
+            case Tag.Name.null.rawValue: type = .null
+            default: type = .string
+            }
+            return YAMLNode(value: .scalar(scalar.string, type), line: line, column: column)
+        case .mapping(let mapping):
+            var pairs: [(key: YAMLNode, value: YAMLNode)] = []
+            pairs.reserveCapacity(mapping.count)
+            for (key, value) in mapping {
+                pairs.append((key: try convert(key, depth: depth + 1), value: try convert(value, depth: depth + 1)))
+            }
+            return YAMLNode(value: .mapping(pairs), line: line, column: column)
+        case .sequence(let sequence):
+            var items: [YAMLNode] = []
+            items.reserveCapacity(sequence.count)
+            for item in sequence { items.append(try convert(item, depth: depth + 1)) }
+            return YAMLNode(value: .sequence(items), line: line, column: column)
+        case .alias:
+            throw ConversionProblem(message: "an unresolved YAML alias", line: line, column: column,
+                                    hint: "define the anchor (&name) before using it")
+        }
+    }
+}
+
+/// A cheap scan, before the YAML parser runs, for nesting deep enough to exhaust its recursion:
+/// flow brackets outside quotes and comments, plus block indentation levels and `- ` markers.
+enum NestingScan {
+    static func firstTooDeep(_ text: String, limit: Int) -> (Int, Int)? {
+        var indents: [Int] = []
+        var lineNumber = 0
+        var flow = 0
+        var quote: UInt8?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            let bytes = Array(line.utf8)
+            var index = 0
+            while index < bytes.count, bytes[index] == UInt8(ascii: " ") { index += 1 }
+            if quote == nil, flow == 0, index == bytes.count || bytes[index] == UInt8(ascii: "#") { continue }
+            if quote == nil, flow == 0 {
+                var levels: [Int] = [index]
+                // "- - - x" nests a sequence per marker on one line.
+                while index + 1 < bytes.count, bytes[index] == UInt8(ascii: "-"), bytes[index + 1] == UInt8(ascii: " ") {
+                    index += 2
+                    while index < bytes.count, bytes[index] == UInt8(ascii: " ") { index += 1 }
+                    levels.append(index)
+                }
+                while let last = indents.last, last >= levels[0] { indents.removeLast() }
+                indents += levels
+            }
+            for offset in index..<bytes.count {
+                let byte = bytes[offset]
+                if let open = quote {
+                    if byte == open { quote = nil }
+                    continue
+                }
+                let previous = offset > 0 ? bytes[offset - 1] : UInt8(ascii: " ")
+                let atTokenStart = [UInt8(ascii: " "), UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: ","), UInt8(ascii: ":")]
+                    .contains(previous)
+                if byte == UInt8(ascii: "#"), previous == UInt8(ascii: " ") || offset == 0 { break }
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'"), atTokenStart { quote = byte; continue }
+                if byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{") { flow += 1 }
+                if byte == UInt8(ascii: "]") || byte == UInt8(ascii: "}") { flow = max(0, flow - 1) }
+                if indents.count + flow > limit { return (lineNumber, offset + 1) }
+            }
+            if indents.count > limit { return (lineNumber, index + 1) }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,53 @@
+/// A path relative to the repository root that cannot leave it: not absolute, no `..` that
+/// climbs above the root, no `.git`, no NUL. Stored normalised (`./a//b` becomes `a/b`).
+public struct RepositoryPath: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
+    public let value: String
+
+    public init(_ raw: String) throws(ValueError) {
+        guard !raw.isEmpty else { throw ValueError("a path must not be empty") }
+        guard !raw.hasPrefix("/"), !raw.hasPrefix("~") else {
+            throw ValueError("\"\(raw)\" is absolute; paths are relative to the repository root")
+        }
+        guard !raw.contains("\0"), !raw.contains("\\") else {
+            throw ValueError("\"\(raw)\" contains a NUL or a backslash")
+        }
+        var parts: [Substring] = []
+        for part in raw.split(separator: "/", omittingEmptySubsequences: true) {
+            switch part {
+            case ".": continue
+            case "..":
+                guard !parts.isEmpty else { throw ValueError("\"\(raw)\" leaves the repository through '..'") }
+                parts.removeLast()
+            case ".git": throw ValueError("\"\(raw)\" points into .git")
+            default: parts.append(part)
+            }
+        }
+        guard !parts.isEmpty else { throw ValueError("\"\(raw)\" names the repository root itself, not a file or directory in it") }
+        self.value = parts.joined(separator: "/")
+    }
+
+    /// For values already checked by the shape checker; never for user input.
+    init(unchecked value: String) {
+        self.value = value
+    }
+
+    public var description: String { value }
+    public static func < (lhs: RepositoryPath, rhs: RepositoryPath) -> Bool { lhs.value < rhs.value }
+
+    /// Whether `other` is this path or lies below it.
+    public func contains(_ other: RepositoryPath) -> Bool {
+        other.value == value || other.value.hasPrefix(value + "/")
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do { try self.init(text) } catch {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.reason))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+}

@@ -1,0 +1,142 @@
+// MARK: ModelDeployment
+
+public struct ModelDeploymentSpec: Hashable, Sendable, Codable {
+    public enum Selector: Hashable, Sendable, Codable {
+        case stage(String)
+        case version(Int)
+    }
+
+    public struct Health: Hashable, Sendable, Codable {
+        public var path: String
+        public var timeout: ManifestDuration?
+    }
+
+    public enum Target: Hashable, Sendable, Codable {
+        /// A supervised local serving process.
+        case process(command: [String], port: Int?, health: Health?)
+        /// A directory of versions, `<path>/<version>/`, for a server that watches it (TF Serving layout).
+        case directory(path: String, layout: String)
+        /// Commands that hand the version to another system.
+        case command(apply: [String], remove: [String])
+    }
+
+    public var model: String
+    public var selector: Selector
+    public var target: Target
+    public var rollbackOnFailedHealth: Bool
+    public var suspend: Bool
+
+    static let shape = Shape.object(ObjectShape(fields: [
+        .required("model", .string(.dnsLabel), "the name of the Model whose version is served"),
+        .optional("stage", .string(.dnsLabel), "serve whichever version holds this stage of the model"),
+        .optional("version", .integer(minimum: 1), "serve exactly this version"),
+        .required("target", .object(ObjectShape(fields: [
+            .optional("process", .object(ObjectShape(fields: [
+                CommonFields.command,
+                .optional("port", .integer(minimum: 1), "the port the process listens on; passed as CAIRN_PORT"),
+                .optional("health", .object(ObjectShape(fields: [
+                    .required("path", .string(.httpPath), "the HTTP path that answers 200 when the server is healthy"),
+                    .optional("timeout", .string(.duration), "how long the server may take to become healthy"),
+                ])), "how to tell that the server is up"),
+            ])), "run the model as a supervised local process"),
+            .optional("directory", .object(ObjectShape(fields: [
+                .required("path", .string(.text), "the base directory; versions go to <path>/<version>/ (outside the repository, under a root the daemon allows)"),
+                .optional("layout", .string(.oneOf(["tfserving", "plain"])), "tfserving (default): <path>/<version>/; plain: <path>/ holds one version"),
+            ])), "copy the model into a directory a model server watches"),
+            .optional("command", .object(ObjectShape(fields: [
+                .required("apply", .array(.string(.text), minItems: 1), "the command that rolls a version out"),
+                .optional("remove", .array(.string(.text), minItems: 1), "the command that takes it down"),
+            ])), "hand the version over to another system with commands"),
+        ], exactlyOne: [["process", "directory", "command"]])), "where the model is served"),
+        .optional("rollback", .object(ObjectShape(fields: [
+            .optional("onFailedHealth", .boolean, "roll back to the previous version when the new one fails its health check (default true)"),
+        ])), "what to do when a rollout fails"),
+        CommonFields.suspend,
+    ], exactlyOne: [["stage", "version"]]))
+
+    init(_ node: YAMLNode) {
+        model = node["model"]?.text ?? ""
+        selector = node["version"]?.int.map { .version($0) } ?? .stage(node["stage"]?.text ?? "")
+        let target = node["target"]
+        if let process = target?["process"] {
+            self.target = .process(
+                command: process["command"]?.strings ?? [], port: process["port"]?.int,
+                health: process["health"].map { Health(path: $0["path"]?.text ?? "/", timeout: $0["timeout"]?.duration) })
+        } else if let directory = target?["directory"] {
+            self.target = .directory(path: directory["path"]?.text ?? "", layout: directory["layout"]?.text ?? "tfserving")
+        } else {
+            let command = target?["command"]
+            self.target = .command(apply: command?["apply"]?.strings ?? [], remove: command?["remove"]?.strings ?? [])
+        }
+        rollbackOnFailedHealth = node["rollback"]?["onFailedHealth"]?.bool ?? true
+        suspend = node["suspend"]?.bool ?? false
+    }
+}
+
+// MARK: Monitor
+
+public struct MonitorSpec: Hashable, Sendable, Codable {
+    public enum Action: String, Hashable, Sendable, Codable, CaseIterable { case retrain, rollback, alert }
+
+    public struct Threshold: Hashable, Sendable, Codable {
+        public var metric: String
+        public var below: Double?
+        public var above: Double?
+        public var window: ManifestDuration?
+        public var action: Action
+    }
+
+    public enum Source: Hashable, Sendable, Codable {
+        case push
+        case prometheus(url: String, query: String, interval: ManifestDuration?)
+        case file(path: String)
+    }
+
+    public var deployment: String
+    public var thresholds: [Threshold]
+    public var source: Source
+    public var suspend: Bool
+
+    static let thresholdShape = Shape.object(ObjectShape(fields: [
+        .required("metric", .string(.metricName), "the metric to watch, such as accuracy"),
+        .optional("below", .number(minimum: nil, maximum: nil), "fire when the metric stays below this"),
+        .optional("above", .number(minimum: nil, maximum: nil), "fire when the metric stays above this"),
+        .optional("for", .string(.duration), "how long the condition must hold before it fires, such as 10m"),
+        .required("action", .string(.oneOf(Action.allCases.map(\.rawValue))), "what to do: retrain, rollback or alert"),
+    ], exactlyOne: [["below", "above"]]))
+
+    static let shape = Shape.object(ObjectShape(fields: [
+        .required("deployment", .string(.dnsLabel), "the ModelDeployment whose metrics are watched"),
+        .required("thresholds", .array(thresholdShape, minItems: 1), "the conditions that trigger an action"),
+        .required("source", .object(ObjectShape(fields: [
+            .optional("push", .object(ObjectShape(fields: [])), "metrics are POSTed to /api/v1/metrics"),
+            .optional("prometheus", .object(ObjectShape(fields: [
+                .required("url", .string(.url), "the Prometheus server, such as http://127.0.0.1:9090"),
+                .required("query", .string(.text), "the PromQL query whose value is the metric"),
+                .optional("interval", .string(.duration), "how often to query (default 1m)"),
+            ])), "read metrics from Prometheus"),
+            .optional("file", .object(ObjectShape(fields: [
+                .required("path", .string(.text), "a JSON file of metric name to number, under a root the daemon allows"),
+            ])), "read metrics from a file"),
+        ], exactlyOne: [["push", "prometheus", "file"]])), "where the metrics come from"),
+        CommonFields.suspend,
+    ]))
+
+    init(_ node: YAMLNode) {
+        deployment = node["deployment"]?.text ?? ""
+        thresholds = (node["thresholds"]?.items ?? []).map {
+            Threshold(metric: $0["metric"]?.text ?? "", below: $0["below"]?.double, above: $0["above"]?.double,
+                      window: $0["for"]?.duration, action: $0["action"]?.text.flatMap(Action.init(rawValue:)) ?? .alert)
+        }
+        let source = node["source"]
+        if let prometheus = source?["prometheus"] {
+            self.source = .prometheus(url: prometheus["url"]?.text ?? "", query: prometheus["query"]?.text ?? "",
+                                      interval: prometheus["interval"]?.duration)
+        } else if let file = source?["file"] {
+            self.source = .file(path: file["path"]?.text ?? "")
+        } else {
+            self.source = .push
+        }
+        suspend = node["suspend"]?.bool ?? false
+    }
+}

@@ -1,0 +1,178 @@
+/// Fields shared by several kinds.
+enum CommonFields {
+    static let suspend = Field.optional("suspend", .boolean, "true pauses this object; Cairn leaves it as it is until set back to false")
+    static let command = Field.required("command", .array(.string(.text), minItems: 1),
+                                        "the program and its arguments as a list, such as [python3, train.py]; never a shell string")
+    static let shell = Field.optional("shell", .boolean,
+                                      "run command[0] through /bin/sh -c; only where the daemon's configuration allows it")
+    static let deps = Field.optional("deps", .array(.string(.repoPath), minItems: 0),
+                                     "files or directories the command reads; their content is part of the run's key")
+    static let outs = Field.optional("outs", .array(.string(.repoPath), minItems: 0), "files or directories the command writes")
+}
+
+extension YAMLNode {
+    var paths: [RepositoryPath] { strings.compactMap { try? RepositoryPath($0) } }
+    var path: RepositoryPath? { text.flatMap { try? RepositoryPath($0) } }
+    var duration: ManifestDuration? { text.flatMap { try? ManifestDuration(parsing: $0) } }
+    var cron: CronSchedule? { text.flatMap { try? CronSchedule(parsing: $0) } }
+}
+
+// MARK: FeaturePipeline
+
+public struct FeaturePipelineSpec: Hashable, Sendable, Codable {
+    public struct Stage: Hashable, Sendable, Codable {
+        public var name: String
+        public var command: [String]
+        public var shell: Bool
+        public var deps: [RepositoryPath]
+        public var outs: [RepositoryPath]
+    }
+
+    public var schedule: CronSchedule?
+    public var suspend: Bool
+    public var stages: [Stage]
+
+    static let stageShape = Shape.object(ObjectShape(fields: [
+        .required("name", .string(.dnsLabel), "the stage's name, unique in this pipeline"),
+        CommonFields.command, CommonFields.shell, CommonFields.deps, CommonFields.outs,
+    ]))
+
+    static let shape = Shape.object(ObjectShape(fields: [
+        .optional("schedule", .string(.cron), "when to re-hash external inputs and rerun stale stages, such as \"@hourly\""),
+        CommonFields.suspend,
+        .required("stages", .array(stageShape, minItems: 1), "the pipeline's stages; each lists its command, deps and outs"),
+    ]))
+
+    init(_ node: YAMLNode) {
+        schedule = node["schedule"]?.cron
+        suspend = node["suspend"]?.bool ?? false
+        stages = (node["stages"]?.items ?? []).map { stage in
+            Stage(name: stage["name"]?.text ?? "", command: stage["command"]?.strings ?? [],
+                  shell: stage["shell"]?.bool ?? false, deps: stage["deps"]?.paths ?? [], outs: stage["outs"]?.paths ?? [])
+        }
+    }
+}
+
+// MARK: TrainingSchedule
+
+public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
+    public enum ConcurrencyPolicy: String, Hashable, Sendable, Codable, CaseIterable { case Forbid, Replace, Allow }
+    public enum Catchup: String, Hashable, Sendable, Codable, CaseIterable { case none, latest, all }
+
+    public struct Outputs: Hashable, Sendable, Codable {
+        public var model: RepositoryPath
+        public var metrics: RepositoryPath?
+    }
+
+    public struct GateRule: Hashable, Sendable, Codable {
+        public var metric: String
+        public var atLeast: Double?
+        public var atMost: Double?
+    }
+
+    public var model: String
+    public var features: String?
+    public var schedule: CronSchedule?
+    public var timeZone: String
+    public var concurrencyPolicy: ConcurrencyPolicy
+    public var catchup: Catchup
+    public var command: [String]
+    public var shell: Bool
+    public var deps: [RepositoryPath]
+    public var params: [String: ParameterValue]
+    public var outputs: Outputs
+    public var gate: [GateRule]
+    public var timeout: ManifestDuration?
+    public var retries: Int
+    public var suspend: Bool
+
+    static let gateShape = Shape.object(ObjectShape(fields: [
+        .required("metric", .string(.metricName), "the metric from the metrics output, such as auc"),
+        .optional("atLeast", .number(minimum: nil, maximum: nil), "the metric must be at least this"),
+        .optional("atMost", .number(minimum: nil, maximum: nil), "the metric must be at most this"),
+    ], exactlyOne: [["atLeast", "atMost"]]))
+
+    static let shape = Shape.object(ObjectShape(fields: [
+        .required("model", .string(.dnsLabel), "the name of the Model this schedule trains versions of"),
+        .optional("features", .string(.dnsLabel), "the FeaturePipeline whose outputs are inputs of training"),
+        .optional("schedule", .string(.cron), "when to retrain, as 5-field cron or a macro such as @daily"),
+        .optional("timeZone", .string(.timeZone), "the time zone the schedule is read in; UTC when absent"),
+        .optional("concurrencyPolicy", .string(.oneOf(ConcurrencyPolicy.allCases.map(\.rawValue))),
+                  "what to do when a run is due while one is running: Forbid (default), Replace or Allow"),
+        .optional("catchup", .string(.oneOf(Catchup.allCases.map(\.rawValue))),
+                  "runs missed while Cairn was down: none, latest (default) or all (bounded)"),
+        CommonFields.command, CommonFields.shell, CommonFields.deps,
+        .optional("params", .map(key: .metricName, value: .scalar), "hyper-parameters, passed as CAIRN_PARAMS and part of the run's key"),
+        .required("outputs", .object(ObjectShape(fields: [
+            .required("model", .string(.repoPath), "the file the command writes the trained model to"),
+            .optional("metrics", .string(.repoPath), "a JSON file of metric name to number that the gate reads"),
+        ])), "where the command writes the model and its metrics"),
+        .optional("gate", .array(gateShape, minItems: 0), "rules every new version must pass to be registered as passed"),
+        .optional("timeout", .string(.duration), "how long one run may take, such as 1h"),
+        .optional("retries", .integer(minimum: 0), "how many times a failed run is retried"),
+        CommonFields.suspend,
+    ]))
+
+    init(_ node: YAMLNode) {
+        model = node["model"]?.text ?? ""
+        features = node["features"]?.text
+        schedule = node["schedule"]?.cron
+        timeZone = node["timeZone"]?.text ?? "UTC"
+        concurrencyPolicy = node["concurrencyPolicy"]?.text.flatMap(ConcurrencyPolicy.init(rawValue:)) ?? .Forbid
+        catchup = node["catchup"]?.text.flatMap(Catchup.init(rawValue:)) ?? .latest
+        command = node["command"]?.strings ?? []
+        shell = node["shell"]?.bool ?? false
+        deps = node["deps"]?.paths ?? []
+        var params: [String: ParameterValue] = [:]
+        for (key, value) in node["params"]?.pairs ?? [] {
+            if let name = key.text, let parameter = ParameterValue(value) { params[name] = parameter }
+        }
+        self.params = params
+        let outputs = node["outputs"]
+        self.outputs = Outputs(model: outputs?["model"]?.path ?? RepositoryPath(unchecked: "model.bin"),
+                               metrics: outputs?["metrics"]?.path)
+        gate = (node["gate"]?.items ?? []).map {
+            GateRule(metric: $0["metric"]?.text ?? "", atLeast: $0["atLeast"]?.double, atMost: $0["atMost"]?.double)
+        }
+        timeout = node["timeout"]?.duration
+        retries = node["retries"]?.int ?? 0
+        suspend = node["suspend"]?.bool ?? false
+    }
+}
+
+
+// MARK: Model
+
+public struct ModelSpec: Hashable, Sendable, Codable {
+    public struct Policy: Hashable, Sendable, Codable {
+        public var requireGate: Bool
+        public var strictOrder: Bool
+    }
+
+    public var stages: [String]
+    public var assignments: [String: Int]
+    public var policy: Policy
+    public var suspend: Bool
+
+    static let shape = Shape.object(ObjectShape(fields: [
+        .required("stages", .array(.string(.dnsLabel), minItems: 1), "the stages in promotion order, such as [staging, production]"),
+        .optional("assignments", .map(key: .dnsLabel, value: .integer(minimum: 1)), "which version holds each stage, such as {production: 7}"),
+        .optional("policy", .object(ObjectShape(fields: [
+            .optional("requireGate", .boolean, "a version must have passed its evaluation gate to hold a stage (default true)"),
+            .optional("strictOrder", .boolean, "a version must have held the previous stage before the next (default true)"),
+        ])), "rules a change of assignments must follow"),
+        CommonFields.suspend,
+    ]))
+
+    init(_ node: YAMLNode) {
+        stages = node["stages"]?.strings ?? []
+        var assignments: [String: Int] = [:]
+        for (key, value) in node["assignments"]?.pairs ?? [] {
+            if let stage = key.text, let version = value.int { assignments[stage] = version }
+        }
+        self.assignments = assignments
+        policy = Policy(requireGate: node["policy"]?["requireGate"]?.bool ?? true,
+                        strictOrder: node["policy"]?["strictOrder"]?.bool ?? true)
+        suspend = node["suspend"]?.bool ?? false
+    }
+}
