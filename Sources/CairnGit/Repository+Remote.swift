@@ -21,7 +21,7 @@ extension Repository {
             try withCallbacks(credentials) { callbacks, _ in
                 var options = cairn_fetch_options_init()
                 options.callbacks = callbacks
-                options.prune = prune ? GIT_FETCH_PRUNE : GIT_FETCH_NO_PRUNE
+                options.prune = GIT_FETCH_NO_PRUNE
                 options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
                 try withPathspec(refspecs) { specs in
                     var specs = specs
@@ -29,6 +29,7 @@ extension Repository {
                         try check(git_remote_fetch(remote, &specs, &options, "cairn fetch"), "git_remote_fetch")
                     }
                 }
+                if prune { try pruneRemoteBranches(remote) }
             }
         }
     }
@@ -41,16 +42,39 @@ extension Repository {
             try withCallbacks(credentials) { callbacks, context in
                 var options = cairn_push_options_init()
                 options.callbacks = callbacks
-                try withPathspec(refspecs) { specs in
-                    var specs = specs
-                    try sanitised(url: url, credentials: credentials) {
-                        try check(git_remote_push(remote, &specs, &options), "git_remote_push")
+                do {
+                    try withPathspec(refspecs) { specs in
+                        var specs = specs
+                        try sanitised(url: url, credentials: credentials) {
+                            try check(git_remote_push(remote, &specs, &options), "git_remote_push")
+                        }
                     }
+                } catch let error as GitError where error.code == .pushRejected {
+                    let destinations = refspecs.map { $0.split(separator: ":").last.map(String.init) ?? $0 }
+                    throw GitError(.pushRejected, "\(redactedURL(url)) rejected \(destinations.joined(separator: ", ")): not a fast-forward; the remote moved since it was fetched",
+                                   function: error.function)
                 }
                 if let (ref, reason) = context.rejections.first {
                     throw GitError(.pushRejected, "the remote rejected \(ref): \(reason)", function: "git_remote_push")
                 }
             }
+        }
+    }
+
+    /// Deletes `refs/remotes/origin/*` refs whose branch the remote no longer has. (libgit2's
+    /// own prune looks at configured refspecs, which an anonymous remote does not have.)
+    private func pruneRemoteBranches(_ remote: OpaquePointer?) throws {
+        var heads: UnsafeMutablePointer<UnsafePointer<git_remote_head>?>?
+        var count = 0
+        try check(git_remote_ls(&heads, &count, remote), "git_remote_ls")
+        var advertised: Set<String> = []
+        for index in 0..<count {
+            guard let head = heads?[index]?.pointee, let name = head.name else { continue }
+            let full = String(cString: name)
+            if full.hasPrefix("refs/heads/") { advertised.insert("refs/remotes/origin/" + full.dropFirst("refs/heads/".count)) }
+        }
+        for (name, target) in try references(withPrefix: "refs/remotes/origin/") where !advertised.contains(name) {
+            try deleteReference(name, expected: target)
         }
     }
 

@@ -1,0 +1,22 @@
+public import Foundation
+
+/// The package's root directory, found from this source file's location.
+public let packageRoot: URL = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The `cairn` executable that `swift build` / `swift test` built next to the test bundle.
+public func cairnExecutable() throws -> String {
+    let here = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+    var candidates = [here.deletingLastPathComponent().appendingPathComponent("cairn").path]
+    candidates.append(packageRoot.appendingPathComponent(".build/debug/cairn").path)
+    for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate) {
+        return candidate
+    }
+    throw SubprocessError(description: "no cairn executable in \(candidates); run swift build first")
+}
+
+/// Runs the real `cairn` binary.
+@discardableResult
+public func cairn(_ arguments: [String], in directory: URL? = nil, environment: [String: String]? = nil) throws -> ProcessResult {
+    try run(try cairnExecutable(), arguments, in: directory, environment: environment, check: false)
+}
