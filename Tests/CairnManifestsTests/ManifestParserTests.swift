@@ -1,0 +1,139 @@
+@testable import CairnManifests
+import CairnTestSupport
+import Foundation
+import Testing
+
+@Suite struct ManifestParserTests {
+    @Test func decodesEveryKindFromOneFile() throws {
+        let file = Fixtures.parse(Fixtures.all)
+        #expect(file.diagnostics.isEmpty, "\(file.diagnostics)")
+        #expect(file.manifests.map(\.ref.description) ==
+                ["FeaturePipeline/feats", "TrainingSchedule/weekly", "Model/churn", "ModelDeployment/prod", "Monitor/quality"])
+        guard case .trainingSchedule(let training) = file.manifests[1].spec else { Issue.record("not a schedule"); return }
+        #expect(training.concurrencyPolicy == .Forbid && training.catchup == .latest && training.timeZone == "UTC")
+        #expect(training.outputs.model.value == "model.bin")
+        guard case .model(let model) = file.manifests[2].spec else { Issue.record("not a model"); return }
+        #expect(model.assignments == ["staging": 2, "production": 1])
+        #expect(model.policy.requireGate && model.policy.strictOrder)
+        #expect(file.manifests[3].location(of: "spec.model") == SourceLocation(file: "m.yaml", line: 31, column: 10))
+    }
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        var name: String
+        var yaml: String
+        var line: Int
+        var column: Int
+        var message: String
+        var hint: String? = nil
+        var testDescription: String { name }
+    }
+
+    static let badDocuments: [Case] = [
+        Case(name: "misspelled field", yaml: Fixtures.training.replacingOccurrences(of: "  command:", with: "  comand:"),
+             line: 7, column: 3, message: "unknown field \"comand\" in spec", hint: "did you mean \"command\"?"),
+        Case(name: "wrong type", yaml: Fixtures.training.replacingOccurrences(of: "command: [python3, train.py]", with: "command: python3 train.py"),
+             line: 7, column: 12, message: "spec.command must be a list, not a string"),
+        Case(name: "empty command", yaml: Fixtures.training.replacingOccurrences(of: "command: [python3, train.py]", with: "command: []"),
+             line: 7, column: 12, message: "spec.command must have at least 1 item"),
+        Case(name: "bad name", yaml: Fixtures.model.replacingOccurrences(of: "name: churn", with: "name: Churn_Model"),
+             line: 3, column: 18, message: "metadata.name: \"Churn_Model\" is not a DNS label", hint: "lowercase"),
+        Case(name: "bad duration", yaml: Fixtures.monitor.replacingOccurrences(of: "for: 10m", with: "for: 10 minutes"),
+             line: 7, column: 43, message: "\"10 minutes\" is not a duration", hint: "30s, 10m or 1h30m"),
+        Case(name: "bad cron", yaml: Fixtures.training + "\n  schedule: \"61 * * * *\"",
+             line: 9, column: 13, message: "61 is outside 0-59 for the minute field"),
+        Case(name: "cron with four fields", yaml: Fixtures.training + "\n  schedule: \"0 3 * *\"",
+             line: 9, column: 13, message: "it has 4 fields, cron needs 5"),
+        Case(name: "absolute path", yaml: Fixtures.training.replacingOccurrences(of: "{model: model.bin}", with: "{model: /etc/passwd}"),
+             line: 8, column: 20, message: "\"/etc/passwd\" is absolute"),
+        Case(name: "path escaping through ..", yaml: Fixtures.pipeline.replacingOccurrences(of: "deps: [ingest.py]", with: "deps: [data/../../secrets]"),
+             line: 8, column: 14, message: "\"data/../../secrets\" leaves the repository"),
+        Case(name: "unknown kind", yaml: Fixtures.model.replacingOccurrences(of: "kind: Model", with: "kind: Modle"),
+             line: 2, column: 7, message: "\"Modle\" is not one of", hint: "did you mean \"Model\"?"),
+        Case(name: "wrong apiVersion", yaml: Fixtures.model.replacingOccurrences(of: "cairn/v1", with: "cairn/v2"),
+             line: 1, column: 13, message: "\"cairn/v2\" is not one of cairn/v1"),
+        Case(name: "missing spec field", yaml: Fixtures.deployment.replacingOccurrences(of: "  model: churn\n", with: ""),
+             line: 5, column: 3, message: "spec is missing the required field \"model\""),
+        Case(name: "both stage and version", yaml: Fixtures.deployment.replacingOccurrences(of: "stage: production", with: "stage: production\n  version: 3"),
+             line: 5, column: 3, message: "spec needs exactly one of \"stage\" or \"version\", not 2"),
+        Case(name: "bad enum", yaml: Fixtures.training + "\n  concurrencyPolicy: forbid",
+             line: 9, column: 22, message: "\"forbid\" is not one of Forbid, Replace, Allow", hint: "did you mean \"Forbid\"?"),
+        Case(name: "malformed YAML", yaml: "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: x\nspec: {}\n",
+             line: 4, column: 5, message: "invalid YAML"),
+        Case(name: "tab indentation", yaml: "apiVersion: cairn/v1\nkind: Model\nmetadata:\n\tname: x\n",
+             line: 4, column: 1, message: "a tab is used for indentation", hint: "replace the tabs with spaces"),
+        Case(name: "not a mapping", yaml: "- just\n- a list\n", line: 1, column: 1, message: "a manifest must be a mapping"),
+        Case(name: "duplicate key", yaml: "apiVersion: cairn/v1\nkind: Model\nkind: Model\n", line: 2, column: 1, message: "appears twice"),
+    ]
+
+    @Test(arguments: badDocuments)
+    func badInputNamesLineColumnAndField(_ bad: Case) throws {
+        let file = Fixtures.parse(bad.yaml)
+        #expect(file.manifests.isEmpty)
+        let match = file.diagnostics.first { $0.message.contains(bad.message) }
+        let diagnostic = try #require(match, "no diagnostic containing \(bad.message): \(file.diagnostics)")
+        #expect(diagnostic.location.file == "m.yaml")
+        #expect(diagnostic.location.line == bad.line, "\(diagnostic)")
+        #expect(diagnostic.location.column == bad.column, "\(diagnostic)")
+        if let hint = bad.hint { #expect(diagnostic.hint?.contains(hint) == true, "\(diagnostic)") }
+    }
+
+    @Test func aBrokenDocumentDoesNotHideItsNeighbours() {
+        let broken = Fixtures.model.replacingOccurrences(of: "stages: [staging, production]", with: "stages: staging")
+        let file = Fixtures.parse([Fixtures.pipeline, broken, Fixtures.deployment].joined(separator: "\n---\n"))
+        #expect(file.manifests.map(\.ref.description) == ["FeaturePipeline/feats", "ModelDeployment/prod"])
+        #expect(file.failures.map { $0.ref?.description } == ["Model/churn"])
+    }
+
+    @Test func reportsEveryProblemInADocumentNotJustTheFirst() {
+        let yaml = Fixtures.training
+            .replacingOccurrences(of: "model: churn", with: "modle: churn")
+            .replacingOccurrences(of: "command: [python3, train.py]", with: "command: []")
+        let messages = Fixtures.parse(yaml).diagnostics.map(\.message)
+        #expect(messages.contains { $0.contains("unknown field \"modle\"") })
+        #expect(messages.contains { $0.contains("spec.command must have at least 1 item") })
+        #expect(messages.contains { $0.contains("missing the required field \"model\"") })
+    }
+}
+
+@Suite struct HostileInputTests {
+    @Test func aFiftyMegabyteFileIsRefusedFromItsSize() {
+        let huge = Data(repeating: UInt8(ascii: "a"), count: 50 << 20)
+        let file = ManifestParser.parse(huge, file: "huge.yaml")
+        #expect(file.diagnostics.first?.message.contains("52428800 bytes") == true)
+    }
+
+    @Test func binaryIsRefusedWithThePositionOfTheFirstBadByte() {
+        var bytes = Data("apiVersion: cairn/v1\nkind: ".utf8)
+        bytes.append(contentsOf: [0xFF, 0xFE, 0x00, 0x01])
+        let diagnostic = ManifestParser.parse(bytes, file: "b.yaml").diagnostics.first
+        #expect(diagnostic?.message.contains("not UTF-8") == true)
+        #expect(diagnostic?.location.line == 2 && diagnostic?.location.column == 7)
+        let nul = ManifestParser.parse(Data("a: b\n\u{0}\n".utf8), file: "n.yaml").diagnostics.first
+        #expect(nul?.message.contains("NUL") == true)
+    }
+
+    @Test(arguments: [
+        String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000),
+        (0..<200).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n") + " x",
+        (0..<200).map { _ in "- " }.joined() + "x",
+        String(repeating: "{a: ", count: 5_000) + "1" + String(repeating: "}", count: 5_000),
+    ])
+    func deepNestingIsRefusedBeforeTheParserRecurses(_ yaml: String) {
+        let diagnostics = Fixtures.parse(yaml).diagnostics
+        #expect(diagnostics.first?.message.contains("nested more than 64 levels") == true, "\(diagnostics)")
+    }
+
+    @Test func aliasBombsStopAtTheNodeBudget() {
+        var yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...8 {
+            yaml += "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n"
+        }
+        let diagnostics = Fixtures.parse(yaml).diagnostics
+        #expect(diagnostics.first?.message.contains("more than 100000 YAML nodes") == true, "\(diagnostics)")
+    }
+
+    @Test func emptyAndCommentOnlyFilesHoldNothing() {
+        #expect(Fixtures.parse("").manifests.isEmpty && Fixtures.parse("").diagnostics.isEmpty)
+        #expect(Fixtures.parse("# nothing\n---\n").diagnostics.isEmpty)
+    }
+}

@@ -1,0 +1,60 @@
+import CairnManifests
+import CairnTestSupport
+import Foundation
+import Testing
+
+@Suite struct SchemaTests {
+    /// The committed schemas are exactly what the decoder's shapes generate.
+    @Test func committedSchemasMatchTheSwiftTypes() throws {
+        let directory = packageRoot.appendingPathComponent("Manifests/schema")
+        let files = JSONSchema.files()
+        let committed = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".json") }
+        #expect(Set(committed) == Set(files.keys), "regenerate with: cairn schema --write Manifests/schema")
+        for (name, data) in files {
+            let onDisk = try Data(contentsOf: directory.appendingPathComponent(name))
+            #expect(onDisk == data, "Manifests/schema/\(name) is stale; regenerate with: cairn schema --write Manifests/schema")
+        }
+    }
+
+    @Test func schemasAreJSONWithEveryKindAndNoUnknownFields() throws {
+        for kind in Kind.allCases {
+            let schema = try #require(try JSONSerialization.jsonObject(with: JSONSchema.document(for: kind)) as? [String: Any])
+            #expect(schema["additionalProperties"] as? Bool == false)
+            let properties = try #require(schema["properties"] as? [String: Any])
+            #expect(Set(properties.keys) == ["apiVersion", "kind", "metadata", "spec"])
+        }
+    }
+
+    /// An independent JSON Schema validator (Python's jsonschema) agrees with the Swift decoder
+    /// on the example manifests and on structural mistakes.
+    @Test(.enabled(if: pythonHasJSONSchema())) func anIndependentValidatorAgrees() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("cairn.json", JSONSchema.combinedDocument())
+        let documents: [(String, Bool)] = [
+            (Fixtures.all, true),
+            (Fixtures.training.replacingOccurrences(of: "  command:", with: "  comand:"), false),
+            (Fixtures.deployment.replacingOccurrences(of: "stage: production", with: "stage: production\n  version: 3"), false),
+            (Fixtures.model.replacingOccurrences(of: "name: churn", with: "name: Churn"), false),
+            (Fixtures.monitor.replacingOccurrences(of: "action: retrain", with: "action: reboot"), false),
+        ]
+        for (index, (yaml, valid)) in documents.enumerated() {
+            try directory.write("doc\(index).yaml", yaml)
+            let swiftValid = ManifestParser.parse(Data(yaml.utf8), file: "doc").diagnostics.isEmpty
+            #expect(swiftValid == valid)
+        }
+        let script = """
+        import json, sys, yaml, jsonschema
+        schema = json.load(open(sys.argv[1]))
+        for path in sys.argv[2:]:
+            ok = all(jsonschema.Draft7Validator(schema).is_valid(d) for d in yaml.safe_load_all(open(path)) if d is not None)
+            print("valid" if ok else "invalid")
+        """
+        let result = try run("python3", ["-c", script, directory.appending("cairn.json").path]
+                             + documents.indices.map { directory.appending("doc\($0).yaml").path })
+        #expect(result.stdout.split(separator: "\n").map(String.init) == documents.map { $0.1 ? "valid" : "invalid" })
+    }
+}
+
+func pythonHasJSONSchema() -> Bool {
+    (try? run("python3", ["-c", "import jsonschema, yaml"], check: false).status) == 0
+}
