@@ -1,0 +1,58 @@
+import CairnTestSupport
+import Foundation
+import Testing
+
+@Suite struct InitCommandTests {
+    @Test func initWritesTheExampleRepositoryCommittedAndValid() throws {
+        let parent = try TemporaryDirectory()
+        let target = parent.appending("churn")
+        let result = try cairn(["init", target.path])
+        #expect(result.status == 0, "\(result.stderr)")
+
+        // Exactly the files of Manifests/ (the example people read), schemas included.
+        let example = packageRoot.appendingPathComponent("Manifests")
+        #expect(try relativeFiles(in: target) == (try relativeFiles(in: example)))
+        for file in try relativeFiles(in: example) {
+            #expect(try Data(contentsOf: target.appendingPathComponent(file)) == Data(contentsOf: example.appendingPathComponent(file)),
+                    "\(file) differs from Manifests/; run python3 Scripts/embed-example.py")
+        }
+
+        let status = try run("git", ["status", "--porcelain"], in: target, environment: GitFixture.environment())
+        #expect(status.stdout.isEmpty, "\(status.stdout)")
+        let branch = try run("git", ["rev-parse", "--abbrev-ref", "HEAD"], in: target, environment: GitFixture.environment())
+        #expect(branch.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "main")
+        #expect(try cairn(["validate"], in: target).status == 0)
+        #expect(try cairn(["validate", "--repo", target.path, "--rev", "main"]).status == 0)
+    }
+
+    @Test func initRefusesADirectoryWithFilesInIt() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("keep.txt", "mine")
+        let result = try cairn(["init", directory.path])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("is not empty"))
+        #expect(try String(contentsOf: directory.appending("keep.txt"), encoding: .utf8) == "mine")
+    }
+
+    @Test func schemaCommandPrintsAndWrites() throws {
+        let printed = try cairn(["schema", "--kind", "Model"])
+        #expect(printed.status == 0)
+        #expect(printed.stdout.contains("\"$id\" : \"https://cairn.dev/schema/v1/Model.json\""))
+        let directory = try TemporaryDirectory()
+        #expect(try cairn(["schema", "--write", directory.path]).status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).count == 6)
+        #expect(try cairn(["schema", "--kind", "Widget"]).status == 2)
+    }
+}
+
+func relativeFiles(in root: URL) throws -> [String] {
+    let enumerator = FileManager.default.enumerator(atPath: root.path)
+    var files: [String] = []
+    while let path = enumerator?.nextObject() as? String {
+        if path.hasPrefix(".git") { continue }
+        var isDirectory: ObjCBool = false
+        FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path, isDirectory: &isDirectory)
+        if !isDirectory.boolValue { files.append(path) }
+    }
+    return files.sorted()
+}
