@@ -45,7 +45,10 @@ let package = Package(
         .executableTarget(name: "cairn", dependencies: ["CairnCLI"], swiftSettings: settings),
         .executableTarget(
             name: "cairn-bench",
-            dependencies: ["CairnCore", "CairnGit", "CairnManifests"],
+            dependencies: [
+                "CairnCore", "CairnGit", "CairnManifests",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: settings
         ),
         .target(

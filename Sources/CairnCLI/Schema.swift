@@ -17,6 +17,7 @@ extension Cairn {
               cairn schema                       # the schema for any kind
               cairn schema --kind Model
               cairn schema --write schema/       # cairn.json and one file per kind
+              cairn schema --reference           # every field of every kind, as Markdown
             """)
 
         @Option(help: "Print only this kind's schema: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -25,6 +26,9 @@ extension Cairn {
         @Option(help: "Write every schema file into this directory instead of printing.")
         var write: String?
 
+        @Flag(help: "Print the manifest reference (every field of every kind) as Markdown instead.")
+        var reference = false
+
         func validate() throws {
             if let kind, Kind(rawValue: kind) == nil {
                 throw ValidationError("unknown kind \(kind); use one of \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -32,6 +36,10 @@ extension Cairn {
         }
 
         func run() throws {
+            if reference {
+                print(ManifestReference.markdown(), terminator: "")
+                return
+            }
             if let write {
                 let directory = URL(fileURLWithPath: write)
                 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

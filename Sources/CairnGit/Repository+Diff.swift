@@ -22,10 +22,102 @@ extension Repository {
     /// `path` (a `/`-separated directory from the root, empty for all) are compared, and renames
     /// are detected by content similarity, as `git diff -M` does.
     public func diff(from old: ObjectID?, to new: ObjectID, under path: String = "") throws -> [Change] {
+        let prefix = path.split(separator: "/").joined(separator: "/")
+        let oldTree = try old.map { try subtree(of: $0, at: prefix) } ?? nil
+        let newTree = try subtree(of: new, at: prefix)
+        var changes: [Change] = []
+        try compareTrees(oldTree, newTree, prefix: prefix.isEmpty ? "" : prefix + "/", into: &changes)
+        // Renames pair an added path with a deleted one: only then is libgit2's similarity
+        // search worth its cost (it reads and compares blob contents).
+        if changes.contains(where: { $0.kind == .added }), changes.contains(where: { $0.kind == .deleted }) {
+            return try diffDetectingRenames(from: old, to: new, prefix: prefix)
+        }
+        return changes
+    }
+
+    /// The id of the tree at `path` in `commit`, or nil when there is no directory there.
+    private func subtree(of commit: ObjectID, at path: String) throws -> ObjectID? {
+        try withCommitTree(commit) { root in
+            guard !path.isEmpty else { return git_tree_id(root).map { ObjectID($0) } }
+            var entry: OpaquePointer?
+            let result = git_tree_entry_bypath(&entry, root, path)
+            if result == GIT_ENOTFOUND.rawValue {
+                git_error_clear()
+                return nil
+            }
+            try check(result, "git_tree_entry_bypath")
+            defer { git_tree_entry_free(entry) }
+            guard git_tree_entry_type(entry) == GIT_OBJECT_TREE, let id = git_tree_entry_id(entry) else { return nil }
+            return ObjectID(id)
+        }
+    }
+
+    /// Walks two sorted trees side by side, descending only into subtrees whose ids differ,
+    /// so a change costs what the changed directories hold, not what the repository holds.
+    /// Entries are compared in place (raw ids, C names); Swift values are made only for changes.
+    private func compareTrees(_ old: ObjectID?, _ new: ObjectID?, prefix: String, into changes: inout [Change]) throws {
+        guard old != new else { return }
+        try withTree(old) { oldTree in
+            try withTree(new) { newTree in
+                let oldCount = oldTree.map(git_tree_entrycount) ?? 0
+                let newCount = newTree.map(git_tree_entrycount) ?? 0
+                var i = 0, j = 0
+                while i < oldCount || j < newCount {
+                    let a = i < oldCount ? git_tree_entry_byindex(oldTree, i) : nil
+                    let b = j < newCount ? git_tree_entry_byindex(newTree, j) : nil
+                    let order = compareEntries(a, b)
+                    if order == 0, let a, let b {
+                        i += 1; j += 1
+                        let aTree = git_tree_entry_type(a) == GIT_OBJECT_TREE, bTree = git_tree_entry_type(b) == GIT_OBJECT_TREE
+                        if git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b)) == 1 && aTree == bTree { continue }
+                        let name = String(cString: git_tree_entry_name(a))
+                        if aTree && bTree {
+                            try compareTrees(ObjectID(git_tree_entry_id(a)), ObjectID(git_tree_entry_id(b)), prefix: prefix + name + "/", into: &changes)
+                        } else if !aTree && !bTree {
+                            changes.append(Change(kind: .modified, path: prefix + name, oldPath: prefix + name,
+                                                  newBlob: ObjectID(git_tree_entry_id(b)), oldBlob: ObjectID(git_tree_entry_id(a))))
+                        } else {
+                            try emit(a, prefix: prefix, as: .deleted, into: &changes)
+                            try emit(b, prefix: prefix, as: .added, into: &changes)
+                        }
+                    } else if order < 0, let a {
+                        i += 1
+                        try emit(a, prefix: prefix, as: .deleted, into: &changes)
+                    } else if let b {
+                        j += 1
+                        try emit(b, prefix: prefix, as: .added, into: &changes)
+                    }
+                }
+            }
+        }
+    }
+
+    private func emit(_ entry: OpaquePointer, prefix: String, as kind: Change.Kind, into changes: inout [Change]) throws {
+        guard git_tree_entry_filemode(entry) != GIT_FILEMODE_COMMIT else { return }
+        let path = prefix + String(cString: git_tree_entry_name(entry))
+        let id = ObjectID(git_tree_entry_id(entry))
+        if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
+            try compareTrees(kind == .deleted ? id : nil, kind == .added ? id : nil, prefix: path + "/", into: &changes)
+        } else {
+            changes.append(Change(kind: kind, path: path, oldPath: path,
+                                  newBlob: kind == .added ? id : nil, oldBlob: kind == .deleted ? id : nil))
+        }
+    }
+
+    private func withTree<T>(_ id: ObjectID?, _ body: (OpaquePointer?) throws -> T) throws -> T {
+        guard let id else { return try body(nil) }
+        var oid = id.raw
+        var tree: OpaquePointer?
+        try check(git_tree_lookup(&tree, handle, &oid), "git_tree_lookup")
+        defer { git_tree_free(tree) }
+        return try body(tree)
+    }
+
+    /// libgit2's own diff with rename detection, for the rare change that adds and deletes.
+    private func diffDetectingRenames(from old: ObjectID?, to new: ObjectID, prefix: String) throws -> [Change] {
         try withOptionalTree(old) { oldTree in
             try withCommitTree(new) { newTree in
                 var options = cairn_diff_options_init()
-                let prefix = path.split(separator: "/").joined(separator: "/")
                 return try withPathspec(prefix.isEmpty ? [] : [prefix + "/"]) { pathspec in
                     options.pathspec = pathspec
                     var diff: OpaquePointer?
@@ -70,6 +162,19 @@ extension Change {
             return nil
         }
     }
+}
+
+/// Orders two tree entries by name, with a missing entry after everything. Equal names
+/// compare equal whatever their types, so a file replaced by a directory of the same name
+/// meets itself in the walk.
+private func compareEntries(_ a: OpaquePointer?, _ b: OpaquePointer?) -> Int32 {
+    guard let a else { return 1 }
+    guard let b else { return -1 }
+    guard let left = git_tree_entry_name(a), let right = git_tree_entry_name(b) else { return 0 }
+    let result = strcmp(left, right)
+    if result == 0 { return 0 }
+    // Git sorts directory names as if they ended in '/', which strcmp alone does not see.
+    return git_tree_entry_cmp(a, b) < 0 ? -1 : 1
 }
 
 /// Calls `body` with a libgit2 string array that borrows `strings` for the call's duration.

@@ -28,25 +28,26 @@ public struct DependencyGraph: Sendable {
     /// Every object, each after all it depends on; ties broken by kind order and name, so the
     /// order is stable. Objects on a cycle come last, in kind and name order.
     public func topologicalOrder() -> [ObjectRef] {
+        // Kahn's algorithm, recording each object's level (1 + the deepest level it depends
+        // on); sorting once by level, kind and name gives a stable order.
         var remaining = dependencies.mapValues(\.count)
-        var ready = remaining.filter { $0.value == 0 }.map(\.key).sorted(by: >)
-        var order: [ObjectRef] = []
-        order.reserveCapacity(remaining.count)
-        while let next = ready.popLast() {
-            order.append(next)
+        var level: [ObjectRef: Int] = [:]
+        var queue = remaining.filter { $0.value == 0 }.map(\.key)
+        var head = 0
+        while head < queue.count {
+            let next = queue[head]
+            head += 1
             remaining[next] = nil
-            var released: [ObjectRef] = []
+            let nextLevel = level[next] ?? 0
             for dependent in dependents[next] ?? [] {
                 guard let count = remaining[dependent] else { continue }
+                level[dependent] = max(level[dependent] ?? 0, nextLevel + 1)
                 remaining[dependent] = count - 1
-                if count == 1 { released.append(dependent) }
-            }
-            if !released.isEmpty {
-                ready.append(contentsOf: released)
-                ready.sort(by: >)
+                if count == 1 { queue.append(dependent) }
             }
         }
-        return order + remaining.keys.sorted()
+        let ordered = queue.sorted { (level[$0] ?? 0, $0) < (level[$1] ?? 0, $1) }
+        return ordered + remaining.keys.sorted()
     }
 
     /// `changed` and everything that depends on it, directly or not, in dependency order.

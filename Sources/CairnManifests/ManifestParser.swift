@@ -34,7 +34,9 @@ public enum ManifestParser {
                              hint: "manifests are shallow; flatten this structure")
         }
         do {
-            let parser = try Parser(yaml: text)
+            // The basic resolver leaves plain scalars untyped; `ScalarTyping` types them without
+            // Yams' per-scalar regular expressions, which dominated the cost of a parse.
+            let parser = try Parser(yaml: text, resolver: .basic, encoding: .utf8)
             while let root = try parser.nextRoot() {
                 let node: YAMLNode
                 do {
@@ -209,14 +211,7 @@ struct NodeConverter {
         }
         switch node {
         case .scalar(let scalar):
-            let type: YAMLNode.ScalarType
-            switch node.tag.description {
-            case Tag.Name.int.rawValue: type = .int
-            case Tag.Name.float.rawValue: type = .float
-            case Tag.Name.bool.rawValue: type = .bool
-            case Tag.Name.null.rawValue: type = .null
-            default: type = .string
-            }
+            let type = scalar.style == .plain ? ScalarTyping.type(ofPlain: scalar.string) : .string
             return YAMLNode(value: .scalar(scalar.string, type), line: line, column: column)
         case .mapping(let mapping):
             var pairs: [(key: YAMLNode, value: YAMLNode)] = []
@@ -280,5 +275,32 @@ enum NestingScan {
             if indents.count > limit { return (lineNumber, index + 1) }
         }
         return nil
+    }
+}
+
+/// The YAML 1.1 types of plain (unquoted) scalars, as Yams' default resolver gives them:
+/// null, booleans (true/yes/on and their opposites), decimal integers and floats.
+enum ScalarTyping {
+    private static let nulls: Set<String> = ["", "~", "null", "Null", "NULL"]
+    private static let booleans: Set<String> = ["true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes", "YES",
+                                                "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"]
+    private static let specialFloats: Set<String> = [".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF",
+                                                     ".nan", ".NaN", ".NAN"]
+
+    static func type(ofPlain text: String) -> YAMLNode.ScalarType {
+        if nulls.contains(text) { return .null }
+        if booleans.contains(text) { return .bool }
+        let bytes = Substring(text).utf8.drop { $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") }
+        guard bytes.count == text.utf8.count || bytes.count == text.utf8.count - 1 else { return .string }
+        if !bytes.isEmpty, bytes.allSatisfy({ (48...57).contains($0) || $0 == UInt8(ascii: "_") }),
+           bytes.first != UInt8(ascii: "_") {
+            return .int
+        }
+        if specialFloats.contains(text) { return .float }
+        let hasDigit = text.utf8.contains { (48...57).contains($0) }
+        let looksNumeric = text.utf8.allSatisfy { (48...57).contains($0) || [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"),
+                                                                             UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "_")].contains($0) }
+        if hasDigit, looksNumeric, text.contains("."), Double(text.replacingOccurrences(of: "_", with: "")) != nil { return .float }
+        return .string
     }
 }

@@ -76,6 +76,10 @@ public struct ManifestSet: Sendable {
     }
 
     private mutating func checkObjects() {
+        var trainedModels: Set<String> = []
+        for manifest in manifests.values {
+            if case .trainingSchedule(let schedule) = manifest.spec { trainedModels.insert(schedule.model) }
+        }
         for manifest in manifests.values.sorted(by: { $0.ref < $1.ref }) {
             switch manifest.spec {
             case .featurePipeline(let spec):
@@ -109,8 +113,13 @@ public struct ManifestSet: Sendable {
                 }
             case .monitor(let spec):
                 requireReference(from: manifest, field: "spec.deployment", to: .modelDeployment, named: spec.deployment)
-                checkRetrainTarget(manifest, spec)
             }
+        }
+        // After every other check: a broken TrainingSchedule may be the one a retrain is meant
+        // for, and its own error says what to fix.
+        guard !broken.keys.contains(where: { $0.kind == .trainingSchedule }) else { return }
+        for manifest in manifests.values.sorted(by: { $0.ref < $1.ref }) {
+            if case .monitor(let spec) = manifest.spec { checkRetrainTarget(manifest, spec, trainedModels: trainedModels) }
         }
     }
 
@@ -150,28 +159,27 @@ public struct ManifestSet: Sendable {
         }
     }
 
-    private mutating func checkRetrainTarget(_ manifest: Manifest, _ spec: MonitorSpec) {
+    private mutating func checkRetrainTarget(_ manifest: Manifest, _ spec: MonitorSpec, trainedModels: Set<String>) {
         guard let index = spec.thresholds.firstIndex(where: { $0.action == .retrain }),
-              case .modelDeployment(let deployment)? = manifests[ObjectRef(.modelDeployment, spec.deployment)]?.spec else { return }
-        // A broken TrainingSchedule may be the one meant; its own error says what to fix.
-        let trains = broken.keys.contains { $0.kind == .trainingSchedule } || manifests.values.contains {
-            if case .trainingSchedule(let schedule) = $0.spec { return schedule.model == deployment.model }
-            return false
-        }
-        if !trains {
-            let field = "spec.thresholds[\(index)].action"
-            report(manifest.ref, at: manifest.location(of: field), field: field,
-                   "action retrain needs a TrainingSchedule for Model/\(deployment.model), and there is none",
-                   hint: "add a TrainingSchedule with model: \(deployment.model), or use action: alert")
-        }
+              case .modelDeployment(let deployment)? = manifests[ObjectRef(.modelDeployment, spec.deployment)]?.spec,
+              !trainedModels.contains(deployment.model) else { return }
+        let field = "spec.thresholds[\(index)].action"
+        report(manifest.ref, at: manifest.location(of: field), field: field,
+               "action retrain needs a TrainingSchedule for Model/\(deployment.model), and there is none",
+               hint: "add a TrainingSchedule with model: \(deployment.model), or use action: alert")
     }
 
     private mutating func buildGraph() {
-        var outputs: [(RepositoryPath, ObjectRef)] = []
+        // Outputs indexed by their path and by every directory above it, so a dependency finds
+        // its producers in a few lookups instead of a scan over every output.
+        var producersAt: [String: Set<ObjectRef>] = [:]
+        var producersBelow: [String: Set<ObjectRef>] = [:]
         for manifest in manifests.values {
             graph.add(manifest.ref)
-            if case .featurePipeline(let spec) = manifest.spec {
-                outputs += spec.stages.flatMap { $0.outs.map { ($0, manifest.ref) } }
+            guard case .featurePipeline(let spec) = manifest.spec else { continue }
+            for out in spec.stages.flatMap(\.outs) {
+                producersAt[out.value, default: []].insert(manifest.ref)
+                for ancestor in out.ancestors { producersBelow[ancestor, default: []].insert(manifest.ref) }
             }
         }
         for manifest in manifests.values {
@@ -182,21 +190,19 @@ public struct ManifestSet: Sendable {
             switch manifest.spec {
             case .featurePipeline(let spec):
                 for dep in spec.stages.flatMap(\.deps) {
-                    for (out, producer) in outputs where producer != manifest.ref && (out.contains(dep) || dep.contains(out)) {
-                        graph.add(manifest.ref, dependsOn: producer)
-                    }
+                    var producers = (producersAt[dep.value] ?? []).union(producersBelow[dep.value] ?? [])
+                    for ancestor in dep.ancestors { producers.formUnion(producersAt[ancestor] ?? []) }
+                    for producer in producers where producer != manifest.ref { graph.add(manifest.ref, dependsOn: producer) }
                 }
             case .trainingSchedule(let spec):
                 if let features = spec.features { link(.featurePipeline, features) }
+                if manifests[ObjectRef(.model, spec.model)] != nil { graph.add(ObjectRef(.model, spec.model), dependsOn: manifest.ref) }
             case .model:
                 break
             case .modelDeployment(let spec):
                 link(.model, spec.model)
             case .monitor(let spec):
                 link(.modelDeployment, spec.deployment)
-            }
-            if case .trainingSchedule(let spec) = manifest.spec, manifests[ObjectRef(.model, spec.model)] != nil {
-                graph.add(ObjectRef(.model, spec.model), dependsOn: manifest.ref)
             }
         }
     }

@@ -34,6 +34,17 @@ public struct RepositoryPath: Hashable, Sendable, Codable, Comparable, CustomStr
     public var description: String { value }
     public static func < (lhs: RepositoryPath, rhs: RepositoryPath) -> Bool { lhs.value < rhs.value }
 
+    /// The directories above this path, nearest first: `a/b/c` has `a/b` and `a`.
+    public var ancestors: [String] {
+        var result: [String] = []
+        var current = Substring(value)
+        while let slash = current.lastIndex(of: "/") {
+            current = current[..<slash]
+            result.append(String(current))
+        }
+        return result
+    }
+
     /// Whether `other` is this path or lies below it.
     public func contains(_ other: RepositoryPath) -> Bool {
         other.value == value || other.value.hasPrefix(value + "/")

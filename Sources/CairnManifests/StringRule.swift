@@ -69,8 +69,7 @@ enum StringRule: Sendable {
             return TimeZone(identifier: value) == nil
                 ? Problem(message: "\"\(value)\" is not a known time zone", hint: hint) : nil
         case .metricName:
-            return value.wholeMatch(of: /[A-Za-z_][A-Za-z0-9_.:\-]*/) == nil || value.count > 200
-                ? Problem(message: "\"\(value)\" is not a metric name", hint: hint) : nil
+            return CharacterRules.isMetricName(value) ? nil : Problem(message: "\"\(value)\" is not a metric name", hint: hint)
         case .httpPath:
             return value.hasPrefix("/") && !value.contains(where: { $0.isWhitespace }) ? nil
                 : Problem(message: "\"\(value)\" is not an HTTP path", hint: hint)
@@ -81,11 +80,9 @@ enum StringRule: Sendable {
             }
             return nil
         case .labelKey:
-            return value.wholeMatch(of: /([a-z0-9]([a-z0-9.\-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9_.\-]{0,61}[A-Za-z0-9])?/) == nil
-                ? Problem(message: "\"\(value)\" is not a label key", hint: hint) : nil
+            return CharacterRules.isLabelKey(value) ? nil : Problem(message: "\"\(value)\" is not a label key", hint: hint)
         case .labelValue:
-            return value.wholeMatch(of: /([A-Za-z0-9]([A-Za-z0-9_.\-]{0,61}[A-Za-z0-9])?)?/) == nil
-                ? Problem(message: "\"\(value)\" is not a label value", hint: hint) : nil
+            return value.isEmpty || CharacterRules.isLabelName(value) ? nil : Problem(message: "\"\(value)\" is not a label value", hint: hint)
         }
     }
 
@@ -111,9 +108,55 @@ enum DNSLabel {
     static func problem(with value: String) -> String? {
         if value.isEmpty { return "a name must not be empty" }
         if value.utf8.count > 63 { return "\"\(value)\" is longer than 63 characters" }
-        if value.wholeMatch(of: /[a-z0-9]([a-z0-9\-]*[a-z0-9])?/) == nil {
+        if !CharacterRules.isDNSLabel(value) {
             return "\"\(value)\" is not a DNS label"
         }
         return nil
+    }
+}
+
+/// Character-class checks written out by hand: these run for every name and label of every
+/// manifest, where a regular expression costs far more than the check itself.
+enum CharacterRules {
+    private static func isLowerAlphanumeric(_ byte: UInt8) -> Bool {
+        (97...122).contains(byte) || (48...57).contains(byte)
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        isLowerAlphanumeric(byte) || (65...90).contains(byte)
+    }
+
+    /// `[a-z0-9]([a-z0-9-]*[a-z0-9])?`
+    static func isDNSLabel(_ value: String) -> Bool {
+        let bytes = Array(value.utf8)
+        guard let first = bytes.first, let last = bytes.last, isLowerAlphanumeric(first), isLowerAlphanumeric(last) else { return false }
+        return bytes.allSatisfy { isLowerAlphanumeric($0) || $0 == UInt8(ascii: "-") }
+    }
+
+    /// `[A-Za-z_][A-Za-z0-9_.:-]*`, at most 200 bytes.
+    static func isMetricName(_ value: String) -> Bool {
+        let bytes = Array(value.utf8)
+        guard let first = bytes.first, bytes.count <= 200, isAlphanumeric(first) && !(48...57).contains(first) || first == UInt8(ascii: "_") else {
+            return false
+        }
+        return bytes.allSatisfy { isAlphanumeric($0) || [UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "-")].contains($0) }
+    }
+
+    /// `[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?`
+    static func isLabelName(_ value: String) -> Bool {
+        let bytes = Array(value.utf8)
+        guard let first = bytes.first, let last = bytes.last, bytes.count <= 63, isAlphanumeric(first), isAlphanumeric(last) else { return false }
+        return bytes.allSatisfy { isAlphanumeric($0) || [UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-")].contains($0) }
+    }
+
+    /// An optional DNS-style prefix (`[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?`) and '/', then a label name.
+    static func isLabelKey(_ value: String) -> Bool {
+        let parts = value.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        if parts.count == 2 {
+            let prefix = Array(parts[0].utf8)
+            guard let first = prefix.first, let last = prefix.last, prefix.count <= 253, isLowerAlphanumeric(first), isLowerAlphanumeric(last),
+                  prefix.allSatisfy({ isLowerAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }) else { return false }
+        }
+        return isLabelName(String(parts[parts.count - 1]))
     }
 }

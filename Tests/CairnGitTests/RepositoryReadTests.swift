@@ -126,3 +126,32 @@ import Testing
         #expect(try repository.diff(from: head, to: head).isEmpty)
     }
 }
+
+@Suite struct DiffAgreesWithGitTests {
+    /// The side-by-side tree walk reports what `git diff --name-status` reports.
+    @Test(arguments: [
+        ["a/b/c.yaml": "changed", "a/new/d.yaml": "new", "z.yaml": "z2"] as [String: String?],
+        ["a/b/c.yaml": nil, "a/b/e.yaml": nil, "top.yaml": nil] as [String: String?],
+        ["a.txt": "x", "a/b/c.yaml": "again"] as [String: String?],
+    ])
+    func matchesGit(_ edits: [String: String?]) throws {
+        let fixture = try GitFixture()
+        let old = try fixture.commit(["a/b/c.yaml": "c", "a/b/e.yaml": "e", "a/f.yaml": "f", "top.yaml": "t", "z.yaml": "z"])
+        let new = try fixture.commit(edits)
+        let repository = try Repository.open(at: fixture.url)
+        let ours = try repository.diff(from: ObjectID(hex: old), to: try #require(ObjectID(hex: new)))
+            .map { "\($0.kind == .added ? "A" : $0.kind == .deleted ? "D" : "M")\t\($0.path)" }.sorted()
+        let theirs = try fixture.git(["diff", "--no-renames", "--name-status", old, new]).split(separator: "\n").map(String.init).sorted()
+        #expect(ours == theirs)
+    }
+
+    @Test func aFileReplacedByADirectoryIsADeleteAndAnAdd() throws {
+        let fixture = try GitFixture()
+        let old = try fixture.commit(["x": "file", "x.y": "1"])
+        try fixture.git(["rm", "-q", "x"])
+        let new = try fixture.commit(["x/inner.yaml": "dir"])
+        let repository = try Repository.open(at: fixture.url)
+        let changes = try repository.diff(from: ObjectID(hex: old), to: try #require(ObjectID(hex: new)))
+        #expect(Set(changes.map { "\($0.kind.rawValue) \($0.path)" }) == ["deleted x", "added x/inner.yaml"])
+    }
+}

@@ -1,0 +1,202 @@
+import ArgumentParser
+import CairnCore
+import CairnGit
+import CairnManifests
+import Foundation
+
+/// Measures Cairn on a generated repository and prints the figures with the machine's own.
+/// Figures are printed, never asserted: this machine is shared and noisy, so compare ratios
+/// measured in one run.
+@main
+struct CairnBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cairn-bench",
+        abstract: "Measure reading, validating and diffing manifests on a generated repository.",
+        discussion: """
+        Generates a bare repository with N manifests (N/5 each of the five kinds, all valid and \
+        cross-referenced), then a second commit that changes one manifest, and measures:
+          read+validate  every manifest from a commit, through the object database (target < 1 s at 10,000)
+          diff           the two commits' trees, one manifest apart (target < 5 ms)
+        Build in release mode for meaningful figures: swift run -c release cairn-bench
+        """)
+
+    @Option(help: "How many manifests to generate (a multiple of 5).")
+    var manifests: Int = 10_000
+
+    @Option(help: "How many times to repeat each measurement; the median is reported.")
+    var repeats: Int = 5
+
+    @Option(help: "text or json.")
+    var format: String = "text"
+
+    func run() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-bench-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let repository = try Repository.create(at: directory, bare: true)
+        let signature = Signature(name: "bench", email: "bench@localhost")
+        let groups = max(1, manifests / 5)
+        var files: [String: Data?] = [:]
+        for group in 0..<groups {
+            for (path, text) in Generated.group(group) { files[path] = Data(text.utf8) }
+        }
+        var started = Date()
+        let first = try repository.createCommit(parent: nil, changes: files, message: "generated", author: signature)
+        let generation = Date().timeIntervalSince(started)
+        let changed = Generated.group(groups / 2).first { $0.0.hasPrefix("training/") }
+        guard let (changedPath, changedText) = changed else { throw ValidationError("nothing to change") }
+        let second = try repository.createCommit(
+            parent: first, changes: [changedPath: Data(changedText.replacingOccurrences(of: "max_iter: 200", with: "max_iter: 300").utf8)],
+            message: "change one", author: signature)
+
+        var loads: [Double] = []
+        var objects = 0
+        var valid = false
+        for _ in 0..<repeats {
+            started = Date()
+            let set = try ManifestLoader.load(from: repository, commit: first)
+            loads.append(Date().timeIntervalSince(started))
+            objects = set.manifests.count
+            valid = set.isValid
+        }
+        var diffs: [Double] = []
+        var changes = 0
+        for _ in 0..<(repeats * 40) {
+            started = Date()
+            changes = try repository.diff(from: first, to: second).count
+            diffs.append(Date().timeIntervalSince(started))
+        }
+        let results: [Result] = [
+            Result(name: "read+validate \(objects) manifests from a commit", seconds: median(loads), target: 1.0,
+                   note: valid ? "all valid" : "INVALID"),
+            Result(name: "diff two commits, one manifest apart", seconds: median(diffs), target: 0.005, note: "\(changes) change"),
+        ]
+        let machine = Machine.current
+        if format == "json" {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(Report(machine: machine, results: results)), as: UTF8.self))
+            return
+        }
+        print("machine: \(machine.cpu), \(machine.cores) cores, \(machine.memoryGiB) GiB; build: \(machine.build)")
+        print("repository: \(manifests) manifests generated and committed in \(String(format: "%.2f", generation)) s; median of \(repeats) runs (diff: \(repeats * 40))")
+        for result in results {
+            let figure = result.seconds < 0.1 ? String(format: "%8.3f ms", result.seconds * 1000) : String(format: "%8.3f s ", result.seconds)
+            let target = result.target < 0.1 ? String(format: "%.0f ms", result.target * 1000) : String(format: "%.0f s", result.target)
+            print("  \(result.name.padding(toLength: 48, withPad: " ", startingAt: 0)) \(figure)   target < \(target)  (\(String(format: "%.0f", result.seconds / result.target * 100))% of it; \(result.note))")
+        }
+    }
+}
+
+struct Result: Encodable {
+    var name: String
+    var seconds: Double
+    var target: Double
+    var note: String
+}
+
+struct Report: Encodable {
+    var machine: Machine
+    var results: [Result]
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+}
+
+struct Machine: Encodable {
+    var cpu: String
+    var cores: Int
+    var memoryGiB: Int
+    var build: String
+
+    static var current: Machine {
+        let cpuInfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = cpuInfo.split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        #if DEBUG
+        let build = "debug (use -c release for real figures)"
+        #else
+        let build = "release"
+        #endif
+        return Machine(cpu: model, cores: ProcessInfo.processInfo.activeProcessorCount,
+                       memoryGiB: Int(ProcessInfo.processInfo.physicalMemory >> 30), build: build)
+    }
+}
+
+/// One group of five cross-referenced manifests, as realistic in size as the example's.
+enum Generated {
+    static func group(_ index: Int) -> [(String, String)] {
+        let name = "m\(index)"
+        return [
+            ("features/\(name).yaml", """
+            apiVersion: cairn/v1
+            kind: FeaturePipeline
+            metadata: {name: \(name)-features, labels: {team: t\(index % 17)}}
+            spec:
+              stages:
+                - name: ingest
+                  command: [python3, pipelines/ingest.py, --out, data/\(name)/raw.csv]
+                  deps: [pipelines/ingest.py]
+                  outs: [data/\(name)/raw.csv]
+                - name: featurize
+                  command: [python3, pipelines/featurize.py, data/\(name)/raw.csv, features/\(name).csv]
+                  deps: [pipelines/featurize.py, data/\(name)/raw.csv]
+                  outs: [features/\(name).csv]
+
+            """),
+            ("training/\(name).yaml", """
+            apiVersion: cairn/v1
+            kind: TrainingSchedule
+            metadata: {name: \(name)-weekly}
+            spec:
+              model: \(name)
+              features: \(name)-features
+              schedule: "0 3 * * 1"
+              command: [python3, train.py, --features, features/\(name).csv]
+              deps: [train.py]
+              params: {C: 1.0, max_iter: 200}
+              outputs: {model: models/\(name).bin, metrics: metrics/\(name).json}
+              gate:
+                - {metric: auc, atLeast: 0.75}
+              timeout: 10m
+              retries: 1
+
+            """),
+            ("models/\(name).yaml", """
+            apiVersion: cairn/v1
+            kind: Model
+            metadata: {name: \(name)}
+            spec:
+              stages: [staging, production]
+              assignments: {staging: 2, production: 1}
+
+            """),
+            ("deployments/\(name).yaml", """
+            apiVersion: cairn/v1
+            kind: ModelDeployment
+            metadata: {name: \(name)-prod}
+            spec:
+              model: \(name)
+              stage: production
+              target:
+                process:
+                  command: [python3, serve.py, --model, "${CAIRN_MODEL_PATH}", --port, "${CAIRN_PORT}"]
+                  health: {path: /healthz, timeout: 30s}
+
+            """),
+            ("monitors/\(name).yaml", """
+            apiVersion: cairn/v1
+            kind: Monitor
+            metadata: {name: \(name)-quality}
+            spec:
+              deployment: \(name)-prod
+              thresholds:
+                - {metric: accuracy, below: 0.7, for: 10m, action: retrain}
+                - {metric: error_rate, above: 0.05, for: 5m, action: rollback}
+              source: {push: {}}
+
+            """),
+        ]
+    }
+}
