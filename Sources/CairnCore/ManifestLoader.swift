@@ -16,26 +16,26 @@ public enum ManifestLoader {
         let entries = try repository.listFiles(in: commit, under: path).filter { entry in
             isManifestName(entry.path) && !entry.path.split(separator: "/").contains { $0.hasPrefix(".") }
         }
-        var inputs: [(String, Data?, ParsedFile?)] = []
-        inputs.reserveCapacity(entries.count)
-        for entry in entries {
+        // Blobs are read here, on the caller's thread (libgit2 objects stay confined to it),
+        // while the files already read are parsed on the other cores.
+        let parsing = ConcurrentParsing(count: entries.count)
+        for (index, entry) in entries.enumerated() {
             switch entry.kind {
             case .symlink:
                 let target = String(decoding: try repository.blob(entry.blob), as: UTF8.self)
-                inputs.append((entry.path, nil, symlinkFailure(entry.path, target: target,
-                                                               escapes: escapesRoot(from: entry.path, target: target))))
+                parsing.finished(index, symlinkFailure(entry.path, target: target, escapes: escapesRoot(from: entry.path, target: target)))
             case .submodule:
                 continue
             case .file, .executable:
                 let size = try repository.blobSize(entry.blob)
                 if size > ManifestParser.maximumFileSize {
-                    inputs.append((entry.path, nil, ManifestParser.tooLarge(file: entry.path, size: size)))
+                    parsing.finished(index, ManifestParser.tooLarge(file: entry.path, size: size))
                 } else {
-                    inputs.append((entry.path, try repository.blob(entry.blob), nil))
+                    parsing.parse(index, try repository.blob(entry.blob), file: entry.path)
                 }
             }
         }
-        return ManifestSet(files: parseConcurrently(inputs))
+        return ManifestSet(files: parsing.wait())
     }
 
     /// Reads every manifest under `directory` on disk. `displayPrefix` is put before each
@@ -76,17 +76,11 @@ public enum ManifestLoader {
             }
         }
         inputs.sort { $0.0 < $1.0 }
-        return ManifestSet(files: parseConcurrently(inputs))
-    }
-
-    /// Parses file contents on all cores; results keep the input order.
-    private static func parseConcurrently(_ inputs: [(String, Data?, ParsedFile?)]) -> [ParsedFile] {
-        let results = ResultSlots(count: inputs.count)
-        DispatchQueue.concurrentPerform(iterations: inputs.count) { index in
-            let (path, data, done) = inputs[index]
-            results.set(index, done ?? ManifestParser.parse(data ?? Data(), file: path))
+        let parsing = ConcurrentParsing(count: inputs.count)
+        for (index, (path, data, done)) in inputs.enumerated() {
+            if let done { parsing.finished(index, done) } else { parsing.parse(index, data ?? Data(), file: path) }
         }
-        return results.values
+        return ManifestSet(files: parsing.wait())
     }
 
     private static func escapesRoot(from path: String, target: String) -> Bool {
@@ -117,18 +111,31 @@ public struct LoadError: Error, CustomStringConvertible, Sendable {
     public init(_ description: String) { self.description = description }
 }
 
-/// Slots written by concurrent workers, one each, then read once all are done.
-private final class ResultSlots: @unchecked Sendable {
+/// Parses files on all cores as they are handed in; results keep the order of their indices.
+private final class ConcurrentParsing: @unchecked Sendable {
     private var slots: [ParsedFile?]
     private let lock = NSLock()
+    private let group = DispatchGroup()
 
     init(count: Int) { slots = Array(repeating: nil, count: count) }
 
-    func set(_ index: Int, _ value: ParsedFile) {
+    func parse(_ index: Int, _ data: Data, file: String) {
+        DispatchQueue.global().async(group: group) {
+            self.finished(index, ManifestParser.parse(data, file: file))
+        }
+    }
+
+    func finished(_ index: Int, _ value: ParsedFile) {
         lock.lock()
         slots[index] = value
         lock.unlock()
     }
 
-    var values: [ParsedFile] { slots.compactMap { $0 } }
+    /// Waits for every file handed in and returns the results in order.
+    func wait() -> [ParsedFile] {
+        group.wait()
+        lock.lock()
+        defer { lock.unlock() }
+        return slots.compactMap { $0 }
+    }
 }

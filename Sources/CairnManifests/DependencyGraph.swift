@@ -62,7 +62,10 @@ public struct DependencyGraph: Sendable {
     }
 
     /// Each cycle once, as the objects on it in order (Tarjan's strongly connected components).
-    public func cycles() -> [[ObjectRef]] {
+    /// Only objects of `kinds` are searched: edges between different kinds always point to an
+    /// earlier kind, so only edges within one kind (FeaturePipeline reading another's outputs)
+    /// can close a loop.
+    public func cycles(among kinds: Set<Kind> = Set(Kind.allCases)) -> [[ObjectRef]] {
         var index = 0
         var indices: [ObjectRef: Int] = [:]
         var lowLinks: [ObjectRef: Int] = [:]
@@ -76,7 +79,7 @@ public struct DependencyGraph: Sendable {
             index += 1
             stack.append(node)
             onStack.insert(node)
-            for next in (dependencies[node] ?? []).sorted() {
+            for next in (dependencies[node] ?? []).sorted() where kinds.contains(next.kind) {
                 if indices[next] == nil {
                     visit(next)
                     lowLinks[node] = min(lowLinks[node] ?? 0, lowLinks[next] ?? 0)
@@ -96,7 +99,7 @@ public struct DependencyGraph: Sendable {
             }
         }
 
-        for node in objects where indices[node] == nil { visit(node) }
+        for node in objects where kinds.contains(node.kind) && indices[node] == nil { visit(node) }
         return result
     }
 }

@@ -236,43 +236,55 @@ struct NodeConverter {
 /// flow brackets outside quotes and comments, plus block indentation levels and `- ` markers.
 enum NestingScan {
     static func firstTooDeep(_ text: String, limit: Int) -> (Int, Int)? {
+        var copy = text
+        return copy.withUTF8 { scan($0, limit: limit) }
+    }
+
+    private static let space = UInt8(ascii: " "), newline = UInt8(ascii: "\n"), hash = UInt8(ascii: "#")
+    private static let dash = UInt8(ascii: "-"), doubleQuote = UInt8(ascii: "\""), singleQuote = UInt8(ascii: "'")
+
+    private static func scan(_ bytes: UnsafeBufferPointer<UInt8>, limit: Int) -> (Int, Int)? {
         var indents: [Int] = []
-        var lineNumber = 0
         var flow = 0
         var quote: UInt8?
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        var lineNumber = 0
+        var lineStart = 0
+        while lineStart <= bytes.count {
             lineNumber += 1
-            let bytes = Array(line.utf8)
-            var index = 0
-            while index < bytes.count, bytes[index] == UInt8(ascii: " ") { index += 1 }
-            if quote == nil, flow == 0, index == bytes.count || bytes[index] == UInt8(ascii: "#") { continue }
+            var lineEnd = lineStart
+            while lineEnd < bytes.count, bytes[lineEnd] != newline { lineEnd += 1 }
+            defer { lineStart = lineEnd + 1 }
+            var index = lineStart
+            while index < lineEnd, bytes[index] == space { index += 1 }
+            if quote == nil, flow == 0, index == lineEnd || bytes[index] == hash { continue }
             if quote == nil, flow == 0 {
-                var levels: [Int] = [index]
+                let first = index - lineStart
+                while let last = indents.last, last >= first { indents.removeLast() }
+                indents.append(first)
                 // "- - - x" nests a sequence per marker on one line.
-                while index + 1 < bytes.count, bytes[index] == UInt8(ascii: "-"), bytes[index + 1] == UInt8(ascii: " ") {
+                while index + 1 < lineEnd, bytes[index] == dash, bytes[index + 1] == space {
                     index += 2
-                    while index < bytes.count, bytes[index] == UInt8(ascii: " ") { index += 1 }
-                    levels.append(index)
+                    while index < lineEnd, bytes[index] == space { index += 1 }
+                    indents.append(index - lineStart)
                 }
-                while let last = indents.last, last >= levels[0] { indents.removeLast() }
-                indents += levels
             }
-            for offset in index..<bytes.count {
-                let byte = bytes[offset]
+            while index < lineEnd {
+                let byte = bytes[index]
+                defer { index += 1 }
                 if let open = quote {
                     if byte == open { quote = nil }
                     continue
                 }
-                let previous = offset > 0 ? bytes[offset - 1] : UInt8(ascii: " ")
-                let atTokenStart = [UInt8(ascii: " "), UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: ","), UInt8(ascii: ":")]
-                    .contains(previous)
-                if byte == UInt8(ascii: "#"), previous == UInt8(ascii: " ") || offset == 0 { break }
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'"), atTokenStart { quote = byte; continue }
+                let previous = index > lineStart ? bytes[index - 1] : space
+                let atTokenStart = previous == space || previous == UInt8(ascii: "[") || previous == UInt8(ascii: "{")
+                    || previous == UInt8(ascii: ",") || previous == UInt8(ascii: ":")
+                if byte == hash, previous == space { break }
+                if byte == doubleQuote || byte == singleQuote, atTokenStart { quote = byte; continue }
                 if byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{") { flow += 1 }
                 if byte == UInt8(ascii: "]") || byte == UInt8(ascii: "}") { flow = max(0, flow - 1) }
-                if indents.count + flow > limit { return (lineNumber, offset + 1) }
+                if indents.count + flow > limit { return (lineNumber, index - lineStart + 1) }
             }
-            if indents.count > limit { return (lineNumber, index + 1) }
+            if indents.count > limit { return (lineNumber, 1) }
         }
         return nil
     }

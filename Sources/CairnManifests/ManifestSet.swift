@@ -36,7 +36,7 @@ public struct ManifestSet: Sendable {
         }
         checkObjects()
         buildGraph()
-        for cycle in graph.cycles() {
+        for cycle in graph.cycles(among: [.featurePipeline]) {
             let path = (cycle + [cycle[0]]).map(\.description).joined(separator: " → ")
             for ref in cycle {
                 report(ref, at: manifests[ref]?.location ?? SourceLocation(file: "?", line: 1, column: 1),
@@ -80,7 +80,8 @@ public struct ManifestSet: Sendable {
         for manifest in manifests.values {
             if case .trainingSchedule(let schedule) = manifest.spec { trainedModels.insert(schedule.model) }
         }
-        for manifest in manifests.values.sorted(by: { $0.ref < $1.ref }) {
+        // Unordered: the findings are sorted by location at the end.
+        for manifest in manifests.values {
             switch manifest.spec {
             case .featurePipeline(let spec):
                 checkPipeline(manifest, spec)
@@ -118,7 +119,7 @@ public struct ManifestSet: Sendable {
         // After every other check: a broken TrainingSchedule may be the one a retrain is meant
         // for, and its own error says what to fix.
         guard !broken.keys.contains(where: { $0.kind == .trainingSchedule }) else { return }
-        for manifest in manifests.values.sorted(by: { $0.ref < $1.ref }) {
+        for manifest in manifests.values {
             if case .monitor(let spec) = manifest.spec { checkRetrainTarget(manifest, spec, trainedModels: trainedModels) }
         }
     }

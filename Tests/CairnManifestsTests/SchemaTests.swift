@@ -58,3 +58,14 @@ import Testing
 func pythonHasJSONSchema() -> Bool {
     (try? run("python3", ["-c", "import jsonschema, yaml"], check: false).status) == 0
 }
+
+@Suite struct ReferenceDocumentTests {
+    /// Docs/manifests.md carries the generated field tables; they must match the code.
+    @Test func theManifestReferenceIsCurrent() throws {
+        let text = try String(contentsOf: packageRoot.appendingPathComponent("Docs/manifests.md"), encoding: .utf8)
+        let begin = try #require(text.range(of: "<!-- BEGIN GENERATED REFERENCE -->\n"))
+        let end = try #require(text.range(of: "<!-- END GENERATED REFERENCE -->"))
+        #expect(String(text[begin.upperBound..<end.lowerBound]) == ManifestReference.markdown(),
+                "Docs/manifests.md is stale: replace the generated part with the output of cairn schema --reference")
+    }
+}
