@@ -20,6 +20,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -33,12 +35,22 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: settings
         ),
-        .target(name: "CairnCore", dependencies: ["CairnGit", "CairnManifests"], swiftSettings: settings),
+        .target(
+            name: "CairnStore",
+            dependencies: ["CairnManifests", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: settings
+        ),
+        .target(
+            name: "CairnCore",
+            dependencies: ["CairnGit", "CairnManifests", "CairnStore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings
+        ),
         .target(
             name: "CairnCLI",
             dependencies: [
-                "CairnCore", "CairnGit", "CairnManifests",
+                "CairnCore", "CairnGit", "CairnManifests", "CairnStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings
         ),
@@ -65,6 +77,16 @@ let package = Package(
         .testTarget(
             name: "CairnManifestsTests",
             dependencies: ["CairnManifests", "CairnTestSupport"],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "CairnStoreTests",
+            dependencies: ["CairnStore", "CairnManifests", "CairnTestSupport"],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "CairnCoreTests",
+            dependencies: ["CairnCore", "CairnStore", "CairnGit", "CairnManifests", "CairnTestSupport"],
             swiftSettings: settings
         ),
         .testTarget(

@@ -16,7 +16,7 @@ public struct Cairn: AsyncParsableCommand {
         2 usage error; 3 the repository or a file could not be read.
         """,
         version: version,
-        subcommands: [Validate.self, Init.self, Schema.self, FetchHelper.self]
+        subcommands: [Validate.self, Init.self, Reconcile.self, Run.self, Status.self, History.self, Demo.self, Schema.self, FetchHelper.self]
     )
 
     public init() {}

@@ -27,26 +27,8 @@ extension Cairn {
             if let existing = try? manager.contentsOfDirectory(atPath: root.path), !existing.isEmpty {
                 throw CairnExit.usage("\(directory) is not empty; give a new or empty directory")
             }
-            var files = ExampleRepository.files.mapValues { Data($0.utf8) }
-            for (name, data) in JSONSchema.files() { files["schema/\(name)"] = data }
             do {
-                try manager.createDirectory(at: root, withIntermediateDirectories: true)
-                for (path, data) in files {
-                    let target = root.appendingPathComponent(path)
-                    try manager.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-                    try data.write(to: target)
-                }
-                let repository = try Repository.create(at: root, bare: false)
-                try repository.setHead(branch: "main")
-                let environment = ProcessInfo.processInfo.environment
-                let author = Signature(name: environment["GIT_AUTHOR_NAME"] ?? "Cairn",
-                                       email: environment["GIT_AUTHOR_EMAIL"] ?? "cairn@localhost")
-                let commit = try repository.createCommit(
-                    parent: nil, changes: files.mapValues { Optional($0) },
-                    message: "Start a Cairn repository\n\nWritten by cairn init: the example churn project and its schemas.\n",
-                    author: author)
-                try repository.updateReference("refs/heads/main", to: commit, expected: nil, logMessage: "cairn init")
-                try repository.resetIndex(to: commit)
+                let commit = try ExampleRepository.create(at: root)
                 print("Created a Cairn repository in \(root.path) (commit \(commit.short) on main).")
                 print("Next: cd \(directory) && cairn validate   — then read README.md there.")
             } catch let error as CairnExit {
@@ -55,5 +37,36 @@ extension Cairn {
                 throw CairnExit.unreadable("could not create the repository in \(root.path): \(error)")
             }
         }
+    }
+}
+
+extension ExampleRepository {
+    /// Writes the example (and its schemas) into `root`, makes it a git repository on `main`
+    /// and commits it; returns the commit.
+    static func create(at root: URL) throws -> ObjectID {
+        var files = ExampleRepository.files.mapValues { Data($0.utf8) }
+        for (name, data) in JSONSchema.files() { files["schema/\(name)"] = data }
+        let manager = FileManager.default
+        try manager.createDirectory(at: root, withIntermediateDirectories: true)
+        for (path, data) in files {
+            let target = root.appendingPathComponent(path)
+            try manager.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try data.write(to: target)
+        }
+        let repository = try Repository.create(at: root, bare: false)
+        try repository.setHead(branch: "main")
+        let commit = try repository.createCommit(
+            parent: nil, changes: files.mapValues { Optional($0) },
+            message: "Start a Cairn repository\n\nWritten by cairn init: the example churn project and its schemas.\n",
+            author: authorFromEnvironment())
+        try repository.updateReference("refs/heads/main", to: commit, expected: nil, logMessage: "cairn init")
+        try repository.resetIndex(to: commit)
+        return commit
+    }
+
+    /// GIT_AUTHOR_NAME and GIT_AUTHOR_EMAIL when set, else Cairn's own identity.
+    static func authorFromEnvironment() -> Signature {
+        let environment = ProcessInfo.processInfo.environment
+        return Signature(name: environment["GIT_AUTHOR_NAME"] ?? "Cairn", email: environment["GIT_AUTHOR_EMAIL"] ?? "cairn@localhost")
     }
 }

@@ -13,29 +13,45 @@ public enum ManifestLoader {
     /// Reads every manifest under `path` in `commit`. Paths in diagnostics are relative to the
     /// repository root. Dot-directories (`.git`, `.github`) are skipped; symlinks are never followed.
     public static func load(from repository: Repository, commit: ObjectID, path: String = "") throws -> ManifestSet {
-        let entries = try repository.listFiles(in: commit, under: path).filter { entry in
-            isManifestName(entry.path) && !entry.path.split(separator: "/").contains { $0.hasPrefix(".") }
-        }
+        ManifestSet(files: try parseAll(from: repository, commit: commit, path: path).map(\.parsed))
+    }
+
+    /// Whether a path in the tree is read as a manifest: a YAML name, outside dot-directories.
+    public static func isManifestPath(_ path: String) -> Bool {
+        isManifestName(path) && !path.split(separator: "/").contains { $0.hasPrefix(".") }
+    }
+
+    /// Parses every manifest file under `path` in `commit`, with its blob id, in path order.
+    public static func parseAll(from repository: Repository, commit: ObjectID, path: String = "") throws
+        -> [(path: String, blob: ObjectID, parsed: ParsedFile)] {
+        let entries = try repository.listFiles(in: commit, under: path).filter { isManifestPath($0.path) && $0.kind != .submodule }
         // Blobs are read here, on the caller's thread (libgit2 objects stay confined to it),
         // while the files already read are parsed on the other cores.
         let parsing = ConcurrentParsing(count: entries.count)
         for (index, entry) in entries.enumerated() {
-            switch entry.kind {
-            case .symlink:
-                let target = String(decoding: try repository.blob(entry.blob), as: UTF8.self)
-                parsing.finished(index, symlinkFailure(entry.path, target: target, escapes: escapesRoot(from: entry.path, target: target)))
-            case .submodule:
+            if entry.kind == .symlink {
+                parsing.finished(index, try parse(from: repository, path: entry.path, blob: entry.blob, symlink: true))
                 continue
-            case .file, .executable:
-                let size = try repository.blobSize(entry.blob)
-                if size > ManifestParser.maximumFileSize {
-                    parsing.finished(index, ManifestParser.tooLarge(file: entry.path, size: size))
-                } else {
-                    parsing.parse(index, try repository.blob(entry.blob), file: entry.path)
-                }
+            }
+            let size = try repository.blobSize(entry.blob)
+            if size > ManifestParser.maximumFileSize {
+                parsing.finished(index, ManifestParser.tooLarge(file: entry.path, size: size))
+            } else {
+                parsing.parse(index, try repository.blob(entry.blob), file: entry.path)
             }
         }
-        return ManifestSet(files: parsing.wait())
+        return zip(entries, parsing.wait()).map { ($0.path, $0.blob, $1) }
+    }
+
+    /// Parses one manifest file from its blob.
+    public static func parse(from repository: Repository, path: String, blob: ObjectID, symlink: Bool = false) throws -> ParsedFile {
+        if symlink {
+            let target = String(decoding: try repository.blob(blob), as: UTF8.self)
+            return symlinkFailure(path, target: target, escapes: escapesRoot(from: path, target: target))
+        }
+        let size = try repository.blobSize(blob)
+        if size > ManifestParser.maximumFileSize { return ManifestParser.tooLarge(file: path, size: size) }
+        return ManifestParser.parse(try repository.blob(blob), file: path)
     }
 
     /// Reads every manifest under `directory` on disk. `displayPrefix` is put before each

@@ -1,3 +1,4 @@
+public import Foundation
 import CLibGit2
 
 extension Repository {
@@ -82,5 +83,57 @@ extension Repository {
             throw GitError(.refMoved, "\(name) moved (expected it at \(expected)); someone else updated it first", function: "updateReference")
         }
         try check(result, "git_reference_create_matching")
+    }
+}
+
+extension Repository {
+    /// Whether `ancestor` is `commit` or one of its ancestors; false when either is missing.
+    public func isAncestor(_ ancestor: ObjectID, of commit: ObjectID) -> Bool {
+        if ancestor == commit { return true }
+        var a = commit.raw, b = ancestor.raw
+        let result = git_graph_descendant_of(handle, &a, &b)
+        if result < 0 { git_error_clear() }
+        return result == 1
+    }
+
+    /// Whether the object database holds `id`.
+    public func contains(_ id: ObjectID) -> Bool {
+        var odb: OpaquePointer?
+        guard git_repository_odb(&odb, handle) == 0 else { git_error_clear(); return false }
+        defer { git_odb_free(odb) }
+        var oid = id.raw
+        return git_odb_exists(odb, &oid) == 1
+    }
+
+    /// The git blob id `data` would have: a content hash that needs no writing.
+    public static func blobID(of data: Data) -> ObjectID {
+        var oid = git_oid()
+        _ = data.withUnsafeBytes { git_odb_hash(&oid, $0.baseAddress, $0.count, GIT_OBJECT_BLOB) }
+        return ObjectID(oid)
+    }
+}
+
+extension Repository {
+    /// The best common ancestor of two commits, or nil when they share no history.
+    public func mergeBase(_ a: ObjectID, _ b: ObjectID) -> ObjectID? {
+        var out = git_oid()
+        var left = a.raw, right = b.raw
+        guard git_merge_base(&out, handle, &left, &right) == 0 else {
+            git_error_clear()
+            return nil
+        }
+        return ObjectID(out)
+    }
+
+    /// The commits reachable from `tip` by first parents, newest first, stopping before `base`.
+    public func firstParentChain(from tip: ObjectID, until base: ObjectID?, limit: Int = 100_000) throws -> [Commit] {
+        var result: [Commit] = []
+        var current: ObjectID? = tip
+        while let id = current, id != base, result.count < limit {
+            let commit = try commit(id)
+            result.append(commit)
+            current = commit.parents.first
+        }
+        return result
     }
 }

@@ -12,8 +12,10 @@ extension Repository {
         return repository
     }
 
-    /// The refspecs a mirror fetches with.
-    public static let mirrorRefspecs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
+    /// The refspecs a mirror fetches with: branches, tags, and notes (kept apart from the
+    /// mirror's own notes, which Cairn writes and pushes).
+    public static let mirrorRefspecs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*",
+                                        "+refs/notes/*:refs/remotes/origin-notes/*"]
 
     /// Fetches `refspecs` from `url` (a path, `file://`, `git://`, `https://` or ssh URL).
     public func fetch(from url: String, refspecs: [String], credentials: Credentials = .none, prune: Bool = false) throws {

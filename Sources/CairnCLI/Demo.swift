@@ -1,0 +1,123 @@
+import ArgumentParser
+import CairnCore
+import CairnGit
+import Foundation
+import Logging
+
+extension Cairn {
+    struct Demo: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show Cairn at work on the example repository, in a temporary directory.",
+            discussion: """
+            Creates the example churn repository, reconciles it, then makes a few commits as a \
+            team would (change training params, break a manifest, fix it, delete a monitor), \
+            reconciling after each, and shows the result the way anyone reads it: with plain \
+            `git log cairn/status`, `git show cairn/status:<Kind>/<name>.yaml` and \
+            `git log --notes=cairn main`. Needs the git command line for that last part.
+
+            Example:
+              cairn demo --keep /tmp/churn-demo     # keep the repository to look around afterwards
+            """)
+
+        @Option(help: "Create the demo repository here and keep it (default: a temporary directory, removed afterwards).")
+        var keep: String?
+
+        func run() async throws {
+            Logs.bootstrap(level: .error)
+            let root = keep.map { URL(fileURLWithPath: $0) }
+                ?? FileManager.default.temporaryDirectory.appendingPathComponent("cairn-demo-\(UUID().uuidString.prefix(8))")
+            if let existing = try? FileManager.default.contentsOfDirectory(atPath: root.path), !existing.isEmpty {
+                throw CairnExit.usage("\(root.path) is not empty; give a new directory to --keep")
+            }
+            defer { if keep == nil { try? FileManager.default.removeItem(at: root) } }
+            let repositoryURL = root.appendingPathComponent("churn")
+            _ = try ExampleRepository.create(at: repositoryURL)
+            let engine = try Engine(source: .local(repositoryURL), stateDirectory: root.appendingPathComponent("state"),
+                                    configuration: ReconcilerConfiguration(), push: false,
+                                    logger: Logger(label: "cairn")) { _, _ in }
+            let author = Signature(name: "Dana Scientist", email: "dana@example.com")
+            let script = DemoScript(repository: engine.repository, root: repositoryURL, author: author)
+
+            func step(_ title: String, _ change: () throws -> Void) throws {
+                try change()
+                let outcome = try engine.reconcileOnce()
+                let notReady = outcome.notReady.isEmpty ? "" : "; not Ready: " + outcome.notReady.map(\.description).joined(separator: ", ")
+                print("• \(title)\n    reconciled \(outcome.commit.short): \(outcome.objects) objects, \(outcome.changed.count) status change(s)\(notReady)")
+            }
+            print("Demo repository: \(repositoryURL.path)\n")
+            try step("initial commit: the example churn project") {}
+            try step("change the training params (C: 1.0 → 0.5)") {
+                try script.edit("training.yaml", "params: {C: 1.0, max_iter: 200}", "params: {C: 0.5, max_iter: 200}", "Regularise churn training harder")
+            }
+            try step("break deployment.yaml (stage: prod, which Model/churn does not have)") {
+                try script.edit("deployment.yaml", "stage: production", "stage: prod", "Serve the prod stage")
+            }
+            try step("fix it") {
+                try script.edit("deployment.yaml", "stage: prod", "stage: production", "Fix the stage name")
+            }
+            try step("delete monitor.yaml") {
+                try script.delete("monitor.yaml", "Drop the quality monitor for now")
+            }
+            try step("an unchanged branch: one ref read, nothing written") {}
+
+            let git = GitCommandLine(directory: repositoryURL)
+            for arguments in [["log", "--format=%h %s", "cairn/status"],
+                              ["log", "--format=%h %s%n    %(trailers:key=Cairn-Source-Commit,separator=)", "-3", "cairn/status", "--", "ModelDeployment/churn-prod.yaml"],
+                              ["show", "cairn/status:ModelDeployment/churn-prod.yaml"],
+                              ["log", "--notes=cairn", "--format=%h %s%n%N", "-2", "main"]] {
+                print("\n$ git \(arguments.map { $0.contains(" ") || $0.contains("%") ? "'\($0)'" : $0 }.joined(separator: " "))")
+                print(try git.run(arguments), terminator: "")
+            }
+            if keep != nil { print("\nKept in \(root.path); try: cd \(repositoryURL.path) && git log cairn/status") }
+        }
+    }
+}
+
+/// Commits to the demo repository as a person would, keeping the working tree and index in step.
+struct DemoScript {
+    let repository: Repository
+    let root: URL
+    let author: Signature
+
+    func edit(_ path: String, _ old: String, _ new: String, _ message: String) throws {
+        let url = root.appendingPathComponent(path)
+        let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: old, with: new)
+        try commit([path: Data(text.utf8)], message)
+    }
+
+    func delete(_ path: String, _ message: String) throws {
+        try commit([path: nil], message)
+    }
+
+    private func commit(_ changes: [String: Data?], _ message: String) throws {
+        for (path, data) in changes {
+            let url = root.appendingPathComponent(path)
+            if let data { try data.write(to: url) } else { try FileManager.default.removeItem(at: url) }
+        }
+        let parent = try repository.referenceTarget("refs/heads/main")
+        var signature = author
+        signature.time = Date()
+        let commit = try repository.createCommit(parent: parent, changes: changes, message: message + "\n", author: signature)
+        try repository.updateReference("refs/heads/main", to: commit, expected: parent, logMessage: "demo")
+        try repository.resetIndex(to: commit)
+    }
+}
+
+/// The git command line, for showing what a person would type.
+struct GitCommandLine {
+    let directory: URL
+
+    func run(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git", "--no-pager"] + arguments
+        process.currentDirectoryURL = directory
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        do { try process.run() } catch { throw CairnExit.unreadable("the demo needs the git command line: \(error)") }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,80 @@
+import ArgumentParser
+import CairnCore
+import CairnGit
+import CairnManifests
+import CairnStore
+import Foundation
+import Logging
+
+/// The options every command that reconciles or reads state shares.
+struct EngineOptions: ParsableArguments {
+    @Option(help: "The repository to track: a local path (bare or not) or a URL.")
+    var repo: String
+
+    @Option(help: "The branch whose tip is reconciled.")
+    var branch: String = "main"
+
+    @Option(help: "The directory of manifests inside the repository (default: all of it).")
+    var path: String = ""
+
+    @Option(help: "Where the metadata store (and a remote's mirror) live. Default: $XDG_DATA_HOME/cairn/<repo> or ~/.local/share/cairn/<repo>.")
+    var stateDir: String?
+
+    @Option(help: "The branch Cairn writes status to; never the tracked branch.")
+    var statusBranch: String = "cairn/status"
+
+    @Flag(help: "Push the status branch and refs/notes/cairn to the remote after each pass (for a URL).")
+    var push = false
+
+    @Option(help: "How long a remote may take to answer a fetch, such as 60s.")
+    var timeout: String = "60s"
+
+    func validate() throws {
+        _ = try parseTimeout(timeout)
+        if statusBranch == branch { throw ValidationError("--status-branch must differ from --branch: Cairn never commits to the tracked branch") }
+        if push, isLocalPath(repo) { throw ValidationError("--push needs --repo to be a URL; for a local repository the status branch is written in place") }
+    }
+
+    var stateDirectory: URL {
+        if let stateDir { return URL(fileURLWithPath: stateDir) }
+        return Self.defaultStateDirectory(for: repo)
+    }
+
+    static func defaultStateDirectory(for repo: String) -> URL {
+        let environment = ProcessInfo.processInfo.environment
+        let base = environment["XDG_DATA_HOME"].map { URL(fileURLWithPath: $0) }
+            ?? URL(fileURLWithPath: environment["HOME"] ?? NSTemporaryDirectory()).appendingPathComponent(".local/share")
+        let identity = isLocalPath(repo) ? URL(fileURLWithPath: repo).standardizedFileURL.path : redactedURL(repo)
+        let readable = identity.split(whereSeparator: { !$0.isLetter && !$0.isNumber }).suffix(2).joined(separator: "-")
+        let hash = Repository.blobID(of: Data(identity.utf8)).hex.prefix(8)
+        return base.appendingPathComponent("cairn").appendingPathComponent("\(readable)-\(hash)")
+    }
+
+    var configuration: ReconcilerConfiguration {
+        ReconcilerConfiguration(branch: branch, path: path, statusBranch: statusBranch)
+    }
+
+    func makeEngine(logger: Logger) throws -> Engine {
+        let deadline = try parseTimeout(timeout)
+        let source: RepositorySource = isLocalPath(repo) ? .local(URL(fileURLWithPath: repo)) : .remote(repo)
+        do {
+            return try Engine(source: source, stateDirectory: stateDirectory, configuration: configuration, push: push,
+                              logger: logger) { url, mirror in
+                try RemoteFetcher.fetch(url: url, into: mirror, timeout: deadline)
+            }
+        } catch let error as GitError where error.code == .notFound {
+            throw CairnExit.unreadable("\(redactedURL(repo)) is not a git repository (\(error.message))")
+        }
+    }
+}
+
+/// Logs go to standard error, one line each, with the object and commit they concern.
+enum Logs {
+    static func bootstrap(level: Logger.Level) {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import ArgumentParser
+import CairnCore
+import CairnManifests
+import CairnStore
+import Foundation
+
+/// Where `status` and `history` read from: the store of a state directory.
+struct StateOptions: ParsableArguments {
+    @Option(help: "The repository the daemon tracks (to find its default state directory).")
+    var repo: String?
+
+    @Option(help: "The state directory (overrides --repo).")
+    var stateDir: String?
+
+    func validate() throws {
+        if repo == nil, stateDir == nil { throw ValidationError("give --repo (as given to cairn run) or --state-dir") }
+    }
+
+    func openStore() throws -> Store {
+        let directory = stateDir.map { URL(fileURLWithPath: $0) } ?? EngineOptions.defaultStateDirectory(for: repo ?? "")
+        guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("cairn.sqlite").path) else {
+            throw CairnExit.unreadable("no Cairn state in \(directory.path); run `cairn reconcile --once` or `cairn run` first")
+        }
+        return try Store(directory: directory)
+    }
+}
+
+extension Cairn {
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show every object's status (or one object's) from the store.",
+            discussion: """
+            The same is readable with plain git, no Cairn needed: \
+            git show cairn/status:Model/churn.yaml, git log cairn/status.
+
+            Exit code 0 when every object shown is Ready, 1 when not.
+
+            Examples:
+              cairn status --repo ~/src/churn
+              cairn status Model/churn --repo ~/src/churn --format json
+            """)
+
+        @Argument(help: "One object, as Kind/name.")
+        var object: String?
+
+        @OptionGroup var state: StateOptions
+
+        @Option(help: "text or json.")
+        var format: OutputFormat = .text
+
+        func run() async throws {
+            let store = try state.openStore()
+            var objects = try store.objects()
+            if let object {
+                guard let ref = ObjectRef(parsing: object) else { throw CairnExit.usage("\(object) is not Kind/name") }
+                objects = objects.filter { $0.ref == ref }
+                if objects.isEmpty { throw CairnExit.invalid("\(object) is not known; `cairn status` lists the objects") }
+            }
+            if format == .json {
+                print(objects.jsonText())
+            } else {
+                let rows = objects.map { [$0.ref.description, $0.isReady ? "True" : "False", $0.reason, String($0.observedCommit.prefix(12)), $0.primaryMessage] }
+                print(table(header: ["OBJECT", "READY", "REASON", "COMMIT", "MESSAGE"], rows: rows))
+            }
+            if objects.contains(where: { !$0.isReady }) { throw CairnExit.invalid() }
+        }
+    }
+
+    struct History: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show what happened to one object, newest first, from the store.",
+            discussion: """
+            From git alone: git log cairn/status -- Model/churn.yaml
+
+            Example:
+              cairn history Model/churn --repo ~/src/churn
+            """)
+
+        @Argument(help: "The object, as Kind/name.")
+        var object: String
+
+        @OptionGroup var state: StateOptions
+
+        @Option(help: "How many events to show.")
+        var limit: Int = 50
+
+        @Option(help: "text or json.")
+        var format: OutputFormat = .text
+
+        func validate() throws {
+            if ObjectRef(parsing: object) == nil { throw ValidationError("\(object) is not Kind/name") }
+        }
+
+        func run() async throws {
+            guard let ref = ObjectRef(parsing: object) else { return }
+            let events = try state.openStore().history(ref, limit: limit)
+            if format == .json {
+                print(events.jsonText())
+                return
+            }
+            if events.isEmpty { throw CairnExit.invalid("no history for \(ref)") }
+            let formatter = ISO8601DateFormatter()
+            print(table(header: ["TIME", "REASON", "COMMIT", "MESSAGE"],
+                        rows: events.map { [formatter.string(from: $0.time), $0.reason, String($0.sourceCommit.prefix(12)), $0.message] }))
+        }
+    }
+}
+
+/// A plain text table with columns padded to their widest cell; the last column is not padded.
+func table(header: [String], rows: [[String]]) -> String {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    return all.map { row in
+        row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}

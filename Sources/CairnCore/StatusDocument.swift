@@ -1,0 +1,71 @@
+public import Foundation
+public import CairnManifests
+public import CairnStore
+
+/// How an object's status reads on the status branch: `<Kind>/<name>.yaml`, YAML written in a
+/// fixed order so that an unchanged status is an unchanged file.
+public enum StatusDocument {
+    public static func path(of ref: ObjectRef) -> String { "\(ref.kind.rawValue)/\(ref.name).yaml" }
+
+    public static func render(_ status: ObjectStatus) -> String {
+        var lines = [
+            "# Status of \(status.ref), written by Cairn. History: git log cairn/status -- \(path(of: status.ref))",
+            "apiVersion: cairn/v1",
+            "kind: \(status.ref.kind.rawValue)",
+            "name: \(status.ref.name)",
+            "manifest: \(quoted(status.manifestPath))",
+            "observedCommit: \(status.observedCommit)",
+            "observedGeneration: \(status.generation)",
+            "ready: \(status.isReady)",
+            "reason: \(quoted(status.reason))",
+            "conditions:",
+        ]
+        for condition in status.conditions {
+            lines += [
+                "  - type: \(condition.type)",
+                "    status: \"\(condition.status ? "True" : "False")\"",
+                "    reason: \(quoted(condition.reason))",
+                "    message: \(quoted(condition.message))",
+                "    lastTransitionTime: \(timestamp(condition.lastTransitionTime))",
+            ]
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A JSON string is a valid YAML double-quoted scalar, with every character escaped safely.
+    static func quoted(_ text: String) -> String {
+        guard let data = try? JSONEncoder().encode(text) else { return "\"\"" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+
+    /// The README at the root of the status branch.
+    public static let readme = """
+    # Cairn status
+
+    This branch is written by Cairn and by nothing else. It holds one file per object,
+    `<Kind>/<name>.yaml`, with the object's conditions (Ready, Reconciling, Stalled), the source
+    commit it was last reconciled at, and its spec's hash. Every change of status is one commit
+    whose subject is `<Kind>/<name>: <Reason>` and whose trailers link it back:
+
+        Cairn-Object: Model/churn
+        Cairn-Source-Commit: <the commit of the tracked branch>
+
+    Read it with plain git:
+
+        git log cairn/status                                   # every status change, newest first
+        git log cairn/status -- Model/churn.yaml               # one object's history
+        git show cairn/status:ModelDeployment/churn-prod.yaml  # one object's status now
+        git log --notes=cairn main                             # what Cairn did with each commit of main
+
+    Notes are not fetched by default; to see them from a clone:
+
+        git fetch origin 'refs/notes/cairn:refs/notes/cairn'
+
+    """
+}

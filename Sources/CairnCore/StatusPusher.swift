@@ -1,0 +1,99 @@
+import Foundation
+import CairnGit
+import Logging
+
+/// Pushes the status branch and the notes ref to the remote. Never forced: when the remote
+/// moved (a person, or another writer, pushed), it fetches, rebuilds Cairn's own commits on
+/// the remote's new tip, and tries again, a bounded number of times. Nothing of theirs or ours
+/// is lost; the tracked branch is never touched.
+final class StatusPusher {
+    let repository: Repository
+    let url: String
+    let configuration: ReconcilerConfiguration
+    let logger: Logger
+    let fetch: (String, URL) throws -> Void
+    static let attempts = 5
+
+    init(repository: Repository, url: String, configuration: ReconcilerConfiguration, logger: Logger,
+         fetch: @escaping (String, URL) throws -> Void) {
+        self.repository = repository
+        self.url = url
+        self.configuration = configuration
+        self.logger = logger
+        self.fetch = fetch
+    }
+
+    var remoteStatusRef: String { "refs/remotes/origin/\(configuration.statusBranch)" }
+    var remoteNotesRef: String { "refs/remotes/origin-notes/" + configuration.notesRef.dropFirst("refs/notes/".count) }
+
+    func push() throws {
+        for attempt in 1...Self.attempts {
+            var refspecs: [String] = []
+            if let local = try repository.referenceTarget(configuration.statusRef), local != (try repository.referenceTarget(remoteStatusRef)) {
+                refspecs.append("\(configuration.statusRef):\(configuration.statusRef)")
+            }
+            if let local = try repository.referenceTarget(configuration.notesRef), local != (try repository.referenceTarget(remoteNotesRef)) {
+                refspecs.append("\(configuration.notesRef):\(configuration.notesRef)")
+            }
+            guard !refspecs.isEmpty else { return }
+            do {
+                try repository.push(to: url, refspecs: refspecs)
+                // Remember what the remote now has, so the next pass pushes only news.
+                if let status = try repository.referenceTarget(configuration.statusRef) {
+                    try? forceLocal(remoteStatusRef, to: status)
+                }
+                if let notes = try repository.referenceTarget(configuration.notesRef) {
+                    try? forceLocal(remoteNotesRef, to: notes)
+                }
+                return
+            } catch let error as GitError where error.code == .pushRejected && attempt < Self.attempts {
+                logger.notice("push rejected; rebuilding on the remote's tip", metadata: ["cairn.attempt": "\(attempt)"])
+                try fetch(url, repository.gitDirectory)
+                try rebuildStatus()
+                try rebuildNotes()
+            }
+        }
+    }
+
+    private func forceLocal(_ name: String, to target: ObjectID) throws {
+        let current = try repository.referenceTarget(name)
+        try repository.updateReference(name, to: target, expected: current, logMessage: "cairn: pushed")
+    }
+
+    /// Replays the status commits the remote lacks on top of the remote's tip.
+    private func rebuildStatus() throws {
+        guard let local = try repository.referenceTarget(configuration.statusRef),
+              let remote = try repository.referenceTarget(remoteStatusRef), !repository.isAncestor(remote, of: local) else { return }
+        let base = repository.mergeBase(local, remote)
+        var tip = remote
+        for commit in try repository.firstParentChain(from: local, until: base).reversed() {
+            var changes: [String: Data?] = [:]
+            for change in try repository.diff(from: commit.parents.first, to: commit.id) {
+                if change.kind == .renamed { changes[change.oldPath] = .some(nil) }
+                changes[change.path] = try change.newBlob.map { try repository.blob($0) }
+            }
+            tip = try repository.createCommit(parent: tip, changes: changes, message: commit.message,
+                                              author: commit.author, committer: commit.committer)
+        }
+        try repository.updateReference(configuration.statusRef, to: tip, expected: local, logMessage: "cairn: rebuilt on the remote's tip")
+    }
+
+    /// Re-attaches the notes the remote lacks on top of the remote's notes.
+    private func rebuildNotes() throws {
+        guard let local = try repository.referenceTarget(configuration.notesRef),
+              let remote = try repository.referenceTarget(remoteNotesRef), !repository.isAncestor(remote, of: local) else { return }
+        let base = repository.mergeBase(local, remote)
+        var tip = remote
+        for change in try repository.diff(from: base, to: local) where change.kind != .deleted {
+            let annotated = change.path.replacingOccurrences(of: "/", with: "")
+            guard let target = ObjectID(hex: annotated), let blob = change.newBlob else { continue }
+            var text = String(decoding: try repository.blob(blob), as: UTF8.self)
+            // Someone else annotated the same commit: keep their words above ours.
+            if let theirs = try repository.note(on: target, notesRef: remoteNotesRef), theirs != text {
+                text = theirs + "\n" + text
+            }
+            tip = try repository.notesCommitCreating(text, on: target, parent: tip, author: configuration.author)
+        }
+        try repository.updateReference(configuration.notesRef, to: tip, expected: local, logMessage: "cairn: notes rebuilt on the remote's")
+    }
+}

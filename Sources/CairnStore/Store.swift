@@ -1,0 +1,181 @@
+public import Foundation
+public import CairnManifests
+import GRDB
+
+/// The metadata store: SQLite in WAL mode under the state directory. Every status change is
+/// written in the same transaction as the outbox entry that will carry it to git, so a crash
+/// loses nothing and commits nothing twice.
+public final class Store: Sendable {
+    private let pool: DatabasePool
+    public let path: URL
+
+    public init(directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        path = directory.appendingPathComponent("cairn.sqlite")
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        pool = try DatabasePool(path: path.path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: commits, objects, events, outbox") { db in
+            try db.create(table: "meta") { table in
+                table.primaryKey("key", .text)
+                table.column("value", .text).notNull()
+            }
+            try db.create(table: "commit") { table in
+                table.primaryKey("id", .text)
+                table.column("reconciledAt", .datetime).notNull()
+                table.column("summary", .text).notNull()
+            }
+            try db.create(table: "object") { table in
+                table.primaryKey("ref", .text)
+                table.column("status", .jsonText).notNull()
+            }
+            try db.create(table: "event") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("ref", .text).notNull().indexed()
+                table.column("time", .datetime).notNull()
+                table.column("reason", .text).notNull()
+                table.column("message", .text).notNull()
+                table.column("sourceCommit", .text).notNull()
+            }
+            try db.create(table: "request") { table in
+                table.primaryKey("ref", .text)
+            }
+            try db.create(table: "outbox") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("entry", .jsonText).notNull()
+            }
+        }
+        return migrator
+    }
+
+    // MARK: Reading
+
+    public func meta(_ key: String) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) }
+    }
+
+    public func setMeta(_ key: String, _ value: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [key, value])
+        }
+    }
+
+    /// The source commit the last complete pass reconciled.
+    public func lastReconciledCommit() throws -> String? { try meta("lastReconciledCommit") }
+
+    public func objects() throws -> [ObjectStatus] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT status FROM object ORDER BY ref").map(Self.decode)
+        }
+    }
+
+    public func object(_ ref: ObjectRef) throws -> ObjectStatus? {
+        try pool.read { db in
+            try String.fetchOne(db, sql: "SELECT status FROM object WHERE ref = ?", arguments: [ref.description]).map(Self.decode)
+        }
+    }
+
+    /// The newest events of an object, newest first.
+    public func history(_ ref: ObjectRef, limit: Int = 100) throws -> [Event] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM event WHERE ref = ? ORDER BY id DESC LIMIT ?", arguments: [ref.description, limit]).map { row in
+                Event(id: row["id"], ref: ref, time: row["time"], reason: row["reason"], message: row["message"], sourceCommit: row["sourceCommit"])
+            }
+        }
+    }
+
+    /// Outbox entries not yet written to git, oldest first.
+    public func pendingOutbox() throws -> [OutboxEntry] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, entry FROM outbox ORDER BY id").map { row in
+                var entry = try JSONDecoder.store.decode(OutboxEntry.self, from: Data((row["entry"] as String).utf8))
+                entry.id = row["id"]
+                return entry
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Applies one pass: object upserts and deletions, events, outbox entries and the last
+    /// reconciled commit, all or nothing.
+    public func apply(_ changes: PassChanges, now: Date = Date()) throws {
+        guard !changes.isEmpty else { return }
+        try pool.write { db in
+            for status in changes.upserts {
+                try db.execute(sql: "INSERT OR REPLACE INTO object (ref, status) VALUES (?, ?)",
+                               arguments: [status.ref.description, try Self.encode(status)])
+            }
+            for ref in changes.deletions {
+                try db.execute(sql: "DELETE FROM object WHERE ref = ?", arguments: [ref.description])
+            }
+            for event in changes.events {
+                try db.execute(sql: "INSERT INTO event (ref, time, reason, message, sourceCommit) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [event.ref.description, event.time, event.reason, event.message, event.sourceCommit])
+            }
+            for entry in changes.outbox {
+                try db.execute(sql: "INSERT INTO outbox (entry) VALUES (?)", arguments: [try Self.encode(entry)])
+            }
+            if let commit = changes.reconciledCommit {
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('lastReconciledCommit', ?)", arguments: [commit])
+                try db.execute(sql: "INSERT OR REPLACE INTO \"commit\" (id, reconciledAt, summary) VALUES (?, ?, ?)",
+                               arguments: [commit, now, changes.summary ?? ""])
+            }
+        }
+    }
+
+    /// Removes outbox entries up to and including `id`, once git holds them.
+    public func markDrained(upTo id: Int64) throws {
+        try pool.write { db in try db.execute(sql: "DELETE FROM outbox WHERE id <= ?", arguments: [id]) }
+    }
+
+    /// Asks the daemon to reconcile `ref` ahead of its interval.
+    public func request(_ ref: ObjectRef) throws {
+        try pool.write { db in try db.execute(sql: "INSERT OR IGNORE INTO request (ref) VALUES (?)", arguments: [ref.description]) }
+    }
+
+    public func hasRequests() throws -> Bool {
+        try pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM request)") ?? false }
+    }
+
+    /// Takes (and removes) the pending reconcile requests.
+    public func takeRequests() throws -> [ObjectRef] {
+        try pool.write { db in
+            let refs = try String.fetchAll(db, sql: "SELECT ref FROM request ORDER BY ref")
+            try db.execute(sql: "DELETE FROM request")
+            return refs.compactMap(ObjectRef.init(parsing:))
+        }
+    }
+
+    // MARK: Coding
+
+    private static func encode<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try JSONEncoder.store.encode(value), as: UTF8.self)
+    }
+
+    private static func decode(_ text: String) throws -> ObjectStatus {
+        try JSONDecoder.store.decode(ObjectStatus.self, from: Data(text.utf8))
+    }
+}
+
+extension JSONEncoder {
+    static var store: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .millisecondsSince1970
+        return encoder
+    }
+}
+
+extension JSONDecoder {
+    static var store: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        return decoder
+    }
+}
