@@ -149,7 +149,8 @@ public final class Reconciler {
 
         var changes = PassChanges()
         var results: [ObjectRef: ObjectStatus] = [:]
-        let order = set.graph.topologicalOrder() + set.broken.keys.filter { set.manifests[$0] == nil }.sorted()
+        // Broken objects first: their status depends on nothing else, and what names them waits on it.
+        let order = set.broken.keys.filter { set.manifests[$0] == nil }.sorted() + set.graph.topologicalOrder()
         for ref in order where evaluate.contains(ref) {
             var objectLogger = logger
             objectLogger[metadataKey: "cairn.object"] = "\(ref)"
@@ -182,7 +183,9 @@ public final class Reconciler {
             changes.outbox.append(OutboxEntry(kind: .note, ref: nil, reason: "Reconciled", body: changes.summary ?? "",
                                               sourceCommit: tip.hex, createdAt: time))
         }
+        FaultPoint.hit("before-store-apply")
         try store.apply(changes, now: time)
+        FaultPoint.hit("after-store-apply")
         requested = []
         let final = stored.merging(results) { $1 }.filter { present.contains($0.key) }
         statuses = final

@@ -36,27 +36,32 @@ public final class StatusWriter {
         var signature = configuration.author
         signature.time = now
         for entry in entries {
-            guard let id = entry.id, id > written else { continue }
+            guard let id = entry.id else { continue }
             switch entry.kind {
             case .status, .removal:
-                guard let ref = entry.ref else { continue }
+                // Already on the branch: a crash came between moving the ref and clearing the outbox.
+                guard id > written, let ref = entry.ref else { continue }
                 var changes: [String: Data?] = [StatusDocument.path(of: ref): entry.kind == .status ? Data(entry.body.utf8) : nil]
                 if tip == nil { changes["README.md"] = Data(StatusDocument.readme.utf8) }
                 let message = "\(ref): \(entry.reason)\n\n\(entry.detail)\n\nCairn-Object: \(ref)\nCairn-Source-Commit: \(entry.sourceCommit)\nCairn-Outbox: \(id)\n"
                 tip = try repository.createCommit(parent: tip, changes: changes, message: message, author: signature)
                 commits += 1
+                if commits == 2 { FaultPoint.hit("between-status-commits") }
             case .note:
+                // Notes are idempotent (rewritten only when the text differs), so never skipped.
                 notes.append((entry.sourceCommit, entry.body))
             }
         }
         if let tip, tip != startTip {
             try repository.updateReference(statusRef, to: tip, expected: startTip, logMessage: "cairn: \(commits) status change(s)")
             logger.info("wrote status commits", metadata: ["cairn.commits": "\(commits)", "cairn.status": "\(tip.short)"])
+            FaultPoint.hit("after-status-ref")
         }
         for (commit, text) in notes {
             guard let id = ObjectID(hex: commit), repository.contains(id) else { continue }
             try writeNote(text, on: id, author: signature)
         }
+        FaultPoint.hit("after-notes")
         try store.markDrained(upTo: lastID)
         return commits
     }

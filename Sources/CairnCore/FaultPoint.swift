@@ -1,0 +1,13 @@
+import Foundation
+
+/// Named points where the crash tests kill the process (`CAIRN_FAULT=<name>` in the
+/// environment), so that every window between the store and git is tested, not just the ones
+/// a random kill happens to hit. Nothing happens unless the variable names the point.
+enum FaultPoint {
+    private static let armed = ProcessInfo.processInfo.environment["CAIRN_FAULT"]
+
+    static func hit(_ name: String) {
+        guard armed == name else { return }
+        kill(getpid(), SIGKILL)
+    }
+}

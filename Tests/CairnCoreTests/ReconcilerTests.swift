@@ -1,0 +1,110 @@
+import CairnCore
+import CairnGit
+import CairnManifests
+import CairnStore
+import CairnTestSupport
+import Foundation
+import Testing
+
+@Suite struct ReconcilerTests {
+    @Test func theFirstPassWritesOneStatusFilePerObjectAndANote() throws {
+        let setup = try Setup()
+        let outcome = try setup.engine.reconcileOnce()
+        #expect(outcome.ran && outcome.allReady && outcome.objects == 5)
+        #expect(try setup.git(["ls-tree", "-r", "--name-only", "cairn/status"]).split(separator: "\n") == [
+            "FeaturePipeline/churn-features.yaml", "Model/churn.yaml", "ModelDeployment/churn-prod.yaml",
+            "Monitor/churn-quality.yaml", "README.md", "TrainingSchedule/churn-weekly.yaml",
+        ])
+        // Dependency order: a pipeline before the schedule that reads it, the model after it.
+        #expect(try setup.statusSubjects() == [
+            "FeaturePipeline/churn-features: Reconciled", "TrainingSchedule/churn-weekly: Reconciled", "Model/churn: Reconciled",
+            "ModelDeployment/churn-prod: Reconciled", "Monitor/churn-quality: Reconciled",
+        ])
+        let head = try setup.git(["rev-parse", "main"])
+        #expect(try setup.git(["log", "-1", "--format=%(trailers:key=Cairn-Source-Commit,valueonly)", "cairn/status"]) == head)
+        #expect(try setup.git(["log", "-1", "--format=%(trailers:key=Cairn-Object,valueonly)", "cairn/status"]) == "Monitor/churn-quality")
+        #expect(try setup.git(["notes", "--ref=cairn", "show", head]).contains("5 objects, 5 Ready"))
+        #expect(try setup.git(["show", "cairn/status:Model/churn.yaml"]).contains("observedCommit: \(head)"))
+        // The tracked branch is untouched.
+        #expect(try setup.git(["rev-list", "--count", "main"]) == "1")
+    }
+
+    @Test func anUnchangedTipWritesNothing() throws {
+        let setup = try Setup()
+        try setup.engine.reconcileOnce()
+        let before = try setup.git(["rev-parse", "cairn/status", "refs/notes/cairn"])
+        let second = try setup.engine.reconcileOnce()
+        #expect(!second.ran)
+        try setup.restart()
+        #expect(!(try setup.engine.reconcileOnce()).ran)
+        #expect(try setup.git(["rev-parse", "cairn/status", "refs/notes/cairn"]) == before)
+    }
+
+    @Test func aBrokenManifestStallsOnlyItsObjectAndDependentsWait() throws {
+        let setup = try Setup()
+        try setup.engine.reconcileOnce()
+        let deployment = try #require(try exampleManifests()["deployment.yaml"] ?? nil)
+        try setup.repository.commit(["deployment.yaml": deployment.replacingOccurrences(of: "  model: churn", with: "  modle: churn")])
+        let broken = try setup.engine.reconcileOnce()
+        #expect(broken.notReady == [ObjectRef(.modelDeployment, "churn-prod"), ObjectRef(.monitor, "churn-quality")])
+        #expect(try setup.statusSubjects().suffix(2) == ["ModelDeployment/churn-prod: InvalidManifest", "Monitor/churn-quality: DependencyNotReady"])
+        let status = try setup.git(["show", "cairn/status:ModelDeployment/churn-prod.yaml"])
+        #expect(status.contains("deployment.yaml:10:3: unknown field \\\"modle\\\" in spec"), "\(status)")
+        #expect(try setup.engine.store.object(ObjectRef(.model, "churn"))?.isReady == true)
+
+        try setup.repository.commit(["deployment.yaml": deployment])
+        let fixed = try setup.engine.reconcileOnce()
+        #expect(fixed.allReady)
+        #expect(try setup.statusSubjects().suffix(2) == ["ModelDeployment/churn-prod: Reconciled", "Monitor/churn-quality: Reconciled"])
+    }
+
+    @Test func deletingAManifestDeletesItsObjectAndSuspendPauses() throws {
+        let setup = try Setup()
+        try setup.engine.reconcileOnce()
+        let model = try #require(try exampleManifests()["model.yaml"] ?? nil)
+        try setup.repository.commit(["monitor.yaml": nil, "model.yaml": model + "  suspend: true\n"])
+        let outcome = try setup.engine.reconcileOnce()
+        #expect(outcome.objects == 4)
+        let subjects = try setup.statusSubjects()
+        #expect(subjects.contains("Monitor/churn-quality: Deleted"))
+        #expect(subjects.contains("Model/churn: Suspended"))
+        #expect(try setup.git(["ls-tree", "--name-only", "cairn/status"]).contains("Monitor") == false)
+        #expect(try setup.engine.store.object(ObjectRef(.monitor, "churn-quality")) == nil)
+        #expect(try setup.engine.store.history(ObjectRef(.monitor, "churn-quality")).first?.reason == "Deleted")
+        // The deployment of a suspended model waits.
+        #expect(try setup.engine.store.object(ObjectRef(.modelDeployment, "churn-prod"))?.reason == "DependencyNotReady")
+    }
+
+    @Test func aForcePushedBranchIsReconciledAtItsNewTipAndSaidSo() throws {
+        let setup = try Setup()
+        try setup.engine.reconcileOnce()
+        let training = try #require(try exampleManifests()["training.yaml"] ?? nil)
+        try setup.repository.commit(["training.yaml": training.replacingOccurrences(of: "C: 1.0", with: "C: 2.0")])
+        try setup.engine.reconcileOnce()
+        // Rewrite history: drop that commit and make another in its place.
+        try setup.git(["reset", "-q", "--hard", "HEAD~1"])
+        let rewritten = try setup.repository.commit(["training.yaml": training.replacingOccurrences(of: "C: 1.0", with: "C: 3.0")])
+        let outcome = try setup.engine.reconcileOnce()
+        #expect(outcome.commit.hex == rewritten)
+        #expect(try setup.git(["notes", "--ref=cairn", "show", rewritten]).contains("History was rewritten"))
+        #expect(try setup.git(["show", "cairn/status:TrainingSchedule/churn-weekly.yaml"]).contains("observedCommit: \(rewritten)"))
+    }
+
+    @Test func aManualRequestReconcilesAheadOfChanges() throws {
+        let setup = try Setup()
+        try setup.engine.reconcileOnce()
+        try setup.engine.store.request(ObjectRef(.model, "churn"))
+        let outcome = try setup.engine.reconcileOnce()
+        #expect(outcome.ran)
+        #expect(outcome.changed.isEmpty) // nothing changed, so nothing is committed
+    }
+
+    @Test func backoffGrowsExponentiallyWithBoundedJitter() {
+        let backoff = Backoff(base: 1, factor: 2, maximum: 60, jitter: 0.2)
+        #expect(backoff.delay(afterFailures: 1, random: 0.5) == 1)
+        #expect(backoff.delay(afterFailures: 4, random: 0.5) == 8)
+        #expect(backoff.delay(afterFailures: 30, random: 0.5) == 60)
+        #expect(backoff.delay(afterFailures: 3, random: 0) == 3.6)
+        #expect(backoff.delay(afterFailures: 3, random: 0.999_999) < 4.4)
+    }
+}

@@ -1,0 +1,47 @@
+import CairnCore
+import CairnGit
+import CairnStore
+import CairnTestSupport
+import Foundation
+import Logging
+
+/// The example manifests (Manifests/*.yaml), by file name.
+func exampleManifests() throws -> [String: String?] {
+    let directory = packageRoot.appendingPathComponent("Manifests")
+    var files: [String: String?] = [:]
+    for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) where name.hasSuffix(".yaml") {
+        files[name] = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
+    }
+    return files
+}
+
+/// A git repository with the example manifests and an engine tracking it.
+final class Setup {
+    let repository: GitFixture
+    let state: TemporaryDirectory
+    var engine: Engine
+
+    init(files: [String: String?]? = nil) throws {
+        repository = try GitFixture()
+        try repository.commit(try files ?? exampleManifests(), message: "manifests")
+        state = try TemporaryDirectory("cairn-state")
+        engine = try Setup.engine(repository.url, state.url)
+    }
+
+    static func engine(_ repository: URL, _ state: URL) throws -> Engine {
+        try Engine(source: .local(repository), stateDirectory: state, configuration: ReconcilerConfiguration(), push: false,
+                   logger: Logger(label: "test")) { _, _ in }
+    }
+
+    /// A fresh engine on the same state, as after a restart.
+    func restart() throws {
+        engine = try Setup.engine(repository.url, state.url)
+    }
+
+    func git(_ arguments: [String]) throws -> String { try repository.git(arguments) }
+
+    /// Subjects on the status branch, oldest first.
+    func statusSubjects() throws -> [String] {
+        try git(["log", "--reverse", "--format=%s", "cairn/status"]).split(separator: "\n").map(String.init)
+    }
+}
