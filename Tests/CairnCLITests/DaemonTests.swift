@@ -1,0 +1,116 @@
+import CairnTestSupport
+import Foundation
+import Testing
+
+/// A repository with many manifests, so that a pass takes long enough to be killed inside.
+func largeRepository(objects: Int) throws -> GitFixture {
+    let fixture = try GitFixture()
+    var files: [String: String?] = [:]
+    for index in 0..<objects {
+        files["models/m\(index).yaml"] = """
+        apiVersion: cairn/v1
+        kind: Model
+        metadata: {name: m\(index)}
+        spec:
+          stages: [staging, production]
+
+        """
+    }
+    try fixture.commit(files, message: "many models")
+    return fixture
+}
+
+@Suite(.serialized) struct CrashTests {
+    /// Kills `cairn reconcile --once` at each named point between the store and git, and at
+    /// random moments, then runs it to completion: every object has exactly one status commit,
+    /// no outbox entry is committed twice, the store and the branch agree.
+    @Test(arguments: ["before-store-apply", "after-store-apply", "between-status-commits", "after-status-ref", "after-notes",
+                      "random-20ms", "random-80ms", "random-200ms"])
+    func killNineAnywhereLosesNothingAndDuplicatesNothing(_ point: String) throws {
+        let objects = 120
+        let repository = try largeRepository(objects: objects)
+        let state = try TemporaryDirectory("cairn-state")
+        let arguments = ["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path]
+        var environment = ProcessInfo.processInfo.environment
+        if point.hasPrefix("random-") {
+            let delay = Double(point.dropFirst("random-".count).dropLast(2)) ?? 50
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try cairnExecutable())
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            usleep(UInt32(delay * 1000))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        } else {
+            environment["CAIRN_FAULT"] = point
+            let crashed = try cairn(arguments, environment: environment)
+            #expect(crashed.status != 0, "the fault point \(point) was not reached")
+        }
+        let finished = try cairn(arguments)
+        #expect(finished.status == 0, "\(finished.stdout)\(finished.stderr)")
+
+        let subjects = try repository.git(["log", "--format=%s", "cairn/status"]).split(separator: "\n")
+        #expect(subjects.count == objects, "one status commit per object, no more, no less")
+        #expect(Set(subjects).count == objects)
+        let marks = try repository.git(["log", "--format=%(trailers:key=Cairn-Outbox,valueonly)", "cairn/status"])
+            .split(separator: "\n").filter { !$0.isEmpty }
+        #expect(Set(marks).count == marks.count, "an outbox entry was committed twice")
+        let files = try repository.git(["ls-tree", "-r", "--name-only", "cairn/status"]).split(separator: "\n")
+        #expect(files.count == objects + 1)
+        let head = try repository.git(["rev-parse", "main"])
+        #expect(try repository.git(["notes", "--ref=cairn", "show", head]).contains("\(objects) objects, \(objects) Ready"))
+        let status = try cairn(["status", "--state-dir", state.path, "--format", "json"])
+        #expect(status.status == 0)
+        let listed = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [Any]
+        #expect(listed?.count == objects)
+        // A further run finds nothing to do.
+        #expect(try cairn(arguments).stdout.contains("already reconciled"))
+    }
+}
+
+@Suite(.serialized) struct DaemonTests {
+    @Test func sigtermStopsTheDaemonCleanly() throws {
+        let repository = try largeRepository(objects: 3)
+        let state = try TemporaryDirectory("cairn-state")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try cairnExecutable())
+        process.arguments = ["run", "--repo", repository.path, "--state-dir", state.path, "--interval", "1s"]
+        let log = state.appending("log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardError = handle
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Wait for the first pass to land on the status branch, then stop it.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, (try? repository.git(["rev-parse", "--verify", "-q", "cairn/status"], check: false)).map(\.isEmpty) ?? true {
+            usleep(100_000)
+        }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        try handle.close()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(text.contains("stopped"))
+        #expect(text.contains("cairn.commit="), "\(text)")
+        #expect(try repository.git(["log", "--format=%s", "cairn/status"]).split(separator: "\n").count == 3)
+    }
+
+    @Test func aQueuedRequestAndTheStatusCommands() throws {
+        let repository = try largeRepository(objects: 2)
+        let state = try TemporaryDirectory("cairn-state")
+        #expect(try cairn(["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path]).status == 0)
+        let queued = try cairn(["reconcile", "Model/m1", "--repo", repository.path, "--state-dir", state.path])
+        #expect(queued.status == 0 && queued.stdout.contains("queued Model/m1"))
+        let status = try cairn(["status", "Model/m0", "--state-dir", state.path])
+        #expect(status.status == 0)
+        #expect(status.stdout.contains("Model/m0  True   Reconciled"), "\(status.stdout)")
+        let history = try cairn(["history", "Model/m0", "--state-dir", state.path])
+        #expect(history.status == 0 && history.stdout.contains("Reconciled"))
+        #expect(try cairn(["status", "Model/none", "--state-dir", state.path]).status == 1)
+        #expect(try cairn(["status", "--state-dir", state.appending("nothing").path]).status == 3)
+        #expect(try cairn(["reconcile", "--repo", repository.path]).status == 2)
+    }
+}

@@ -1,0 +1,101 @@
+import CairnTestSupport
+import Foundation
+import Testing
+
+@Suite(.serialized) struct RemoteStatusTests {
+    /// A served bare repository with the example manifests, and a working clone to push from.
+    func servedRepository() throws -> (served: TemporaryDirectory, url: String, work: GitFixture) {
+        let work = try GitFixture()
+        try work.commit(try exampleManifests().mapValues { Optional($0) })
+        let served = try TemporaryDirectory("cairn-served")
+        try run("git", ["clone", "-q", "--bare", work.path, served.appending("ml.git").path], environment: GitFixture.environment())
+        try work.git(["remote", "add", "origin", served.appending("ml.git").path])
+        return (served, "file://" + served.appending("ml.git").path, work)
+    }
+
+    @Test func aPersonPushingToTheStatusBranchAndNotesMeanwhileLosesNothing() throws {
+        let (served, url, work) = try servedRepository()
+        let state = try TemporaryDirectory("cairn-state")
+        let arguments = ["reconcile", "--once", "--repo", url, "--state-dir", state.path, "--push"]
+        let first = try cairn(arguments)
+        #expect(first.status == 0, "\(first.stderr)")
+        let remote = served.appending("ml.git").path
+        func remoteGit(_ args: [String]) throws -> String {
+            try run("git", ["--git-dir", remote] + args, environment: GitFixture.environment()).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try remoteGit(["log", "--format=%s", "cairn/status"]).split(separator: "\n").count == 5)
+
+        // A person adds a file to the status branch and a note of their own, and pushes both.
+        let person = try TemporaryDirectory("person")
+        try run("git", ["clone", "-q", "-b", "cairn/status", remote, person.appending("c").path], environment: GitFixture.environment())
+        let clone = person.appending("c")
+        try Data("read me\n".utf8).write(to: clone.appendingPathComponent("NOTES-FROM-ANA.md"))
+        try run("git", ["add", "-A"], in: clone, environment: GitFixture.environment())
+        try run("git", ["commit", "-q", "-m", "Ana's remark"], in: clone, environment: GitFixture.environment())
+        try run("git", ["fetch", "-q", "origin", "refs/notes/cairn:refs/notes/cairn"], in: clone, environment: GitFixture.environment())
+        let firstCommit = try remoteGit(["rev-parse", "main"])
+        try run("git", ["notes", "--ref=cairn", "append", "-m", "Ana: checked by hand", firstCommit], in: clone, environment: GitFixture.environment())
+        try run("git", ["push", "-q", "origin", "cairn/status", "refs/notes/cairn"], in: clone, environment: GitFixture.environment())
+
+        // A new commit on main gives Cairn something to write; its push is rejected at first.
+        let training = try #require(try exampleManifests()["training.yaml"])
+        try work.commit(["training.yaml": training.replacingOccurrences(of: "C: 1.0", with: "C: 0.5")])
+        try work.git(["push", "-q", "origin", "main"])
+        let second = try cairn(arguments)
+        #expect(second.status == 0, "\(second.stderr)")
+
+        let subjects = try remoteGit(["log", "--format=%s", "cairn/status"])
+        #expect(subjects.contains("Ana's remark"))
+        #expect(subjects.hasPrefix("TrainingSchedule/churn-weekly: Reconciled"), "\(subjects)")
+        #expect(try remoteGit(["ls-tree", "--name-only", "cairn/status"]).contains("NOTES-FROM-ANA.md"))
+        let note = try remoteGit(["notes", "--ref=cairn", "show", firstCommit])
+        #expect(note.contains("Ana: checked by hand") && note.contains("Cairn reconciled this commit"), "\(note)")
+        let newHead = try remoteGit(["rev-parse", "main"])
+        #expect(try remoteGit(["notes", "--ref=cairn", "show", newHead]).contains("TrainingSchedule/churn-weekly: Reconciled"))
+        // Nothing was forced: Ana's commit is an ancestor of the remote status tip.
+        #expect(try remoteGit(["merge-base", "--is-ancestor", try run("git", ["rev-parse", "HEAD"], in: clone).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines), "cairn/status"]).isEmpty)
+    }
+
+    @Test func aRemoteThatStopsAnsweringIsBackedOffAndRecoveredFrom() throws {
+        let (served, url, work) = try servedRepository()
+        let state = try TemporaryDirectory("cairn-state")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try cairnExecutable())
+        process.arguments = ["run", "--repo", url, "--state-dir", state.path, "--interval", "1s", "--timeout", "5s"]
+        let log = state.appending("log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardError = handle
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        func waitFor(_ text: String, _ seconds: Double = 30) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if logText().contains(text) { return true }
+                usleep(100_000)
+            }
+            return false
+        }
+        #expect(waitFor("cairn.changed=5"), "\(logText())")
+        let away = served.appending("gone.git")
+        try FileManager.default.moveItem(at: served.appending("ml.git"), to: away)
+        #expect(waitFor("pass failed; keeping the last known state"), "\(logText())")
+        let status = try cairn(["status", "--state-dir", state.path])
+        #expect(status.status == 0, "the last known state is kept: \(status.stdout)")
+
+        try FileManager.default.moveItem(at: away, to: served.appending("ml.git"))
+        let training = try #require(try exampleManifests()["training.yaml"])
+        try work.commit(["training.yaml": training.replacingOccurrences(of: "C: 1.0", with: "C: 0.5")])
+        try work.git(["push", "-q", "origin", "main"])
+        #expect(waitFor("recovered"), "\(logText())")
+        #expect(waitFor("cairn.changed=1"), "\(logText())")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        try handle.close()
+        #expect(process.terminationStatus == 0)
+    }
+}
