@@ -62,7 +62,9 @@ public final class Engine {
         if case .remote(let url) = source, let mirror {
             try fetch(url, mirror)
         }
-        for ref in try store.takeRequests() { reconciler.request(ref) }
+        if try store.hasRequests() {
+            for ref in try store.takeRequests() { reconciler.request(ref) }
+        }
         // Entries left by a pass whose drain was interrupted go out first.
         try writer.drain()
         let outcome = try reconciler.pass()

@@ -62,6 +62,9 @@ public final class Reconciler {
     private var requested: Set<ObjectRef> = []
     /// The store's object statuses and last reconciled commit, read once and kept in step.
     private var statuses: [ObjectRef: ObjectStatus]?
+    private var notReady: Set<ObjectRef> = []
+    /// When objects in backoff or waiting are due again.
+    private var dueTimes: [ObjectRef: Date] = [:]
     private var lastReconciled: ObjectID?
 
     public init(repository: Repository, store: Store, configuration: ReconcilerConfiguration,
@@ -90,21 +93,22 @@ public final class Reconciler {
         if statuses == nil {
             let loaded = try store.objects()
             statuses = Dictionary(uniqueKeysWithValues: loaded.map { ($0.ref, $0) })
+            notReady = Set(loaded.filter { !$0.isReady }.map(\.ref))
+            dueTimes = Dictionary(uniqueKeysWithValues: loaded.compactMap { status in status.nextAttempt.map { (status.ref, $0) } })
             lastReconciled = try store.lastReconciledCommit().flatMap(ObjectID.init(hex:))
         }
         let last = lastReconciled
-        let earliestDue = statuses?.values.compactMap(\.nextAttempt).min()
         // The common case: nothing new, nothing due. One ref read, nothing else.
-        if tip == last, requested.isEmpty, (earliestDue ?? .distantFuture) > time {
-            return PassOutcome(commit: tip, ran: false, changed: [], objects: statuses?.count ?? 0,
-                               notReady: statuses?.values.filter { !$0.isReady }.map(\.ref).sorted() ?? [])
+        if tip == last, requested.isEmpty, (dueTimes.values.min() ?? .distantFuture) > time {
+            return PassOutcome(commit: tip, ran: false, changed: [], objects: statuses?.count ?? 0, notReady: notReady.sorted())
         }
-        let due = Set(statuses?.values.filter { ($0.nextAttempt ?? .distantFuture) <= time }.map(\.ref) ?? [])
+        let due = Set(dueTimes.filter { $0.value <= time }.keys)
         var logger = self.logger
         logger[metadataKey: "cairn.commit"] = "\(tip.short)"
 
         var touched: Set<ObjectRef> = due.union(requested)
         var rewritten = false
+        var fullLoad = false
         let previousSet = lastSet
         if let loaded = filesCommit, repository.contains(loaded), !files.isEmpty {
             rewritten = !repository.isAncestor(loaded, of: tip)
@@ -114,7 +118,7 @@ public final class Reconciler {
                     touched.formUnion(files[path]?.parsed.refs ?? [])
                     files[path] = nil
                 }
-                if change.kind != .deleted, let blob = change.newBlob {
+                if change.kind != .deleted, let blob = change.newBlob, ManifestLoader.isManifestPath(change.path) {
                     let parsed = try ManifestLoader.parse(from: repository, path: change.path, blob: blob)
                     files[change.path] = (blob, parsed)
                     touched.formUnion(parsed.refs)
@@ -126,16 +130,15 @@ public final class Reconciler {
             for (path, blob, parsed) in try ManifestLoader.parseAll(from: repository, commit: tip, path: configuration.path) {
                 files[path] = (blob, parsed)
             }
-            touched = [] // everything is evaluated below
+            fullLoad = true
         }
         filesCommit = tip
         let set = ManifestSet(files: files.values.map(\.parsed).sorted { $0.path < $1.path })
         lastSet = set
 
         let stored = statuses ?? [:]
-        let everything = previousSet == nil || touched.isEmpty && tip != last
         var evaluate: Set<ObjectRef>
-        if everything {
+        if fullLoad || previousSet == nil {
             evaluate = Set(set.manifests.keys).union(set.broken.keys)
         } else {
             // What the change touches: the objects in changed files, what depends on them now
@@ -145,13 +148,14 @@ public final class Reconciler {
             evaluate = Set(set.graph.affected(by: seeds)).union(seeds)
             evaluate.formUnion(set.broken.keys.filter { stored[$0]?.condition("Stalled")?.status != true })
         }
-        let present = Set(set.manifests.keys).union(set.broken.keys)
+        func isPresent(_ ref: ObjectRef) -> Bool { set.manifests[ref] != nil || set.broken[ref] != nil }
 
         var changes = PassChanges()
         var results: [ObjectRef: ObjectStatus] = [:]
         // Broken objects first: their status depends on nothing else, and what names them waits on it.
-        let order = set.broken.keys.filter { set.manifests[$0] == nil }.sorted() + set.graph.topologicalOrder()
-        for ref in order where evaluate.contains(ref) {
+        let order = set.broken.keys.filter { set.manifests[$0] == nil && evaluate.contains($0) }.sorted()
+            + set.graph.order(of: evaluate.filter { set.manifests[$0] != nil })
+        for ref in order {
             var objectLogger = logger
             objectLogger[metadataKey: "cairn.object"] = "\(ref)"
             let status = evaluateObject(ref, in: set, previous: stored[ref], results: results, stored: stored, commit: tip, time: time)
@@ -166,7 +170,10 @@ public final class Reconciler {
             changes.outbox.append(OutboxEntry(kind: .status, ref: ref, reason: status.reason, body: StatusDocument.render(status),
                                               detail: status.primaryMessage, sourceCommit: tip.hex, createdAt: time))
         }
-        for ref in stored.keys.sorted() where !present.contains(ref) {
+        // Gone: in a full load, whatever the store has that the commit lacks; otherwise only
+        // objects of the changed files can have gone.
+        let gone = (fullLoad ? Set(stored.keys) : touched.filter { stored[$0] != nil }).filter { !isPresent($0) }
+        for ref in gone.sorted() {
             logger.info("Deleted", metadata: ["cairn.object": "\(ref)"])
             changes.deletions.append(ref)
             changes.events.append(Event(ref: ref, time: time, reason: "Deleted", message: "its manifest was removed", sourceCommit: tip.hex))
@@ -176,10 +183,20 @@ public final class Reconciler {
         if rewritten {
             logger.warning("HistoryRewritten", metadata: ["cairn.previous": "\(last?.short ?? "?")"])
         }
+        var nextStatuses = stored
+        var nextNotReady = notReady
+        for (ref, status) in results {
+            nextStatuses[ref] = status
+            if status.isReady { nextNotReady.remove(ref) } else { nextNotReady.insert(ref) }
+        }
+        for ref in gone {
+            nextStatuses[ref] = nil
+            nextNotReady.remove(ref)
+        }
         if tip != last || !changes.outbox.isEmpty {
-            let final = stored.merging(results) { $1 }.filter { present.contains($0.key) }
             changes.reconciledCommit = tip.hex
-            changes.summary = summary(of: final.values, changes: changes, rewritten: rewritten, previous: last)
+            changes.summary = summary(total: nextStatuses.count, notReady: nextNotReady.compactMap { nextStatuses[$0] },
+                                      changes: changes, rewritten: rewritten, previous: last)
             changes.outbox.append(OutboxEntry(kind: .note, ref: nil, reason: "Reconciled", body: changes.summary ?? "",
                                               sourceCommit: tip.hex, createdAt: time))
         }
@@ -187,11 +204,13 @@ public final class Reconciler {
         try store.apply(changes, now: time)
         FaultPoint.hit("after-store-apply")
         requested = []
-        let final = stored.merging(results) { $1 }.filter { present.contains($0.key) }
-        statuses = final
+        statuses = nextStatuses
+        notReady = nextNotReady
+        for (ref, status) in results { dueTimes[ref] = status.nextAttempt }
+        for ref in gone { dueTimes[ref] = nil }
         if changes.reconciledCommit != nil { lastReconciled = tip }
-        return PassOutcome(commit: tip, ran: true, changed: changes.events.map(\.ref), objects: present.count,
-                           notReady: final.values.filter { !$0.isReady }.map(\.ref).sorted())
+        return PassOutcome(commit: tip, ran: true, changed: changes.events.map(\.ref), objects: nextStatuses.count,
+                           notReady: nextNotReady.sorted())
     }
 
 
@@ -262,11 +281,11 @@ public final class Reconciler {
         return Repository.blobID(of: data).hex
     }
 
-    private func summary(of statuses: Dictionary<ObjectRef, ObjectStatus>.Values, changes: PassChanges, rewritten: Bool, previous: ObjectID?) -> String {
-        let ready = statuses.filter(\.isReady).count
+    private func summary(total: Int, notReady: [ObjectStatus], changes: PassChanges, rewritten: Bool, previous: ObjectID?) -> String {
+        let ready = total - notReady.count
         var byReason: [String: Int] = [:]
-        for status in statuses where !status.isReady { byReason[status.reason, default: 0] += 1 }
-        var lines = ["Cairn reconciled this commit: \(statuses.count) objects, \(ready) Ready"
+        for status in notReady { byReason[status.reason, default: 0] += 1 }
+        var lines = ["Cairn reconciled this commit: \(total) objects, \(ready) Ready"
                      + byReason.sorted { $0.key < $1.key }.map { ", \($0.value) \($0.key)" }.joined() + "."]
         if rewritten { lines.append("History was rewritten: the previously reconciled commit \(previous?.short ?? "?") is not an ancestor.") }
         let changed = changes.outbox.compactMap { entry in entry.ref.map { "  \($0): \(entry.reason)" } }

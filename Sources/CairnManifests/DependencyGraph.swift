@@ -50,6 +50,33 @@ public struct DependencyGraph: Sendable {
         return ordered + remaining.keys.sorted()
     }
 
+    /// `subset` in dependency order (Kahn's algorithm on the edges among them), ties by kind and
+    /// name; costs what the subset holds, not what the graph holds.
+    public func order(of subset: Set<ObjectRef>) -> [ObjectRef] {
+        guard subset.count > 1 else { return Array(subset) }
+        // For a large share of the graph, one pass over all of it is cheaper than the insertions below.
+        if subset.count > 256 { return topologicalOrder().filter { subset.contains($0) } }
+        var remaining: [ObjectRef: Int] = [:]
+        for ref in subset { remaining[ref] = (dependencies[ref] ?? []).filter { subset.contains($0) }.count }
+        var ready = remaining.filter { $0.value == 0 }.map(\.key).sorted(by: >)
+        var result: [ObjectRef] = []
+        result.reserveCapacity(subset.count)
+        while let next = ready.popLast() {
+            result.append(next)
+            remaining[next] = nil
+            for dependent in dependents[next] ?? [] where subset.contains(dependent) {
+                guard let count = remaining[dependent] else { continue }
+                remaining[dependent] = count - 1
+                if count == 1 {
+                    // Keep `ready` sorted descending so popLast yields the smallest.
+                    let index = ready.firstIndex { $0 < dependent } ?? ready.count
+                    ready.insert(dependent, at: index)
+                }
+            }
+        }
+        return result + remaining.keys.sorted()
+    }
+
     /// `changed` and everything that depends on it, directly or not, in dependency order.
     public func affected(by changed: Set<ObjectRef>) -> [ObjectRef] {
         var seen: Set<ObjectRef> = []

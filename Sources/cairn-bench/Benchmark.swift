@@ -3,6 +3,7 @@ import CairnCore
 import CairnGit
 import CairnManifests
 import Foundation
+import Logging
 
 /// Measures Cairn on a generated repository and prints the figures with the machine's own.
 /// Figures are printed, never asserted: this machine is shared and noisy, so compare ratios
@@ -87,17 +88,20 @@ struct CairnBench: ParsableCommand {
             Result(name: "  of which: parse and check each file, one core", seconds: parseTime, target: nil, note: "one run"),
             Result(name: "  of which: cross-object checks and graph", seconds: checkTime, target: nil, note: "one run"),
         ]
+        try repository.updateReference("refs/heads/main", to: first, expected: nil, logMessage: "bench")
+        let daemon = try measureDaemon(repository: repository, directory: directory, signature: signature, groups: groups)
         let machine = Machine.current
         if format == "json" {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(Report(machine: machine, results: results + phases)), as: UTF8.self))
+            print(String(decoding: try encoder.encode(Report(machine: machine, results: results + phases + daemon)), as: UTF8.self))
             return
         }
         print("machine: \(machine.cpu), \(machine.cores) cores, \(machine.memoryGiB) GiB; build: \(machine.build)")
         print("repository: \(manifests) manifests generated and committed in \(String(format: "%.2f", generation)) s; median of \(repeats) runs (diff: \(repeats * 40))")
-        for result in [results[0]] + phases + [results[1]] {
-            let figure = result.seconds < 0.1 ? String(format: "%8.3f ms", result.seconds * 1000) : String(format: "%8.3f s ", result.seconds)
+        for result in [results[0]] + phases + [results[1]] + daemon {
+            let figure = result.seconds == 0 ? String(repeating: " ", count: 11)
+                : result.seconds < 0.1 ? String(format: "%8.3f ms", result.seconds * 1000) : String(format: "%8.3f s ", result.seconds)
             var line = "  \(result.name.padding(toLength: 50, withPad: " ", startingAt: 0)) \(figure)"
             if let goal = result.target {
                 let target = goal < 0.1 ? String(format: "%.0f ms", goal * 1000) : String(format: "%.0f s", goal)
@@ -107,6 +111,95 @@ struct CairnBench: ParsableCommand {
             }
             print(line)
         }
+    }
+}
+
+extension CairnBench {
+    /// The reconciler over the same repository: a full first pass (every object gets a status
+    /// commit), passes over an unchanged tip, passes after a one-manifest commit, and the
+    /// resident memory of a real `cairn run` idling over it.
+    func measureDaemon(repository: Repository, directory: URL, signature: Signature, groups: Int) throws -> [Result] {
+        let state = directory.appendingPathComponent("state")
+        let logger = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
+        let engine = try Engine(source: .local(directory), stateDirectory: state, configuration: ReconcilerConfiguration(),
+                                push: false, logger: logger) { _, _ in }
+        var started = Date()
+        let first = try engine.reconciler.pass()
+        let firstPass = Date().timeIntervalSince(started)
+        started = Date()
+        let written = try engine.writer.drain()
+        let drainTime = Date().timeIntervalSince(started)
+
+        var unchanged: [Double] = []
+        for _ in 0..<(repeats * 200) {
+            started = Date()
+            _ = try engine.reconcileOnce()
+            unchanged.append(Date().timeIntervalSince(started))
+        }
+        var changed: [Double] = []
+        var changedObjects = 0
+        for round in 0..<(repeats * 4) {
+            guard let tip = try repository.referenceTarget("refs/heads/main"),
+                  let (path, text) = Generated.group(round % groups).first(where: { $0.0.hasPrefix("training/") }) else { break }
+            let edited = text.replacingOccurrences(of: "max_iter: 200", with: "max_iter: \(1000 + round)")
+            let commit = try repository.createCommit(parent: tip, changes: [path: Data(edited.utf8)], message: "tune", author: signature)
+            try repository.updateReference("refs/heads/main", to: commit, expected: tip, logMessage: "bench")
+            started = Date()
+            let outcome = try engine.reconcileOnce()
+            changed.append(Date().timeIntervalSince(started))
+            changedObjects = outcome.changed.count
+        }
+        var results = [
+            Result(name: "first pass over every object (no git writes)", seconds: firstPass, target: nil, note: "\(first.objects) objects, one run"),
+            Result(name: "status commits written per second", seconds: drainTime, target: nil,
+                   note: String(format: "%.0f commits/s (target ≥ 500): %d commits", Double(written) / max(drainTime, 1e-9), written)),
+            Result(name: "pass over an unchanged ref", seconds: median(unchanged), target: 0.001, note: "fetch-free local repository"),
+            Result(name: "pass after a commit changing one manifest", seconds: median(changed), target: 0.020,
+                   note: "\(changedObjects) status change(s) written, note included"),
+        ]
+        if let rss = try idleResidentMemory(directory: directory, state: state, repository: repository, signature: signature) {
+            results.append(Result(name: "cairn run, resident memory while idle", seconds: 0, target: nil,
+                                  note: String(format: "%.1f MiB (target < 100 MiB), after reconciling a change", Double(rss) / 1024)))
+        }
+        return results
+    }
+
+    /// Starts the real daemon over the repository, makes it reconcile one change (so it holds
+    /// the parsed manifests), lets it idle, and reads its VmRSS in KiB.
+    func idleResidentMemory(directory: URL, state: URL, repository: Repository, signature: Signature) throws -> Int? {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("cairn")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            print("note: no cairn binary beside cairn-bench (swift build -c release builds both); memory not measured")
+            return nil
+        }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["run", "--repo", directory.path, "--state-dir", state.path, "--interval", "1s", "--log-level", "error"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer {
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+        }
+        guard let tip = try repository.referenceTarget("refs/heads/main"),
+              let (path, text) = Generated.group(0).first(where: { $0.0.hasPrefix("models/") }) else { return nil }
+        let commit = try repository.createCommit(parent: tip, changes: [path: Data((text + "  suspend: false\n").utf8)],
+                                                 message: "touch", author: signature)
+        try repository.updateReference("refs/heads/main", to: commit, expected: tip, logMessage: "bench")
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            let status = try? Repository.open(at: directory).referenceTarget("refs/notes/cairn").flatMap { notes in
+                try Repository.open(at: directory).note(on: commit, notesRef: "refs/notes/cairn")
+            }
+            if status != nil { break }
+            usleep(200_000)
+        }
+        sleep(3)
+        let procStatus = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
+        let line = procStatus.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+        return line.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") }
     }
 }
 
