@@ -109,44 +109,44 @@ public final class Reconciler {
         var touched: Set<ObjectRef> = due.union(requested)
         var rewritten = false
         var fullLoad = false
-        let previousSet = lastSet
+        // Take the set out of `self` so that updating it mutates in place instead of copying.
+        var set = lastSet ?? ManifestSet(files: [])
+        lastSet = nil
         if let loaded = filesCommit, repository.contains(loaded), !files.isEmpty {
             rewritten = !repository.isAncestor(loaded, of: tip)
-            let changes = try repository.diff(from: loaded, to: tip, under: configuration.path)
-            for change in changes where ManifestLoader.isManifestPath(change.path) || ManifestLoader.isManifestPath(change.oldPath) {
-                for path in Set([change.path, change.oldPath]) {
-                    touched.formUnion(files[path]?.parsed.refs ?? [])
+            var updates: [(path: String, file: ParsedFile?)] = []
+            for change in try repository.diff(from: loaded, to: tip, under: configuration.path) {
+                for path in Set([change.path, change.oldPath]) where files[path] != nil {
                     files[path] = nil
+                    updates.append((path, nil))
                 }
                 if change.kind != .deleted, let blob = change.newBlob, ManifestLoader.isManifestPath(change.path) {
                     let parsed = try ManifestLoader.parse(from: repository, path: change.path, blob: blob)
                     files[change.path] = (blob, parsed)
-                    touched.formUnion(parsed.refs)
+                    updates.append((change.path, parsed))
                 }
             }
+            touched.formUnion(set.update(updates))
         } else {
             rewritten = last.map { !repository.contains($0) || !repository.isAncestor($0, of: tip) } ?? false
             files = [:]
             for (path, blob, parsed) in try ManifestLoader.parseAll(from: repository, commit: tip, path: configuration.path) {
                 files[path] = (blob, parsed)
             }
+            set = ManifestSet(files: files.values.map(\.parsed).sorted { $0.path < $1.path })
             fullLoad = true
         }
         filesCommit = tip
-        let set = ManifestSet(files: files.values.map(\.parsed).sorted { $0.path < $1.path })
         lastSet = set
 
         let stored = statuses ?? [:]
         var evaluate: Set<ObjectRef>
-        if fullLoad || previousSet == nil {
+        if fullLoad {
             evaluate = Set(set.manifests.keys).union(set.broken.keys)
         } else {
-            // What the change touches: the objects in changed files, what depends on them now
-            // and what depended on them before (a deleted or renamed object breaks its users).
-            var seeds = touched
-            for ref in touched { seeds.formUnion(previousSet?.graph.dependents[ref] ?? []) }
-            evaluate = Set(set.graph.affected(by: seeds)).union(seeds)
-            evaluate.formUnion(set.broken.keys.filter { stored[$0]?.condition("Stalled")?.status != true })
+            // What the change touches: the objects of changed files and whoever names or reads
+            // them (from the set's update), and everything that depends on those now.
+            evaluate = Set(set.graph.affected(by: touched)).union(touched)
         }
         func isPresent(_ ref: ObjectRef) -> Bool { set.manifests[ref] != nil || set.broken[ref] != nil }
 
@@ -293,9 +293,4 @@ public final class Reconciler {
         if changed.count > 50 { lines.append("  ... and \(changed.count - 50) more") }
         return lines.joined(separator: "\n") + "\n"
     }
-}
-
-extension ParsedFile {
-    /// The objects this file defines, valid or not.
-    var refs: Set<ObjectRef> { Set(manifests.map(\.ref) + failures.compactMap(\.ref)) }
 }

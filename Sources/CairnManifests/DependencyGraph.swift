@@ -23,6 +23,20 @@ public struct DependencyGraph: Sendable {
         dependents[dependency, default: []].insert(object)
     }
 
+    /// Forgets what `object` depends on (its outgoing edges), keeping the object.
+    public mutating func removeEdges(from object: ObjectRef) {
+        for dependency in dependencies[object] ?? [] { dependents[dependency]?.remove(object) }
+        if dependencies[object] != nil { dependencies[object] = [] }
+    }
+
+    /// Removes `object` and every edge to or from it.
+    public mutating func remove(_ object: ObjectRef) {
+        removeEdges(from: object)
+        for dependent in dependents[object] ?? [] { dependencies[dependent]?.remove(object) }
+        dependencies[object] = nil
+        dependents[object] = nil
+    }
+
     public var objects: [ObjectRef] { dependencies.keys.sorted() }
 
     /// Every object, each after all it depends on; ties broken by kind order and name, so the
