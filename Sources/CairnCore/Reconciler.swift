@@ -146,7 +146,7 @@ public final class Reconciler {
         } else {
             // What the change touches: the objects of changed files and whoever names or reads
             // them (from the set's update), and everything that depends on those now.
-            evaluate = Set(set.graph.affected(by: touched)).union(touched)
+            evaluate = set.graph.reachable(from: touched)
         }
         func isPresent(_ ref: ObjectRef) -> Bool { set.manifests[ref] != nil || set.broken[ref] != nil }
 

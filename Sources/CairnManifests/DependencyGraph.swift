@@ -93,13 +93,18 @@ public struct DependencyGraph: Sendable {
 
     /// `changed` and everything that depends on it, directly or not, in dependency order.
     public func affected(by changed: Set<ObjectRef>) -> [ObjectRef] {
+        order(of: reachable(from: changed))
+    }
+
+    /// `changed` and everything that depends on it, directly or not; costs what it finds.
+    public func reachable(from changed: Set<ObjectRef>) -> Set<ObjectRef> {
         var seen: Set<ObjectRef> = []
         var stack = Array(changed)
         while let next = stack.popLast() {
             guard seen.insert(next).inserted else { continue }
             stack.append(contentsOf: dependents[next] ?? [])
         }
-        return topologicalOrder().filter { seen.contains($0) } + seen.filter { dependencies[$0] == nil }.sorted()
+        return seen
     }
 
     /// Each cycle once, as the objects on it in order (Tarjan's strongly connected components).

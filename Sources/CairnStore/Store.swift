@@ -14,6 +14,12 @@ public final class Store: Sendable {
         path = directory.appendingPathComponent("cairn.sqlite")
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
+        // WAL with synchronous=NORMAL: a killed process loses nothing that was committed; only
+        // a power cut can lose the last transactions, never corrupt the file. The outbox makes
+        // that safe too: a lost transaction is a pass that runs again.
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
         pool = try DatabasePool(path: path.path, configuration: configuration)
         try Self.migrator.migrate(pool)
     }
