@@ -42,7 +42,9 @@ extension Cairn {
                 try change()
                 let outcome = try engine.reconcileOnce()
                 let notReady = outcome.notReady.isEmpty ? "" : "; not Ready: " + outcome.notReady.map(\.description).joined(separator: ", ")
-                print("• \(title)\n    reconciled \(outcome.commit.short): \(outcome.objects) objects, \(outcome.changed.count) status change(s)\(notReady)")
+                let what = outcome.ran ? "reconciled \(outcome.commit.short): \(outcome.objects) objects, \(outcome.changed.count) status change(s)"
+                    : "\(outcome.commit.short) is already reconciled: nothing to do"
+                print("• \(title)\n    \(what)\(notReady)")
             }
             print("Demo repository: \(repositoryURL.path)\n")
             try step("initial commit: the example churn project") {}
