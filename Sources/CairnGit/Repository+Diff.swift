@@ -37,19 +37,9 @@ extension Repository {
 
     /// The id of the tree at `path` in `commit`, or nil when there is no directory there.
     private func subtree(of commit: ObjectID, at path: String) throws -> ObjectID? {
-        try withCommitTree(commit) { root in
-            guard !path.isEmpty else { return git_tree_id(root).map { ObjectID($0) } }
-            var entry: OpaquePointer?
-            let result = git_tree_entry_bypath(&entry, root, path)
-            if result == GIT_ENOTFOUND.rawValue {
-                git_error_clear()
-                return nil
-            }
-            try check(result, "git_tree_entry_bypath")
-            defer { git_tree_entry_free(entry) }
-            guard git_tree_entry_type(entry) == GIT_OBJECT_TREE, let id = git_tree_entry_id(entry) else { return nil }
-            return ObjectID(id)
-        }
+        guard !path.isEmpty else { return try self.commit(commit).tree }
+        guard let (id, type) = try entry(at: path, in: commit), type == GIT_OBJECT_TREE else { return nil }
+        return id
     }
 
     /// Walks two sorted trees side by side, descending only into subtrees whose ids differ,

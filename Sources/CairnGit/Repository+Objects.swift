@@ -121,6 +121,12 @@ extension Repository {
 
     /// Reads the file at `path` in `commit`, or nil when there is none.
     public func file(at path: String, in commit: ObjectID) throws -> Data? {
+        guard let (id, type) = try entry(at: path, in: commit), type == GIT_OBJECT_BLOB else { return nil }
+        return try blob(id)
+    }
+
+    /// The id and type of what stands at `path` in `commit`, or nil when nothing does.
+    func entry(at path: String, in commit: ObjectID) throws -> (ObjectID, git_object_t)? {
         try withCommitTree(commit) { root in
             var entry: OpaquePointer?
             let result = git_tree_entry_bypath(&entry, root, path)
@@ -130,8 +136,8 @@ extension Repository {
             }
             try check(result, "git_tree_entry_bypath")
             defer { git_tree_entry_free(entry) }
-            guard git_tree_entry_type(entry) == GIT_OBJECT_BLOB, let id = git_tree_entry_id(entry) else { return nil }
-            return try blob(ObjectID(id))
+            guard let id = git_tree_entry_id(entry) else { return nil }
+            return (ObjectID(id), git_tree_entry_type(entry))
         }
     }
 

@@ -74,27 +74,13 @@ func largeRepository(objects: Int) throws -> GitFixture {
     @Test func sigtermStopsTheDaemonCleanly() throws {
         let repository = try largeRepository(objects: 3)
         let state = try TemporaryDirectory("cairn-state")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try cairnExecutable())
-        process.arguments = ["run", "--repo", repository.path, "--state-dir", state.path, "--interval", "1s"]
-        let log = state.appending("log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardError = handle
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        // Wait for the first pass to land on the status branch, then stop it.
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, (try? repository.git(["rev-parse", "--verify", "-q", "cairn/status"], check: false)).map(\.isEmpty) ?? true {
-            usleep(100_000)
-        }
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        try handle.close()
-        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
-        let text = try String(contentsOf: log, encoding: .utf8)
-        #expect(text.contains("stopped"))
-        #expect(text.contains("cairn.commit="), "\(text)")
+        let daemon = try BackgroundProcess(try cairnExecutable(), ["run", "--repo", repository.path, "--state-dir", state.path, "--interval", "1s"],
+                                           logTo: state.appending("log"))
+        #expect(daemon.waitFor("cairn.changed=3"), "\(daemon.output)")
+        #expect(daemon.terminate() == 0)
+        #expect(daemon.process.terminationReason == .exit)
+        #expect(daemon.output.contains("stopped"))
+        #expect(daemon.output.contains("cairn.commit="), "\(daemon.output)")
         #expect(try repository.git(["log", "--format=%s", "cairn/status"]).split(separator: "\n").count == 3)
     }
 

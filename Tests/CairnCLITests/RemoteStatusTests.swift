@@ -61,25 +61,10 @@ import Testing
     @Test func aRemoteThatStopsAnsweringIsBackedOffAndRecoveredFrom() throws {
         let (served, url, work) = try servedRepository()
         let state = try TemporaryDirectory("cairn-state")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try cairnExecutable())
-        process.arguments = ["run", "--repo", url, "--state-dir", state.path, "--interval", "1s", "--timeout", "5s"]
-        let log = state.appending("log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardError = handle
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
-        func waitFor(_ text: String, _ seconds: Double = 30) -> Bool {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if logText().contains(text) { return true }
-                usleep(100_000)
-            }
-            return false
-        }
+        let daemon = try BackgroundProcess(try cairnExecutable(), ["run", "--repo", url, "--state-dir", state.path, "--interval", "1s", "--timeout", "5s"],
+                                           logTo: state.appending("log"))
+        func waitFor(_ text: String) -> Bool { daemon.waitFor(text) }
+        func logText() -> String { daemon.output }
         #expect(waitFor("cairn.changed=5"), "\(logText())")
         let away = served.appending("gone.git")
         try FileManager.default.moveItem(at: served.appending("ml.git"), to: away)
@@ -93,9 +78,6 @@ import Testing
         try work.git(["push", "-q", "origin", "main"])
         #expect(waitFor("recovered"), "\(logText())")
         #expect(waitFor("cairn.changed=1"), "\(logText())")
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        try handle.close()
-        #expect(process.terminationStatus == 0)
+        #expect(daemon.terminate() == 0)
     }
 }

@@ -57,3 +57,50 @@ public func which(_ name: String) throws -> String {
     }
     throw SubprocessError(description: "\(name) is not on PATH")
 }
+
+/// A long-running child (such as `cairn run`) whose standard error goes to a file the test reads.
+public final class BackgroundProcess: @unchecked Sendable {
+    public let process = Process()
+    private let log: URL
+    private let handle: FileHandle
+
+    public init(_ executable: String, _ arguments: [String], logTo log: URL) throws {
+        self.log = log
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        handle = try FileHandle(forWritingTo: log)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardError = handle
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? handle.close()
+    }
+
+    /// What it has written to standard error so far.
+    public var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// Waits until its output contains `text`; false after `seconds`.
+    public func waitFor(_ text: String, seconds: Double = 30) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if output.contains(text) { return true }
+            usleep(100_000)
+        }
+        return false
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    public func terminate() -> Int32 {
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
