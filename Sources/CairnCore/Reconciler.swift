@@ -78,6 +78,9 @@ public final class Reconciler {
         self.now = now
     }
 
+    /// The manifests of the last commit a pass loaded, with every finding about them.
+    public var manifestSet: ManifestSet? { lastSet }
+
     /// Asks for `ref` to be reconciled on the next pass even if nothing changed.
     public func request(_ ref: ObjectRef) {
         requested.insert(ref)
@@ -121,7 +124,9 @@ public final class Reconciler {
                     updates.append((path, nil))
                 }
                 if change.kind != .deleted, let blob = change.newBlob, ManifestLoader.isManifestPath(change.path) {
-                    let parsed = try ManifestLoader.parse(from: repository, path: change.path, blob: blob)
+                    // The diff carries no file mode; a symlink must be reported, never parsed.
+                    let symlink = try repository.listFiles(in: tip, under: change.path).first?.kind == .symlink
+                    let parsed = try ManifestLoader.parse(from: repository, path: change.path, blob: blob, symlink: symlink)
                     files[change.path] = (blob, parsed)
                     updates.append((change.path, parsed))
                 }

@@ -108,3 +108,17 @@ import Testing
         #expect(backoff.delay(afterFailures: 3, random: 0.999_999) < 4.4)
     }
 }
+
+@Suite struct IncrementalSymlinkTests {
+    @Test func aSymlinkAddedLaterIsReportedNotParsed() throws {
+        let setup = try Setup()
+        try setup.engine.reconcileOnce()
+        try FileManager.default.createSymbolicLink(atPath: setup.repository.url.appendingPathComponent("evil.yaml").path,
+                                                   withDestinationPath: "/etc/passwd")
+        try setup.repository.commit([:], message: "link")
+        let outcome = try setup.engine.reconcileOnce()
+        #expect(outcome.allReady, "an unattributed finding stalls no object")
+        let findings = try #require(setup.engine.reconciler.manifestSet).diagnostics
+        #expect(findings.contains { $0.location.file == "evil.yaml" && $0.message.contains("symlink to /etc/passwd") }, "\(findings)")
+    }
+}
