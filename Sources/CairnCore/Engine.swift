@@ -39,11 +39,9 @@ public final class Engine {
             repository = try Repository.open(at: path)
             mirror = nil
         case .remote(let url):
+            // Created empty here; the first pass fetches into it.
             let directory = stateDirectory.appendingPathComponent("mirror.git")
-            if !FileManager.default.fileExists(atPath: directory.appendingPathComponent("HEAD").path) {
-                try fetch(url, directory)
-            }
-            repository = try Repository.open(at: directory)
+            repository = try Repository.create(at: directory, bare: true)
             mirror = directory
         }
         reconciler = Reconciler(repository: repository, store: store, configuration: configuration, logger: logger)

@@ -6,7 +6,7 @@ public import Logging
 
 /// The single writer that drains the store's outbox into git: one commit per status change on
 /// the status branch, one note per reconciled source commit. Crash-safe without a transaction
-/// spanning SQLite and git: every status commit carries `Cairn-Outbox: <id>`, so after a crash
+/// spanning SQLite and git: every status commit carries `Cairn-Outbox: <store>/<id>`, so after a crash
 /// between moving the ref and clearing the outbox, the entries the branch tip already holds
 /// are recognised and not committed again. Notes are rewritten only when their text differs.
 public final class StatusWriter {
@@ -29,7 +29,7 @@ public final class StatusWriter {
         guard let lastID = entries.last?.id else { return 0 }
         let statusRef = configuration.statusRef
         let startTip = try repository.referenceTarget(statusRef)
-        let written = try startTip.map { try Self.outboxMark(in: repository.commit($0).message) } ?? 0
+        let written = try startTip.map { try Self.outboxMark(in: repository.commit($0).message, store: store.identity) } ?? 0
         var tip = startTip
         var commits = 0
         var notes: [(String, String)] = []
@@ -43,7 +43,7 @@ public final class StatusWriter {
                 guard id > written, let ref = entry.ref else { continue }
                 var changes: [String: Data?] = [StatusDocument.path(of: ref): entry.kind == .status ? Data(entry.body.utf8) : nil]
                 if tip == nil { changes["README.md"] = Data(StatusDocument.readme.utf8) }
-                let message = "\(ref): \(entry.reason)\n\n\(entry.detail)\n\nCairn-Object: \(ref)\nCairn-Source-Commit: \(entry.sourceCommit)\nCairn-Outbox: \(id)\n"
+                let message = "\(ref): \(entry.reason)\n\n\(entry.detail)\n\nCairn-Object: \(ref)\nCairn-Source-Commit: \(entry.sourceCommit)\nCairn-Outbox: \(store.identity)/\(id)\n"
                 tip = try repository.createCommit(parent: tip, changes: changes, message: message, author: signature)
                 commits += 1
                 if commits == 2 { FaultPoint.hit("between-status-commits") }
@@ -81,10 +81,13 @@ public final class StatusWriter {
         }
     }
 
-    /// The highest outbox id a status commit says it carries.
-    static func outboxMark(in message: String) -> Int64 {
+    /// The highest outbox id of this store that a status commit says it carries; 0 when the
+    /// commit came from another store (or none).
+    static func outboxMark(in message: String, store: String) -> Int64 {
         for line in message.split(separator: "\n").reversed() where line.hasPrefix("Cairn-Outbox: ") {
-            return Int64(line.dropFirst("Cairn-Outbox: ".count)) ?? 0
+            let value = line.dropFirst("Cairn-Outbox: ".count).split(separator: "/")
+            guard value.count == 2, value[0] == store else { return 0 }
+            return Int64(value[1]) ?? 0
         }
         return 0
     }

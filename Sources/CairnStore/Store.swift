@@ -22,7 +22,17 @@ public final class Store: Sendable {
         }
         pool = try DatabasePool(path: path.path, configuration: configuration)
         try Self.migrator.migrate(pool)
+        identity = try pool.write { db in
+            if let existing = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'identity'") { return existing }
+            let created = UUID().uuidString.lowercased()
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('identity', ?)", arguments: [created])
+            return created
+        }
     }
+
+    /// A random id made when the store was created. Outbox ids are only meaningful within one
+    /// store: a status commit names both, so a new store never mistakes an old mark for its own.
+    public let identity: String
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()

@@ -122,3 +122,17 @@ import Testing
         #expect(findings.contains { $0.location.file == "evil.yaml" && $0.message.contains("symlink to /etc/passwd") }, "\(findings)")
     }
 }
+
+@Suite struct StateResetTests {
+    /// A new state directory over an existing status branch writes every status again, on top
+    /// of the branch: the old store's outbox marks are not taken for the new store's.
+    @Test func aFreshStoreRewritesStatusOnTopOfTheExistingBranch() throws {
+        let setup = try Setup()
+        try setup.engine.reconcileOnce()
+        let newState = try TemporaryDirectory("cairn-state")
+        let engine = try Setup.engine(setup.repository.url, newState.url)
+        try engine.reconcileOnce()
+        #expect(try setup.statusSubjects().count == 10)
+        #expect(try setup.git(["rev-list", "--count", "cairn/status"]) == "10")
+    }
+}
