@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Exponential backoff with jitter, as a pure function of the failure count: the caller keeps
 /// the count and the clock, so tests need no sleeping.

@@ -38,7 +38,7 @@ public final class Engine {
         case .local(let path):
             repository = try Repository.open(at: path)
             mirror = nil
-        case .remote(let url):
+        case .remote:
             // Created empty here; the first pass fetches into it.
             let directory = stateDirectory.appendingPathComponent("mirror.git")
             repository = try Repository.create(at: directory, bare: true)
