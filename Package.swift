@@ -87,7 +87,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnCoreTests",
-            dependencies: ["CairnCore", "CairnStore", "CairnGit", "CairnManifests", "CairnTestSupport"],
+            dependencies: [
+                "CairnCore", "CairnStore", "CairnGit", "CairnManifests", "CairnTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: settings
         ),
         .testTarget(

@@ -4,6 +4,7 @@ import CairnManifests
 import CairnStore
 import CairnTestSupport
 import Foundation
+import Logging
 import Testing
 
 @Suite struct ReconcilerTests {
@@ -134,5 +135,69 @@ import Testing
         try engine.reconcileOnce()
         #expect(try setup.statusSubjects().count == 10)
         #expect(try setup.git(["rev-list", "--count", "cairn/status"]) == "10")
+    }
+}
+
+/// A controller that fails transiently a given number of times, then succeeds.
+final class FlakyController: Controller, @unchecked Sendable {
+    let kind: Kind
+    private var failuresLeft: Int
+    private(set) var calls = 0
+
+    init(kind: Kind, failures: Int) {
+        self.kind = kind
+        self.failuresLeft = failures
+    }
+
+    func reconcile(_ manifest: Manifest) throws(ReconcileError) -> ReconcileResult {
+        calls += 1
+        if failuresLeft > 0 {
+            failuresLeft -= 1
+            throw ReconcileError(.transient, reason: "RegistryUnavailable", message: "the registry did not answer")
+        }
+        return ReconcileResult(reason: "Registered", message: "ok")
+    }
+}
+
+@Suite struct TransientErrorTests {
+    /// A transient error backs the object off (Reconciling, with a retry time that grows), the
+    /// object is retried when due without any new commit, and becomes Ready; nothing sleeps.
+    @Test func transientErrorsBackOffAndRetryWhenDue() throws {
+        let setup = try Setup()
+        let flaky = FlakyController(kind: .model, failures: 2)
+        var clock = Date(timeIntervalSince1970: 1_800_000_000)
+        let reconciler = Reconciler(
+            repository: try Repository.open(at: setup.repository.url), store: setup.engine.store,
+            configuration: ReconcilerConfiguration(),
+            controllers: Kind.allCases.filter { $0 != .model }.map { ReferencesController(kind: $0) } + [flaky],
+            logger: Logger(label: "test"), now: { clock })
+        let model = ObjectRef(.model, "churn")
+
+        _ = try reconciler.pass()
+        let first = try #require(try setup.engine.store.object(model))
+        #expect(first.reason == "RegistryUnavailable" && !first.isReady && first.failures == 1)
+        #expect(first.condition("Reconciling")?.status == true)
+        let firstDelay = try #require(first.nextAttempt).timeIntervalSince(clock)
+        #expect(firstDelay > 0.8 && firstDelay < 1.2)
+        // Its dependents wait for it.
+        #expect(try setup.engine.store.object(ObjectRef(.modelDeployment, "churn-prod"))?.reason == "DependencyNotReady")
+
+        // Not yet due: the pass is the cheap one.
+        #expect(try reconciler.pass().ran == false)
+        clock = clock.addingTimeInterval(5)
+        _ = try reconciler.pass()
+        let second = try #require(try setup.engine.store.object(model))
+        #expect(second.failures == 2)
+        let secondDelay = try #require(second.nextAttempt).timeIntervalSince(clock)
+        #expect(secondDelay > 1.6 && secondDelay < 2.4, "the delay doubles")
+
+        clock = clock.addingTimeInterval(5)
+        let recovered = try reconciler.pass()
+        #expect(recovered.ran)
+        let third = try #require(try setup.engine.store.object(model))
+        #expect(third.isReady && third.reason == "Registered" && third.failures == 0 && third.nextAttempt == nil)
+        #expect(flaky.calls == 3)
+        // Once the model is Ready, the deployment that waited on it is reconciled too.
+        #expect(try setup.engine.store.object(ObjectRef(.modelDeployment, "churn-prod"))?.isReady == true)
     }
 }
