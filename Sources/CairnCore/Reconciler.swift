@@ -113,9 +113,13 @@ public final class Reconciler {
         var rewritten = false
         var fullLoad = false
         // Take the set out of `self` so that updating it mutates in place instead of copying.
+        // Until this pass succeeds, nothing is loaded: an error half-way leaves the caches to
+        // be rebuilt by a full load on the next pass, never a half-updated set.
         var set = lastSet ?? ManifestSet(files: [])
+        let loadedCommit = filesCommit
         lastSet = nil
-        if let loaded = filesCommit, repository.contains(loaded), !files.isEmpty {
+        filesCommit = nil
+        if let loaded = loadedCommit, repository.contains(loaded), !files.isEmpty {
             rewritten = !repository.isAncestor(loaded, of: tip)
             var updates: [(path: String, file: ParsedFile?)] = []
             for change in try repository.diff(from: loaded, to: tip, under: configuration.path) {
@@ -141,9 +145,6 @@ public final class Reconciler {
             set = ManifestSet(files: files.values.map(\.parsed).sorted { $0.path < $1.path })
             fullLoad = true
         }
-        filesCommit = tip
-        lastSet = set
-
         let stored = statuses ?? [:]
         var evaluate: Set<ObjectRef>
         if fullLoad {
@@ -209,6 +210,8 @@ public final class Reconciler {
         try store.apply(changes, now: time)
         FaultPoint.hit("after-store-apply")
         requested = []
+        filesCommit = tip
+        lastSet = set
         statuses = nextStatuses
         notReady = nextNotReady
         for (ref, status) in results { dueTimes[ref] = status.nextAttempt }

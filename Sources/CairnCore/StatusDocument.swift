@@ -34,7 +34,10 @@ public enum StatusDocument {
 
     /// A JSON string is a valid YAML double-quoted scalar, with every character escaped safely.
     static func quoted(_ text: String) -> String {
-        guard let data = try? JSONEncoder().encode(text) else { return "\"\"" }
+        let encoder = JSONEncoder()
+        // "\/" is an escape YAML 1.1 readers (PyYAML, for one) do not know.
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        guard let data = try? encoder.encode(text) else { return "\"\"" }
         return String(decoding: data, as: UTF8.self)
     }
 

@@ -201,3 +201,29 @@ final class FlakyController: Controller, @unchecked Sendable {
         #expect(try setup.engine.store.object(ObjectRef(.modelDeployment, "churn-prod"))?.isReady == true)
     }
 }
+
+@Suite struct FailedPassTests {
+    /// A pass that fails half-way through loading a commit (one changed file's blob cannot be
+    /// read) leaves nothing half-loaded: once the object is back, the next pass sees the whole
+    /// commit and writes the right status.
+    @Test func aFailedPassIsRedoneInFull() throws {
+        let setup = try Setup()
+        try setup.engine.reconcileOnce()
+        let files = try exampleManifests()
+        let deployment = try #require(files["deployment.yaml"] ?? nil), training = try #require(files["training.yaml"] ?? nil)
+        try setup.repository.commit(["deployment.yaml": deployment.replacingOccurrences(of: "stage: production", with: "stage: prod"),
+                                     "training.yaml": training.replacingOccurrences(of: "C: 1.0", with: "C: 9.0")])
+        // Hide the new training.yaml blob (a loose object): the pass reads deployment.yaml, then fails.
+        let blob = try setup.git(["rev-parse", "HEAD:training.yaml"])
+        let object = setup.repository.url.appendingPathComponent(".git/objects/\(blob.prefix(2))/\(blob.dropFirst(2))")
+        let hidden = setup.state.appending("hidden-object")
+        try FileManager.default.moveItem(at: object, to: hidden)
+        #expect(throws: (any Error).self) { try setup.engine.reconcileOnce() }
+        try FileManager.default.moveItem(at: hidden, to: object)
+
+        let outcome = try setup.engine.reconcileOnce()
+        #expect(outcome.notReady == [ObjectRef(.modelDeployment, "churn-prod"), ObjectRef(.monitor, "churn-quality")])
+        let status = try setup.git(["show", "cairn/status:ModelDeployment/churn-prod.yaml"])
+        #expect(status.contains("Model/churn has no stage \\\"prod\\\""), "\(status)")
+    }
+}
