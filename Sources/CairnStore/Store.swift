@@ -75,12 +75,6 @@ public final class Store: Sendable {
         try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) }
     }
 
-    public func setMeta(_ key: String, _ value: String) throws {
-        try pool.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [key, value])
-        }
-    }
-
     /// The source commit the last complete pass reconciled.
     public func lastReconciledCommit() throws -> String? { try meta("lastReconciledCommit") }
 
