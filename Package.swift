@@ -2,13 +2,25 @@
 import PackageDescription
 
 // One settings list for every target: Swift 6 mode, explicit existentials, and imports that
-// stay internal unless a module says otherwise, so libgit2 and Yams types cannot leak into
-// public API.
+// stay internal unless a module says otherwise, so libgit2 and GRDB types cannot leak into
+// public API. Nonisolated async functions run on their caller's actor, so the engine's actor
+// can hand its non-Sendable pieces (the repository's reader) to a controller it awaits.
 let settings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
 ]
+
+let log = Target.Dependency.product(name: "Logging", package: "swift-log")
+
+/// One target per kind under Controllers/, each depending on CairnCore and CairnManifests only.
+let controllerKinds = ["FeaturePipeline", "TrainingSchedule", "Model", "ModelDeployment", "Monitor"]
+let controllerTargets: [Target] = controllerKinds.map { kind in
+    .target(name: "\(kind)Controller", dependencies: ["CairnCore", "CairnManifests"], path: "Controllers/\(kind)",
+            swiftSettings: settings)
+}
+let controllerDependencies = controllerKinds.map { Target.Dependency(stringLiteral: "\($0)Controller") }
 
 let package = Package(
     name: "Cairn",
@@ -22,8 +34,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
-    targets: [
+    targets: controllerTargets + [
         .systemLibrary(
             name: "CLibGit2",
             pkgConfig: "libgit2",
@@ -35,32 +49,44 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: settings
         ),
+        // The vocabulary every other module shares: the controller protocol and its context,
+        // conditions, content keys, run records, the job executor interface. No git, no SQL.
         .target(
-            name: "CairnStore",
-            dependencies: ["CairnManifests", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "CairnCore",
+            dependencies: ["CairnManifests", log, .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: settings
         ),
         .target(
-            name: "CairnCore",
-            dependencies: ["CairnGit", "CairnManifests", "CairnStore", .product(name: "Logging", package: "swift-log")],
+            name: "CairnStore",
+            dependencies: ["CairnCore", "CairnManifests", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: settings
+        ),
+        // The engine: manifests from git, the reconcile pass, the status writer, the services.
+        .target(
+            name: "CairnEngine",
+            dependencies: [
+                "CairnCore", "CairnGit", "CairnManifests", "CairnStore", log,
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: settings
         ),
         .target(
             name: "CairnCLI",
             dependencies: [
-                "CairnCore", "CairnGit", "CairnManifests", "CairnStore",
+                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnStore", log,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ] + controllerDependencies,
             swiftSettings: settings
         ),
         .executableTarget(name: "cairn", dependencies: ["CairnCLI"], swiftSettings: settings),
         .executableTarget(
             name: "cairn-bench",
             dependencies: [
-                "CairnCore", "CairnGit", "CairnManifests",
+                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnCLI", log,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings
         ),
@@ -82,15 +108,19 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnStoreTests",
-            dependencies: ["CairnStore", "CairnManifests", "CairnTestSupport"],
+            dependencies: ["CairnStore", "CairnCore", "CairnManifests", "CairnTestSupport"],
             swiftSettings: settings
         ),
         .testTarget(
             name: "CairnCoreTests",
+            dependencies: ["CairnCore", "CairnManifests", "CairnTestSupport"] + controllerDependencies,
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "CairnEngineTests",
             dependencies: [
-                "CairnCore", "CairnStore", "CairnGit", "CairnManifests", "CairnTestSupport",
-                .product(name: "Logging", package: "swift-log"),
-            ],
+                "CairnEngine", "CairnCore", "CairnStore", "CairnGit", "CairnManifests", "CairnTestSupport", "CairnCLI", log,
+            ] + controllerDependencies,
             swiftSettings: settings
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CairnCore
+import CairnEngine
 import CairnGit
 import Foundation
 import Logging
@@ -33,34 +34,36 @@ extension Cairn {
             let repositoryURL = root.appendingPathComponent("churn")
             _ = try ExampleRepository.create(at: repositoryURL)
             let engine = try Engine(source: .local(repositoryURL), stateDirectory: root.appendingPathComponent("state"),
-                                    configuration: ReconcilerConfiguration(), push: false,
+                                    configuration: ReconcilerConfiguration(), controllers: try Controllers.registry(), push: false,
                                     logger: Logger(label: "cairn")) { _, _ in }
             let author = Signature(name: "Dana Scientist", email: "dana@example.com")
-            let script = DemoScript(repository: engine.repository, root: repositoryURL, author: author)
+            let script = DemoScript(repository: try Repository.open(at: repositoryURL), root: repositoryURL, author: author)
 
-            func step(_ title: String, _ change: () throws -> Void) throws {
+            func step(_ title: String, _ change: () throws -> Void) async throws {
                 try change()
-                let outcome = try engine.reconcileOnce()
-                let notReady = outcome.notReady.isEmpty ? "" : "; not Ready: " + outcome.notReady.map(\.description).joined(separator: ", ")
-                let what = outcome.ran ? "reconciled \(outcome.commit.short): \(outcome.objects) objects, \(outcome.changed.count) status change(s)"
+                let outcome = try await engine.reconcileOnce()
+                var what = outcome.ran ? "reconciled \(outcome.commit.short): \(outcome.objects) objects, \(outcome.changed.count) status change(s)"
                     : "\(outcome.commit.short) is already reconciled: nothing to do"
-                print("• \(title)\n    \(what)\(notReady)")
+                if !outcome.stalled.isEmpty { what += "; stalled: " + outcome.stalled.map(\.description).joined(separator: ", ") }
+                if !outcome.waiting.isEmpty { what += "; waiting: " + outcome.waiting.map(\.description).joined(separator: ", ") }
+                if outcome.notImplemented > 0 { what += "; \(outcome.notImplemented) await work Cairn cannot do yet (NotImplemented)" }
+                print("• \(title)\n    \(what)")
             }
             print("Demo repository: \(repositoryURL.path)\n")
-            try step("initial commit: the example churn project") {}
-            try step("change the training params (C: 1.0 → 0.5)") {
+            try await step("initial commit: the example churn project") {}
+            try await step("change the training params (C: 1.0 → 0.5)") {
                 try script.edit("training.yaml", "params: {C: 1.0, max_iter: 200}", "params: {C: 0.5, max_iter: 200}", "Regularise churn training harder")
             }
-            try step("break deployment.yaml (stage: prod, which Model/churn does not have)") {
+            try await step("break deployment.yaml (stage: prod, which Model/churn does not have)") {
                 try script.edit("deployment.yaml", "stage: production", "stage: prod", "Serve the prod stage")
             }
-            try step("fix it") {
+            try await step("fix it") {
                 try script.edit("deployment.yaml", "stage: prod", "stage: production", "Fix the stage name")
             }
-            try step("delete monitor.yaml") {
+            try await step("delete monitor.yaml") {
                 try script.delete("monitor.yaml", "Drop the quality monitor for now")
             }
-            try step("an unchanged branch: one ref read, nothing written") {}
+            try await step("an unchanged branch: one ref read, nothing written") {}
 
             let git = GitCommandLine(directory: repositoryURL)
             for arguments in [["log", "--format=%h %s", "cairn/status"],

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CairnCore
+import CairnEngine
 import CairnGit
 import CairnManifests
 import CairnStore
@@ -58,8 +59,8 @@ struct EngineOptions: ParsableArguments {
         let deadline = try parseTimeout(timeout)
         let source: RepositorySource = isLocalPath(repo) ? .local(URL(fileURLWithPath: repo)) : .remote(repo)
         do {
-            return try Engine(source: source, stateDirectory: stateDirectory, configuration: configuration, push: push,
-                              logger: logger) { url, mirror in
+            return try Engine(source: source, stateDirectory: stateDirectory, configuration: configuration,
+                              controllers: try Controllers.registry(), push: push, logger: logger) { url, mirror in
                 try RemoteFetcher.fetch(url: url, into: mirror, timeout: deadline)
             }
         } catch let error as GitError where error.code == .notFound {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CairnCore
+import CairnEngine
 import CairnManifests
 import CairnStore
 import Foundation
@@ -8,14 +9,17 @@ import Logging
 extension Cairn {
     struct Reconcile: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run one reconcile pass, or ask a running daemon to reconcile an object now.",
+            abstract: "Run one reconcile pass, or ask the running daemon to reconcile an object now.",
             discussion: """
             With --once: fetches (for a URL), runs one pass over the branch tip, writes status \
-            commits to the status branch and a note on the commit, and exits 0 when every object \
-            is Ready, 1 when some are not, 3 when the repository cannot be read.
+            commits to the status branch and a note on the commit. Exits 0 when nothing is \
+            stalled (objects whose kind's work Cairn cannot do yet, NotImplemented, are counted \
+            and shown but are not failures), 1 when an object is stalled or its manifest is \
+            invalid, 3 when the repository cannot be read.
 
-            With an object and no --once: queues it in the store; a running `cairn run` on the same \
-            state directory reconciles it within a second, ahead of its interval.
+            With an object and no --once: queues it for the `cairn run` holding the same state \
+            directory and wakes that daemon at once. Without a running daemon it says so and \
+            exits 3.
 
             Examples:
               cairn reconcile --once --repo ~/src/churn
@@ -45,15 +49,14 @@ extension Cairn {
             Logs.bootstrap(level: .warning)
             let ref = object.flatMap(ObjectRef.init(parsing:))
             if !once, let ref {
-                try Store(directory: options.stateDirectory).request(ref)
-                print("queued \(ref): a running `cairn run` with state in \(options.stateDirectory.path) reconciles it within a second")
+                try queue(ref)
                 return
             }
             let engine = try options.makeEngine(logger: Logger(label: "cairn"))
             if let ref { try engine.store.request(ref) }
             let outcome: PassOutcome
             do {
-                outcome = try engine.reconcileOnce()
+                outcome = try await engine.reconcileOnce()
             } catch let error as CairnExit {
                 throw error
             } catch {
@@ -61,30 +64,56 @@ extension Cairn {
             }
             let report = PassReport(outcome)
             print(format == .json ? report.jsonText() : report.text)
-            if !outcome.allReady { throw CairnExit.invalid() }
+            if !outcome.healthy { throw CairnExit.invalid() }
+        }
+
+        /// Hands the object to the running daemon: a row in its store, then SIGUSR1 to wake it.
+        private func queue(_ ref: ObjectRef) throws {
+            let state = options.stateDirectory
+            guard let pid = DaemonLock.holder(of: state) else {
+                throw CairnExit.unreadable("no `cairn run` is running with state in \(state.path), so nothing would reconcile \(ref); "
+                                           + "run `cairn reconcile \(ref) --once` with the same --repo to reconcile it now")
+            }
+            try Store(directory: state).request(ref)
+            guard kill(pid, SIGUSR1) == 0 else {
+                throw CairnExit.unreadable("could not wake the daemon (pid \(pid)): \(String(cString: strerror(errno))); "
+                                           + "\(ref) is queued for its next pass")
+            }
+            print("queued \(ref) and woke the daemon (pid \(pid)); `cairn history \(ref)` shows what it did")
         }
     }
 }
 
+/// What `reconcile --once` prints.
 struct PassReport: Encodable {
     var commit: String
     var ran: Bool
     var objects: Int
+    var ready: Int
     var changed: [String]
-    var notReady: [String]
+    var stalled: [String]
+    var waiting: [String]
+    var notImplemented: Int
 
     init(_ outcome: PassOutcome) {
         commit = outcome.commit.hex
         ran = outcome.ran
         objects = outcome.objects
+        ready = outcome.ready
         changed = outcome.changed.map(\.description)
-        notReady = outcome.notReady.map(\.description)
+        stalled = outcome.stalled.map(\.description)
+        waiting = outcome.waiting.map(\.description)
+        notImplemented = outcome.notImplemented
     }
 
     var text: String {
-        var lines = ["\(commit.prefix(12)): \(objects) objects, \(objects - notReady.count) Ready"
+        var lines = ["\(commit.prefix(12)): \(objects) objects, \(ready) Ready"
                      + (ran ? ", \(changed.count) changed" : ", already reconciled")]
-        if !notReady.isEmpty { lines.append("not Ready: " + notReady.joined(separator: ", ")) }
+        if !stalled.isEmpty { lines.append("stalled: " + stalled.joined(separator: ", ")) }
+        if !waiting.isEmpty { lines.append("waiting: " + waiting.joined(separator: ", ")) }
+        if notImplemented > 0 {
+            lines.append("\(notImplemented) object(s) await work Cairn cannot do yet (NotImplemented); `cairn status` says what each lacks")
+        }
         return lines.joined(separator: "\n")
     }
 }

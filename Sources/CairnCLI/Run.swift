@@ -1,12 +1,14 @@
 import ArgumentParser
 import CairnCore
+import CairnEngine
 import CairnGit
 import CairnManifests
 import Foundation
 import Logging
+import ServiceLifecycle
 
 extension Cairn {
-    struct Run: ParsableCommand {
+    struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The daemon: reconcile the branch tip every interval, and write status back to git.",
             discussion: """
@@ -15,8 +17,9 @@ extension Cairn {
             change to the status branch, a note on the reconciled commit, and pushes with --push. \
             An unchanged tip costs one ref read. When the remote does not answer, Cairn backs off \
             (exponentially, with jitter) and keeps its last known state. `cairn reconcile Kind/name` \
-            wakes it ahead of the interval. SIGTERM or SIGINT stops it after the current step.
+            wakes it ahead of the interval. SIGTERM or SIGINT stops it after the pass in flight.
 
+            One daemon per state directory: a second one exits, naming the first one's pid.
             Logs go to standard error, one line each, with cairn.object and cairn.commit.
 
             Examples:
@@ -39,68 +42,46 @@ extension Cairn {
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a log level") }
         }
 
-        func run() throws {
+        func run() async throws {
             Logs.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
             var logger = Logger(label: "cairn")
             logger[metadataKey: "cairn.repo"] = "\(isLocalPath(options.repo) ? options.repo : redactedURL(options.repo))"
-            let stop = StopSignal()
-            let engine = try options.makeEngine(logger: logger)
-            let period = (try? ManifestDuration(parsing: interval))?.seconds ?? 30
-            logger.info("started", metadata: ["cairn.state": "\(options.stateDirectory.path)", "cairn.interval": "\(interval)"])
-            var failures = 0
-            while !stop.requested {
-                var wait = period
-                do {
-                    let outcome = try engine.reconcileOnce()
-                    if failures > 0 { logger.notice("recovered", metadata: ["cairn.commit": "\(outcome.commit.short)"]) }
-                    failures = 0
-                    if outcome.ran {
-                        logger.info("pass", metadata: ["cairn.commit": "\(outcome.commit.short)", "cairn.objects": "\(outcome.objects)",
-                                                       "cairn.changed": "\(outcome.changed.count)", "cairn.notReady": "\(outcome.notReady.count)"])
-                    }
-                } catch {
-                    failures += 1
-                    wait = Backoff(base: min(period, 2), maximum: max(period, 300)).delay(afterFailures: failures)
-                    logger.error("pass failed; keeping the last known state", metadata: [
-                        "cairn.error": "\(error)", "cairn.failures": "\(failures)", "cairn.retry": "\(String(format: "%.1f", wait))s"])
-                }
-                // Sleep in short steps: a stop signal or a queued request cuts the wait short.
-                let until = Date().addingTimeInterval(wait)
-                while !stop.requested, Date() < until {
-                    Thread.sleep(forTimeInterval: 0.1)
-                    if (try? engine.store.hasRequests()) == true { break }
-                }
+            try FileManager.default.createDirectory(at: options.stateDirectory, withIntermediateDirectories: true)
+            // Listening for requests before the lock publishes the pid that `cairn reconcile` signals.
+            let triggers = Triggers()
+            let requests = await ManualRequestService(triggers: triggers)
+            let lock: DaemonLock
+            do {
+                lock = try DaemonLock(stateDirectory: options.stateDirectory)
+            } catch {
+                throw CairnExit.unreadable(error.description)
             }
+            let engine = try options.makeEngine(logger: logger)
+            let milliseconds = (try? ManifestDuration(parsing: interval))?.milliseconds ?? 30_000
+            let period = Duration.milliseconds(milliseconds)
+            // Shut down in reverse order: no more ticks or requests, then the pass in flight ends.
+            let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: EngineService(engine: engine, triggers: triggers, interval: period, logger: logger), serviceName: "engine"),
+                    .init(service: requests, serviceName: "requests"),
+                    .init(service: WatcherService(interval: period, triggers: triggers), serviceName: "watcher"),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger.withLevel(.warning)))
+            logger.info("started", metadata: ["cairn.state": "\(options.stateDirectory.path)", "cairn.interval": "\(interval)",
+                                              "cairn.pid": "\(getpid())"])
+            try await group.run()
             logger.info("stopped")
+            withExtendedLifetime(lock) {}
         }
     }
 }
 
-/// Turns SIGTERM and SIGINT into a flag the loop checks between steps.
-final class StopSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    private var sources: [any DispatchSourceSignal] = []
-
-    init() {
-        for number in [SIGTERM, SIGINT] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [weak self] in self?.set() }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    private func set() {
-        lock.lock()
-        flag = true
-        lock.unlock()
-    }
-
-    var requested: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return flag
+extension Logger {
+    /// A copy that logs at `level` and above, for chatty libraries.
+    func withLevel(_ level: Logger.Level) -> Logger {
+        var copy = self
+        copy.logLevel = max(level, logLevel)
+        return copy
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CairnCore
+import CairnEngine
 import CairnManifests
 import CairnStore
 import Foundation
@@ -33,7 +34,9 @@ extension Cairn {
             The same is readable with plain git, no Cairn needed: \
             git show cairn/status:Model/churn.yaml, git log cairn/status.
 
-            Exit code 0 when every object shown is Ready, 1 when not.
+            Exit code 0 when no object shown is stalled, 1 when one is (its manifest is invalid, or \
+            its controller found it cannot work as written). Objects whose kind's work Cairn cannot \
+            do yet show READY Unknown, reason NotImplemented, and do not fail the command.
 
             Examples:
               cairn status --repo ~/src/churn
@@ -59,10 +62,15 @@ extension Cairn {
             if format == .json {
                 print(objects.jsonText())
             } else {
-                let rows = objects.map { [$0.ref.description, $0.isReady ? "True" : "False", $0.reason, String($0.observedCommit.prefix(12)), $0.primaryMessage] }
+                let rows = objects.map { [$0.ref.description, $0.ready.rawValue, $0.reason, String($0.observedCommit.prefix(12)), $0.primaryMessage] }
                 print(table(header: ["OBJECT", "READY", "REASON", "COMMIT", "MESSAGE"], rows: rows))
+                let stalled = objects.filter(\.isStalled).count
+                let notImplemented = objects.filter(\.isNotImplemented).count
+                var summary = "\(objects.count) object(s): \(objects.filter(\.isReady).count) Ready, \(stalled) stalled"
+                if notImplemented > 0 { summary += ", \(notImplemented) awaiting work Cairn cannot do yet (NotImplemented)" }
+                print("\n" + summary)
             }
-            if objects.contains(where: { !$0.isReady }) { throw CairnExit.invalid() }
+            if objects.contains(where: \.isStalled) { throw CairnExit.invalid() }
         }
     }
 

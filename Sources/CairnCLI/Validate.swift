@@ -1,5 +1,6 @@
 import ArgumentParser
 import CairnCore
+import CairnEngine
 import CairnGit
 import CairnManifests
 import Foundation

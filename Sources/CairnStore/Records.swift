@@ -1,62 +1,6 @@
 public import Foundation
 public import CairnManifests
-
-/// One condition of an object's status, as in Kubernetes: `Ready`, `Reconciling` or `Stalled`,
-/// each True or False with a reason, a message and when it last changed.
-public struct Condition: Codable, Hashable, Sendable {
-    public var type: String
-    public var status: Bool
-    public var reason: String
-    public var message: String
-    public var lastTransitionTime: Date
-
-    public init(type: String, status: Bool, reason: String, message: String, lastTransitionTime: Date) {
-        self.type = type
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.lastTransitionTime = lastTransitionTime
-    }
-}
-
-/// What Cairn last observed of one object.
-public struct ObjectStatus: Codable, Hashable, Sendable {
-    public var ref: ObjectRef
-    /// Where its manifest is, relative to the repository root.
-    public var manifestPath: String
-    /// The hash of the spec it was reconciled at (observedGeneration).
-    public var generation: String
-    /// The source commit it was reconciled at.
-    public var observedCommit: String
-    public var conditions: [Condition]
-    /// Consecutive transient failures, for backoff.
-    public var failures: Int
-    /// When the object is due again (backoff or a requeue), if it is waiting.
-    public var nextAttempt: Date?
-
-    public init(ref: ObjectRef, manifestPath: String, generation: String, observedCommit: String,
-                conditions: [Condition], failures: Int = 0, nextAttempt: Date? = nil) {
-        self.ref = ref
-        self.manifestPath = manifestPath
-        self.generation = generation
-        self.observedCommit = observedCommit
-        self.conditions = conditions
-        self.failures = failures
-        self.nextAttempt = nextAttempt
-    }
-
-    public func condition(_ type: String) -> Condition? { conditions.first { $0.type == type } }
-
-    /// The reason of the condition that is True, Ready first; what a status commit's subject says.
-    public var reason: String {
-        for type in ["Stalled", "Reconciling", "Ready"] {
-            if let condition = condition(type), condition.status { return condition.reason }
-        }
-        return condition("Ready")?.reason ?? "Unknown"
-    }
-
-    public var isReady: Bool { condition("Ready")?.status == true }
-}
+public import CairnCore
 
 /// Something that happened to an object, kept for `cairn history`.
 public struct Event: Codable, Hashable, Sendable {
@@ -115,6 +59,8 @@ public struct PassChanges: Sendable {
     public var deletions: [ObjectRef] = []
     public var events: [Event] = []
     public var outbox: [OutboxEntry] = []
+    /// Records controllers asked for, written with the statuses they explain.
+    public var effects: [StoreEffect] = []
     /// The source commit the pass reconciled, recorded as the last reconciled one.
     public var reconciledCommit: String?
     public var summary: String?
@@ -122,6 +68,6 @@ public struct PassChanges: Sendable {
     public init() {}
 
     public var isEmpty: Bool {
-        upserts.isEmpty && deletions.isEmpty && events.isEmpty && outbox.isEmpty && reconciledCommit == nil
+        upserts.isEmpty && deletions.isEmpty && effects.isEmpty && events.isEmpty && outbox.isEmpty && reconciledCommit == nil
     }
 }

@@ -1,11 +1,12 @@
 public import Foundation
 public import CairnManifests
+public import CairnCore
 import GRDB
 
 /// The metadata store: SQLite in WAL mode under the state directory. Every status change is
 /// written in the same transaction as the outbox entry that will carry it to git, so a crash
 /// loses nothing and commits nothing twice.
-public final class Store: Sendable {
+public final class Store: RunRecords, Sendable {
     private let pool: DatabasePool
     public let path: URL
 
@@ -66,6 +67,14 @@ public final class Store: Sendable {
                 table.column("entry", .jsonText).notNull()
             }
         }
+        migrator.registerMigration("v2: runs") { db in
+            try db.create(table: "run") { table in
+                table.primaryKey("id", .text)
+                table.column("key", .text).notNull().indexed()
+                table.column("object", .text).notNull().indexed()
+                table.column("record", .jsonText).notNull()
+            }
+        }
         return migrator
     }
 
@@ -110,6 +119,21 @@ public final class Store: Sendable {
         }
     }
 
+    public func runs(withKey key: String) throws -> [RunRecord] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT record FROM run WHERE key = ? ORDER BY rowid DESC", arguments: [key])
+                .map { try JSONDecoder.store.decode(RunRecord.self, from: Data($0.utf8)) }
+        }
+    }
+
+    public func runs(of object: ObjectRef, limit: Int) throws -> [RunRecord] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT record FROM run WHERE object = ? ORDER BY rowid DESC LIMIT ?",
+                                arguments: [object.description, limit])
+                .map { try JSONDecoder.store.decode(RunRecord.self, from: Data($0.utf8)) }
+        }
+    }
+
     // MARK: Writing
 
     /// Applies one pass: object upserts and deletions, events, outbox entries and the last
@@ -128,6 +152,9 @@ public final class Store: Sendable {
                 try db.execute(sql: "INSERT INTO event (ref, time, reason, message, sourceCommit) VALUES (?, ?, ?, ?, ?)",
                                arguments: [event.ref.description, event.time, event.reason, event.message, event.sourceCommit])
             }
+            for effect in changes.effects {
+                try Self.apply(effect, in: db)
+            }
             for entry in changes.outbox {
                 try db.execute(sql: "INSERT INTO outbox (entry) VALUES (?)", arguments: [try Self.encode(entry)])
             }
@@ -136,6 +163,17 @@ public final class Store: Sendable {
                 try db.execute(sql: "INSERT OR REPLACE INTO \"commit\" (id, reconciledAt, summary) VALUES (?, ?, ?)",
                                arguments: [commit, now, changes.summary ?? ""])
             }
+        }
+    }
+
+    private static func apply(_ effect: StoreEffect, in db: Database) throws {
+        switch effect {
+        case .recordRun(let run):
+            // An upsert that keeps the row (and its insertion order) when the run is updated.
+            try db.execute(sql: """
+                INSERT INTO run (id, key, object, record) VALUES (?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET key = excluded.key, object = excluded.object, record = excluded.record
+                """, arguments: [run.id, run.key, run.object.description, try encode(run)])
         }
     }
 

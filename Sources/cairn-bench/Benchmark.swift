@@ -1,5 +1,7 @@
 import ArgumentParser
 import CairnCore
+import CairnCLI
+import CairnEngine
 import CairnGit
 import CairnManifests
 import Foundation
@@ -9,7 +11,7 @@ import Logging
 /// Figures are printed, never asserted: this machine is shared and noisy, so compare ratios
 /// measured in one run.
 @main
-struct CairnBench: ParsableCommand {
+struct CairnBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cairn-bench",
         abstract: "Measure reading, validating and diffing manifests on a generated repository.",
@@ -30,7 +32,7 @@ struct CairnBench: ParsableCommand {
     @Option(help: "text or json.")
     var format: String = "text"
 
-    func run() throws {
+    func run() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-bench-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: directory) }
         let repository = try Repository.create(at: directory, bare: true)
@@ -89,7 +91,7 @@ struct CairnBench: ParsableCommand {
             Result(name: "  of which: cross-object checks and graph", seconds: checkTime, target: nil, note: "one run"),
         ]
         try repository.updateReference("refs/heads/main", to: first, expected: nil, logMessage: "bench")
-        let daemon = try measureDaemon(repository: repository, directory: directory, signature: signature, groups: groups)
+        let daemon = try await measureDaemon(repository: repository, directory: directory, signature: signature, groups: groups)
         let machine = Machine.current
         if format == "json" {
             let encoder = JSONEncoder()
@@ -118,22 +120,22 @@ extension CairnBench {
     /// The reconciler over the same repository: a full first pass (every object gets a status
     /// commit), passes over an unchanged tip, passes after a one-manifest commit, and the
     /// resident memory of a real `cairn run` idling over it.
-    func measureDaemon(repository: Repository, directory: URL, signature: Signature, groups: Int) throws -> [Result] {
+    func measureDaemon(repository: Repository, directory: URL, signature: Signature, groups: Int) async throws -> [Result] {
         let state = directory.appendingPathComponent("state")
         let logger = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
         let engine = try Engine(source: .local(directory), stateDirectory: state, configuration: ReconcilerConfiguration(),
-                                push: false, logger: logger) { _, _ in }
+                                controllers: try ControllerRegistry(Controllers.all), push: false, logger: logger) { _, _ in }
         var started = Date()
-        let first = try engine.reconciler.pass()
+        let first = try await engine.passWithoutDrain()
         let firstPass = Date().timeIntervalSince(started)
         started = Date()
-        let written = try engine.writer.drain()
+        let written = try await engine.drain()
         let drainTime = Date().timeIntervalSince(started)
 
         var unchanged: [Double] = []
         for _ in 0..<(repeats * 200) {
             started = Date()
-            _ = try engine.reconcileOnce()
+            _ = try await engine.reconcileOnce()
             unchanged.append(Date().timeIntervalSince(started))
         }
         var changed: [Double] = []
@@ -145,7 +147,7 @@ extension CairnBench {
             let commit = try repository.createCommit(parent: tip, changes: [path: Data(edited.utf8)], message: "tune", author: signature)
             try repository.updateReference("refs/heads/main", to: commit, expected: tip, logMessage: "bench")
             started = Date()
-            let outcome = try engine.reconcileOnce()
+            let outcome = try await engine.reconcileOnce()
             changed.append(Date().timeIntervalSince(started))
             changedObjects = outcome.changed.count
         }

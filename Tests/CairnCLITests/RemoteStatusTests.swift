@@ -47,12 +47,12 @@ import Testing
 
         let subjects = try remoteGit(["log", "--format=%s", "cairn/status"])
         #expect(subjects.contains("Ana's remark"))
-        #expect(subjects.hasPrefix("TrainingSchedule/churn-weekly: Reconciled"), "\(subjects)")
+        #expect(subjects.hasPrefix("TrainingSchedule/churn-weekly: NotImplemented"), "\(subjects)")
         #expect(try remoteGit(["ls-tree", "--name-only", "cairn/status"]).contains("NOTES-FROM-ANA.md"))
         let note = try remoteGit(["notes", "--ref=cairn", "show", firstCommit])
         #expect(note.contains("Ana: checked by hand") && note.contains("Cairn reconciled this commit"), "\(note)")
         let newHead = try remoteGit(["rev-parse", "main"])
-        #expect(try remoteGit(["notes", "--ref=cairn", "show", newHead]).contains("TrainingSchedule/churn-weekly: Reconciled"))
+        #expect(try remoteGit(["notes", "--ref=cairn", "show", newHead]).contains("TrainingSchedule/churn-weekly: NotImplemented"))
         // Nothing was forced: Ana's commit is an ancestor of the remote status tip.
         #expect(try remoteGit(["merge-base", "--is-ancestor", try run("git", ["rev-parse", "HEAD"], in: clone).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines), "cairn/status"]).isEmpty)

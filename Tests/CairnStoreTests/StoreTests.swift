@@ -1,3 +1,4 @@
+import CairnCore
 import CairnManifests
 import CairnStore
 import CairnTestSupport
@@ -7,7 +8,7 @@ import Testing
 @Suite struct StoreTests {
     func status(_ name: String, ready: Bool) -> ObjectStatus {
         ObjectStatus(ref: ObjectRef(.model, name), manifestPath: "m.yaml", generation: "g1", observedCommit: "c1",
-                     conditions: [Condition(type: "Ready", status: ready, reason: ready ? "Reconciled" : "Failed", message: "",
+                     conditions: [Condition(type: "Ready", status: ready ? .true : .false, reason: ready ? "Reconciled" : "Failed", message: "",
                                             lastTransitionTime: Date(timeIntervalSince1970: 1_700_000_000))])
     }
 
@@ -52,5 +53,44 @@ import Testing
         #expect(try store.hasRequests())
         #expect(try store.takeRequests() == [ObjectRef(.model, "a")])
         #expect(try store.takeRequests().isEmpty)
+    }
+
+    /// A controller's store effect lands in the same transaction as the status it explains,
+    /// and reads back through the narrow `RunRecords` protocol controllers get.
+    @Test func effectsAreAppliedWithThePassAndRunsReadBack() throws {
+        let directory = try TemporaryDirectory()
+        let store = try Store(directory: directory.url)
+        let object = ObjectRef(.trainingSchedule, "weekly")
+        var run = RunRecord(id: "r1", key: "sha256:aa", object: object, state: .submitted, trigger: "inputs",
+                            sourceCommit: "c1", submittedAt: Date(timeIntervalSince1970: 1_700_000_000))
+        var changes = PassChanges()
+        changes.upserts = [status("a", ready: false)]
+        changes.effects = [.recordRun(run)]
+        try store.apply(changes)
+        run.state = .succeeded
+        run.finishedAt = Date(timeIntervalSince1970: 1_700_000_060)
+        var second = PassChanges()
+        second.effects = [.recordRun(run), .recordRun(RunRecord(id: "r2", key: "sha256:bb", object: object, state: .running,
+                                                                 trigger: "schedule", sourceCommit: "c2", submittedAt: Date()))]
+        try store.apply(second)
+
+        let records: any RunRecords = try Store(directory: directory.url)
+        #expect(try records.runs(withKey: "sha256:aa") == [run], "updated in place, not duplicated")
+        #expect(try records.runs(of: object, limit: 10).map(\.id) == ["r2", "r1"])
+        #expect(try records.runs(of: object, limit: 1).map(\.id) == ["r2"])
+        #expect(try records.runs(withKey: "sha256:none").isEmpty)
+    }
+
+    /// Stores written before conditions had three values kept a Bool; they still read.
+    @Test func conditionsWrittenAsBooleansStillDecode() throws {
+        let json = #"{"type":"Ready","status":true,"reason":"Reconciled","message":"","lastTransitionTime":0}"#
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        #expect(try decoder.decode(Condition.self, from: Data(json.utf8)).status == .true)
+        let unknown = json.replacingOccurrences(of: "true", with: "\"Unknown\"")
+        #expect(try decoder.decode(Condition.self, from: Data(unknown.utf8)).status == .unknown)
+        #expect(throws: (any Error).self) {
+            try decoder.decode(Condition.self, from: Data(json.replacingOccurrences(of: "true", with: "\"Maybe\"").utf8))
+        }
     }
 }

@@ -11,11 +11,11 @@ final class StatusPusher {
     let url: String
     let configuration: ReconcilerConfiguration
     let logger: Logger
-    let fetch: (String, URL) throws -> Void
+    let fetch: Fetcher
     static let attempts = 5
 
     init(repository: Repository, url: String, configuration: ReconcilerConfiguration, logger: Logger,
-         fetch: @escaping (String, URL) throws -> Void) {
+         fetch: @escaping Fetcher) {
         self.repository = repository
         self.url = url
         self.configuration = configuration
@@ -26,7 +26,7 @@ final class StatusPusher {
     var remoteStatusRef: String { "refs/remotes/origin/\(configuration.statusBranch)" }
     var remoteNotesRef: String { "refs/remotes/origin-notes/" + configuration.notesRef.dropFirst("refs/notes/".count) }
 
-    func push() throws {
+    func push() async throws {
         for attempt in 1...Self.attempts {
             var refspecs: [String] = []
             if let local = try repository.referenceTarget(configuration.statusRef), local != (try repository.referenceTarget(remoteStatusRef)) {
@@ -48,7 +48,7 @@ final class StatusPusher {
                 return
             } catch let error as GitError where error.code == .pushRejected && attempt < Self.attempts {
                 logger.notice("push rejected; rebuilding on the remote's tip", metadata: ["cairn.attempt": "\(attempt)"])
-                try fetch(url, repository.gitDirectory)
+                try await fetch(url, repository.gitDirectory)
                 try rebuildStatus()
                 try rebuildNotes()
             }

@@ -1,4 +1,6 @@
+import CairnCLI
 import CairnCore
+import CairnEngine
 import CairnGit
 import CairnStore
 import CairnTestSupport
@@ -28,9 +30,10 @@ final class Setup {
         engine = try Setup.engine(repository.url, state.url)
     }
 
-    static func engine(_ repository: URL, _ state: URL) throws -> Engine {
-        try Engine(source: .local(repository), stateDirectory: state, configuration: ReconcilerConfiguration(), push: false,
-                   logger: Logger(label: "test")) { _, _ in }
+    static func engine(_ repository: URL, _ state: URL, controllers: [any Controller] = Controllers.all,
+                       now: @escaping @Sendable () -> Date = Date.init) throws -> Engine {
+        try Engine(source: .local(repository), stateDirectory: state, configuration: ReconcilerConfiguration(),
+                   controllers: try ControllerRegistry(controllers), push: false, logger: Logger(label: "test"), now: now) { _, _ in }
     }
 
     /// A fresh engine on the same state, as after a restart.

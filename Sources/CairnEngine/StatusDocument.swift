@@ -1,6 +1,6 @@
 import Foundation
 public import CairnManifests
-public import CairnStore
+public import CairnCore
 
 /// How an object's status reads on the status branch: `<Kind>/<name>.yaml`, YAML written in a
 /// fixed order so that an unchanged status is an unchanged file.
@@ -16,14 +16,14 @@ public enum StatusDocument {
             "manifest: \(quoted(status.manifestPath))",
             "observedCommit: \(status.observedCommit)",
             "observedGeneration: \(status.generation)",
-            "ready: \(status.isReady)",
+            "ready: \(status.ready.rawValue.lowercased())",
             "reason: \(quoted(status.reason))",
             "conditions:",
         ]
         for condition in status.conditions {
             lines += [
                 "  - type: \(condition.type)",
-                "    status: \"\(condition.status ? "True" : "False")\"",
+                "    status: \"\(condition.status.rawValue)\"",
                 "    reason: \(quoted(condition.reason))",
                 "    message: \(quoted(condition.message))",
                 "    lastTransitionTime: \(timestamp(condition.lastTransitionTime))",

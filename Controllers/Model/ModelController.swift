@@ -1,0 +1,18 @@
+public import CairnCore
+public import CairnManifests
+
+/// Model: the registry's stages. Whether each assigned version exists and may hold its stage
+/// needs the model registry, which does not exist yet; until then no assignment is claimed
+/// to hold, so a promotion of a version that does not exist is never Ready.
+public struct ModelController: Controller {
+    public static let kind = Kind.model
+
+    public init() {}
+
+    public func reconcile(_ object: Manifest, in context: ReconcileContext) async throws -> Outcome {
+        guard case .model(let spec) = object.spec else { throw ReconcileError.wrongKind(object, Self.kind) }
+        let assignments = spec.stages.compactMap { stage in spec.assignments[stage].map { "\(stage): \($0)" } }
+        let what = assignments.isEmpty ? "no stage is assigned" : "the assignments (\(assignments.joined(separator: ", "))) were not checked"
+        return .notImplemented("the model registry is not built yet: \(what) against registered versions")
+    }
+}

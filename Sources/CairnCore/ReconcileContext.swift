@@ -1,0 +1,63 @@
+public import Foundation
+public import CairnManifests
+public import Logging
+
+/// What a controller may use while it reconciles one object, and nothing more: the source
+/// commit and its files, the statuses of what the object depends on, the store through
+/// narrow protocols, the job executor, the time and a logger.
+///
+/// Not Sendable: it lives for one call, on the engine's executor (the controller's async
+/// function runs on its caller's actor), and the repository reader inside it must not travel.
+public struct ReconcileContext {
+    /// The object being reconciled.
+    public let object: ObjectRef
+    /// The commit of the tracked branch this pass reconciles (hex).
+    public let sourceCommit: String
+    /// The repository's files at `sourceCommit`.
+    public let files: any SourceFiles
+    /// The current status of every object this one depends on (from this pass when it was
+    /// evaluated before, otherwise as last stored). Each is accepted: valid and not stalled.
+    public let dependencies: [ObjectRef: ObjectStatus]
+    /// The status the object had before this pass, if any.
+    public let previous: ObjectStatus?
+    /// Runs recorded in the metadata store.
+    public let runs: any RunRecords
+    /// Where jobs run; nil until an executor is configured (the local one comes with runs).
+    public let executor: (any JobExecutor)?
+    /// The pass's time: one instant for every object of a pass.
+    public let now: Date
+    /// Carries `cairn.object` and `cairn.commit` metadata.
+    public let logger: Logger
+
+    public init(object: ObjectRef, sourceCommit: String, files: any SourceFiles, dependencies: [ObjectRef: ObjectStatus],
+                previous: ObjectStatus?, runs: any RunRecords, executor: (any JobExecutor)?, now: Date, logger: Logger) {
+        self.object = object
+        self.sourceCommit = sourceCommit
+        self.files = files
+        self.dependencies = dependencies
+        self.previous = previous
+        self.runs = runs
+        self.executor = executor
+        self.now = now
+        self.logger = logger
+    }
+}
+
+/// Read access to the repository's files at one commit. Paths are repository paths, which
+/// cannot leave the repository.
+public protocol SourceFiles {
+    /// The bytes of a regular file; nil when there is no file at `path`.
+    func contents(of path: RepositoryPath) throws -> Data?
+    /// SHA-256 of a file's bytes, or of a directory's listing (each file's hash and relative
+    /// path, sorted); nil when nothing is at `path`.
+    func contentHash(of path: RepositoryPath) throws -> ContentHash?
+}
+
+/// The SHA-256 of some content, written `sha256:<hex>`.
+public struct ContentHash: Hashable, Sendable, Codable, CustomStringConvertible {
+    public let hex: String
+
+    public init(hex: String) { self.hex = hex }
+
+    public var description: String { "sha256:\(hex)" }
+}

@@ -1,0 +1,134 @@
+public import Foundation
+public import CairnCore
+public import Logging
+public import ServiceLifecycle
+public import UnixSignals
+
+/// Why the engine should look now. Triggers say *when* to look, never *what* to do: every
+/// pass compares the whole desired state with the observed one.
+public enum Trigger: String, Sendable {
+    case start, interval, requeue, manual, jobFinished, webhook, monitor
+}
+
+/// The engine's inbox. Any part of the daemon may send; a burst collapses into one pending
+/// trigger (the stream keeps only the newest), so 10,000 webhooks cost a pass or two.
+public struct Triggers: Sendable {
+    public let stream: AsyncStream<Trigger>
+    private let continuation: AsyncStream<Trigger>.Continuation
+
+    public init() {
+        (stream, continuation) = AsyncStream.makeStream(of: Trigger.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    public func send(_ trigger: Trigger) {
+        continuation.yield(trigger)
+    }
+
+    public func finish() {
+        continuation.finish()
+    }
+}
+
+/// The engine loop: one pass at a time, started by triggers, never by polling. After each
+/// pass it sets one timer for the next object that is due (a requeue or a backoff). On
+/// graceful shutdown (SIGTERM, SIGINT) it finishes the pass in flight and returns.
+public struct EngineService: Service {
+    let engine: Engine
+    let triggers: Triggers
+    let logger: Logger
+    /// The interval the watcher looks at; a failing remote backs off from here up to 5 minutes.
+    let interval: Duration
+    let onPass: @Sendable (PassOutcome?) -> Void
+
+    public init(engine: Engine, triggers: Triggers, interval: Duration, logger: Logger,
+                onPass: @escaping @Sendable (PassOutcome?) -> Void = { _ in }) {
+        self.engine = engine
+        self.triggers = triggers
+        self.interval = interval
+        self.logger = logger
+        self.onPass = onPass
+    }
+
+    public func run() async throws {
+        var failures = 0
+        var retryAt = Date.distantPast
+        var timer: Task<Void, Never>?
+        defer { timer?.cancel() }
+        triggers.send(.start)
+        for await trigger in triggers.stream.cancelOnGracefulShutdown() {
+            // While a failing remote backs off, the watcher's ticks wait; anything else goes.
+            if trigger == .interval, Date() < retryAt { continue }
+            timer?.cancel()
+            var next: Date?
+            do {
+                let outcome = try await engine.reconcileOnce()
+                if failures > 0 { logger.notice("recovered", metadata: ["cairn.commit": "\(outcome.commit.short)"]) }
+                failures = 0
+                if outcome.ran {
+                    logger.info("pass", metadata: [
+                        "cairn.commit": "\(outcome.commit.short)", "cairn.trigger": "\(trigger.rawValue)", "cairn.objects": "\(outcome.objects)",
+                        "cairn.changed": "\(outcome.changed.count)", "cairn.stalled": "\(outcome.stalled.count)",
+                        "cairn.notImplemented": "\(outcome.notImplemented)"])
+                }
+                next = outcome.nextDue
+                onPass(outcome)
+            } catch {
+                failures += 1
+                let period = interval.seconds
+                let wait = Backoff(base: min(period, 2), maximum: max(period, 300)).delay(afterFailures: failures)
+                retryAt = Date().addingTimeInterval(wait)
+                next = retryAt
+                logger.error("pass failed; keeping the last known state", metadata: [
+                    "cairn.error": "\(error)", "cairn.failures": "\(failures)", "cairn.retry": "\(String(format: "%.1f", wait))s"])
+                onPass(nil)
+            }
+            if let next {
+                timer = Task { [triggers] in
+                    let delay = max(0, next.timeIntervalSinceNow)
+                    guard (try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))) != nil else { return }
+                    triggers.send(.requeue)
+                }
+            }
+        }
+    }
+}
+
+/// Says when to look at the branch: every interval. (A webhook will add pushes as they happen.)
+/// An unchanged tip costs the engine one ref read, so a tick is cheap.
+public struct WatcherService: Service {
+    let interval: Duration
+    let triggers: Triggers
+
+    public init(interval: Duration, triggers: Triggers) {
+        self.interval = interval
+        self.triggers = triggers
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            let slept: Void? = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            guard slept != nil, !Task.isCancelled else { return }
+            triggers.send(.interval)
+        }
+    }
+}
+
+/// `cairn reconcile Kind/name` queues the object in the store and sends SIGUSR1 to the daemon
+/// holding the state directory's lock; this turns the signal into a trigger.
+/// Make it before the daemon publishes its pid: until the handler is installed, SIGUSR1
+/// would end the process.
+public struct ManualRequestService: Service {
+    let triggers: Triggers
+    let signals: UnixSignalsSequence
+
+    public init(triggers: Triggers) async {
+        self.triggers = triggers
+        signals = await UnixSignalsSequence(trapping: .sigusr1)
+    }
+
+    public func run() async throws {
+        for await _ in signals.cancelOnGracefulShutdown() {
+            triggers.send(.manual)
+        }
+    }
+}

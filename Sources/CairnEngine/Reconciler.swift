@@ -1,0 +1,383 @@
+public import Foundation
+public import CairnCore
+public import CairnGit
+public import CairnManifests
+public import CairnStore
+public import Logging
+
+/// Where the desired state lives and where the observed state goes.
+public struct ReconcilerConfiguration: Sendable {
+    /// The branch whose tip is reconciled.
+    public var branch: String
+    /// The directory of manifests inside the repository; empty for all of it.
+    public var path: String
+    public var statusBranch: String
+    public var notesRef: String
+    public var author: Signature
+    /// Read the branch as fetched into a mirror (`refs/remotes/origin/<branch>`), not as a local branch.
+    public var remoteTracking: Bool
+
+    public init(branch: String = "main", path: String = "", statusBranch: String = "cairn/status",
+                notesRef: String = "refs/notes/cairn", author: Signature = Signature(name: "Cairn", email: "cairn@localhost"),
+                remoteTracking: Bool = false) {
+        self.remoteTracking = remoteTracking
+        self.branch = branch
+        self.path = path
+        self.statusBranch = statusBranch
+        self.notesRef = notesRef
+        self.author = author
+    }
+
+    public var statusRef: String { "refs/heads/\(statusBranch)" }
+    public var trackedRef: String { remoteTracking ? "refs/remotes/origin/\(branch)" : "refs/heads/\(branch)" }
+}
+
+/// What one pass did, and where every object stands after it.
+public struct PassOutcome: Sendable {
+    public var commit: ObjectID
+    /// False when the tip was already reconciled and nothing was due: the pass cost one ref read.
+    public var ran: Bool
+    public var changed: [ObjectRef]
+    public var objects: Int
+    public var ready: Int
+    /// Objects that cannot make progress until their manifest (or git) changes.
+    public var stalled: [ObjectRef]
+    /// Objects on their way: reconciling, waiting for a dependency, suspended.
+    public var waiting: [ObjectRef]
+    /// Objects whose kind's work Cairn cannot do yet (Ready=Unknown, NotImplemented).
+    public var notImplemented: Int
+    /// When the engine should look again although nothing else happens (a requeue or backoff).
+    public var nextDue: Date?
+
+    /// Whether nothing is stalled: what `reconcile --once` and `status` exit 0 on.
+    public var healthy: Bool { stalled.isEmpty }
+}
+
+/// The reconcile engine for one repository. Level-triggered: each pass compares the manifests
+/// at the branch tip with the store, whatever event caused it. A pass is four steps: track
+/// the manifests, select the work, evaluate the objects, record the pass.
+///
+/// Owned by one `Engine` actor, which runs one pass at a time; it holds the repository's
+/// libgit2 handle and is never shared.
+public final class Reconciler {
+    public let repository: Repository
+    public let store: Store
+    public let configuration: ReconcilerConfiguration
+    private let controllers: ControllerRegistry
+    private let executor: (any JobExecutor)?
+    private let logger: Logger
+    private let now: @Sendable () -> Date
+
+    /// Parsed manifest files of the last reconciled commit, by path, with their blob ids.
+    private var files: [String: (blob: ObjectID, parsed: ParsedFile)] = [:]
+    /// The commit `files` and `lastSet` describe; nil forces a full load.
+    private var filesCommit: ObjectID?
+    private var lastSet = ManifestSet(files: [])
+    /// Objects someone asked to reconcile now (`cairn reconcile Kind/name`).
+    private var requested: Set<ObjectRef> = []
+    /// The store's object statuses and last reconciled commit, read once and kept in step.
+    private var statuses: [ObjectRef: ObjectStatus] = [:]
+    private var tally = StatusTally([])
+    private var loaded = false
+    /// When objects in backoff or waiting are due again.
+    private var dueTimes: [ObjectRef: Date] = [:]
+    private var lastReconciled: ObjectID?
+    /// The last spec each object was reconciled with, so a file that stops parsing still
+    /// says what its objects depend on.
+    private var lastAccepted: [ObjectRef: Manifest] = [:]
+
+    public init(repository: Repository, store: Store, configuration: ReconcilerConfiguration, controllers: ControllerRegistry,
+                executor: (any JobExecutor)? = nil, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
+        self.repository = repository
+        self.store = store
+        self.configuration = configuration
+        self.controllers = controllers
+        self.executor = executor
+        self.logger = logger
+        self.now = now
+    }
+
+    /// The manifests of the last commit a pass loaded, with every finding about them.
+    public var manifestSet: ManifestSet? { filesCommit == nil ? nil : lastSet }
+
+    /// Asks for `ref` to be reconciled on the next pass even if nothing changed.
+    public func request(_ ref: ObjectRef) {
+        requested.insert(ref)
+    }
+
+    /// When the next object is due again, if any is.
+    public var nextDue: Date? { dueTimes.values.min() }
+
+    /// One pass over the branch tip. Writes the store (and its outbox) in one transaction; the
+    /// caller drains the outbox into git with a `StatusWriter`. A pass that throws leaves
+    /// nothing half-done: the next one reloads the commit in full.
+    public func pass() async throws -> PassOutcome {
+        guard let tip = try repository.referenceTarget(configuration.trackedRef) else {
+            throw GitError(.notFound, "the branch \(configuration.branch) does not exist (\(configuration.trackedRef))", function: "Reconciler.pass")
+        }
+        let time = now()
+        try loadStoredState()
+        // The common case: nothing new, nothing due. One ref read, nothing else.
+        if tip == lastReconciled, requested.isEmpty, (nextDue ?? .distantFuture) > time {
+            return outcome(tip, ran: false, changed: [])
+        }
+        do {
+            let tracked = try trackManifests(at: tip)
+            let work = selectWork(tracked, time: time)
+            let evaluation = try await evaluateObjects(work, tracked: tracked, commit: tip, time: time)
+            return try recordPass(evaluation, tracked: tracked, commit: tip, time: time)
+        } catch {
+            filesCommit = nil
+            throw error
+        }
+    }
+
+    private func loadStoredState() throws {
+        guard !loaded else { return }
+        let stored = try store.objects()
+        statuses = Dictionary(uniqueKeysWithValues: stored.map { ($0.ref, $0) })
+        tally = StatusTally(stored)
+        dueTimes = Dictionary(uniqueKeysWithValues: stored.compactMap { status in status.nextAttempt.map { (status.ref, $0) } })
+        lastReconciled = try store.lastReconciledCommit().flatMap(ObjectID.init(hex:))
+        loaded = true
+    }
+
+    // MARK: Step 1: track the manifests
+
+    /// What the tip holds, and what changed since the commit last loaded.
+    struct TrackedManifests {
+        var set: ManifestSet
+        /// Objects the change touches (every object after a full load).
+        var touched: Set<ObjectRef>
+        var fullLoad: Bool
+        /// Whether the previously reconciled commit is not an ancestor of the tip.
+        var rewritten: Bool
+    }
+
+    /// Diffs the tip against the commit loaded last and re-parses only the changed files; with
+    /// nothing loaded (the first pass, or after a failed one), reads every manifest.
+    private func trackManifests(at tip: ObjectID) throws -> TrackedManifests {
+        if let loadedCommit = filesCommit, repository.contains(loadedCommit), !files.isEmpty {
+            filesCommit = nil  // until this step finishes, the caches are not a commit's
+            var updates: [(path: String, file: ParsedFile?)] = []
+            for change in try repository.diff(from: loadedCommit, to: tip, under: configuration.path) {
+                for path in Set([change.path, change.oldPath]) where files[path] != nil {
+                    files[path] = nil
+                    updates.append((path, nil))
+                }
+                if change.kind != .deleted, let blob = change.newBlob, ManifestLoader.isManifestPath(change.path) {
+                    // The diff carries no file mode; a symlink must be reported, never parsed.
+                    let symlink = try repository.listFiles(in: tip, under: change.path).first?.kind == .symlink
+                    let parsed = try ManifestLoader.parse(from: repository, path: change.path, blob: blob, symlink: symlink)
+                    files[change.path] = (blob, parsed)
+                    updates.append((change.path, parsed))
+                }
+            }
+            let touched = lastSet.update(updates)
+            filesCommit = tip
+            return TrackedManifests(set: lastSet, touched: touched, fullLoad: false,
+                                    rewritten: !repository.isAncestor(loadedCommit, of: tip))
+        }
+        files = [:]
+        for (path, blob, parsed) in try ManifestLoader.parseAll(from: repository, commit: tip, path: configuration.path) {
+            files[path] = (blob, parsed)
+        }
+        lastSet = ManifestSet(files: files.values.map(\.parsed).sorted { $0.path < $1.path })
+        filesCommit = tip
+        let rewritten = lastReconciled.map { !repository.contains($0) || !repository.isAncestor($0, of: tip) } ?? false
+        return TrackedManifests(set: lastSet, touched: Set(lastSet.manifests.keys).union(lastSet.broken.keys).union(statuses.keys),
+                                fullLoad: true, rewritten: rewritten)
+    }
+
+    // MARK: Step 2: select the work
+
+    /// The objects to evaluate, in order: what the change touched, what is due or was asked
+    /// for, and everything that depends on those; broken objects first (their status depends
+    /// on nothing), then the valid ones in dependency order.
+    private func selectWork(_ tracked: TrackedManifests, time: Date) -> [ObjectRef] {
+        let set = tracked.set
+        var start = tracked.touched.union(requested)
+        start.formUnion(dueTimes.filter { $0.value <= time }.keys)
+        let evaluate = tracked.fullLoad ? start : set.graph.reachable(from: start)
+        return evaluate.filter { set.manifests[$0] == nil && set.broken[$0] != nil }.sorted()
+            + set.graph.order(of: evaluate.filter { set.manifests[$0] != nil })
+    }
+
+    // MARK: Step 3: evaluate the objects
+
+    struct Evaluation {
+        var results: [ObjectRef: ObjectStatus] = [:]
+        var changes = PassChanges()
+    }
+
+    private func evaluateObjects(_ work: [ObjectRef], tracked: TrackedManifests, commit: ObjectID, time: Date) async throws -> Evaluation {
+        var evaluation = Evaluation()
+        var logger = self.logger
+        logger[metadataKey: "cairn.commit"] = "\(commit.short)"
+        let files = GitSourceFiles(repository: repository, commit: commit)
+        for ref in work {
+            var objectLogger = logger
+            objectLogger[metadataKey: "cairn.object"] = "\(ref)"
+            let (status, effects) = await evaluate(ref, in: tracked.set, results: evaluation.results, files: files,
+                                                   commit: commit, time: time, logger: objectLogger)
+            evaluation.results[ref] = status
+            evaluation.changes.effects += effects
+            let previous = statuses[ref]
+            guard status.differsInSubstance(from: previous) else {
+                if status.failures != previous?.failures || status.nextAttempt != previous?.nextAttempt { evaluation.changes.upserts.append(status) }
+                continue
+            }
+            objectLogger.info("\(status.reason)", metadata: ["cairn.ready": "\(status.ready)"])
+            evaluation.changes.upserts.append(status)
+            evaluation.changes.events.append(Event(ref: ref, time: time, reason: status.reason, message: status.primaryMessage,
+                                                   sourceCommit: commit.hex))
+            evaluation.changes.outbox.append(OutboxEntry(kind: .status, ref: ref, reason: status.reason, body: StatusDocument.render(status),
+                                                         detail: status.primaryMessage, sourceCommit: commit.hex, createdAt: time))
+        }
+        return evaluation
+    }
+
+    /// One object: stalled when its manifest is broken, paused when suspended, waiting while
+    /// something it depends on is not accepted, and otherwise whatever its controller finds.
+    private func evaluate(_ ref: ObjectRef, in set: ManifestSet, results: [ObjectRef: ObjectStatus], files: GitSourceFiles,
+                          commit: ObjectID, time: Date, logger: Logger) async -> (ObjectStatus, [StoreEffect]) {
+        let previous = statuses[ref]
+        var builder = StatusBuilder(ref: ref, previous: previous, commit: commit.hex, time: time)
+        if let problems = set.broken[ref] {
+            let first = problems.first { $0.severity == .error } ?? problems[0]
+            builder.manifestPath = first.location.file
+            builder.generation = "invalid:" + Repository.blobID(of: Data(problems.map(\.description).joined().utf8)).short
+            return (builder.stalled(reason: ConditionReason.invalidManifest, message: "\(first.location): \(first.message)"
+                                    + (problems.count > 1 ? " (and \(problems.count - 1) more; run cairn validate)" : "")), [])
+        }
+        guard let manifest = set.manifests[ref] else { return (builder.stalled(reason: "Missing", message: "no manifest"), []) }
+        builder.manifestPath = manifest.location.file
+        builder.generation = Self.generation(of: manifest)
+        lastAccepted[ref] = manifest
+        if manifest.spec.suspended {
+            return (builder.notReady(reason: ConditionReason.suspended,
+                                     message: "spec.suspend is true; Cairn leaves this object as it is", reconciling: false), [])
+        }
+        var dependencies: [ObjectRef: ObjectStatus] = [:]
+        var notAccepted: [String] = []
+        for dependency in self.dependencies(of: manifest, in: set).sorted() {
+            let status = results[dependency] ?? statuses[dependency]
+            if let status { dependencies[dependency] = status }
+            if set.broken[dependency] != nil || set.manifests[dependency] == nil || status?.isStalled == true {
+                notAccepted.append("\(dependency) (\(status?.reason ?? "not valid"))")
+            }
+        }
+        if !notAccepted.isEmpty {
+            return (builder.notReady(reason: ConditionReason.dependencyNotAccepted,
+                                     message: "waiting for " + notAccepted.joined(separator: ", ") + " to be fixed", reconciling: true), [])
+        }
+        let context = ReconcileContext(object: ref, sourceCommit: commit.hex, files: files, dependencies: dependencies,
+                                       previous: previous, runs: store, executor: executor, now: time, logger: logger)
+        do {
+            let outcome = try await controllers.controller(for: ref.kind).reconcile(manifest, in: context)
+            return (builder.status(for: outcome), outcome.effects)
+        } catch let error as ReconcileError where error.disposition == .terminal {
+            return (builder.stalled(reason: error.reason, message: error.message), [])
+        } catch {
+            let failures = (previous?.failures ?? 0) + 1
+            let delay = Backoff().delay(afterFailures: failures)
+            let (reason, message) = (error as? ReconcileError).map { ($0.reason, $0.message) } ?? ("ReconcileFailed", "\(error)")
+            logger.warning("\(reason)", metadata: ["cairn.error": "\(message)", "cairn.retry": "\(String(format: "%.1f", delay))s"])
+            return (builder.retrying(reason: reason, message: message, failures: failures, after: delay), [])
+        }
+    }
+
+    /// What an object depends on: the objects the graph says it depends on, plus the broken
+    /// objects it names, and, for a Model, the broken TrainingSchedules whose last accepted
+    /// spec trained it. Per object: a broken schedule of another model is not a dependency.
+    private func dependencies(of manifest: Manifest, in set: ManifestSet) -> Set<ObjectRef> {
+        var result = set.graph.dependencies[manifest.ref] ?? []
+        let named: [ObjectRef]
+        switch manifest.spec {
+        case .featurePipeline: named = []
+        case .trainingSchedule(let spec): named = spec.features.map { [ObjectRef(.featurePipeline, $0)] } ?? []
+        case .model:
+            named = set.broken.keys.filter { ref in
+                guard ref.kind == .trainingSchedule, case .trainingSchedule(let spec)? = lastAccepted[ref]?.spec else { return false }
+                return spec.model == manifest.ref.name
+            }
+        case .modelDeployment(let spec): named = [ObjectRef(.model, spec.model)]
+        case .monitor(let spec): named = [ObjectRef(.modelDeployment, spec.deployment)]
+        }
+        result.formUnion(named.filter { set.broken[$0] != nil && set.manifests[$0] == nil })
+        return result
+    }
+
+    /// The spec's content key: SHA-256 over its canonical encoding (Docs/content-keys.md).
+    public static func generation(of manifest: Manifest) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(manifest.spec)) ?? Data()
+        return Repository.blobID(of: data).hex
+    }
+
+    // MARK: Step 4: record the pass
+
+    /// Deletes what the commit no longer defines, writes the note, applies everything to the
+    /// store in one transaction, and only then updates what the reconciler keeps in memory.
+    private func recordPass(_ evaluation: Evaluation, tracked: TrackedManifests, commit: ObjectID, time: Date) throws -> PassOutcome {
+        var changes = evaluation.changes
+        let set = tracked.set
+        // Gone: only touched objects can have gone (after a full load, every stored one is touched).
+        let gone = tracked.touched.filter { statuses[$0] != nil && set.manifests[$0] == nil && set.broken[$0] == nil }
+        for ref in gone.sorted() {
+            logger.info("Deleted", metadata: ["cairn.object": "\(ref)", "cairn.commit": "\(commit.short)"])
+            changes.deletions.append(ref)
+            changes.events.append(Event(ref: ref, time: time, reason: "Deleted", message: "its manifest was removed", sourceCommit: commit.hex))
+            changes.outbox.append(OutboxEntry(kind: .removal, ref: ref, reason: "Deleted", body: "",
+                                              detail: "its manifest was removed from the tracked branch", sourceCommit: commit.hex, createdAt: time))
+        }
+        if tracked.rewritten {
+            logger.warning("HistoryRewritten", metadata: ["cairn.previous": "\(lastReconciled?.short ?? "?")", "cairn.commit": "\(commit.short)"])
+        }
+        var tally = self.tally
+        for (ref, status) in evaluation.results { tally.replace(statuses[ref], with: status) }
+        for ref in gone { tally.replace(statuses[ref], with: nil) }
+        if commit != lastReconciled || !changes.outbox.isEmpty {
+            changes.reconciledCommit = commit.hex
+            changes.summary = Self.summary(tally, changes: changes, rewritten: tracked.rewritten, previous: lastReconciled)
+            changes.outbox.append(OutboxEntry(kind: .note, ref: nil, reason: "Reconciled", body: changes.summary ?? "",
+                                              sourceCommit: commit.hex, createdAt: time))
+        }
+        FaultPoint.hit("before-store-apply")
+        try store.apply(changes, now: time)
+        FaultPoint.hit("after-store-apply")
+        requested = []
+        self.tally = tally
+        for (ref, status) in evaluation.results {
+            statuses[ref] = status
+            dueTimes[ref] = status.nextAttempt
+        }
+        for ref in gone {
+            statuses[ref] = nil
+            dueTimes[ref] = nil
+            lastAccepted[ref] = nil
+        }
+        if changes.reconciledCommit != nil { lastReconciled = commit }
+        return outcome(commit, ran: true, changed: changes.events.map(\.ref))
+    }
+
+    private func outcome(_ commit: ObjectID, ran: Bool, changed: [ObjectRef]) -> PassOutcome {
+        PassOutcome(commit: commit, ran: ran, changed: changed, objects: tally.total, ready: tally.ready,
+                    stalled: tally.stalled.sorted(), waiting: tally.waiting.sorted(), notImplemented: tally.notImplemented,
+                    nextDue: nextDue)
+    }
+
+    private static func summary(_ tally: StatusTally, changes: PassChanges, rewritten: Bool, previous: ObjectID?) -> String {
+        var lines = ["Cairn reconciled this commit: \(tally.total) objects, \(tally.ready) Ready"
+                     + tally.notReadyByReason.sorted { $0.key < $1.key }.map { ", \($0.value) \($0.key)" }.joined() + "."]
+        if tally.notImplemented > 0 {
+            lines.append("\(tally.notImplemented) object(s) await work Cairn cannot do yet (NotImplemented).")
+        }
+        if rewritten { lines.append("History was rewritten: the previously reconciled commit \(previous?.short ?? "?") is not an ancestor.") }
+        let changed = changes.outbox.compactMap { entry in entry.ref.map { "  \($0): \(entry.reason)" } }
+        if !changed.isEmpty { lines.append("Changed:"); lines += changed.prefix(50) }
+        if changed.count > 50 { lines.append("  ... and \(changed.count - 50) more") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
