@@ -68,7 +68,7 @@ extension Cairn {
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger.withLevel(.warning)))
-            logger.info("started", metadata: ["cairn.state": "\(options.stateDirectory.path)", "cairn.interval": "\(interval)",
+            logger.info("starting", metadata: ["cairn.state": "\(options.stateDirectory.path)", "cairn.interval": "\(interval)",
                                               "cairn.pid": "\(getpid())"])
             try await group.run()
             logger.info("stopped")

@@ -54,6 +54,8 @@ public struct EngineService: Service {
         var retryAt = Date.distantPast
         var timer: Task<Void, Never>?
         defer { timer?.cancel() }
+        // The services (and the group's SIGTERM/SIGINT handlers) are up: from here a signal stops cleanly.
+        logger.info("started")
         triggers.send(.start)
         for await trigger in triggers.stream.cancelOnGracefulShutdown() {
             // While a failing remote backs off, the watcher's ticks wait; anything else goes.

@@ -115,3 +115,28 @@ func largeRepository(objects: Int) throws -> GitFixture {
         #expect(try cairn(["reconcile", "--repo", repository.path]).status == 2)
     }
 }
+
+@Suite(.serialized) struct ShutdownTests {
+    /// SIGTERM while the first pass over many objects is in flight: the daemon finishes (or
+    /// never starts) that pass and exits 0; a restart then leaves exactly one status commit per
+    /// object, none lost and none twice.
+    @Test func sigtermMidPassThenRestartLosesAndDuplicatesNothing() throws {
+        let objects = 300
+        let repository = try largeRepository(objects: objects)
+        let state = try TemporaryDirectory("cairn-state")
+        let daemon = try BackgroundProcess(try cairnExecutable(), ["run", "--repo", repository.path, "--state-dir", state.path,
+                                                                   "--interval", "1h"], logTo: state.appending("log"))
+        #expect(daemon.waitFor("started"), "\(daemon.output)")
+        #expect(daemon.terminate() == 0, "\(daemon.output)")
+        #expect(daemon.output.contains("stopped"))
+        let finished = try cairn(["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path])
+        #expect(finished.status == 0, "\(finished.stdout)\(finished.stderr)")
+        let subjects = try repository.git(["log", "--format=%s", "cairn/status"]).split(separator: "\n")
+        #expect(subjects.count == objects && Set(subjects).count == objects, "one status commit per object")
+        let marks = try repository.git(["log", "--format=%(trailers:key=Cairn-Outbox,valueonly)", "cairn/status"])
+            .split(separator: "\n").filter { !$0.isEmpty }
+        #expect(Set(marks).count == objects)
+        let notes = try repository.git(["notes", "--ref=cairn", "list"]).split(separator: "\n")
+        #expect(notes.count == 1, "one note on the one reconciled commit")
+    }
+}
