@@ -82,9 +82,9 @@ public final class Reconciler {
     /// When objects in backoff or waiting are due again.
     private var dueTimes: [ObjectRef: Date] = [:]
     private var lastReconciled: ObjectID?
-    /// The last spec each object was reconciled with, so a file that stops parsing still
-    /// says what its objects depend on.
-    private var lastAccepted: [ObjectRef: Manifest] = [:]
+    /// The model each TrainingSchedule trained at its last valid spec, so a schedule whose
+    /// file stops parsing still holds back exactly the Model it trains.
+    private var lastTrainedModel: [ObjectRef: String] = [:]
 
     public init(repository: Repository, store: Store, configuration: ReconcilerConfiguration, controllers: ControllerRegistry,
                 executor: (any JobExecutor)? = nil, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
@@ -253,7 +253,7 @@ public final class Reconciler {
         guard let manifest = set.manifests[ref] else { return (builder.stalled(reason: "Missing", message: "no manifest"), []) }
         builder.manifestPath = manifest.location.file
         builder.generation = Self.generation(of: manifest)
-        lastAccepted[ref] = manifest
+        if case .trainingSchedule(let spec) = manifest.spec { lastTrainedModel[ref] = spec.model }
         if manifest.spec.suspended {
             return (builder.notReady(reason: ConditionReason.suspended,
                                      message: "spec.suspend is true; Cairn leaves this object as it is", reconciling: false), [])
@@ -288,8 +288,8 @@ public final class Reconciler {
     }
 
     /// What an object depends on: the objects the graph says it depends on, plus the broken
-    /// objects it names, and, for a Model, the broken TrainingSchedules whose last accepted
-    /// spec trained it. Per object: a broken schedule of another model is not a dependency.
+    /// objects it names, and, for a Model, the broken TrainingSchedules whose last valid spec
+    /// trained it. Per object: a broken schedule of another model is not a dependency.
     private func dependencies(of manifest: Manifest, in set: ManifestSet) -> Set<ObjectRef> {
         var result = set.graph.dependencies[manifest.ref] ?? []
         let named: [ObjectRef]
@@ -297,10 +297,7 @@ public final class Reconciler {
         case .featurePipeline: named = []
         case .trainingSchedule(let spec): named = spec.features.map { [ObjectRef(.featurePipeline, $0)] } ?? []
         case .model:
-            named = set.broken.keys.filter { ref in
-                guard ref.kind == .trainingSchedule, case .trainingSchedule(let spec)? = lastAccepted[ref]?.spec else { return false }
-                return spec.model == manifest.ref.name
-            }
+            named = set.broken.keys.filter { $0.kind == .trainingSchedule && lastTrainedModel[$0] == manifest.ref.name }
         case .modelDeployment(let spec): named = [ObjectRef(.model, spec.model)]
         case .monitor(let spec): named = [ObjectRef(.modelDeployment, spec.deployment)]
         }
@@ -356,7 +353,7 @@ public final class Reconciler {
         for ref in gone {
             statuses[ref] = nil
             dueTimes[ref] = nil
-            lastAccepted[ref] = nil
+            lastTrainedModel[ref] = nil
         }
         if changes.reconciledCommit != nil { lastReconciled = commit }
         return outcome(commit, ran: true, changed: changes.events.map(\.ref))

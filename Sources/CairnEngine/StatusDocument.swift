@@ -53,8 +53,10 @@ public enum StatusDocument {
 
     This branch is written by Cairn and by nothing else. It holds one file per object,
     `<Kind>/<name>.yaml`, with the object's conditions (Ready, Reconciling, Stalled), the source
-    commit it was last reconciled at, and its spec's hash. Every change of status is one commit
-    whose subject is `<Kind>/<name>: <Reason>` and whose trailers link it back:
+    commit it was last reconciled at, and its spec's hash. `ready: true` means Cairn checked that
+    the actual state matches the spec; `ready: unknown` with reason NotImplemented means Cairn
+    cannot do that kind's work yet. Every change of status is one commit whose subject is
+    `<Kind>/<name>: <Reason>` and whose trailers link it back:
 
         Cairn-Object: Model/churn
         Cairn-Source-Commit: <the commit of the tracked branch>
