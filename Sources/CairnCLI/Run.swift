@@ -59,13 +59,21 @@ extension Cairn {
             let engine = try options.makeEngine(logger: logger)
             let milliseconds = (try? ManifestDuration(parsing: interval))?.milliseconds ?? 30_000
             let period = Duration.milliseconds(milliseconds)
-            // Shut down in reverse order: no more ticks or requests, then the pass in flight ends.
+            let pushes = engine.pushes ? Triggers() : nil
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+            if let pushes {
+                services.append(.init(service: StatusPushService(engine: engine, pushes: pushes, logger: logger), serviceName: "pusher"))
+            }
+            // Shut down in reverse order: no more ticks or requests, then the pass in flight
+            // ends, then the last push.
+            services += [
+                .init(service: EngineService(engine: engine, triggers: triggers, interval: period, logger: logger, pushes: pushes),
+                      serviceName: "engine"),
+                .init(service: requests, serviceName: "requests"),
+                .init(service: WatcherService(interval: period, triggers: triggers), serviceName: "watcher"),
+            ]
             let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-                services: [
-                    .init(service: EngineService(engine: engine, triggers: triggers, interval: period, logger: logger), serviceName: "engine"),
-                    .init(service: requests, serviceName: "requests"),
-                    .init(service: WatcherService(interval: period, triggers: triggers), serviceName: "watcher"),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger.withLevel(.warning)))
             logger.info("starting", metadata: ["cairn.state": "\(options.stateDirectory.path)", "cairn.interval": "\(interval)",

@@ -39,6 +39,7 @@ public actor Engine {
         self.source = source
         self.configuration = configuration
         self.fetch = fetch
+        pushConfigured = push
         store = try Store(directory: stateDirectory)
         switch source {
         case .local(let path):
@@ -60,10 +61,16 @@ public actor Engine {
         }
     }
 
+    /// Whether status is pushed to a remote.
+    public nonisolated var pushes: Bool { if case .remote = source { pushConfigured } else { false } }
+    private nonisolated let pushConfigured: Bool
+
     /// Fetches (for a remote), takes manual requests, runs one pass, writes the outbox to git
-    /// and pushes. A failure to fetch throws before anything changes: the last known state stays.
+    /// and, with `push`, pushes. A failure to fetch throws before anything changes: the last
+    /// known state stays. The daemon passes `push: false` and leaves pushing to its
+    /// `StatusPushService`, so a remote that refuses pushes does not fail passes.
     @discardableResult
-    public func reconcileOnce() async throws -> PassOutcome {
+    public func reconcileOnce(push: Bool = true) async throws -> PassOutcome {
         if case .remote(let url) = source, let mirror {
             try await fetch(url, mirror)
         }
@@ -74,8 +81,14 @@ public actor Engine {
         try writer.drain()
         let outcome = try await reconciler.pass()
         if outcome.ran { try writer.drain() }
-        try await pusher?.push()
+        if push { try await pusher?.push() }
         return outcome
+    }
+
+    /// Pushes the status branch and notes (rebuilding on the remote's tip when it moved).
+    /// Runs on this actor, so it never interleaves with a drain of the outbox.
+    public func pushStatus() async throws {
+        try await pusher?.push()
     }
 
     /// One pass without the git side, for measuring the two apart (`drain` writes the rest).

@@ -39,13 +39,16 @@ public struct EngineService: Service {
     /// The interval the watcher looks at; a failing remote backs off from here up to 5 minutes.
     let interval: Duration
     let onPass: @Sendable (PassOutcome?) -> Void
+    /// Told after each pass that wrote something, when status is pushed.
+    let pushes: Triggers?
 
-    public init(engine: Engine, triggers: Triggers, interval: Duration, logger: Logger,
+    public init(engine: Engine, triggers: Triggers, interval: Duration, logger: Logger, pushes: Triggers? = nil,
                 onPass: @escaping @Sendable (PassOutcome?) -> Void = { _ in }) {
         self.engine = engine
         self.triggers = triggers
         self.interval = interval
         self.logger = logger
+        self.pushes = pushes
         self.onPass = onPass
     }
 
@@ -63,7 +66,7 @@ public struct EngineService: Service {
             timer?.cancel()
             var next: Date?
             do {
-                let outcome = try await engine.reconcileOnce()
+                let outcome = try await engine.reconcileOnce(push: pushes == nil)
                 if failures > 0 { logger.notice("recovered", metadata: ["cairn.commit": "\(outcome.commit.short)"]) }
                 failures = 0
                 if outcome.ran {
@@ -73,6 +76,7 @@ public struct EngineService: Service {
                         "cairn.notImplemented": "\(outcome.notImplemented)"])
                 }
                 next = outcome.nextDue
+                if outcome.ran { pushes?.send(trigger) }
                 onPass(outcome)
             } catch {
                 failures += 1
@@ -91,6 +95,50 @@ public struct EngineService: Service {
                     triggers.send(.requeue)
                 }
             }
+        }
+    }
+}
+
+/// Pushes the status branch and notes to the remote after passes that wrote something; a
+/// push that fails (the remote is down, or refuses) is retried with backoff without holding
+/// up the passes. A burst of passes costs one push.
+public struct StatusPushService: Service {
+    let engine: Engine
+    let pushes: Triggers
+    let logger: Logger
+
+    public init(engine: Engine, pushes: Triggers, logger: Logger) {
+        self.engine = engine
+        self.pushes = pushes
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var failures = 0
+        var retry: Task<Void, Never>?
+        defer { retry?.cancel() }
+        for await _ in pushes.stream.cancelOnGracefulShutdown() {
+            retry?.cancel()
+            do {
+                try await engine.pushStatus()
+                if failures > 0 { logger.notice("push recovered") }
+                failures = 0
+            } catch {
+                failures += 1
+                let wait = Backoff(base: 2, maximum: 300).delay(afterFailures: failures)
+                logger.error("push failed; status stays committed locally and is pushed later", metadata: [
+                    "cairn.error": "\(error)", "cairn.failures": "\(failures)", "cairn.retry": "\(String(format: "%.1f", wait))s"])
+                retry = Task { [pushes] in
+                    guard (try? await Task.sleep(for: .milliseconds(Int64(wait * 1000)))) != nil else { return }
+                    pushes.send(.requeue)
+                }
+            }
+        }
+        // Shutting down: the engine has finished its last pass; push what it wrote.
+        do {
+            try await engine.pushStatus()
+        } catch {
+            logger.error("push failed at shutdown; the next start pushes it", metadata: ["cairn.error": "\(error)"])
         }
     }
 }
