@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -42,7 +43,11 @@ let package = Package(
         ),
         .target(
             name: "CairnCore",
-            dependencies: ["CairnGit", "CairnManifests", "CairnStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "CairnGit", "CairnManifests", "CairnStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: settings
         ),
         .target(
