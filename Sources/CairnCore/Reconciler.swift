@@ -283,12 +283,10 @@ public final class Reconciler {
         return result
     }
 
-    /// The spec's hash: the git blob id of its canonical JSON (sorted keys).
+    /// The spec's content key, `sha256:…` (Docs/content-keys.md). A valid manifest always has
+    /// one (its numbers are finite); "unkeyable" would mean a bug in the encoding.
     public static func generation(of manifest: Manifest) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = (try? encoder.encode(manifest.spec)) ?? Data()
-        return Repository.blobID(of: data).hex
+        (try? ContentKey.generation(of: manifest.spec))?.description ?? "unkeyable"
     }
 
     private func summary(total: Int, notReady: [ObjectStatus], changes: PassChanges, rewritten: Bool, previous: ObjectID?) -> String {
