@@ -261,7 +261,7 @@ import Testing
           model: churn
           features: churn-features
           schedule: "@weekly"
-          command: [python3, train.py, --note, "tab\\there, quote \\" backslash \\\\ bell \\a del \\x7f é 😀"]
+          command: [python3, train.py, --note, "tab\\there, quote \\" backslash \\\\ bell \\a escape \\x1b del \\x7f é 😀"]
           deps: [./train.py, lib//util.py]
           params: {max_iter: 200, C: 1.0, seed: -42, solver: lbfgs, big: 9007199254740993, warm: true}
           outputs: {model: out/model.bin, metrics: out/metrics.json}
