@@ -11,7 +11,7 @@ extension CanonicalValue {
         let state = EncodingState()
         let slot = try state.encode(value, at: [])
         if let problem = state.problem { throw problem }
-        self = try slot.value()
+        self = slot.value()
     }
 }
 
@@ -64,12 +64,12 @@ private final class Slot {
     }
 
     /// An encoder that encoded nothing gives an empty object, as `JSONEncoder` does.
-    func value() throws -> CanonicalValue {
+    func value() -> CanonicalValue {
         switch content {
         case .empty: .object([:])
         case .value(let value): value
-        case .object(let storage): .object(try storage.members.mapValues { try $0.value() })
-        case .array(let storage): .array(try storage.items.map { try $0.value() })
+        case .object(let storage): .object(storage.members.mapValues { $0.value() })
+        case .array(let storage): .array(storage.items.map { $0.value() })
         }
     }
 }
