@@ -246,7 +246,7 @@ public final class Reconciler {
         if let problems = set.broken[ref] {
             let first = problems.first { $0.severity == .error } ?? problems[0]
             builder.manifestPath = first.location.file
-            builder.generation = "invalid:" + Repository.blobID(of: Data(problems.map(\.description).joined().utf8)).short
+            builder.generation = "invalid:" + ((try? ContentKey.of(problems.map(\.description), kind: "diagnostics"))?.hex.prefix(12) ?? "")
             return (builder.stalled(reason: ConditionReason.invalidManifest, message: "\(first.location): \(first.message)"
                                     + (problems.count > 1 ? " (and \(problems.count - 1) more; run cairn validate)" : "")), [])
         }
@@ -307,10 +307,8 @@ public final class Reconciler {
 
     /// The spec's content key: SHA-256 over its canonical encoding (Docs/content-keys.md).
     public static func generation(of manifest: Manifest) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = (try? encoder.encode(manifest.spec)) ?? Data()
-        return Repository.blobID(of: data).hex
+        // Every valid spec has a key (the checker refuses numbers a double cannot hold).
+        (try? ContentKey.generation(of: manifest.spec))?.description ?? "unkeyable"
     }
 
     // MARK: Step 4: record the pass

@@ -73,6 +73,9 @@ struct ShapeChecker {
         case .scalar:
             if isCollection(node) || node.isNull {
                 fail(node, path, "\(path) must be a string, number or boolean, not \(node.typeName)")
+            } else if let value = node.double, !value.isFinite {
+                // Such as 1.0e999: too large for a double. Content keys have no spelling for it.
+                fail(node, path, "\(path) is too large to be a number; quote it to pass it as a string")
             }
         case .array(let element, let minItems):
             guard case .sequence(let items) = node.value else {

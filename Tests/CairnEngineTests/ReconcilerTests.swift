@@ -94,6 +94,28 @@ import Testing
         #expect(try setup.git(["show", "cairn/status:TrainingSchedule/churn-weekly.yaml"]).contains("observedCommit: \(rewritten)"))
     }
 
+    /// The generation is the spec's content key: reordering fields (and respelling 10m as
+    /// 600s) changes nothing, so no status commit; a changed value is a new generation.
+    @Test func reorderingAManifestKeepsItsGenerationAndAValueChangeDoesNot() async throws {
+        let setup = try Setup()
+        try await setup.engine.reconcileOnce()
+        let schedule = ObjectRef(.trainingSchedule, "churn-weekly")
+        let before = try #require(try setup.engine.store.object(schedule)).generation
+        #expect(before.hasPrefix("sha256:") && before.count == 71)
+        let training = try #require(try exampleManifests()["training.yaml"] ?? nil)
+        let reordered = training.replacingOccurrences(of: "  params: {C: 1.0, max_iter: 200}\n", with: "")
+            .replacingOccurrences(of: "  timeout: 10m\n", with: "  timeout: 600s\n  params: {max_iter: 200, C: 1}\n")
+        #expect(reordered != training)
+        try setup.repository.commit(["training.yaml": reordered])
+        let same = try await setup.engine.reconcileOnce()
+        #expect(same.ran && same.changed.isEmpty, "\(same.changed)")
+        #expect(try setup.engine.store.object(schedule)?.generation == before)
+        try setup.repository.commit(["training.yaml": reordered.replacingOccurrences(of: "max_iter: 200", with: "max_iter: 201")])
+        let changed = try await setup.engine.reconcileOnce()
+        #expect(changed.changed == [schedule])
+        #expect(try setup.engine.store.object(schedule)?.generation != before)
+    }
+
     @Test func aManualRequestReconcilesAheadOfChanges() async throws {
         let setup = try Setup()
         try await setup.engine.reconcileOnce()
