@@ -12,7 +12,10 @@ public struct ModelController: Controller {
     public func reconcile(_ object: Manifest, in context: ReconcileContext) async throws -> Outcome {
         guard case .model(let spec) = object.spec else { throw ReconcileError.wrongKind(object, Self.kind) }
         let assignments = spec.stages.compactMap { stage in spec.assignments[stage].map { "\(stage): \($0)" } }
-        let what = assignments.isEmpty ? "no stage is assigned" : "the assignments (\(assignments.joined(separator: ", "))) were not checked"
-        return .notImplemented("the model registry is not built yet: \(what) against registered versions")
+        if assignments.isEmpty {
+            return .notImplemented("the model registry is not built yet: no version of Model/\(object.ref.name) is registered, and no stage is assigned")
+        }
+        return .notImplemented("the model registry is not built yet: the assignments (\(assignments.joined(separator: ", "))) "
+                               + "were not checked against registered versions")
     }
 }
