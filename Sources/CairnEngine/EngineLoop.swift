@@ -41,14 +41,19 @@ public struct EngineService: Service {
     let onPass: @Sendable (PassOutcome?) -> Void
     /// Told after each pass that wrote something, when status is pushed.
     let pushes: Triggers?
+    /// How long a trigger waits for the rest of its burst before the pass starts: a storm
+    /// of webhooks sent over a few milliseconds then costs one pass (and one more for the
+    /// trigger that arrives during it), not one per gap the loop happens to find.
+    let coalescing: Duration
 
     public init(engine: Engine, triggers: Triggers, interval: Duration, logger: Logger, pushes: Triggers? = nil,
-                onPass: @escaping @Sendable (PassOutcome?) -> Void = { _ in }) {
+                coalescing: Duration = .milliseconds(10), onPass: @escaping @Sendable (PassOutcome?) -> Void = { _ in }) {
         self.engine = engine
         self.triggers = triggers
         self.interval = interval
         self.logger = logger
         self.pushes = pushes
+        self.coalescing = coalescing
         self.onPass = onPass
     }
 
@@ -64,6 +69,7 @@ public struct EngineService: Service {
             // While a failing remote backs off, the watcher's ticks wait; anything else goes.
             if trigger == .interval, Date() < retryAt { continue }
             timer?.cancel()
+            if trigger != .start { try? await Task.sleep(for: coalescing) }
             var next: Date?
             do {
                 let outcome = try await engine.reconcileOnce(push: pushes == nil)

@@ -125,11 +125,23 @@ public final class Reconciler {
             let tracked = try trackManifests(at: tip)
             let work = selectWork(tracked, time: time)
             let evaluation = try await evaluateObjects(work, tracked: tracked, commit: tip, time: time)
-            return try recordPass(evaluation, tracked: tracked, commit: tip, time: time)
+            let outcome = try recordPass(evaluation, tracked: tracked, commit: tip, time: time)
+            if tracked.fullLoad { Self.returnFreedMemory() }
+            return outcome
         } catch {
             filesCommit = nil
             throw error
         }
+    }
+
+    /// A full load parses every file on every core and frees the parse trees again; glibc
+    /// keeps what was freed in each thread's arena. Handing it back once after a full load
+    /// keeps an idle daemon's resident memory to what it holds.
+    private static func returnFreedMemory() {
+        // malloc.h is not part of Swift's Glibc module; look the function up instead.
+        typealias Trim = @convention(c) (Int) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+        _ = unsafeBitCast(symbol, to: Trim.self)(0)
     }
 
     private func loadStoredState() throws {
