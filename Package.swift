@@ -29,6 +29,7 @@ let package = Package(
             pkgConfig: "libgit2",
             providers: [.apt(["libgit2-dev"])]
         ),
+        .target(name: "CairnRun", swiftSettings: settings),
         .target(name: "CairnGit", dependencies: ["CLibGit2"], swiftSettings: settings),
         .target(
             name: "CairnManifests",
@@ -48,7 +49,7 @@ let package = Package(
         .target(
             name: "CairnCLI",
             dependencies: [
-                "CairnCore", "CairnGit", "CairnManifests", "CairnStore",
+                "CairnCore", "CairnGit", "CairnManifests", "CairnRun", "CairnStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -58,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "cairn-bench",
             dependencies: [
-                "CairnCore", "CairnGit", "CairnManifests",
+                "CairnCore", "CairnGit", "CairnManifests", "CairnRun",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -66,8 +67,13 @@ let package = Package(
         ),
         .target(
             name: "CairnTestSupport",
-            dependencies: ["CairnGit"],
+            dependencies: ["CairnGit", "CairnRun"],
             path: "Tests/CairnTestSupport",
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "CairnRunTests",
+            dependencies: ["CairnRun", "CairnTestSupport"],
             swiftSettings: settings
         ),
         .testTarget(

@@ -1,0 +1,91 @@
+import CairnRun
+import CairnTestSupport
+import Foundation
+import Testing
+
+/// Whether `pid` no longer runs: gone (ESRCH), or a zombie that only waits for its new parent
+/// to reap it. (An orphan is reparented to PID 1; where PID 1 does not reap, as in some
+/// sandboxes, it stays a zombie, dead but listed.)
+func hasEnded(_ pid: pid_t) -> Bool {
+    if kill(pid, 0) == -1 && errno == ESRCH { return true }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+    // The state follows the command name, which is in parentheses and may hold spaces.
+    let state = stat.split(separator: ")").last?.split(separator: " ").first
+    return state == "Z" || state == "X"
+}
+
+@Suite struct TerminationTests {
+    @Test func aTimeoutEndsTheWholeGroupEvenWhenItIgnoresSIGTERM() async throws {
+        let directory = try TemporaryDirectory()
+        let pidFile = directory.appending("grandchild.pid")
+        let script = try directory.write("stubborn.sh", """
+            trap '' TERM
+            sh -c 'echo $$ > "$1"; exec sleep 1000' grandchild "$1" &
+            echo started
+            sleep 1000
+            """)
+        let command = Command("/bin/sh", [script.path, pidFile.path], timeout: .seconds(1), grace: .seconds(1))
+        let outcome = try await command.run()
+
+        #expect(outcome.timedOut)
+        #expect(outcome.termination == .signaled(SIGKILL), "SIGTERM is ignored, so SIGKILL ends it: \(outcome)")
+        #expect(outcome.elapsed >= .milliseconds(1900), "SIGKILL came before the grace period was over")
+        #expect(outcome.elapsed < .seconds(5), "timeout 1 s + grace 1 s + slack")
+        #expect(outcome.standardOutput.text == "started\n")
+        #expect(!outcome.succeeded)
+        let grandchild = try #require(pid_t(try String(contentsOf: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(hasEnded(grandchild), "the grandchild \(grandchild) still runs")
+        #expect(hasEnded(outcome.processID))
+        if !hasEnded(grandchild) { kill(grandchild, SIGKILL) }
+    }
+
+    @Test(arguments: [
+        ("exit 0", Termination.exited(0)),
+        ("exit 3", .exited(3)),
+        ("exit 143", .exited(143)),
+        ("kill -TERM $$", .signaled(SIGTERM)),
+        ("kill -KILL $$", .signaled(SIGKILL)),
+    ])
+    func anExitStatusAndASignalAreReportedApart(script: String, expected: Termination) throws {
+        let outcome = try Command("/bin/sh", ["-c", script]).runSynchronously()
+        #expect(outcome.termination == expected)
+        #expect(!outcome.timedOut)
+        #expect(outcome.succeeded == (expected == .exited(0)))
+    }
+
+    @Test func aHandleCanBeSignalledAndWaitedFor() async throws {
+        let child = try Command("sleep", ["1000"]).start()
+        #expect(child.isRunning)
+        #expect(child.outcome == nil)
+        #expect(child.terminate())
+        let outcome = await child.wait()
+        #expect(outcome.termination == .signaled(SIGTERM))
+        #expect(!outcome.timedOut)
+        #expect(!child.isRunning)
+        #expect(child.waitUntilExit().termination == .signaled(SIGTERM), "waiting again gives the same outcome")
+        #expect(!child.terminate(), "no signal goes to a pid that may have been reused")
+    }
+
+    @Test func stopEscalatesToSIGKILLAfterTheGrace() throws {
+        let directory = try TemporaryDirectory()
+        let ready = directory.appending("ready")
+        #expect(mkfifo(ready.path, 0o600) == 0)
+        let child = try Command("/bin/sh", ["-c", "trap '' TERM; echo ready > \"$1\"; sleep 1000", "sh", ready.path]).start()
+        // Opening the FIFO returns once the shell opens it to write, after its trap is set.
+        _ = try FileHandle(forReadingFrom: ready).readToEnd()
+        child.stop(grace: .milliseconds(300))
+        let outcome = child.waitUntilExit()
+        #expect(outcome.termination == .signaled(SIGKILL))
+        #expect(!outcome.timedOut, "stopped, not timed out")
+        #expect(outcome.elapsed >= .milliseconds(250))
+    }
+
+    @Test func cancellingTheTaskEndsTheChild() async throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let task = Task { try await Command("sleep", ["1000"], grace: .milliseconds(200)).run() }
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await task.value }
+        #expect(clock.now - start < .seconds(10))
+    }
+}
