@@ -1,6 +1,7 @@
 import ArgumentParser
 import CairnGit
 import CairnManifests
+import CairnRun
 import Foundation
 
 /// Whether `location` names a repository on this machine rather than a URL.
@@ -46,31 +47,28 @@ func withRepository<T>(_ location: String, timeout: ManifestDuration, _ body: (R
 /// here. Credentials reach the child through the environment it inherits, never its arguments.
 enum RemoteFetcher {
     static func fetch(url: String, into directory: URL, timeout: ManifestDuration) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: currentExecutable())
-        process.arguments = ["fetch-helper", "--url", url, "--into", directory.path]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
+        // The helper dies at SIGTERM (it handles no signals); the grace only covers a slow exit.
+        let helper = Command(currentExecutable(), ["fetch-helper", "--url", url, "--into", directory.path],
+                             standardOutput: .discard, standardError: .capture(limit: 1 << 20),
+                             timeout: timeout.duration, grace: .seconds(1))
+        let outcome: ProcessOutcome
         do {
-            try process.run()
-        } catch {
-            throw CairnExit.unreadable("could not start the fetch helper (\(process.executableURL?.path ?? "?")): \(error)")
+            outcome = try helper.runSynchronously()
+        } catch let error as RunError {
+            throw CairnExit.unreadable("could not start the fetch helper (\(helper.executable)): \(error.reason)")
         }
-        let deadline = Date().addingTimeInterval(timeout.seconds)
-        while process.isRunning, Date() < deadline {
-            usleep(10_000)
-        }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        if outcome.timedOut {
             throw CairnExit.unreadable("\(redactedURL(url)) did not answer within \(timeout); is the URL right and the server up? (--timeout sets the limit)")
         }
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        guard process.terminationStatus == 0 else {
+        let message = outcome.standardError.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        switch outcome.termination {
+        case .exited(0):
+            return
+        case .exited:
             throw CairnExit.unreadable(message.isEmpty ? "fetching \(redactedURL(url)) failed" : message)
+        case .signaled(let signal):
+            throw CairnExit.unreadable("fetching \(redactedURL(url)) failed: the fetch helper was \(Termination.signaled(signal))"
+                                       + (message.isEmpty ? "" : ": \(message)"))
         }
     }
 

@@ -33,8 +33,10 @@ public struct RunError: Error, CustomStringConvertible, Sendable {
     }
 
     public let code: Code
-    /// The whole message, starting "could not start <program>: ".
+    /// The whole message: "could not start <program>: <reason>".
     public let message: String
+    /// What was wrong, without the program: "no such file on PATH".
+    public let reason: String
     /// The program as the caller named it.
     public let executable: String
     /// The errno behind it, when a system call failed.
@@ -47,6 +49,7 @@ public struct RunError: Error, CustomStringConvertible, Sendable {
         self.executable = executable
         self.systemError = systemError
         self.function = function
+        self.reason = reason
         message = "could not start \(executable): \(reason)"
     }
 
