@@ -101,7 +101,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnCLITests",
-            dependencies: ["CairnCLI", "CairnCore", "CairnManifests", "CairnGit", "CairnTestSupport"],
+            dependencies: ["CairnCLI", "CairnCore", "CairnManifests", "CairnGit", "CairnRun", "CairnTestSupport"],
             swiftSettings: settings
         ),
     ]
