@@ -53,6 +53,14 @@ func hasEnded(_ pid: pid_t) -> Bool {
         #expect(outcome.succeeded == (expected == .exited(0)))
     }
 
+    @Test func theChildDoesNotInheritIgnoredSignals() throws {
+        // `cairn run` ignores SIGTERM and SIGINT to handle them itself; its children must not.
+        // Nothing else in the tests uses SIGUSR2, so ignoring it here disturbs no one.
+        signal(SIGUSR2, SIG_IGN)
+        let outcome = try Command("/bin/sh", ["-c", "kill -USR2 $$; exit 7"]).runSynchronously()
+        #expect(outcome.termination == .signaled(SIGUSR2))
+    }
+
     @Test func aHandleCanBeSignalledAndWaitedFor() async throws {
         let child = try Command("sleep", ["1000"]).start()
         #expect(child.isRunning)
