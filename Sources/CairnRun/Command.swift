@@ -24,7 +24,9 @@ public struct Command: Sendable, CustomStringConvertible {
     public var standardError: OutputDestination
     /// How long the child may run before its group gets SIGTERM; nil waits for ever.
     public var timeout: Duration?
-    /// How long after SIGTERM (a timeout, a cancelled task, `stop`) before SIGKILL.
+    /// How long after SIGTERM (a timeout, a cancelled task, `stop`) before SIGKILL. Also how
+    /// long (at least 1 s) output is still read after the child exits, should a process that
+    /// left its group hold the pipes open.
     public var grace: Duration
 
     public init(_ executable: String, _ arguments: [String] = [],

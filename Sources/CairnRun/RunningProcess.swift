@@ -110,6 +110,11 @@ public final class RunningProcess: Sendable {
         schedule(after: grace) { [self] in _ = signalGroup(SIGKILL) }
     }
 
+    /// Where timeouts and graces fire. A serial queue gets a thread of its own when it needs
+    /// one (it is "overcommit"), whereas the global queues have one per core and starve when
+    /// callers block them, say in `waitUntilExit`, which would make a timeout late.
+    private static let timers = DispatchQueue(label: "cairn.run.timers")
+
     /// Runs `action` after `delay` unless the child exits first.
     private func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) {
         let item = DispatchWorkItem(block: action)
@@ -119,7 +124,7 @@ public final class RunningProcess: Sendable {
             return true
         }
         guard scheduled else { return }
-        DispatchQueue.global().asyncAfter(deadline: .now() + dispatchInterval(delay), execute: item)
+        Self.timers.asyncAfter(deadline: .now() + dispatchInterval(delay), execute: item)
     }
 
     private func reap(wake: Int32?) {
