@@ -81,8 +81,8 @@ for i in range(64):
         #expect(clock.now - start < .seconds(10), "the reader waited for the grandchild")
         #expect(outcome.termination == .exited(0))
         let grandchild = try #require(pid_t(outcome.standardOutput.text.trimmingCharacters(in: .whitespacesAndNewlines)))
-        #expect(hasEnded(grandchild), "the grandchild \(grandchild) outlived the shell")
-        if !hasEnded(grandchild) { kill(grandchild, SIGKILL) }
+        #expect(exits(grandchild, within: .seconds(5)), "the grandchild \(grandchild) outlived the shell")
+        if !exits(grandchild, within: .zero) { kill(grandchild, SIGKILL) }
     }
 
     @Test func outputGoesToAFileOrNowhere() async throws {

@@ -3,15 +3,31 @@ import CairnTestSupport
 import Foundation
 import Testing
 
-/// Whether `pid` no longer runs: gone (ESRCH), or a zombie that only waits for its new parent
-/// to reap it. (An orphan is reparented to PID 1; where PID 1 does not reap, as in some
-/// sandboxes, it stays a zombie, dead but listed.)
-func hasEnded(_ pid: pid_t) -> Bool {
-    if kill(pid, 0) == -1 && errno == ESRCH { return true }
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+/// Whether `pid` is a zombie: dead, its status not yet collected by its parent.
+func isZombie(_ pid: pid_t) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
     // The state follows the command name, which is in parentheses and may hold spaces.
-    let state = stat.split(separator: ")").last?.split(separator: " ").first
-    return state == "Z" || state == "X"
+    return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+}
+
+/// Waits until `pid` (not necessarily our child) has exited, at most `timeout`; whether it has.
+///
+/// A grandchild killed with its group finishes dying a moment after its pipes close, so it is
+/// watched through a pidfd (readable once the process has exited, zombie or reaped) rather
+/// than looked at once. An orphan is reparented to PID 1 and reaped by it, or, where PID 1
+/// does not reap (as in some sandboxes), stays a zombie: dead, but still answering kill(pid, 0).
+func exits(_ pid: pid_t, within timeout: Duration) -> Bool {
+    typealias PidfdOpen = @convention(c) (pid_t, UInt32) -> Int32
+    guard let process = dlopen(nil, RTLD_NOW), let address = dlsym(process, "pidfd_open") else {
+        Issue.record("no pidfd_open in this C library")
+        return false
+    }
+    let descriptor = unsafeBitCast(address, to: PidfdOpen.self)(pid, 0)
+    guard descriptor >= 0 else { return errno == ESRCH }
+    defer { close(descriptor) }
+    var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+    let milliseconds = Int32(timeout.components.seconds * 1000)
+    return poll(&entry, 1, milliseconds) == 1
 }
 
 @Suite struct TerminationTests {
@@ -34,9 +50,13 @@ func hasEnded(_ pid: pid_t) -> Bool {
         #expect(outcome.standardOutput.text == "started\n")
         #expect(!outcome.succeeded)
         let grandchild = try #require(pid_t(try String(contentsOf: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
-        #expect(hasEnded(grandchild), "the grandchild \(grandchild) still runs")
-        #expect(hasEnded(outcome.processID))
-        if !hasEnded(grandchild) { kill(grandchild, SIGKILL) }
+        #expect(exits(grandchild, within: .seconds(5)), "the grandchild \(grandchild) still runs")
+        // Gone once PID 1 has reaped the orphan; a zombie for good where PID 1 never reaps.
+        let grandchildGone = kill(grandchild, 0) == -1 && errno == ESRCH
+        #expect(grandchildGone || isZombie(grandchild))
+        // The shell was our child, and the runner reaped it.
+        #expect(kill(outcome.processID, 0) == -1 && errno == ESRCH)
+        if !grandchildGone { kill(grandchild, SIGKILL) }
     }
 
     @Test(arguments: [
