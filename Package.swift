@@ -43,6 +43,7 @@ let package = Package(
             pkgConfig: "libgit2",
             providers: [.apt(["libgit2-dev"])]
         ),
+        .target(name: "CairnRun", swiftSettings: settings),
         .target(name: "CairnGit", dependencies: ["CLibGit2"], swiftSettings: settings),
         .target(
             name: "CairnManifests",
@@ -75,7 +76,7 @@ let package = Package(
         .target(
             name: "CairnCLI",
             dependencies: [
-                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnStore", log,
+                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnRun", "CairnStore", log,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ] + controllerDependencies,
@@ -85,15 +86,20 @@ let package = Package(
         .executableTarget(
             name: "cairn-bench",
             dependencies: [
-                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnCLI", log,
+                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnCLI", "CairnRun", log,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: settings
         ),
         .target(
             name: "CairnTestSupport",
-            dependencies: ["CairnGit"],
+            dependencies: ["CairnGit", "CairnRun"],
             path: "Tests/CairnTestSupport",
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "CairnRunTests",
+            dependencies: ["CairnRun", "CairnTestSupport"],
             swiftSettings: settings
         ),
         .testTarget(
@@ -125,7 +131,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnCLITests",
-            dependencies: ["CairnCLI", "CairnCore", "CairnManifests", "CairnGit", "CairnTestSupport"],
+            dependencies: ["CairnCLI", "CairnCore", "CairnManifests", "CairnGit", "CairnRun", "CairnTestSupport"],
             swiftSettings: settings
         ),
     ]

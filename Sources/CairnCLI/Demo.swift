@@ -2,6 +2,7 @@ import ArgumentParser
 import CairnCore
 import CairnEngine
 import CairnGit
+import CairnRun
 import Foundation
 import Logging
 
@@ -112,17 +113,14 @@ struct DemoScript {
 struct GitCommandLine {
     let directory: URL
 
+    /// What git printed: its standard output, then its standard error.
     func run(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git", "--no-pager"] + arguments
-        process.currentDirectoryURL = directory
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        do { try process.run() } catch { throw CairnExit.unreadable("the demo needs the git command line: \(error)") }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        let git = Command("git", ["--no-pager"] + arguments, workingDirectory: directory)
+        do {
+            let outcome = try git.runSynchronously()
+            return outcome.standardOutput.text + outcome.standardError.text
+        } catch {
+            throw CairnExit.unreadable("the demo needs the git command line: \(error)")
+        }
     }
 }

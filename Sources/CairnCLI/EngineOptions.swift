@@ -61,7 +61,7 @@ struct EngineOptions: ParsableArguments {
         do {
             return try Engine(source: source, stateDirectory: stateDirectory, configuration: configuration,
                               controllers: try Controllers.registry(), push: push, logger: logger) { url, mirror in
-                try RemoteFetcher.fetch(url: url, into: mirror, timeout: deadline)
+                try await RemoteFetcher.fetch(url: url, into: mirror, timeout: deadline)
             }
         } catch let error as GitError where error.code == .notFound {
             throw CairnExit.unreadable("\(redactedURL(repo)) is not a git repository (\(error.message))")

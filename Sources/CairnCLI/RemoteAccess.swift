@@ -1,6 +1,7 @@
 import ArgumentParser
 import CairnGit
 import CairnManifests
+import CairnRun
 import Foundation
 
 /// Whether `location` names a repository on this machine rather than a URL.
@@ -36,7 +37,7 @@ func withRepository<T>(_ location: String, timeout: ManifestDuration, _ body: (R
     }
     let mirror = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-mirror-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: mirror) }
-    try RemoteFetcher.fetch(url: location, into: mirror, timeout: timeout)
+    try RemoteFetcher.fetchSynchronously(url: location, into: mirror, timeout: timeout)
     return try body(try Repository.open(at: mirror))
 }
 
@@ -45,32 +46,50 @@ func withRepository<T>(_ location: String, timeout: ManifestDuration, _ body: (R
 /// this process forever. In a child process it can be killed, and nothing is left half-done
 /// here. Credentials reach the child through the environment it inherits, never its arguments.
 enum RemoteFetcher {
-    static func fetch(url: String, into directory: URL, timeout: ManifestDuration) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: currentExecutable())
-        process.arguments = ["fetch-helper", "--url", url, "--into", directory.path]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
+    /// For the daemon: awaits the helper without holding a thread.
+    static func fetch(url: String, into directory: URL, timeout: ManifestDuration) async throws {
+        let helper = command(url: url, into: directory, timeout: timeout)
         do {
-            try process.run()
-        } catch {
-            throw CairnExit.unreadable("could not start the fetch helper (\(process.executableURL?.path ?? "?")): \(error)")
+            try check(try await helper.run(), url: url, timeout: timeout)
+        } catch let error as RunError {
+            throw CairnExit.unreadable("could not start the fetch helper (\(helper.executable)): \(error.reason)")
         }
-        let deadline = Date().addingTimeInterval(timeout.seconds)
-        while process.isRunning, Date() < deadline {
-            usleep(10_000)
+    }
+
+    /// For one-shot commands such as `validate --repo URL`.
+    static func fetchSynchronously(url: String, into directory: URL, timeout: ManifestDuration) throws {
+        let helper = command(url: url, into: directory, timeout: timeout)
+        do {
+            try check(try helper.runSynchronously(), url: url, timeout: timeout)
+        } catch let error as RunError {
+            throw CairnExit.unreadable("could not start the fetch helper (\(helper.executable)): \(error.reason)")
         }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+    }
+
+    /// The helper runs in its own process group, so a Ctrl-C at the terminal does not reach
+    /// it; it keeps its own deadline too (`--deadline`, a little past ours) so that it never
+    /// outlives an interrupted parent by more than that.
+    private static func command(url: String, into directory: URL, timeout: ManifestDuration) -> Command {
+        let deadline = Int(timeout.seconds.rounded(.up)) + 2
+        // The helper dies at SIGTERM (it handles no signals); the grace only covers a slow exit.
+        return Command(currentExecutable(), ["fetch-helper", "--url", url, "--into", directory.path, "--deadline", "\(deadline)"],
+                       standardOutput: .discard, standardError: .capture(limit: 1 << 20),
+                       timeout: timeout.duration, grace: .seconds(1))
+    }
+
+    private static func check(_ outcome: ProcessOutcome, url: String, timeout: ManifestDuration) throws {
+        if outcome.timedOut {
             throw CairnExit.unreadable("\(redactedURL(url)) did not answer within \(timeout); is the URL right and the server up? (--timeout sets the limit)")
         }
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        guard process.terminationStatus == 0 else {
+        let message = outcome.standardError.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        switch outcome.termination {
+        case .exited(0):
+            return
+        case .exited:
             throw CairnExit.unreadable(message.isEmpty ? "fetching \(redactedURL(url)) failed" : message)
+        case .signaled(let signal):
+            throw CairnExit.unreadable("fetching \(redactedURL(url)) failed: the fetch helper was \(Termination.signaled(signal))"
+                                       + (message.isEmpty ? "" : ": \(message)"))
         }
     }
 
@@ -90,8 +109,12 @@ extension Cairn {
 
         @Option var url: String
         @Option var into: String
+        @Option(help: "Seconds after which the helper ends itself, whatever its parent does.")
+        var deadline: UInt32 = 600
 
         func run() throws {
+            // SIGALRM's default action ends the process: a hung transport cannot outlive this.
+            alarm(deadline)
             do {
                 _ = try Repository.mirror(url: url, into: URL(fileURLWithPath: into), credentials: try Credentials.fromEnvironment())
             } catch {

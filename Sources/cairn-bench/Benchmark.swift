@@ -4,6 +4,7 @@ import CairnCLI
 import CairnEngine
 import CairnGit
 import CairnManifests
+import CairnRun
 import Foundation
 import Logging
 
@@ -176,15 +177,11 @@ extension CairnBench {
             print("note: no cairn binary beside cairn-bench (swift build -c release builds both); memory not measured")
             return nil
         }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["run", "--repo", directory.path, "--state-dir", state.path, "--interval", "1s", "--log-level", "error"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let daemon = try Command(binary.path, ["run", "--repo", directory.path, "--state-dir", state.path, "--interval", "1s", "--log-level", "error"],
+                                 standardOutput: .discard, standardError: .discard).start()
         defer {
-            kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
+            daemon.stop()
+            _ = daemon.waitUntilExit()
         }
         guard let tip = try repository.referenceTarget("refs/heads/main"),
               let (path, text) = Generated.group(0).first(where: { $0.0.hasPrefix("models/") }) else { return nil }
@@ -200,7 +197,7 @@ extension CairnBench {
             usleep(200_000)
         }
         sleep(3)
-        let procStatus = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
+        let procStatus = try String(contentsOfFile: "/proc/\(daemon.processID)/status", encoding: .utf8)
         let line = procStatus.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
         return line.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") }
     }

@@ -1,3 +1,4 @@
+import CairnRun
 public import Foundation
 
 /// Finds a TCP port on 127.0.0.1 that nothing listens on right now.
@@ -52,24 +53,21 @@ public final class SilentServer: @unchecked Sendable {
 }
 
 /// A real `git daemon` serving a directory on 127.0.0.1, push enabled; stopped on `stop()` or deinit.
-public final class GitDaemon: @unchecked Sendable {
+public final class GitDaemon: Sendable {
     public let port: UInt16
-    private let process: Process
+    private let process: RunningProcess
 
     public init(basePath: URL) throws {
         var lastError: (any Error)?
+        // git-daemon itself, not the `git daemon` wrapper, so that stopping it stops the server.
+        let execPath = try run("git", ["--exec-path"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         for _ in 0..<5 {
             let port = try freePort()
-            let process = Process()
-            // git-daemon itself, not the `git daemon` wrapper, so that stopping it stops the server.
-            let execPath = try run("git", ["--exec-path"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            process.executableURL = URL(fileURLWithPath: "\(execPath)/git-daemon")
-            process.arguments = ["--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1",
-                                 "--port=\(port)", "--base-path=\(basePath.path)", basePath.path]
-            process.environment = GitFixture.environment()
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try Command("\(execPath)/git-daemon",
+                                      ["--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1",
+                                       "--port=\(port)", "--base-path=\(basePath.path)", basePath.path],
+                                      environment: GitFixture.environment(),
+                                      standardOutput: .discard, standardError: .discard).start()
             // Ready when it accepts a connection; give up after 10 s.
             for _ in 0..<200 {
                 if canConnect(port: port) {
@@ -80,7 +78,8 @@ public final class GitDaemon: @unchecked Sendable {
                 if !process.isRunning { break }
                 usleep(50_000)
             }
-            process.terminate()
+            process.terminate(signal: SIGKILL)
+            _ = process.waitUntilExit()
             lastError = SubprocessError(description: "git daemon did not start on port \(port)")
         }
         throw lastError ?? SubprocessError(description: "git daemon did not start")
@@ -88,10 +87,10 @@ public final class GitDaemon: @unchecked Sendable {
 
     public func url(_ repository: String) -> String { "git://127.0.0.1:\(port)/\(repository)" }
 
+    /// Kills the daemon and the connections it has forked (its process group), and waits.
     public func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process.terminate(signal: SIGKILL)
+        _ = process.waitUntilExit()
     }
 
     deinit { stop() }
