@@ -55,7 +55,8 @@ public actor Engine {
                                 executor: executor, logger: logger, now: now)
         writer = StatusWriter(repository: repository, store: store, configuration: configuration, logger: logger)
         if push, case .remote(let url) = source {
-            pusher = StatusPusher(repository: repository, url: url, configuration: configuration, logger: logger, fetch: fetch)
+            pusher = StatusPusher(repository: repository, url: url, configuration: configuration, logger: logger, fetch: fetch,
+                                  rebuilt: { [writer] tip in try writer.adopt(tip: tip) })
         } else {
             pusher = nil
         }

@@ -348,8 +348,10 @@ public final class Reconciler {
         if commit != lastReconciled || !changes.outbox.isEmpty {
             changes.reconciledCommit = commit.hex
             changes.summary = Self.summary(tally, changes: changes, rewritten: tracked.rewritten, previous: lastReconciled)
+            // The note's detail is the text Cairn wrote on this commit before, which the
+            // writer replaces inside whatever else the note holds (people write notes too).
             changes.outbox.append(OutboxEntry(kind: .note, ref: nil, reason: "Reconciled", body: changes.summary ?? "",
-                                              sourceCommit: commit.hex, createdAt: time))
+                                              detail: try store.noteText(on: commit.hex) ?? "", sourceCommit: commit.hex, createdAt: time))
         }
         FaultPoint.hit("before-store-apply")
         try store.apply(changes, now: time)

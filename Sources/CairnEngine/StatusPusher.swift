@@ -12,10 +12,13 @@ final class StatusPusher {
     let configuration: ReconcilerConfiguration
     let logger: Logger
     let fetch: Fetcher
+    /// Told the status branch's new tip after a rebuild, so the writer knows it as its own.
+    let rebuilt: (ObjectID) throws -> Void
     static let attempts = 5
 
     init(repository: Repository, url: String, configuration: ReconcilerConfiguration, logger: Logger,
-         fetch: @escaping Fetcher) {
+         fetch: @escaping Fetcher, rebuilt: @escaping (ObjectID) throws -> Void) {
+        self.rebuilt = rebuilt
         self.repository = repository
         self.url = url
         self.configuration = configuration
@@ -76,6 +79,7 @@ final class StatusPusher {
                                               author: commit.author, committer: commit.committer)
         }
         try repository.updateReference(configuration.statusRef, to: tip, expected: local, logMessage: "cairn: rebuilt on the remote's tip")
+        try rebuilt(tip)
     }
 
     /// Re-attaches the notes the remote lacks on top of the remote's notes.

@@ -1,19 +1,30 @@
 public import Foundation
 public import CairnGit
 public import CairnStore
+import CairnCore
 import CairnManifests
 public import Logging
 
 /// The single writer that drains the store's outbox into git: one commit per status change on
-/// the status branch, one note per reconciled source commit. Crash-safe without a transaction
-/// spanning SQLite and git: every status commit carries `Cairn-Outbox: <store>/<id>`, so after a crash
-/// between moving the ref and clearing the outbox, the entries the branch tip already holds
-/// are recognised and not committed again. Notes are rewritten only when their text differs.
+/// the status branch, one note per reconciled source commit.
+///
+/// Crash-safe without a transaction spanning SQLite and git. Every status commit carries
+/// `Cairn-Outbox: <store>/<id>`, and the store records the branch tip each drain left. After a
+/// crash between moving the ref and clearing the outbox, the writer reads the exact ids on
+/// the branch since that tip (people may have committed on top meanwhile) and skips those
+/// entries: exact ids, never a high-water mark, so a forged trailer cannot hide real changes.
+/// When the branch was deleted or reset behind that tip, the next drain restores every
+/// object's file from the store. Notes are merged into what people wrote on the same commit.
 public final class StatusWriter {
     let repository: Repository
     let store: Store
     let configuration: ReconcilerConfiguration
     private let logger: Logger
+    /// The branch tip as Cairn last left it; read from the store once.
+    private var knownTip: ObjectID?
+    private var knownTipLoaded = false
+    /// How far back a drain looks for its own entries when the branch moved without it.
+    static let searchLimit = 100_000
 
     public init(repository: Repository, store: Store, configuration: ReconcilerConfiguration, logger: Logger) {
         self.repository = repository
@@ -23,24 +34,41 @@ public final class StatusWriter {
     }
 
     /// Writes every pending outbox entry to git; returns how many status commits it made.
+    /// With nothing pending and the branch as Cairn left it, this costs one ref read.
     @discardableResult
     public func drain(now: Date = Date()) throws -> Int {
+        if !knownTipLoaded {
+            knownTip = try store.statusTip().flatMap(ObjectID.init(hex:))
+            knownTipLoaded = true
+        }
+        let startTip = try repository.referenceTarget(configuration.statusRef)
         let entries = try store.pendingOutbox()
-        guard let lastID = entries.last?.id else { return 0 }
-        let statusRef = configuration.statusRef
-        let startTip = try repository.referenceTarget(statusRef)
-        let written = try startTip.map { try Self.outboxMark(in: repository.commit($0).message, store: store.identity) } ?? 0
-        var tip = startTip
-        var commits = 0
-        var notes: [(String, String)] = []
+        if entries.isEmpty, startTip == knownTip { return 0 }
+        if knownTip == nil, let startTip { try checkIsStatusBranch(startTip) }
         var signature = configuration.author
         signature.time = now
+
+        var tip = startTip
+        var commits = 0
+        var written: Set<Int64> = []
+        var restored = false
+        switch try branchState(startTip) {
+        case .asLeft:
+            break
+        case .movedOnTop(let ids):
+            written = ids
+        case .lost(let why):
+            tip = try restore(onto: startTip, why: why, author: signature)
+            restored = true
+        }
+        var notes: [(commit: String, text: String, previous: String)] = []
         for entry in entries {
             guard let id = entry.id else { continue }
             switch entry.kind {
             case .status, .removal:
-                // Already on the branch: a crash came between moving the ref and clearing the outbox.
-                guard id > written, let ref = entry.ref else { continue }
+                // Already on the branch (a crash came between moving the ref and clearing the
+                // outbox), or folded into a restore, which wrote every object's current status.
+                guard !restored, !written.contains(id), let ref = entry.ref else { continue }
                 var changes: [String: Data?] = [StatusDocument.path(of: ref): entry.kind == .status ? Data(entry.body.utf8) : nil]
                 if tip == nil { changes["README.md"] = Data(StatusDocument.readme.utf8) }
                 let message = "\(ref): \(entry.reason)\n\n\(entry.detail)\n\nCairn-Object: \(ref)\nCairn-Source-Commit: \(entry.sourceCommit)\nCairn-Outbox: \(store.identity)/\(id)\n"
@@ -49,31 +77,124 @@ public final class StatusWriter {
                 if commits == 2 { FaultPoint.hit("between-status-commits") }
             case .note:
                 // Notes are idempotent (rewritten only when the text differs), so never skipped.
-                notes.append((entry.sourceCommit, entry.body))
+                notes.append((entry.sourceCommit, entry.body, entry.detail))
             }
         }
         if let tip, tip != startTip {
-            try repository.updateReference(statusRef, to: tip, expected: startTip, logMessage: "cairn: \(commits) status change(s)")
+            try repository.updateReference(configuration.statusRef, to: tip, expected: startTip,
+                                           logMessage: "cairn: \(commits) status change(s)")
             logger.info("wrote status commits", metadata: ["cairn.commits": "\(commits)", "cairn.status": "\(tip.short)"])
             FaultPoint.hit("after-status-ref")
         }
-        for (commit, text) in notes {
-            guard let id = ObjectID(hex: commit), repository.contains(id) else { continue }
-            try writeNote(text, on: id, author: signature)
+        for note in notes {
+            guard let id = ObjectID(hex: note.commit), repository.contains(id) else { continue }
+            try writeNote(note.text, replacing: note.previous, on: id, author: signature)
         }
         FaultPoint.hit("after-notes")
-        try store.markDrained(upTo: lastID)
+        try store.markDrained(upTo: entries.last?.id, statusTip: tip?.hex)
+        knownTip = tip
         return commits
     }
 
-    /// Attaches a note unless the same text is already there; retries if someone else moves
-    /// the notes ref between our read and our write.
-    private func writeNote(_ text: String, on commit: ObjectID, author: Signature) throws {
+    /// Records a tip Cairn made itself elsewhere (the pusher rebuilding on a remote's tip).
+    func adopt(tip: ObjectID) throws {
+        try store.markDrained(upTo: nil, statusTip: tip.hex)
+        knownTip = tip
+        knownTipLoaded = true
+    }
+
+    // MARK: The branch
+
+    enum BranchState {
+        /// At the tip Cairn left (or Cairn never wrote one).
+        case asLeft
+        /// Commits were added on top of Cairn's tip: these outbox ids of this store are among them.
+        case movedOnTop(Set<Int64>)
+        /// Deleted, or reset behind Cairn's tip.
+        case lost(String)
+    }
+
+    private func branchState(_ tip: ObjectID?) throws -> BranchState {
+        guard let known = knownTip else {
+            // A store that never drained (new, or after a crash before its first drain):
+            // its entries can only be on the branch if that crash moved the ref.
+            guard let tip else { return .asLeft }
+            return .movedOnTop(try outboxIDs(from: tip, until: nil, limit: try store.pendingOutbox().count + 1_000))
+        }
+        guard let tip else { return .lost("the status branch \(configuration.statusBranch) was deleted") }
+        if tip == known { return .asLeft }
+        guard repository.contains(known), repository.isAncestor(known, of: tip) else {
+            return .lost("the status branch \(configuration.statusBranch) was reset behind the commit Cairn last wrote (\(known.short))")
+        }
+        return .movedOnTop(try outboxIDs(from: tip, until: known, limit: Self.searchLimit))
+    }
+
+    /// The outbox ids of this store named by `Cairn-Outbox` trailers on the first-parent
+    /// chain from `tip` back to `base`.
+    private func outboxIDs(from tip: ObjectID, until base: ObjectID?, limit: Int) throws -> Set<Int64> {
+        var ids: Set<Int64> = []
+        for commit in try repository.firstParentChain(from: tip, until: base, limit: limit) {
+            if let id = Self.outboxID(in: commit.message, store: store.identity) { ids.insert(id) }
+        }
+        return ids
+    }
+
+    /// The outbox id of this store that a status commit says it carries.
+    static func outboxID(in message: String, store: String) -> Int64? {
+        for line in message.split(separator: "\n").reversed() where line.hasPrefix("Cairn-Outbox: ") {
+            let value = line.dropFirst("Cairn-Outbox: ".count).split(separator: "/")
+            guard value.count == 2, value[0] == store else { return nil }
+            return Int64(value[1])
+        }
+        return nil
+    }
+
+    /// Refuses to write on a branch Cairn did not create as a status branch (such as a work
+    /// branch named by mistake with --status-branch).
+    private func checkIsStatusBranch(_ tip: ObjectID) throws {
+        let readme = try repository.file(at: "README.md", in: tip).map { String(decoding: $0, as: UTF8.self) }
+        guard readme?.hasPrefix("# Cairn status") == true else {
+            throw StatusBranchError(
+                "the branch \(configuration.statusBranch) exists and is not a Cairn status branch (its README.md is not Cairn's); "
+                + "Cairn writes status only on a branch it created: give --status-branch a new name, "
+                + "or delete that branch if it is an old status branch")
+        }
+    }
+
+    /// One commit on top of what is there (or a new root) that writes every object's current
+    /// status from the store and removes files of objects the store no longer has.
+    private func restore(onto tip: ObjectID?, why: String, author: Signature) throws -> ObjectID {
+        var changes: [String: Data?] = ["README.md": Data(StatusDocument.readme.utf8)]
+        var present: Set<String> = []
+        for status in try store.objects() {
+            let path = StatusDocument.path(of: status.ref)
+            present.insert(path)
+            changes[path] = Data(StatusDocument.render(status).utf8)
+        }
+        if let tip {
+            for entry in try repository.listFiles(in: tip) where entry.path.hasSuffix(".yaml") && !present.contains(entry.path) {
+                let kind = entry.path.split(separator: "/").first.map(String.init) ?? ""
+                if Kind(rawValue: kind) != nil { changes[entry.path] = .some(nil) }
+            }
+        }
+        logger.warning("restoring the status branch", metadata: ["cairn.reason": "\(why)", "cairn.objects": "\(present.count)"])
+        let message = "Cairn: restored \(present.count) status file(s)\n\n\(why); every object's status is written again from Cairn's store.\n\nCairn-Restore: \(store.identity)\n"
+        return try repository.createCommit(parent: tip, changes: changes, message: message, author: author)
+    }
+
+    // MARK: Notes
+
+    /// Puts Cairn's text into the note on `commit`, keeping what others wrote there: the text
+    /// Cairn wrote before is replaced in place, and otherwise Cairn's is appended. Retries when
+    /// someone else moves the notes ref between the read and the write.
+    private func writeNote(_ text: String, replacing previous: String, on commit: ObjectID, author: Signature) throws {
         for attempt in 1...5 {
-            if try repository.note(on: commit, notesRef: configuration.notesRef) == text { return }
+            let tip = try repository.referenceTarget(configuration.notesRef)
+            let existing = try repository.note(on: commit, notesRef: configuration.notesRef)
+            let merged = Self.merge(note: existing, ours: text, previous: previous)
+            if merged == existing { return }
             do {
-                let tip = try repository.referenceTarget(configuration.notesRef)
-                try repository.setNote(text, on: commit, notesRef: configuration.notesRef, author: author, expectedTip: .some(tip))
+                try repository.setNote(merged, on: commit, notesRef: configuration.notesRef, author: author, expectedTip: .some(tip))
                 return
             } catch let error as GitError where error.code == .refMoved && attempt < 5 {
                 continue
@@ -81,14 +202,18 @@ public final class StatusWriter {
         }
     }
 
-    /// The highest outbox id of this store that a status commit says it carries; 0 when the
-    /// commit came from another store (or none).
-    static func outboxMark(in message: String, store: String) -> Int64 {
-        for line in message.split(separator: "\n").reversed() where line.hasPrefix("Cairn-Outbox: ") {
-            let value = line.dropFirst("Cairn-Outbox: ".count).split(separator: "/")
-            guard value.count == 2, value[0] == store else { return 0 }
-            return Int64(value[1]) ?? 0
+    static func merge(note existing: String?, ours: String, previous: String) -> String {
+        guard let existing, !existing.isEmpty else { return ours }
+        if existing.contains(ours) { return existing }
+        if !previous.isEmpty, let range = existing.range(of: previous) {
+            return existing.replacingCharacters(in: range, with: ours)
         }
-        return 0
+        return existing.hasSuffix("\n") ? existing + "\n" + ours : existing + "\n\n" + ours
     }
+}
+
+/// Cairn will not write where it was told to.
+public struct StatusBranchError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -177,9 +177,23 @@ public final class Store: RunRecords, Sendable {
         }
     }
 
-    /// Removes outbox entries up to and including `id`, once git holds them.
-    public func markDrained(upTo id: Int64) throws {
-        try pool.write { db in try db.execute(sql: "DELETE FROM outbox WHERE id <= ?", arguments: [id]) }
+    /// Removes outbox entries up to and including `id`, once git holds them, and records the
+    /// status branch's tip they were written up to, in one transaction.
+    public func markDrained(upTo id: Int64?, statusTip: String?) throws {
+        try pool.write { db in
+            if let id { try db.execute(sql: "DELETE FROM outbox WHERE id <= ?", arguments: [id]) }
+            if let statusTip {
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('statusTip', ?)", arguments: [statusTip])
+            }
+        }
+    }
+
+    /// The status branch's tip as Cairn last left it (after a drain or a rebuild for a push).
+    public func statusTip() throws -> String? { try meta("statusTip") }
+
+    /// What Cairn last wrote in the note on a source commit, if anything.
+    public func noteText(on commit: String) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT summary FROM \"commit\" WHERE id = ?", arguments: [commit]) }
     }
 
     /// Asks the daemon to reconcile `ref` ahead of its interval.
