@@ -22,7 +22,11 @@ struct StateOptions: ParsableArguments {
         guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("cairn.sqlite").path) else {
             throw CairnExit.unreadable("no Cairn state in \(directory.path); run `cairn reconcile --once` or `cairn run` first")
         }
-        return try Store(directory: directory)
+        do {
+            return try Store(readingFrom: directory)
+        } catch {
+            throw CairnExit.unreadable("cannot read the Cairn state in \(directory.path): \(error)")
+        }
     }
 }
 

@@ -7,7 +7,7 @@ import GRDB
 /// written in the same transaction as the outbox entry that will carry it to git, so a crash
 /// loses nothing and commits nothing twice.
 public final class Store: RunRecords, Sendable {
-    private let pool: DatabasePool
+    private let pool: any DatabaseWriter
     public let path: URL
 
     public init(directory: URL) throws {
@@ -28,6 +28,28 @@ public final class Store: RunRecords, Sendable {
             let created = UUID().uuidString.lowercased()
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('identity', ?)", arguments: [created])
             return created
+        }
+    }
+
+    /// Opens an existing store only to read it, without writing anything: for `status` and
+    /// `history` on a state directory the reader cannot write (another user's daemon, a
+    /// read-only mount). When SQLite cannot even create its shared-memory file there, the
+    /// database is read as immutable: what the daemon has checkpointed, which lags the live
+    /// store by at most its write-ahead log.
+    public init(readingFrom directory: URL) throws {
+        path = directory.appendingPathComponent("cairn.sqlite")
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(10)
+        func open(_ location: String) throws -> (any DatabaseWriter, String) {
+            let queue = try DatabaseQueue(path: location, configuration: configuration)
+            let identity = try queue.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'identity'") }
+            return (queue, identity ?? "")
+        }
+        do {
+            (pool, identity) = try open(path.path)
+        } catch {
+            (pool, identity) = try open("file:\(path.path)?immutable=1")
         }
     }
 

@@ -156,3 +156,39 @@ import Testing
         #expect(reconciled.contains(last), "the daemon annotated the last commit")
     }
 }
+
+@Suite(.serialized) struct ReadOnlyStateTests {
+    /// `status` and `history` read a state directory the reader cannot write (another user's
+    /// daemon), while that daemon runs and after it stopped. Tests run as root, whom file modes
+    /// do not stop, so the reader here is `nobody` (through setpriv).
+    @Test(.enabled(if: getuid() == 0, "only root can run the reader as another user; CI runs as root"))
+    func statusAndHistoryReadAStateDirectoryTheReaderCannotWrite() throws {
+        let repository = try largeRepository(objects: 3)
+        let parent = try TemporaryDirectory("cairn-readonly")
+        let state = parent.appending("state")
+        #expect(try cairn(["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path]).status == 0)
+        chmod(parent.path, 0o755)
+        chmod(state.path, 0o755)
+        let setpriv = try which("setpriv")
+        func asNobody(_ arguments: [String]) throws -> ProcessResult {
+            try run(setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", try cairnExecutable()] + arguments, check: false)
+        }
+        // Nobody cannot write there: the reader really is read-only.
+        #expect(try run(setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", "touch", state.appendingPathComponent("probe").path],
+                        check: false).status != 0)
+
+        let daemon = try BackgroundProcess(try cairnExecutable(), ["run", "--repo", repository.path, "--state-dir", state.path,
+                                                                   "--interval", "1h"], logTo: parent.appending("log"))
+        #expect(daemon.waitFor("started"), "\(daemon.output)")
+        let live = try asNobody(["status", "--state-dir", state.path])
+        #expect(live.status == 0 && live.stdout.contains("Model/m1  Unknown  NotImplemented"), "\(live.stdout)\(live.stderr)")
+        #expect(daemon.terminate() == 0)
+
+        let stopped = try asNobody(["status", "--state-dir", state.path, "--format", "json"])
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+        #expect((try JSONSerialization.jsonObject(with: Data(stopped.stdout.utf8)) as? [Any])?.count == 3)
+        let history = try asNobody(["history", "Model/m2", "--state-dir", state.path])
+        #expect(history.status == 0 && history.stdout.contains("NotImplemented"), "\(history.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("probe").path))
+    }
+}
