@@ -59,6 +59,7 @@ public struct EngineService: Service {
 
     public func run() async throws {
         var failures = 0
+        var lastError = ""
         var retryAt = Date.distantPast
         var timer: Task<Void, Never>?
         defer { timer?.cancel() }
@@ -90,8 +91,12 @@ public struct EngineService: Service {
                 let wait = Backoff(base: min(period, 2), maximum: max(period, 300)).delay(afterFailures: failures)
                 retryAt = Date().addingTimeInterval(wait)
                 next = retryAt
-                logger.error("pass failed; keeping the last known state", metadata: [
-                    "cairn.error": "\(error)", "cairn.failures": "\(failures)", "cairn.retry": "\(String(format: "%.1f", wait))s"])
+                // The same failure again is logged at 1, 2, 4, 8… failures, not at every retry.
+                let message = "\(error)"
+                let level: Logger.Level = message != lastError || failures & (failures - 1) == 0 ? .error : .debug
+                lastError = message
+                logger.log(level: level, "pass failed; keeping the last known state", metadata: [
+                    "cairn.error": "\(message)", "cairn.failures": "\(failures)", "cairn.retry": "\(String(format: "%.1f", wait))s"])
                 onPass(nil)
             }
             if let next {

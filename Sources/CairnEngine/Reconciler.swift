@@ -113,7 +113,7 @@ public final class Reconciler {
     /// nothing half-done: the next one reloads the commit in full.
     public func pass() async throws -> PassOutcome {
         guard let tip = try repository.referenceTarget(configuration.trackedRef) else {
-            throw GitError(.notFound, "the branch \(configuration.branch) does not exist (\(configuration.trackedRef))", function: "Reconciler.pass")
+            throw TrackedBranchMissing(branch: configuration.branch, existing: try existingBranches())
         }
         let time = now()
         try loadStoredState()
@@ -142,6 +142,13 @@ public final class Reconciler {
         typealias Trim = @convention(c) (Int) -> Int32
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
         _ = unsafeBitCast(symbol, to: Trim.self)(0)
+    }
+
+    /// The branches the tracked branch could have been, for the error that says it is missing.
+    private func existingBranches() throws -> [String] {
+        let prefix = configuration.remoteTracking ? "refs/remotes/origin/" : "refs/heads/"
+        return try repository.references(withPrefix: prefix).keys.map { String($0.dropFirst(prefix.count)) }
+            .filter { $0 != configuration.statusBranch && $0 != "HEAD" }.sorted()
     }
 
     private func loadStoredState() throws {
@@ -388,5 +395,17 @@ public final class Reconciler {
         if !changed.isEmpty { lines.append("Changed:"); lines += changed.prefix(50) }
         if changed.count > 50 { lines.append("  ... and \(changed.count - 50) more") }
         return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// The tracked branch is not there (yet): a typo in --branch, or a repository still empty.
+public struct TrackedBranchMissing: Error, CustomStringConvertible, Sendable {
+    public let branch: String
+    public let existing: [String]
+
+    public var description: String {
+        let listed = existing.prefix(20).joined(separator: ", ") + (existing.count > 20 ? ", …" : "")
+        return "the branch \(branch) does not exist; "
+            + (existing.isEmpty ? "the repository has no branches yet" : "the repository has: \(listed) (choose one with --branch)")
     }
 }

@@ -137,3 +137,27 @@ func largeRepository(objects: Int) throws -> GitFixture {
         #expect(notes.count == 1, "one note on the one reconciled commit")
     }
 }
+
+@Suite(.serialized) struct MissingBranchTests {
+    /// Tracking a branch that does not exist says which do, keeps the daemon up, and recovers
+    /// as soon as the branch appears.
+    @Test func aMissingBranchNamesTheExistingOnesAndTheDaemonWaitsForIt() throws {
+        let repository = try largeRepository(objects: 2)
+        try repository.git(["branch", "dev"])
+        let state = try TemporaryDirectory("cairn-state")
+        let once = try cairn(["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path, "--branch", "mian"])
+        #expect(once.status == 3)
+        #expect(once.stderr.contains("the branch mian does not exist; the repository has: dev, main (choose one with --branch)"),
+                "\(once.stderr)")
+
+        let daemon = try BackgroundProcess(try cairnExecutable(), ["run", "--repo", repository.path, "--state-dir", state.path,
+                                                                   "--branch", "mian", "--interval", "1h"], logTo: state.appending("log"))
+        #expect(daemon.waitFor("the branch mian does not exist"), "\(daemon.output)")
+        try repository.git(["branch", "mian"])
+        let wake = try cairn(["reconcile", "Model/m0", "--repo", repository.path, "--state-dir", state.path, "--branch", "mian"])
+        #expect(wake.status == 0, "\(wake.stderr)")
+        #expect(daemon.waitFor("recovered", seconds: 10), "\(daemon.output)")
+        #expect(daemon.terminate() == 0)
+        #expect(try repository.git(["log", "--format=%s", "cairn/status"]).split(separator: "\n").count == 2)
+    }
+}
