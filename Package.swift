@@ -66,7 +66,7 @@ let package = Package(
         .target(
             name: "CairnEngine",
             dependencies: [
-                "CairnCore", "CairnGit", "CairnManifests", "CairnStore", log,
+                "CairnCore", "CairnGit", "CairnManifests", "CairnRun", "CairnStore", log,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -30,6 +30,8 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "How long a remote may take to answer a fetch, such as 60s.")
     var timeout: String = "60s"
 
+    @OptionGroup var trustOptions: TrustOptions
+
     func validate() throws {
         _ = try parseTimeout(timeout)
         if statusBranch == branch { throw ValidationError("--status-branch must differ from --branch: Cairn never commits to the tracked branch") }
@@ -60,7 +62,8 @@ struct EngineOptions: ParsableArguments {
         let source: RepositorySource = isLocalPath(repo) ? .local(URL(fileURLWithPath: repo)) : .remote(repo)
         do {
             return try Engine(source: source, stateDirectory: stateDirectory, configuration: configuration,
-                              controllers: try Controllers.registry(), push: push, logger: logger) { url, mirror in
+                              controllers: try Controllers.registry(), trust: trustOptions.trust, push: push,
+                              logger: logger) { url, mirror in
                 try await RemoteFetcher.fetch(url: url, into: mirror, timeout: deadline)
             }
         } catch let error as GitError where error.code == .notFound {

@@ -59,6 +59,8 @@ extension Cairn {
                 outcome = try await engine.reconcileOnce()
             } catch let error as CairnExit {
                 throw error
+            } catch let error as NoTrustedCommit {
+                throw CairnExit.invalid("error: \(error)")
             } catch {
                 throw CairnExit.unreadable("\(error)")
             }
@@ -94,6 +96,13 @@ struct PassReport: Encodable {
     var stalled: [String]
     var waiting: [String]
     var notImplemented: Int
+    /// The tip that was not reconciled because its signatures are not trusted, and why.
+    var refused: Refusal?
+
+    struct Refusal: Encodable {
+        var commit: String
+        var reason: String
+    }
 
     init(_ outcome: PassOutcome) {
         commit = outcome.commit.hex
@@ -104,11 +113,17 @@ struct PassReport: Encodable {
         stalled = outcome.stalled.map(\.description)
         waiting = outcome.waiting.map(\.description)
         notImplemented = outcome.notImplemented
+        refused = outcome.refused.map { Refusal(commit: $0.commit.hex, reason: $0.reason) }
     }
 
     var text: String {
-        var lines = ["\(commit.prefix(12)): \(objects) objects, \(ready) Ready"
-                     + (ran ? ", \(changed.count) changed" : ", already reconciled")]
+        var lines: [String] = []
+        if let refused {
+            lines.append("refused \(refused.commit.prefix(12)), the branch tip: \(refused.reason); "
+                         + "reconciled the last trusted commit \(commit.prefix(12)) instead")
+        }
+        lines.append("\(commit.prefix(12)): \(objects) objects, \(ready) Ready"
+                     + (ran ? ", \(changed.count) changed" : ", already reconciled"))
         if !stalled.isEmpty { lines.append("stalled: " + stalled.joined(separator: ", ")) }
         if !waiting.isEmpty { lines.append("waiting: " + waiting.joined(separator: ", ")) }
         if notImplemented > 0 {

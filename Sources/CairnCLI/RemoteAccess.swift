@@ -23,22 +23,22 @@ func parseTimeout(_ text: String) throws -> ManifestDuration {
 }
 
 /// Opens a local repository, or fetches a URL into a temporary mirror, and runs `body` on it.
-func withRepository<T>(_ location: String, timeout: ManifestDuration, _ body: (Repository) throws -> T) throws -> T {
+func withRepository<T>(_ location: String, timeout: ManifestDuration, _ body: (Repository) async throws -> T) async throws -> T {
     if isLocalPath(location) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: location, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw CairnExit.unreadable("\(location) is not a directory; give a git repository's path or a URL")
         }
         do {
-            return try body(try Repository.open(at: URL(fileURLWithPath: location)))
+            return try await body(try Repository.open(at: URL(fileURLWithPath: location)))
         } catch let error as GitError where error.code == .notFound && error.function == "git_repository_open_ext" {
             throw CairnExit.unreadable("\(location) is not a git repository")
         }
     }
     let mirror = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-mirror-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: mirror) }
-    try RemoteFetcher.fetchSynchronously(url: location, into: mirror, timeout: timeout)
-    return try body(try Repository.open(at: mirror))
+    try await RemoteFetcher.fetch(url: location, into: mirror, timeout: timeout)
+    return try await body(try Repository.open(at: mirror))
 }
 
 /// Fetches from remotes in a helper process with a deadline. libgit2 1.5 has no network
@@ -46,21 +46,11 @@ func withRepository<T>(_ location: String, timeout: ManifestDuration, _ body: (R
 /// this process forever. In a child process it can be killed, and nothing is left half-done
 /// here. Credentials reach the child through the environment it inherits, never its arguments.
 enum RemoteFetcher {
-    /// For the daemon: awaits the helper without holding a thread.
+    /// Awaits the helper without holding a thread.
     static func fetch(url: String, into directory: URL, timeout: ManifestDuration) async throws {
         let helper = command(url: url, into: directory, timeout: timeout)
         do {
             try check(try await helper.run(), url: url, timeout: timeout)
-        } catch let error as RunError {
-            throw CairnExit.unreadable("could not start the fetch helper (\(helper.executable)): \(error.reason)")
-        }
-    }
-
-    /// For one-shot commands such as `validate --repo URL`.
-    static func fetchSynchronously(url: String, into directory: URL, timeout: ManifestDuration) throws {
-        let helper = command(url: url, into: directory, timeout: timeout)
-        do {
-            try check(try helper.runSynchronously(), url: url, timeout: timeout)
         } catch let error as RunError {
             throw CairnExit.unreadable("could not start the fetch helper (\(helper.executable)): \(error.reason)")
         }

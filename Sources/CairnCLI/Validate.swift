@@ -49,7 +49,12 @@ extension Cairn {
         @Option(help: "text or json.")
         var format: OutputFormat = .text
 
+        @OptionGroup var trustOptions: TrustOptions
+
         func validate() throws {
+            if trustOptions.verifyCommits != .off, repo == nil {
+                throw ValidationError("--verify-commits checks commits; give --repo (and --rev)")
+            }
             if repo != nil, path != nil {
                 throw ValidationError("give either a directory PATH or --repo, not both (inside a repository use --path DIR)")
             }
@@ -63,8 +68,11 @@ extension Cairn {
             let set: ManifestSet
             do {
                 if let repo {
-                    set = try withRepository(repo, timeout: try parseTimeout(timeout)) { repository in
+                    set = try await withRepository(repo, timeout: try parseTimeout(timeout)) { repository in
                         let commit = try repository.resolveCommit(rev)
+                        if let problem = try await untrusted(commit, in: repository) {
+                            throw CairnExit.invalid("error: \(problem)")
+                        }
                         return try ManifestLoader.load(from: repository, commit: commit, path: manifestPath)
                     }
                 } else {
@@ -80,6 +88,25 @@ extension Cairn {
             print(format == .json ? ValidationReport(set).jsonText() : ValidationReport(set).text, terminator: format == .json ? "\n" : "")
             if !set.isValid { throw CairnExit.invalid() }
         }
+    }
+}
+
+extension Cairn.Validate {
+    /// Why `commit` would not be reconciled under --verify-commits, as the daemon decides it
+    /// (for `all`: every commit reachable from it, at most CommitTrust.maximumCommits).
+    func untrusted(_ commit: ObjectID, in repository: Repository) async throws -> String? {
+        let trust = trustOptions.trust
+        guard trust.mode != .off else { return nil }
+        let verifier = CommitVerifier(trust: trust)
+        let commits = trust.mode == .head ? [commit]
+            : try repository.commits(from: commit, hiding: nil, limit: CommitTrust.maximumCommits + 1)
+        if commits.count > CommitTrust.maximumCommits {
+            return "more than \(CommitTrust.maximumCommits) commits would need checking; use --verify-commits head"
+        }
+        for candidate in commits.reversed() {
+            if let problem = try await verifier.problem(with: candidate, in: repository) { return problem }
+        }
+        return nil
     }
 }
 

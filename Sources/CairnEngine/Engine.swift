@@ -27,18 +27,26 @@ public actor Engine {
     private let reconciler: Reconciler
     private let writer: StatusWriter
     private let fetch: Fetcher
+    private let logger: Logger
     private let pusher: StatusPusher?
     private let mirror: URL?
+    private let verifier: CommitVerifier
+    /// The last trusted commit (read from the store once), and verdicts already reached.
+    private var trustedTip: ObjectID?
+    private var trustLoaded = false
+    private var verdicts: [ObjectID: String?] = [:]
 
     /// With `push`, the status branch and notes are pushed to the remote after each pass.
     public init(source: RepositorySource, stateDirectory: URL, configuration: ReconcilerConfiguration, controllers: ControllerRegistry,
-                executor: (any JobExecutor)? = nil, push: Bool, logger: Logger, now: @escaping @Sendable () -> Date = Date.init,
-                fetch: @escaping Fetcher) throws {
+                executor: (any JobExecutor)? = nil, trust: CommitTrust = .off, push: Bool, logger: Logger,
+                now: @escaping @Sendable () -> Date = Date.init, fetch: @escaping Fetcher) throws {
         var configuration = configuration
         if case .remote = source { configuration.remoteTracking = true }
         self.source = source
         self.configuration = configuration
         self.fetch = fetch
+        self.logger = logger
+        verifier = CommitVerifier(trust: trust)
         pushConfigured = push
         store = try Store(directory: stateDirectory)
         switch source {
@@ -80,10 +88,63 @@ public actor Engine {
         }
         // Entries left by a pass whose drain was interrupted go out first.
         try writer.drain()
-        let outcome = try await reconciler.pass()
-        if outcome.ran { try writer.drain() }
+        let (commit, refusal) = try await trustedCommit()
+        var outcome = try await reconciler.pass(at: commit)
+        outcome.refused = refusal
+        if outcome.ran || refusal != nil { try writer.drain() }
         if push { try await pusher?.push() }
         return outcome
+    }
+
+    /// What to reconcile under `--verify-commits`: the tip when every commit that must be
+    /// signed is signed by a trusted key; otherwise the last trusted commit, with the refusal
+    /// (recorded once per refused tip, with a note on it saying why). nil: the tip, unchecked.
+    private func trustedCommit() async throws -> (ObjectID?, (commit: ObjectID, reason: String)?) {
+        let trust = verifier.trust
+        guard trust.mode != .off else { return (nil, nil) }
+        if !trustLoaded {
+            trustedTip = try store.trustedCommit().flatMap(ObjectID.init(hex:))
+            trustLoaded = true
+        }
+        let tip = try reconciler.trackedTip()
+        if tip == trustedTip { return (tip, nil) }
+        var problem: String?
+        let candidates = trust.mode == .head ? [tip]
+            : try repository.commits(from: tip, hiding: trustedTip, limit: CommitTrust.maximumCommits + 1)
+        if candidates.count > CommitTrust.maximumCommits {
+            problem = "more than \(CommitTrust.maximumCommits) commits since the last trusted one would need checking; "
+                + "use --verify-commits head, or start from a trusted commit"
+        } else {
+            for candidate in candidates.reversed() {
+                if verdicts[candidate] == nil {
+                    if verdicts.count > 50_000 { verdicts = [:] }
+                    verdicts[candidate] = .some(try await verifier.problem(with: candidate, in: repository))
+                }
+                if let found = verdicts[candidate] ?? nil {
+                    problem = found
+                    break
+                }
+            }
+        }
+        guard let problem else {
+            trustedTip = tip
+            try store.recordTrusted(tip.hex)
+            return (tip, nil)
+        }
+        if try store.refusal()?.commit != tip.hex {
+            let fallback = trustedTip.map { "Cairn stays on \($0.short), the last trusted commit, until a commit signed by a trusted key is pushed." }
+                ?? "Nothing is reconciled until a commit signed by a trusted key is pushed."
+            let note = OutboxEntry(kind: .note, ref: nil, reason: "Refused",
+                                   body: "Cairn did not reconcile this commit: \(problem).\n\(fallback)\n",
+                                   sourceCommit: tip.hex, createdAt: Date())
+            try store.recordRefusal(of: tip.hex, reason: problem, note: note)
+            logger.warning("refused an untrusted commit", metadata: ["cairn.commit": "\(tip.short)", "cairn.reason": "\(problem)"])
+        }
+        guard let trustedTip else {
+            try writer.drain()
+            throw NoTrustedCommit("\(problem); there is no earlier trusted commit, so nothing is reconciled")
+        }
+        return (trustedTip, (tip, problem))
     }
 
     /// Pushes the status branch and notes (rebuilding on the remote's tip when it moved).

@@ -48,9 +48,12 @@ public struct PassOutcome: Sendable {
     public var notImplemented: Int
     /// When the engine should look again although nothing else happens (a requeue or backoff).
     public var nextDue: Date?
+    /// The tip Cairn refused to reconcile (its signatures are not trusted), and why; `commit`
+    /// is then the last trusted commit.
+    public var refused: (commit: ObjectID, reason: String)?
 
-    /// Whether nothing is stalled: what `reconcile --once` and `status` exit 0 on.
-    public var healthy: Bool { stalled.isEmpty }
+    /// Whether nothing is stalled or refused: what `reconcile --once` exits 0 on.
+    public var healthy: Bool { stalled.isEmpty && refused == nil }
 }
 
 /// The reconcile engine for one repository. Level-triggered: each pass compares the manifests
@@ -111,10 +114,10 @@ public final class Reconciler {
     /// One pass over the branch tip. Writes the store (and its outbox) in one transaction; the
     /// caller drains the outbox into git with a `StatusWriter`. A pass that throws leaves
     /// nothing half-done: the next one reloads the commit in full.
-    public func pass() async throws -> PassOutcome {
-        guard let tip = try repository.referenceTarget(configuration.trackedRef) else {
-            throw TrackedBranchMissing(branch: configuration.branch, existing: try existingBranches())
-        }
+    /// `commit` reconciles that commit instead of the branch tip (the last trusted one, when
+    /// the tip is not).
+    public func pass(at commit: ObjectID? = nil) async throws -> PassOutcome {
+        let tip = try commit ?? trackedTip()
         let time = now()
         try loadStoredState()
         // The common case: nothing new, nothing due. One ref read, nothing else.
@@ -142,6 +145,14 @@ public final class Reconciler {
         typealias Trim = @convention(c) (Int) -> Int32
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
         _ = unsafeBitCast(symbol, to: Trim.self)(0)
+    }
+
+    /// The tip of the tracked branch.
+    public func trackedTip() throws -> ObjectID {
+        guard let tip = try repository.referenceTarget(configuration.trackedRef) else {
+            throw TrackedBranchMissing(branch: configuration.branch, existing: try existingBranches())
+        }
+        return tip
     }
 
     /// The branches the tracked branch could have been, for the error that says it is missing.
@@ -381,7 +392,7 @@ public final class Reconciler {
     private func outcome(_ commit: ObjectID, ran: Bool, changed: [ObjectRef]) -> PassOutcome {
         PassOutcome(commit: commit, ran: ran, changed: changed, objects: tally.total, ready: tally.ready,
                     stalled: tally.stalled.sorted(), waiting: tally.waiting.sorted(), notImplemented: tally.notImplemented,
-                    nextDue: nextDue)
+                    nextDue: nextDue, refused: nil)
     }
 
     private static func summary(_ tally: StatusTally, changes: PassChanges, rewritten: Bool, previous: ObjectID?) -> String {

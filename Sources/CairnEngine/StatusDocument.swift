@@ -53,8 +53,8 @@ public enum StatusDocument {
 
     This branch is written by Cairn and by nothing else. It holds one file per object,
     `<Kind>/<name>.yaml`, with the object's conditions (Ready, Reconciling, Stalled), the source
-    commit it was last reconciled at, and its spec's hash. `ready: true` means Cairn checked that
-    the actual state matches the spec; `ready: unknown` with reason NotImplemented means Cairn
+    commit it was last reconciled at, and its spec's hash. Ready is true only when Cairn checked
+    that the actual state matches the spec; it is unknown, with reason NotImplemented, where Cairn
     cannot do that kind's work yet. Every change of status is one commit whose subject is
     `<Kind>/<name>: <Reason>` and whose trailers link it back:
 

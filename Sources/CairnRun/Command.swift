@@ -23,6 +23,8 @@ public struct Command: Sendable, CustomStringConvertible {
     public var standardOutput: OutputDestination
     public var standardError: OutputDestination
     /// How long the child may run before its group gets SIGTERM; nil waits for ever.
+    /// A file the child reads as its standard input; nil gives it /dev/null.
+    public var standardInput: URL?
     public var timeout: Duration?
     /// How long after SIGTERM (a timeout, a cancelled task, `stop`) before SIGKILL. Also how
     /// long (at least 1 s) output is still read after the child exits, should a process that

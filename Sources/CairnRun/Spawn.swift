@@ -9,7 +9,7 @@ struct SpawnedChild {
     let standardError: Int32?
 }
 
-/// posix_spawn with the child in its own process group, standard input from /dev/null,
+/// posix_spawn with the child in its own process group, standard input from a file or /dev/null,
 /// default signal dispositions and an empty signal mask, and no descriptor but 0, 1 and 2.
 enum Spawner {
     static func spawn(_ command: Command) throws -> SpawnedChild {
@@ -47,7 +47,7 @@ enum Spawner {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, command.standardInput?.path ?? "/dev/null", O_RDONLY, 0)
         for (source, target) in descriptors.childEnds { posix_spawn_file_actions_adddup2(&actions, source, target) }
         if let directory = command.workingDirectory, let addChdir = GNUExtensions.addChdir {
             _ = addChdir(&actions, directory.path)

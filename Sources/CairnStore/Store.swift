@@ -210,6 +210,34 @@ public final class Store: RunRecords, Sendable {
         }
     }
 
+    // MARK: Trust
+
+    /// The last commit of the tracked branch whose signatures were trusted.
+    public func trustedCommit() throws -> String? { try meta("trustedCommit") }
+
+    /// The tip Cairn refused to reconcile, and why, while it stays on the last trusted commit.
+    public func refusal() throws -> (commit: String, reason: String)? {
+        guard let commit = try meta("refusedCommit"), let reason = try meta("refusalReason") else { return nil }
+        return (commit, reason)
+    }
+
+    /// Records a trusted tip and forgets any refusal.
+    public func recordTrusted(_ commit: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('trustedCommit', ?)", arguments: [commit])
+            try db.execute(sql: "DELETE FROM meta WHERE key IN ('refusedCommit', 'refusalReason')")
+        }
+    }
+
+    /// Records a refused tip and the note that says so on it, in one transaction.
+    public func recordRefusal(of commit: String, reason: String, note: OutboxEntry) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('refusedCommit', ?)", arguments: [commit])
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('refusalReason', ?)", arguments: [reason])
+            try db.execute(sql: "INSERT INTO outbox (entry) VALUES (?)", arguments: [try Self.encode(note)])
+        }
+    }
+
     /// The status branch's tip as Cairn last left it (after a drain or a rebuild for a push).
     public func statusTip() throws -> String? { try meta("statusTip") }
 
