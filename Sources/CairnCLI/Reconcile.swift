@@ -40,7 +40,7 @@ extension Cairn {
 
         func validate() throws {
             if let object, ObjectRef(parsing: object) == nil {
-                throw ValidationError("\(object) is not Kind/name (kinds: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw ValidationError(notKindName(object))
             }
             if object == nil, !once { throw ValidationError("give --once, or an object (Kind/name) to queue for the daemon") }
         }
@@ -76,7 +76,12 @@ extension Cairn {
                 throw CairnExit.unreadable("no `cairn run` is running with state in \(state.path), so nothing would reconcile \(ref); "
                                            + "run `cairn reconcile \(ref) --once` with the same --repo to reconcile it now")
             }
-            try Store(directory: state).request(ref)
+            let store = try Store(directory: state)
+            guard try store.object(ref) != nil else {
+                throw CairnExit.invalid("error: \(ref) is not an object the daemon knows; `cairn status` lists them "
+                                        + "(a new manifest is reconciled as soon as the daemon sees its commit)")
+            }
+            try store.request(ref)
             guard kill(pid, SIGUSR1) == 0 else {
                 throw CairnExit.unreadable("could not wake the daemon (pid \(pid)): \(String(cString: strerror(errno))); "
                                            + "\(ref) is queued for its next pass")

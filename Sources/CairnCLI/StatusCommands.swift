@@ -20,7 +20,13 @@ struct StateOptions: ParsableArguments {
     func openStore() throws -> Store {
         let directory = stateDir.map { URL(fileURLWithPath: $0) } ?? EngineOptions.defaultStateDirectory(for: repo ?? "")
         guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("cairn.sqlite").path) else {
-            throw CairnExit.unreadable("no Cairn state in \(directory.path); run `cairn reconcile --once` or `cairn run` first")
+            if let repo, stateDir == nil {
+                throw CairnExit.unreadable("no Cairn state for --repo \(repo) (looked in \(directory.path)); "
+                                           + "run `cairn reconcile --once --repo \(repo)` or `cairn run --repo \(repo)` first, "
+                                           + "or give --state-dir where they keep it")
+            }
+            throw CairnExit.unreadable("no Cairn state in \(directory.path); run `cairn reconcile --once` or `cairn run` with "
+                                       + "--state-dir \(directory.path) first")
         }
         do {
             return try Store(readingFrom: directory)
@@ -38,7 +44,8 @@ extension Cairn {
             The same is readable with plain git, no Cairn needed: \
             git show cairn/status:Model/churn.yaml, git log cairn/status.
 
-            Exit code 0 when no object shown is stalled, 1 when one is (its manifest is invalid, or \
+            Exit code 0 when no object shown is stalled, 1 when one is, or when the object asked \
+            for is not known (its manifest is invalid, or \
             its controller found it cannot work as written). Objects whose kind's work Cairn cannot \
             do yet show READY Unknown, reason NotImplemented, and do not fail the command.
 
@@ -59,7 +66,7 @@ extension Cairn {
             let store = try state.openStore()
             var objects = try store.objects()
             if let object {
-                guard let ref = ObjectRef(parsing: object) else { throw CairnExit.usage("\(object) is not Kind/name") }
+                guard let ref = ObjectRef(parsing: object) else { throw CairnExit.usage(notKindName(object)) }
                 objects = objects.filter { $0.ref == ref }
                 if objects.isEmpty { throw CairnExit.invalid("\(object) is not known; `cairn status` lists the objects") }
             }
@@ -100,7 +107,7 @@ extension Cairn {
         var format: OutputFormat = .text
 
         func validate() throws {
-            if ObjectRef(parsing: object) == nil { throw ValidationError("\(object) is not Kind/name") }
+            if ObjectRef(parsing: object) == nil { throw ValidationError(notKindName(object)) }
         }
 
         func run() async throws {
@@ -116,6 +123,12 @@ extension Cairn {
                         rows: events.map { [formatter.string(from: $0.time), $0.reason, String($0.sourceCommit.prefix(12)), $0.message] }))
         }
     }
+}
+
+/// What is wrong with a Kind/name argument, with the kinds spelled as Cairn knows them.
+func notKindName(_ text: String) -> String {
+    "\(text) is not Kind/name; kinds are " + Kind.allCases.map(\.rawValue).joined(separator: ", ")
+        + " (case matters), and names are DNS labels, such as Model/churn"
 }
 
 /// A plain text table with columns padded to their widest cell; the last column is not padded.

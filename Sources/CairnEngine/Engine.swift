@@ -48,13 +48,15 @@ public actor Engine {
         self.logger = logger
         verifier = CommitVerifier(trust: trust)
         pushConfigured = push
-        store = try Store(directory: stateDirectory)
+        // The repository first: a path that is no repository leaves no state directory behind.
         switch source {
         case .local(let path):
             repository = try Repository.open(at: path)
+            store = try Store(directory: stateDirectory)
             mirror = nil
         case .remote:
             // Created empty here; the first pass fetches into it.
+            store = try Store(directory: stateDirectory)
             let directory = stateDirectory.appendingPathComponent("mirror.git")
             repository = try Repository.create(at: directory, bare: true)
             mirror = directory

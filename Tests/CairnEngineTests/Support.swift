@@ -33,7 +33,8 @@ final class Setup {
     static func engine(_ repository: URL, _ state: URL, controllers: [any Controller] = Controllers.all,
                        now: @escaping @Sendable () -> Date = Date.init) throws -> Engine {
         try Engine(source: .local(repository), stateDirectory: state, configuration: ReconcilerConfiguration(),
-                   controllers: try ControllerRegistry(controllers), push: false, logger: Logger(label: "test"), now: now) { _, _ in }
+                   controllers: try ControllerRegistry(controllers), push: false,
+                   logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), now: now) { _, _ in }
     }
 
     /// A fresh engine on the same state, as after a restart.
