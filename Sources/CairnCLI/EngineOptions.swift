@@ -32,9 +32,16 @@ struct EngineOptions: ParsableArguments {
 
     @OptionGroup var trustOptions: TrustOptions
 
+    @Option(help: "Directory levels a commit's tree may have before Cairn stops reading deeper (a guard against hostile pushes).")
+    var maxTreeDepth: Int = TreeLimits.standard.maxDepth
+
+    @Option(help: "Tree entries Cairn reads from one commit at most (a guard against 'git bomb' trees); narrow with --path for huge repositories.")
+    var maxTreeEntries: Int = TreeLimits.standard.maxEntries
+
     func validate() throws {
         _ = try parseTimeout(timeout)
         if statusBranch == branch { throw ValidationError("--status-branch must differ from --branch: Cairn never commits to the tracked branch") }
+        if maxTreeDepth < 1 || maxTreeEntries < 1 { throw ValidationError("--max-tree-depth and --max-tree-entries must be at least 1") }
         if push, isLocalPath(repo) { throw ValidationError("--push needs --repo to be a URL; for a local repository the status branch is written in place") }
     }
 
@@ -54,7 +61,9 @@ struct EngineOptions: ParsableArguments {
     }
 
     var configuration: ReconcilerConfiguration {
-        ReconcilerConfiguration(branch: branch, path: path, statusBranch: statusBranch)
+        var configuration = ReconcilerConfiguration(branch: branch, path: path, statusBranch: statusBranch)
+        configuration.treeLimits = TreeLimits(maxDepth: maxTreeDepth, maxEntries: maxTreeEntries)
+        return configuration
     }
 
     func makeEngine(logger: Logger) throws -> Engine {

@@ -12,8 +12,8 @@ public enum ManifestLoader {
 
     /// Reads every manifest under `path` in `commit`. Paths in diagnostics are relative to the
     /// repository root. Dot-directories (`.git`, `.github`) are skipped; symlinks are never followed.
-    public static func load(from repository: Repository, commit: ObjectID, path: String = "") throws -> ManifestSet {
-        ManifestSet(files: try parseAll(from: repository, commit: commit, path: path).map(\.parsed))
+    public static func load(from repository: Repository, commit: ObjectID, path: String = "", limits: TreeLimits = .standard) throws -> ManifestSet {
+        ManifestSet(files: try parseAll(from: repository, commit: commit, path: path, limits: limits).map(\.parsed))
     }
 
     /// Whether a path in the tree is read as a manifest: a YAML name, outside dot-directories.
@@ -22,9 +22,13 @@ public enum ManifestLoader {
     }
 
     /// Parses every manifest file under `path` in `commit`, with its blob id, in path order.
-    public static func parseAll(from repository: Repository, commit: ObjectID, path: String = "") throws
+    /// A tree beyond `limits` (too deep, or too many entries: a push can make either cheaply)
+    /// is not read past them; each refused directory becomes a located error of its own, and
+    /// every manifest within the limits is read as usual.
+    public static func parseAll(from repository: Repository, commit: ObjectID, path: String = "", limits: TreeLimits = .standard) throws
         -> [(path: String, blob: ObjectID, parsed: ParsedFile)] {
-        let entries = try repository.listFiles(in: commit, under: path).filter { isManifestPath($0.path) && $0.kind != .submodule }
+        let listing = try repository.listTree(in: commit, under: path, limits: limits, include: isManifestPath)
+        let entries = listing.entries.filter { $0.kind != .submodule }
         // Blobs are read here, on the caller's thread (libgit2 objects stay confined to it),
         // while the files already read are parsed on the other cores.
         let parsing = ConcurrentParsing(count: entries.count)
@@ -41,6 +45,19 @@ public enum ManifestLoader {
             }
         }
         return zip(entries, parsing.wait()).map { ($0.path, $0.blob, $1) }
+            + listing.refused.map { (treeRefusalPath($0.path), ObjectID.zero, refusedTree($0)) }
+    }
+
+    /// The key a refused directory has among the files: it names no file, so no diff of a
+    /// file path ever replaces it; the next full load does.
+    static func treeRefusalPath(_ directory: String) -> String { directory + "/" }
+
+    private static func refusedTree(_ refusal: TreeRefusal) -> ParsedFile {
+        let location = SourceLocation(file: refusal.path, line: 1, column: 1)
+        let diagnostic = Diagnostic(at: location, "this directory was not read: \(refusal.reason)",
+                                    hint: "manifests need neither deep nor huge trees; remove it, or narrow the daemon to the manifests with --path")
+        return ParsedFile(path: treeRefusalPath(refusal.path), manifests: [],
+                          failures: [ManifestFailure(ref: nil, location: location, diagnostics: [diagnostic])])
     }
 
     /// Parses one manifest file from its blob.

@@ -16,6 +16,8 @@ public struct ReconcilerConfiguration: Sendable {
     public var author: Signature
     /// Read the branch as fetched into a mirror (`refs/remotes/origin/<branch>`), not as a local branch.
     public var remoteTracking: Bool
+    /// What reading one commit's tree may cost (depth, entries).
+    public var treeLimits: TreeLimits = .standard
 
     public init(branch: String = "main", path: String = "", statusBranch: String = "cairn/status",
                 notesRef: String = "refs/notes/cairn", author: Signature = Signature(name: "Cairn", email: "cairn@localhost"),
@@ -190,7 +192,11 @@ public final class Reconciler {
         if let loadedCommit = filesCommit, repository.contains(loadedCommit), !files.isEmpty {
             filesCommit = nil  // until this step finishes, the caches are not a commit's
             var updates: [(path: String, file: ParsedFile?)] = []
-            for change in try repository.diff(from: loadedCommit, to: tip, under: configuration.path) {
+            let diff = try repository.boundedDiff(from: loadedCommit, to: tip, under: configuration.path, limits: configuration.treeLimits)
+            // A change too large to diff within the limits: read the commit whole, which
+            // reads what the limits allow and reports each refused directory by its path.
+            guard diff.refused.isEmpty else { return try loadAll(at: tip) }
+            for change in diff.changes {
                 for path in Set([change.path, change.oldPath]) where files[path] != nil {
                     files[path] = nil
                     updates.append((path, nil))
@@ -208,8 +214,14 @@ public final class Reconciler {
             return TrackedManifests(set: lastSet, touched: touched, fullLoad: false,
                                     rewritten: !repository.isAncestor(loadedCommit, of: tip))
         }
+        return try loadAll(at: tip)
+    }
+
+    private func loadAll(at tip: ObjectID) throws -> TrackedManifests {
+        filesCommit = nil
         files = [:]
-        for (path, blob, parsed) in try ManifestLoader.parseAll(from: repository, commit: tip, path: configuration.path) {
+        for (path, blob, parsed) in try ManifestLoader.parseAll(from: repository, commit: tip, path: configuration.path,
+                                                                  limits: configuration.treeLimits) {
             files[path] = (blob, parsed)
         }
         lastSet = ManifestSet(files: files.values.map(\.parsed).sorted { $0.path < $1.path })

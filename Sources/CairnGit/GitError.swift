@@ -6,7 +6,7 @@ public struct GitError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String, Hashable, Sendable {
             case notFound, alreadyExists, refMoved, pushRejected, network, timeout
-            case invalidSpec, ambiguous, authentication, locked, other
+            case invalidSpec, ambiguous, authentication, locked, limitExceeded, other
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -31,6 +31,8 @@ public struct GitError: Error, CustomStringConvertible, Sendable {
         public static let authentication = Code(.authentication)
         /// A lock file is held by another process.
         public static let locked = Code(.locked)
+        /// A tree is larger or deeper than the bounds a walk may cost.
+        public static let limitExceeded = Code(.limitExceeded)
         /// Anything else libgit2 reported.
         public static let other = Code(.other)
 

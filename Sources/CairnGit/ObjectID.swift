@@ -28,6 +28,9 @@ public struct ObjectID: Hashable, Comparable, Sendable, CustomStringConvertible,
     }
 
     public var short: String { String(hex.prefix(12)) }
+
+    /// All zeros: names no object (git's own stand-in for "none").
+    public static let zero = ObjectID(hex: String(repeating: "0", count: 40))!
     public var description: String { hex }
     public static func < (lhs: ObjectID, rhs: ObjectID) -> Bool { lhs.hex < rhs.hex }
 

@@ -20,19 +20,32 @@ public struct Change: Sendable, Hashable {
 extension Repository {
     /// Diffs the trees of two commits. `from` may be nil (everything is added). Only paths under
     /// `path` (a `/`-separated directory from the root, empty for all) are compared, and renames
-    /// are detected by content similarity, as `git diff -M` does.
+    /// are detected by content similarity, as `git diff -M` does. A diff beyond
+    /// `TreeLimits.standard` throws `.limitExceeded`; `boundedDiff` names what it refused instead.
     public func diff(from old: ObjectID?, to new: ObjectID, under path: String = "") throws -> [Change] {
+        let result = try boundedDiff(from: old, to: new, under: path)
+        if let first = result.refused.first {
+            throw GitError(.limitExceeded, "the change to commit \(new.short) is too large to read: \(first)")
+        }
+        return result.changes
+    }
+
+    /// The diff within `limits`: a directory too deep or past the entry budget is refused by
+    /// path, and renames are then not looked for (libgit2's search is not bounded).
+    public func boundedDiff(from old: ObjectID?, to new: ObjectID, under path: String = "", limits: TreeLimits = .standard) throws -> TreeDiff {
         let prefix = path.split(separator: "/").joined(separator: "/")
         let oldTree = try old.map { try subtree(of: $0, at: prefix) } ?? nil
         let newTree = try subtree(of: new, at: prefix)
+        var budget = TreeBudget(limits)
         var changes: [Change] = []
-        try compareTrees(oldTree, newTree, prefix: prefix.isEmpty ? "" : prefix + "/", into: &changes)
+        try compareTrees(oldTree, newTree, prefix: prefix.isEmpty ? "" : prefix + "/", depth: prefix.split(separator: "/").count,
+                         budget: &budget, into: &changes)
         // Renames pair an added path with a deleted one: only then is libgit2's similarity
         // search worth its cost (it reads and compares blob contents).
-        if changes.contains(where: { $0.kind == .added }), changes.contains(where: { $0.kind == .deleted }) {
-            return try diffDetectingRenames(from: old, to: new, prefix: prefix)
+        if budget.refused.isEmpty, changes.contains(where: { $0.kind == .added }), changes.contains(where: { $0.kind == .deleted }) {
+            return TreeDiff(changes: try diffDetectingRenames(from: old, to: new, prefix: prefix), refused: [])
         }
-        return changes
+        return TreeDiff(changes: changes, refused: budget.refusals)
     }
 
     /// The id of the tree at `path` in `commit`, or nil when there is no directory there.
@@ -44,57 +57,66 @@ extension Repository {
 
     /// Walks two sorted trees side by side, descending only into subtrees whose ids differ,
     /// so a change costs what the changed directories hold, not what the repository holds.
-    /// Entries are compared in place (raw ids, C names); Swift values are made only for changes.
-    private func compareTrees(_ old: ObjectID?, _ new: ObjectID?, prefix: String, into changes: inout [Change]) throws {
-        guard old != new else { return }
-        try withTree(old) { oldTree in
-            try withTree(new) { newTree in
-                let oldCount = oldTree.map(git_tree_entrycount) ?? 0
-                let newCount = newTree.map(git_tree_entrycount) ?? 0
-                var i = 0, j = 0
-                while i < oldCount || j < newCount {
-                    let a = i < oldCount ? git_tree_entry_byindex(oldTree, i) : nil
-                    let b = j < newCount ? git_tree_entry_byindex(newTree, j) : nil
-                    let order = compareEntries(a, b)
-                    if order == 0, let a, let b {
-                        i += 1; j += 1
-                        let aTree = git_tree_entry_type(a) == GIT_OBJECT_TREE, bTree = git_tree_entry_type(b) == GIT_OBJECT_TREE
-                        if git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b)) == 1 && aTree == bTree { continue }
-                        let name = String(cString: git_tree_entry_name(a))
-                        if aTree && bTree {
-                            try compareTrees(ObjectID(git_tree_entry_id(a)), ObjectID(git_tree_entry_id(b)), prefix: prefix + name + "/", into: &changes)
-                        } else if !aTree && !bTree {
-                            changes.append(Change(kind: .modified, path: prefix + name, oldPath: prefix + name,
-                                                  newBlob: ObjectID(git_tree_entry_id(b)), oldBlob: ObjectID(git_tree_entry_id(a))))
+    /// Entries are compared in place (raw ids, C names); Swift values are made only for
+    /// changes. Iterative over an explicit stack, within the budget.
+    private func compareTrees(_ old: ObjectID?, _ new: ObjectID?, prefix: String, depth: Int, budget: inout TreeBudget,
+                              into changes: inout [Change]) throws {
+        var pending: [(old: ObjectID?, new: ObjectID?, prefix: String, depth: Int)] = [(old, new, prefix, depth)]
+        while let next = pending.popLast() {
+            guard next.old != next.new else { continue }
+            var subtrees: [(ObjectID?, ObjectID?, String, Int)] = []
+            try withTree(next.old) { oldTree in
+                try withTree(next.new) { newTree in
+                    let oldCount = oldTree.map(git_tree_entrycount) ?? 0
+                    let newCount = newTree.map(git_tree_entrycount) ?? 0
+                    let directory = next.prefix.isEmpty ? "." : String(next.prefix.dropLast())
+                    guard budget.admit(directory: directory, depth: next.depth, entries: oldCount + newCount) else { return }
+                    func emit(_ entry: OpaquePointer, as kind: Change.Kind) {
+                        guard git_tree_entry_filemode(entry) != GIT_FILEMODE_COMMIT else { return }
+                        let path = next.prefix + String(cString: git_tree_entry_name(entry))
+                        let id = ObjectID(git_tree_entry_id(entry))
+                        if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
+                            subtrees.append((kind == .deleted ? id : nil, kind == .added ? id : nil, path + "/", next.depth + 1))
                         } else {
-                            try emit(a, prefix: prefix, as: .deleted, into: &changes)
-                            try emit(b, prefix: prefix, as: .added, into: &changes)
+                            changes.append(Change(kind: kind, path: path, oldPath: path,
+                                                  newBlob: kind == .added ? id : nil, oldBlob: kind == .deleted ? id : nil))
                         }
-                    } else if order < 0, let a {
-                        i += 1
-                        try emit(a, prefix: prefix, as: .deleted, into: &changes)
-                    } else if let b {
-                        j += 1
-                        try emit(b, prefix: prefix, as: .added, into: &changes)
+                    }
+                    var i = 0, j = 0
+                    while i < oldCount || j < newCount {
+                        let a = i < oldCount ? git_tree_entry_byindex(oldTree, i) : nil
+                        let b = j < newCount ? git_tree_entry_byindex(newTree, j) : nil
+                        let order = compareEntries(a, b)
+                        if order == 0, let a, let b {
+                            i += 1; j += 1
+                            let aTree = git_tree_entry_type(a) == GIT_OBJECT_TREE, bTree = git_tree_entry_type(b) == GIT_OBJECT_TREE
+                            if git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b)) == 1 && aTree == bTree { continue }
+                            let name = String(cString: git_tree_entry_name(a))
+                            if aTree && bTree {
+                                subtrees.append((ObjectID(git_tree_entry_id(a)), ObjectID(git_tree_entry_id(b)), next.prefix + name + "/",
+                                                 next.depth + 1))
+                            } else if !aTree && !bTree {
+                                changes.append(Change(kind: .modified, path: next.prefix + name, oldPath: next.prefix + name,
+                                                      newBlob: ObjectID(git_tree_entry_id(b)), oldBlob: ObjectID(git_tree_entry_id(a))))
+                            } else {
+                                emit(a, as: .deleted)
+                                emit(b, as: .added)
+                            }
+                        } else if order < 0, let a {
+                            i += 1
+                            emit(a, as: .deleted)
+                        } else if let b {
+                            j += 1
+                            emit(b, as: .added)
+                        }
                     }
                 }
             }
+            pending.append(contentsOf: subtrees.reversed())
         }
     }
 
-    private func emit(_ entry: OpaquePointer, prefix: String, as kind: Change.Kind, into changes: inout [Change]) throws {
-        guard git_tree_entry_filemode(entry) != GIT_FILEMODE_COMMIT else { return }
-        let path = prefix + String(cString: git_tree_entry_name(entry))
-        let id = ObjectID(git_tree_entry_id(entry))
-        if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
-            try compareTrees(kind == .deleted ? id : nil, kind == .added ? id : nil, prefix: path + "/", into: &changes)
-        } else {
-            changes.append(Change(kind: kind, path: path, oldPath: path,
-                                  newBlob: kind == .added ? id : nil, oldBlob: kind == .deleted ? id : nil))
-        }
-    }
-
-    private func withTree<T>(_ id: ObjectID?, _ body: (OpaquePointer?) throws -> T) throws -> T {
+    func withTree<T>(_ id: ObjectID?, _ body: (OpaquePointer?) throws -> T) throws -> T {
         guard let id else { return try body(nil) }
         var oid = id.raw
         var tree: OpaquePointer?

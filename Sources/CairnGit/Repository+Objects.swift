@@ -58,42 +58,77 @@ extension Repository {
         }
     }
 
-    /// Lists every file under `path` (recursively) in the tree of `commit`, without a working tree.
-    /// `path` is `/`-separated from the root; an empty path lists the whole tree. A path that
-    /// does not exist in the commit throws `.notFound`; a path naming a file lists just that file.
+    /// Lists every file under `path` in the tree of `commit`, without a working tree. `path`
+    /// is `/`-separated from the root; an empty path lists the whole tree. A path that does not
+    /// exist in the commit throws `.notFound`; a path naming a file lists just that file. A tree
+    /// beyond `TreeLimits.standard` throws `.limitExceeded`: callers that read trees pushed by
+    /// others use `listTree`, which reads what it may and names what it refused.
     public func listFiles(in commit: ObjectID, under path: String = "") throws -> [TreeEntry] {
+        let listing = try listTree(in: commit, under: path)
+        if let first = listing.refused.first {
+            throw GitError(.limitExceeded, "the tree of commit \(commit.short) is too large to read: \(first)")
+        }
+        return listing.entries
+    }
+
+    /// Lists the files under `path` that `include` accepts, walking iteratively within
+    /// `limits`: a directory too deep, or past the entry budget, is refused by path and the
+    /// rest is read.
+    public func listTree(in commit: ObjectID, under path: String = "", limits: TreeLimits = .standard,
+                         include: (String) -> Bool = { _ in true }) throws -> TreeListing {
         let prefix = path.split(separator: "/").joined(separator: "/")
         return try withCommitTree(commit) { root in
-            guard !prefix.isEmpty else { return try walk(root, prefix: "") }
+            var budget = TreeBudget(limits)
+            var entries: [TreeEntry] = []
+            guard !prefix.isEmpty else {
+                try walk(root.flatMap { git_tree_id($0) }.map { ObjectID($0) }, prefix: "", depth: 0, budget: &budget,
+                         include: include, into: &entries)
+                return TreeListing(entries: entries, refused: budget.refusals)
+            }
             var entry: OpaquePointer?
             try check(git_tree_entry_bypath(&entry, root, prefix), "git_tree_entry_bypath",
                       notFoundMessage: "path '\(prefix)' not found in commit \(commit.short)")
             defer { git_tree_entry_free(entry) }
             if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
-                var subtree: OpaquePointer?
-                try check(git_tree_lookup(&subtree, handle, git_tree_entry_id(entry)), "git_tree_lookup")
-                defer { git_tree_free(subtree) }
-                return try walk(subtree, prefix: prefix + "/")
+                try walk(ObjectID(git_tree_entry_id(entry)), prefix: prefix + "/", depth: prefix.split(separator: "/").count,
+                         budget: &budget, include: include, into: &entries)
+            } else if let file = TreeEntry(entry, path: prefix), include(prefix) {
+                entries.append(file)
             }
-            return [TreeEntry(entry, path: prefix)].compactMap { $0 }
+            return TreeListing(entries: entries, refused: budget.refusals)
         }
     }
 
-    private func walk(_ tree: OpaquePointer?, prefix: String) throws -> [TreeEntry] {
-        var result: [TreeEntry] = []
-        for index in 0..<git_tree_entrycount(tree) {
-            guard let entry = git_tree_entry_byindex(tree, index), let namePointer = git_tree_entry_name(entry) else { continue }
-            let path = prefix + String(cString: namePointer)
-            if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
-                var subtree: OpaquePointer?
-                try check(git_tree_lookup(&subtree, handle, git_tree_entry_id(entry)), "git_tree_lookup")
-                defer { git_tree_free(subtree) }
-                result += try walk(subtree, prefix: path + "/")
-            } else if let file = TreeEntry(entry, path: path) {
-                result.append(file)
+    /// Breadth first over a queue (never the call stack); the result is in path order.
+    private func walk(_ tree: ObjectID?, prefix: String, depth: Int, budget: inout TreeBudget,
+                      include: (String) -> Bool, into result: inout [TreeEntry]) throws {
+        guard let tree else { return }
+        var queue: [(tree: ObjectID, prefix: String, depth: Int)] = [(tree, prefix, depth)]
+        var head = 0
+        while head < queue.count {
+            let next = queue[head]
+            head += 1
+            if head > 4096 {
+                // Drop what was read, so the queue holds only what is still to read.
+                queue.removeFirst(head)
+                head = 0
+            }
+            let directory = next.prefix.isEmpty ? "." : String(next.prefix.dropLast())
+            try withTree(next.tree) { handle in
+                let count = git_tree_entrycount(handle)
+                guard budget.admit(directory: directory, depth: next.depth, entries: count) else { return }
+                for index in 0..<count {
+                    guard let entry = git_tree_entry_byindex(handle, index), let namePointer = git_tree_entry_name(entry) else { continue }
+                    let path = next.prefix + String(cString: namePointer)
+                    if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
+                        queue.append((ObjectID(git_tree_entry_id(entry)), path + "/", next.depth + 1))
+                    } else if include(path), let file = TreeEntry(entry, path: path) {
+                        result.append(file)
+                    }
+                }
             }
         }
-        return result
+        result.sort { $0.path < $1.path }
     }
 
     /// Reads a blob's bytes.
