@@ -53,6 +53,15 @@ extension Cairn {
                 return
             }
             let engine = try options.makeEngine(logger: Logger(label: "cairn"))
+            // The same lock as the daemon's: two processes reconciling one state directory would
+            // each write what the other already wrote.
+            let lock: DaemonLock
+            do {
+                lock = try DaemonLock(stateDirectory: options.stateDirectory)
+            } catch {
+                throw CairnExit.unreadable(error.description + "; `cairn reconcile Kind/name` (without --once) asks it to reconcile now")
+            }
+            defer { withExtendedLifetime(lock) {} }
             if let ref { try engine.store.request(ref) }
             let outcome: PassOutcome
             do {

@@ -15,7 +15,7 @@ public final class DaemonLock: @unchecked Sendable {
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = Self.readPID(fd)
             close(fd)
-            throw DaemonLockError("another cairn run (pid \(holder.map(String.init) ?? "unknown")) is using the state directory "
+            throw DaemonLockError("another cairn process (pid \(holder.map(String.init) ?? "unknown")) is using the state directory "
                                   + "\(stateDirectory.path); stop it first, or give this one its own --state-dir")
         }
         let text = "\(getpid())\n"

@@ -35,6 +35,10 @@ public actor Engine {
     private var trustedTip: ObjectID?
     private var trustLoaded = false
     private var verdicts: [ObjectID: String?] = [:]
+    /// One operation at a time: a pass and a push both await (a fetch, a controller), and the
+    /// actor alone would let one start while the other waits.
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
 
     /// With `push`, the status branch and notes are pushed to the remote after each pass.
     public init(source: RepositorySource, stateDirectory: URL, configuration: ReconcilerConfiguration, controllers: ControllerRegistry,
@@ -82,6 +86,10 @@ public actor Engine {
     /// `StatusPushService`, so a remote that refuses pushes does not fail passes.
     @discardableResult
     public func reconcileOnce(push: Bool = true) async throws -> PassOutcome {
+        try await exclusively { try await reconcile(push: push) }
+    }
+
+    private func reconcile(push: Bool) async throws -> PassOutcome {
         if case .remote(let url) = source, let mirror {
             try await fetch(url, mirror)
         }
@@ -149,10 +157,20 @@ public actor Engine {
         return (trustedTip, (tip, problem))
     }
 
-    /// Pushes the status branch and notes (rebuilding on the remote's tip when it moved).
-    /// Runs on this actor, so it never interleaves with a drain of the outbox.
+    /// Pushes the status branch and notes (rebuilding on the remote's tip when it moved). Never
+    /// while a pass runs: the two share the mirror and the status ref.
     public func pushStatus() async throws {
-        try await pusher?.push()
+        try await exclusively { try await pusher?.push() }
+    }
+
+    /// Runs `body` when no other pass or push is under way, in arrival order.
+    private func exclusively<T>(_ body: () async throws -> T) async throws -> T {
+        if busy { await withCheckedContinuation { waiting.append($0) } }
+        busy = true
+        defer {
+            if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+        }
+        return try await body()
     }
 
     /// One pass without the git side, for measuring the two apart (`drain` writes the rest).

@@ -68,7 +68,7 @@ public struct EngineService: Service {
         triggers.send(.start)
         for await trigger in triggers.stream.cancelOnGracefulShutdown() {
             // While a failing remote backs off, the watcher's ticks wait; anything else goes.
-            if trigger == .interval, Date() < retryAt { continue }
+            if trigger == .interval, Date() < retryAt, (try? engine.store.hasRequests()) != true { continue }
             timer?.cancel()
             if trigger != .start { try? await Task.sleep(for: coalescing) }
             var next: Date?
@@ -76,6 +76,7 @@ public struct EngineService: Service {
                 let outcome = try await engine.reconcileOnce(push: pushes == nil)
                 if failures > 0 { logger.notice("recovered", metadata: ["cairn.commit": "\(outcome.commit.short)"]) }
                 failures = 0
+                retryAt = .distantPast
                 if outcome.ran {
                     logger.info("pass", metadata: [
                         "cairn.commit": "\(outcome.commit.short)", "cairn.trigger": "\(trigger.rawValue)", "cairn.objects": "\(outcome.objects)",

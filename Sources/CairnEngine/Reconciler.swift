@@ -84,6 +84,8 @@ public final class Reconciler {
     private var statuses: [ObjectRef: ObjectStatus] = [:]
     private var tally = StatusTally([])
     private var loaded = false
+    /// Evaluate every object on the next pass, even at an unchanged tip.
+    private var reevaluateAll = false
     /// When objects in backoff or waiting are due again.
     private var dueTimes: [ObjectRef: Date] = [:]
     private var lastReconciled: ObjectID?
@@ -123,7 +125,7 @@ public final class Reconciler {
         let time = now()
         try loadStoredState()
         // The common case: nothing new, nothing due. One ref read, nothing else.
-        if tip == lastReconciled, requested.isEmpty, (nextDue ?? .distantFuture) > time {
+        if tip == lastReconciled, requested.isEmpty, !reevaluateAll, (nextDue ?? .distantFuture) > time {
             return outcome(tip, ran: false, changed: [])
         }
         do {
@@ -171,6 +173,9 @@ public final class Reconciler {
         tally = StatusTally(stored)
         dueTimes = Dictionary(uniqueKeysWithValues: stored.compactMap { status in status.nextAttempt.map { (status.ref, $0) } })
         lastReconciled = try store.lastReconciledCommit().flatMap(ObjectID.init(hex:))
+        // Statuses written before generations were content keys were written by a Cairn whose
+        // controllers said Ready without doing the work: evaluate everything once, now.
+        reevaluateAll = stored.contains { !$0.generation.hasPrefix("sha256:") && !$0.generation.hasPrefix("invalid:") }
         loaded = true
     }
 
@@ -189,7 +194,7 @@ public final class Reconciler {
     /// Diffs the tip against the commit loaded last and re-parses only the changed files; with
     /// nothing loaded (the first pass, or after a failed one), reads every manifest.
     private func trackManifests(at tip: ObjectID) throws -> TrackedManifests {
-        if let loadedCommit = filesCommit, repository.contains(loadedCommit), !files.isEmpty {
+        if !reevaluateAll, let loadedCommit = filesCommit, repository.contains(loadedCommit), !files.isEmpty {
             filesCommit = nil  // until this step finishes, the caches are not a commit's
             var updates: [(path: String, file: ParsedFile?)] = []
             let diff = try repository.boundedDiff(from: loadedCommit, to: tip, under: configuration.path, limits: configuration.treeLimits)
@@ -398,6 +403,7 @@ public final class Reconciler {
             lastTrainedModel[ref] = nil
         }
         if changes.reconciledCommit != nil { lastReconciled = commit }
+        if tracked.fullLoad { reevaluateAll = false }
         return outcome(commit, ran: true, changed: changes.events.map(\.ref))
     }
 

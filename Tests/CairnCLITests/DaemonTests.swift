@@ -96,6 +96,9 @@ func largeRepository(objects: Int) throws -> GitFixture {
         let queued = try cairn(["reconcile", "Model/m1", "--repo", repository.path, "--state-dir", state.path])
         #expect(queued.status == 0 && queued.stdout.contains("queued Model/m1"), "\(queued.stdout)\(queued.stderr)")
         #expect(daemon.waitFor("cairn.trigger=manual", seconds: 10), "\(daemon.output)")
+        // A one-off pass on the daemon's state directory would race it: refused, naming it.
+        let racing = try cairn(["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path])
+        #expect(racing.status == 3 && racing.stderr.contains("another cairn process (pid \(daemon.process.processID))"), "\(racing.stderr)")
         // A second daemon on the same state directory refuses to start, naming the first.
         let second = try cairn(["run", "--repo", repository.path, "--state-dir", state.path, "--interval", "1h"])
         #expect(second.status == 3 && second.stderr.contains("pid \(daemon.process.processID)"), "\(second.stderr)")

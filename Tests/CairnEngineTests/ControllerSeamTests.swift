@@ -45,6 +45,27 @@ import Testing
         #expect(file.contains("ready: unknown") && file.contains("status: \"Unknown\""), "\(file)")
     }
 
+    /// A store written by a Cairn whose controllers said Ready without doing anything: the
+    /// first pass after the upgrade evaluates every object, even at an unchanged tip.
+    @Test func statusesFromBeforeTheSeamAreReevaluatedAtOnce() async throws {
+        let setup = try Setup()
+        try await setup.engine.reconcileOnce()
+        let model = ObjectRef(.model, "churn")
+        var old = try #require(try setup.engine.store.object(model))
+        old.generation = String(repeating: "a", count: 40)
+        old.conditions[0] = Condition(type: "Ready", status: .true, reason: "Reconciled", message: "the manifest is valid",
+                                      lastTransitionTime: Date(timeIntervalSince1970: 1_700_000_000))
+        var changes = PassChanges()
+        changes.upserts = [old]
+        try setup.engine.store.apply(changes)
+        try setup.restart()
+        let outcome = try await setup.engine.reconcileOnce()
+        #expect(outcome.ran, "not the one-ref-read pass")
+        #expect(try setup.engine.store.object(model)?.reason == "NotImplemented")
+        #expect(outcome.ready == 0)
+        #expect(try await setup.engine.reconcileOnce().ran == false, "once, not on every pass")
+    }
+
     /// Dependencies are per object: a broken TrainingSchedule holds back the Model it trains
     /// (known from its last good spec), and no other Model.
     @Test func aBrokenTrainingScheduleLeavesAnUnrelatedModelAlone() async throws {
