@@ -14,8 +14,9 @@ extension Cairn {
             With --once: fetches (for a URL), runs one pass over the branch tip, writes status \
             commits to the status branch and a note on the commit. Exits 0 when nothing is \
             stalled (objects whose kind's work Cairn cannot do yet, NotImplemented, are counted \
-            and shown but are not failures), 1 when an object is stalled or its manifest is \
-            invalid, 3 when the repository cannot be read.
+            and shown but are not failures), 1 when an object is stalled, a manifest file cannot \
+            be read, or the tip is refused under --verify-commits, 3 when the repository cannot \
+            be read.
 
             With an object and no --once: queues it for the `cairn run` holding the same state \
             directory and wakes that daemon at once. Without a running daemon it says so and \
@@ -112,6 +113,8 @@ struct PassReport: Encodable {
     var notImplemented: Int
     /// The tip that was not reconciled because its signatures are not trusted, and why.
     var refused: Refusal?
+    /// Manifest files that could not be read (their objects are kept, stalled).
+    var unreadableFiles: [String]
 
     struct Refusal: Encodable {
         var commit: String
@@ -128,6 +131,7 @@ struct PassReport: Encodable {
         waiting = outcome.waiting.map(\.description)
         notImplemented = outcome.notImplemented
         refused = outcome.refused.map { Refusal(commit: $0.commit.hex, reason: $0.reason) }
+        unreadableFiles = outcome.unreadableFiles
     }
 
     var text: String {
@@ -139,6 +143,7 @@ struct PassReport: Encodable {
         lines.append("\(commit.prefix(12)): \(objects) objects, \(ready) Ready"
                      + (ran ? ", \(changed.count) changed" : ", already reconciled"))
         if !stalled.isEmpty { lines.append("stalled: " + stalled.joined(separator: ", ")) }
+        if !unreadableFiles.isEmpty { lines.append("could not read: " + unreadableFiles.joined(separator: "; ")) }
         if !waiting.isEmpty { lines.append("waiting: " + waiting.joined(separator: ", ")) }
         if notImplemented > 0 {
             lines.append("\(notImplemented) object(s) await work Cairn cannot do yet (NotImplemented); `cairn status` says what each lacks")

@@ -44,9 +44,9 @@ extension Cairn {
             The same is readable with plain git, no Cairn needed: \
             git show cairn/status:Model/churn.yaml, git log cairn/status.
 
-            Exit code 0 when no object shown is stalled, 1 when one is, or when the object asked \
-            for is not known (its manifest is invalid, or \
-            its controller found it cannot work as written). Objects whose kind's work Cairn cannot \
+            Exit code 0 when no object shown is stalled; 1 when one is (its manifest is invalid, \
+            or its controller found it cannot work as written), when a manifest file could not be \
+            read, or when the object asked for is not known. Objects whose kind's work Cairn cannot \
             do yet show READY Unknown, reason NotImplemented, and do not fail the command.
 
             Examples:
@@ -65,6 +65,7 @@ extension Cairn {
         func run() async throws {
             let store = try state.openStore()
             var objects = try store.objects()
+            let unreadable = try store.invalidFiles()
             if let object {
                 guard let ref = ObjectRef(parsing: object) else { throw CairnExit.usage(notKindName(object)) }
                 objects = objects.filter { $0.ref == ref }
@@ -80,8 +81,12 @@ extension Cairn {
                 var summary = "\(objects.count) object(s): \(objects.filter(\.isReady).count) Ready, \(stalled) stalled"
                 if notImplemented > 0 { summary += ", \(notImplemented) awaiting work Cairn cannot do yet (NotImplemented)" }
                 print("\n" + summary)
+                if object == nil, !unreadable.isEmpty {
+                    print("\(unreadable.count) manifest file(s) could not be read (their objects keep their last good spec):")
+                    for line in unreadable { print("  \(line)") }
+                }
             }
-            if objects.contains(where: \.isStalled) { throw CairnExit.invalid() }
+            if objects.contains(where: \.isStalled) || (object == nil && !unreadable.isEmpty) { throw CairnExit.invalid() }
         }
     }
 

@@ -53,9 +53,11 @@ public struct PassOutcome: Sendable {
     /// The tip Cairn refused to reconcile (its signatures are not trusted), and why; `commit`
     /// is then the last trusted commit.
     public var refused: (commit: ObjectID, reason: String)?
+    /// Manifest files that could not be read, each with its first problem.
+    public var unreadableFiles: [String]
 
-    /// Whether nothing is stalled or refused: what `reconcile --once` exits 0 on.
-    public var healthy: Bool { stalled.isEmpty && refused == nil }
+    /// Whether nothing is stalled, unreadable or refused: what `reconcile --once` exits 0 on.
+    public var healthy: Bool { stalled.isEmpty && refused == nil && unreadableFiles.isEmpty }
 }
 
 /// The reconcile engine for one repository. Level-triggered: each pass compares the manifests
@@ -89,9 +91,10 @@ public final class Reconciler {
     /// When objects in backoff or waiting are due again.
     private var dueTimes: [ObjectRef: Date] = [:]
     private var lastReconciled: ObjectID?
-    /// The model each TrainingSchedule trained at its last valid spec, so a schedule whose
-    /// file stops parsing still holds back exactly the Model it trains.
-    private var lastTrainedModel: [ObjectRef: String] = [:]
+    /// Last good specs read from the store during this pass (objects whose manifest is broken).
+    private var lastGood: [ObjectRef: Spec?] = [:]
+    /// The manifest files the last pass could not read.
+    private var unreadable: [String] = []
 
     public init(repository: Repository, store: Store, configuration: ReconcilerConfiguration, controllers: ControllerRegistry,
                 executor: (any JobExecutor)? = nil, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
@@ -124,6 +127,7 @@ public final class Reconciler {
         let tip = try commit ?? trackedTip()
         let time = now()
         try loadStoredState()
+        lastGood = [:]
         // The common case: nothing new, nothing due. One ref read, nothing else.
         if tip == lastReconciled, requested.isEmpty, !reevaluateAll, (nextDue ?? .distantFuture) > time {
             return outcome(tip, ran: false, changed: [])
@@ -173,6 +177,7 @@ public final class Reconciler {
         tally = StatusTally(stored)
         dueTimes = Dictionary(uniqueKeysWithValues: stored.compactMap { status in status.nextAttempt.map { (status.ref, $0) } })
         lastReconciled = try store.lastReconciledCommit().flatMap(ObjectID.init(hex:))
+        unreadable = try store.invalidFiles()
         // Statuses written before generations were content keys were written by a Cairn whose
         // controllers said Ready without doing the work: evaluate everything once, now.
         reevaluateAll = stored.contains { !$0.generation.hasPrefix("sha256:") && !$0.generation.hasPrefix("invalid:") }
@@ -209,7 +214,7 @@ public final class Reconciler {
                 if change.kind != .deleted, let blob = change.newBlob, ManifestLoader.isManifestPath(change.path) {
                     // The diff carries no file mode; a symlink must be reported, never parsed.
                     let symlink = try repository.listFiles(in: tip, under: change.path).first?.kind == .symlink
-                    let parsed = try ManifestLoader.parse(from: repository, path: change.path, blob: blob, symlink: symlink)
+                    let parsed = keepingUnreadObjects(try ManifestLoader.parse(from: repository, path: change.path, blob: blob, symlink: symlink))
                     files[change.path] = (blob, parsed)
                     updates.append((change.path, parsed))
                 }
@@ -227,7 +232,7 @@ public final class Reconciler {
         files = [:]
         for (path, blob, parsed) in try ManifestLoader.parseAll(from: repository, commit: tip, path: configuration.path,
                                                                   limits: configuration.treeLimits) {
-            files[path] = (blob, parsed)
+            files[path] = (blob, keepingUnreadObjects(parsed))
         }
         lastSet = ManifestSet(files: files.values.map(\.parsed).sorted { $0.path < $1.path })
         filesCommit = tip
@@ -244,6 +249,11 @@ public final class Reconciler {
     private func selectWork(_ tracked: TrackedManifests, time: Date) -> [ObjectRef] {
         let set = tracked.set
         var start = tracked.touched.union(requested)
+        // A schedule whose file broke or went has no edges left: the Model its last good spec
+        // trained is touched too, so it is held back, or released.
+        for ref in tracked.touched where ref.kind == .trainingSchedule {
+            if let model = trainedModel(by: ref) { start.insert(ObjectRef(.model, model)) }
+        }
         start.formUnion(dueTimes.filter { $0.value <= time }.keys)
         let evaluate = tracked.fullLoad ? start : set.graph.reachable(from: start)
         return evaluate.filter { set.manifests[$0] == nil && set.broken[$0] != nil }.sorted()
@@ -270,6 +280,9 @@ public final class Reconciler {
             evaluation.results[ref] = status
             evaluation.changes.effects += effects
             let previous = statuses[ref]
+            if let manifest = tracked.set.manifests[ref], tracked.set.broken[ref] == nil, status.generation != previous?.generation {
+                evaluation.changes.accepted.append((ref, manifest.spec))
+            }
             guard status.differsInSubstance(from: previous) else {
                 if status.failures != previous?.failures || status.nextAttempt != previous?.nextAttempt { evaluation.changes.upserts.append(status) }
                 continue
@@ -293,14 +306,15 @@ public final class Reconciler {
         if let problems = set.broken[ref] {
             let first = problems.first { $0.severity == .error } ?? problems[0]
             builder.manifestPath = first.location.file
-            builder.generation = "invalid:" + ((try? ContentKey.of(problems.map(\.description), kind: "diagnostics"))?.hex.prefix(12) ?? "")
+            // The last good spec's generation stays: fixing the file back changes nothing it manages.
+ let lastGood = previous?.generation.hasPrefix("sha256:") == true ? previous?.generation : nil
+            builder.generation = lastGood ?? "invalid:" + ((try? ContentKey.of(problems.map(\.description), kind: "diagnostics"))?.hex.prefix(12) ?? "")
             return (builder.stalled(reason: ConditionReason.invalidManifest, message: "\(first.location): \(first.message)"
                                     + (problems.count > 1 ? " (and \(problems.count - 1) more; run cairn validate)" : "")), [])
         }
         guard let manifest = set.manifests[ref] else { return (builder.stalled(reason: "Missing", message: "no manifest"), []) }
         builder.manifestPath = manifest.location.file
         builder.generation = Self.generation(of: manifest)
-        if case .trainingSchedule(let spec) = manifest.spec { lastTrainedModel[ref] = spec.model }
         if manifest.spec.suspended {
             return (builder.notReady(reason: ConditionReason.suspended,
                                      message: "spec.suspend is true; Cairn leaves this object as it is", reconciling: false), [])
@@ -344,12 +358,42 @@ public final class Reconciler {
         case .featurePipeline: named = []
         case .trainingSchedule(let spec): named = spec.features.map { [ObjectRef(.featurePipeline, $0)] } ?? []
         case .model:
-            named = set.broken.keys.filter { $0.kind == .trainingSchedule && lastTrainedModel[$0] == manifest.ref.name }
+            named = set.broken.keys.filter { $0.kind == .trainingSchedule && trainedModel(by: $0) == manifest.ref.name }
         case .modelDeployment(let spec): named = [ObjectRef(.model, spec.model)]
         case .monitor(let spec): named = [ObjectRef(.modelDeployment, spec.deployment)]
         }
         result.formUnion(named.filter { set.broken[$0] != nil && set.manifests[$0] == nil })
         return result
+    }
+
+    /// The model a TrainingSchedule trains, by its last good spec when its manifest is broken.
+    private func trainedModel(by schedule: ObjectRef) -> String? {
+        if case .trainingSchedule(let spec)? = lastGood(of: schedule) { return spec.model }
+        return nil
+    }
+
+    private func lastGood(of ref: ObjectRef) -> Spec? {
+        if let known = lastGood[ref] { return known }
+        let spec = try? store.lastGoodSpec(of: ref)
+        lastGood[ref] = .some(spec)
+        return spec
+    }
+
+    /// A file that cannot be read at all (not YAML, a tab, too deep) names none of its objects,
+    /// yet they are not gone: each object Cairn last saw in that file gets a finding of its own,
+    /// so it stalls (InvalidManifest) with its last good spec instead of being deleted.
+    private func keepingUnreadObjects(_ file: ParsedFile) -> ParsedFile {
+        guard let problem = file.failures.lazy.filter({ $0.ref == nil }).flatMap(\.diagnostics).first(where: { $0.severity == .error })
+        else { return file }
+        let defined = file.refs
+        var kept = file
+        for status in statuses.values where status.manifestPath == file.path && !defined.contains(status.ref) {
+            let diagnostic = Diagnostic(at: problem.location, object: status.ref.description,
+                                        "the file could not be read (\(problem.message)), so \(status.ref) keeps its last good spec",
+                                        hint: problem.hint ?? "fix the file; nothing is deleted while it cannot be read")
+            kept.failures.append(ManifestFailure(ref: status.ref, location: problem.location, diagnostics: [diagnostic]))
+        }
+        return kept
     }
 
     /// The spec's content key: SHA-256 over its canonical encoding (Docs/content-keys.md).
@@ -380,9 +424,12 @@ public final class Reconciler {
         var tally = self.tally
         for (ref, status) in evaluation.results { tally.replace(statuses[ref], with: status) }
         for ref in gone { tally.replace(statuses[ref], with: nil) }
+        let unreadableNow = set.unreadableFiles
+        if unreadableNow != unreadable { changes.invalidFiles = unreadableNow }
         if commit != lastReconciled || !changes.outbox.isEmpty {
             changes.reconciledCommit = commit.hex
-            changes.summary = Self.summary(tally, changes: changes, rewritten: tracked.rewritten, previous: lastReconciled)
+            changes.summary = Self.summary(tally, changes: changes, unreadable: unreadableNow, rewritten: tracked.rewritten,
+                                           previous: lastReconciled)
             // The note's detail is the text Cairn wrote on this commit before, which the
             // writer replaces inside whatever else the note holds (people write notes too).
             changes.outbox.append(OutboxEntry(kind: .note, ref: nil, reason: "Reconciled", body: changes.summary ?? "",
@@ -400,24 +447,30 @@ public final class Reconciler {
         for ref in gone {
             statuses[ref] = nil
             dueTimes[ref] = nil
-            lastTrainedModel[ref] = nil
         }
         if changes.reconciledCommit != nil { lastReconciled = commit }
         if tracked.fullLoad { reevaluateAll = false }
+        unreadable = unreadableNow
         return outcome(commit, ran: true, changed: changes.events.map(\.ref))
     }
 
     private func outcome(_ commit: ObjectID, ran: Bool, changed: [ObjectRef]) -> PassOutcome {
         PassOutcome(commit: commit, ran: ran, changed: changed, objects: tally.total, ready: tally.ready,
                     stalled: tally.stalled.sorted(), waiting: tally.waiting.sorted(), notImplemented: tally.notImplemented,
-                    nextDue: nextDue, refused: nil)
+                    nextDue: nextDue, refused: nil, unreadableFiles: unreadable)
     }
 
-    private static func summary(_ tally: StatusTally, changes: PassChanges, rewritten: Bool, previous: ObjectID?) -> String {
+    private static func summary(_ tally: StatusTally, changes: PassChanges, unreadable: [String], rewritten: Bool,
+                                previous: ObjectID?) -> String {
         var lines = ["Cairn reconciled this commit: \(tally.total) objects, \(tally.ready) Ready"
                      + tally.notReadyByReason.sorted { $0.key < $1.key }.map { ", \($0.value) \($0.key)" }.joined() + "."]
         if tally.notImplemented > 0 {
             lines.append("\(tally.notImplemented) object(s) await work Cairn cannot do yet (NotImplemented).")
+        }
+        if !unreadable.isEmpty {
+            lines.append("Files that could not be read (their objects keep their last good spec and are stalled):")
+            lines += unreadable.prefix(20).map { "  \($0)" }
+            if unreadable.count > 20 { lines.append("  ... and \(unreadable.count - 20) more") }
         }
         if rewritten { lines.append("History was rewritten: the previously reconciled commit \(previous?.short ?? "?") is not an ancestor.") }
         let changed = changes.outbox.compactMap { entry in entry.ref.map { "  \($0): \(entry.reason)" } }

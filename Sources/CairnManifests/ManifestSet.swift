@@ -42,6 +42,14 @@ public struct ManifestSet: Sendable {
             .sorted { ($0.location, $0.message) < ($1.location, $1.message) }
     }
 
+    /// Errors that belong to no object, by file: a file that is not YAML at all, a refused
+    /// directory. Each file's first error, as `file:line:col: message`.
+    public var unreadableFiles: [String] {
+        unattributed.compactMap { _, problems in problems.first { $0.severity == .error } }
+            .sorted { $0.location < $1.location }
+            .map { "\($0.location): \($0.message)" }
+    }
+
     /// Whether any finding is an error.
     public var isValid: Bool { broken.isEmpty && !unattributed.values.contains { $0.hasErrors } }
 

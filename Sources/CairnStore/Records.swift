@@ -61,6 +61,10 @@ public struct PassChanges: Sendable {
     public var outbox: [OutboxEntry] = []
     /// Records controllers asked for, written with the statuses they explain.
     public var effects: [StoreEffect] = []
+    /// The specs objects were reconciled with, kept as their last good spec.
+    public var accepted: [(ObjectRef, Spec)] = []
+    /// The manifest files that could not be read (each with its first problem), when the pass read the commit.
+    public var invalidFiles: [String]?
     /// The source commit the pass reconciled, recorded as the last reconciled one.
     public var reconciledCommit: String?
     public var summary: String?
@@ -68,6 +72,6 @@ public struct PassChanges: Sendable {
     public init() {}
 
     public var isEmpty: Bool {
-        upserts.isEmpty && deletions.isEmpty && effects.isEmpty && events.isEmpty && outbox.isEmpty && reconciledCommit == nil
+        upserts.isEmpty && deletions.isEmpty && effects.isEmpty && accepted.isEmpty && invalidFiles == nil && events.isEmpty && outbox.isEmpty && reconciledCommit == nil
     }
 }

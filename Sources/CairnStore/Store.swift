@@ -97,6 +97,12 @@ public final class Store: RunRecords, Sendable {
                 table.column("record", .jsonText).notNull()
             }
         }
+        migrator.registerMigration("v3: last good specs") { db in
+            try db.create(table: "accepted") { table in
+                table.primaryKey("ref", .text)
+                table.column("spec", .jsonText).notNull()
+            }
+        }
         return migrator
     }
 
@@ -169,6 +175,13 @@ public final class Store: RunRecords, Sendable {
             }
             for ref in changes.deletions {
                 try db.execute(sql: "DELETE FROM object WHERE ref = ?", arguments: [ref.description])
+                try db.execute(sql: "DELETE FROM accepted WHERE ref = ?", arguments: [ref.description])
+            }
+            for (ref, spec) in changes.accepted {
+                try db.execute(sql: "INSERT OR REPLACE INTO accepted (ref, spec) VALUES (?, ?)", arguments: [ref.description, try Self.encode(spec)])
+            }
+            if let files = changes.invalidFiles {
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('invalidFiles', ?)", arguments: [try Self.encode(files)])
             }
             for event in changes.events {
                 try db.execute(sql: "INSERT INTO event (ref, time, reason, message, sourceCommit) VALUES (?, ?, ?, ?, ?)",
@@ -208,6 +221,19 @@ public final class Store: RunRecords, Sendable {
                 try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('statusTip', ?)", arguments: [statusTip])
             }
         }
+    }
+
+    /// The last spec an object was reconciled with, kept while its manifest cannot be read.
+    public func lastGoodSpec(of ref: ObjectRef) throws -> Spec? {
+        try pool.read { db in
+            try String.fetchOne(db, sql: "SELECT spec FROM accepted WHERE ref = ?", arguments: [ref.description])
+                .map { try JSONDecoder.store.decode(Spec.self, from: Data($0.utf8)) }
+        }
+    }
+
+    /// The manifest files the last pass could not read, with the first problem of each.
+    public func invalidFiles() throws -> [String] {
+        try meta("invalidFiles").map { try JSONDecoder.store.decode([String].self, from: Data($0.utf8)) } ?? []
     }
 
     // MARK: Trust
