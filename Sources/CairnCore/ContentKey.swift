@@ -32,14 +32,7 @@ public struct ContentKey: Hashable, Sendable, Codable, CustomStringConvertible {
     }
 
     private init(digest: SHA256.Digest) {
-        let digits = Array("0123456789abcdef".utf8)
-        var hex: [UInt8] = []
-        hex.reserveCapacity(2 * SHA256.byteCount)
-        for byte in digest {
-            hex.append(digits[Int(byte >> 4)])
-            hex.append(digits[Int(byte & 0x0F)])
-        }
-        self.hex = String(decoding: hex, as: UTF8.self)
+        hex = digest.lowercaseHex
     }
 
     /// The key of `value` as `kind`, a name for what is keyed such as `spec/Model` or
@@ -80,5 +73,33 @@ public struct ContentKey: Hashable, Sendable, Codable, CustomStringConvertible {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
+    }
+}
+
+extension SHA256.Digest {
+    /// Two lowercase hex digits a byte.
+    var lowercaseHex: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        hex.reserveCapacity(2 * SHA256.byteCount)
+        for byte in self {
+            hex.append(digits[Int(byte >> 4)])
+            hex.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: hex, as: UTF8.self)
+    }
+}
+
+extension ContentHash {
+    /// The SHA-256 of `data`, fed to the hasher in 64 KiB pieces.
+    public static func sha256(of data: Data) -> ContentHash {
+        var hasher = SHA256()
+        var offset = data.startIndex
+        while offset < data.endIndex {
+            let end = data.index(offset, offsetBy: 1 << 16, limitedBy: data.endIndex) ?? data.endIndex
+            hasher.update(data: data[offset..<end])
+            offset = end
+        }
+        return ContentHash(hex: hasher.finalize().lowercaseHex)
     }
 }

@@ -10,4 +10,12 @@ enum FaultPoint {
         guard armed == name else { return }
         kill(getpid(), SIGKILL)
     }
+
+    /// With `CAIRN_FAULT=pause:<name>`, says so on standard error and holds the pass there for
+    /// two seconds, so a test can act (send SIGTERM) while a pass is surely in flight.
+    static func pause(_ name: String) {
+        guard armed == "pause:" + name else { return }
+        FileHandle.standardError.write(Data("cairn: paused at \(name)\n".utf8))
+        Thread.sleep(forTimeInterval: 2)
+    }
 }

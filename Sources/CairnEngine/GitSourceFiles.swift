@@ -1,20 +1,34 @@
 import Foundation
-import Crypto
 import CairnCore
 import CairnGit
 import CairnManifests
 
+/// SHA-256 of blobs by blob id. A blob id names its content for ever, so the cache outlives
+/// passes: an unchanged file is hashed once, however many passes and objects read it.
+final class BlobHashes {
+    private var hashes: [ObjectID: ContentHash] = [:]
+    private let limit = 100_000
+
+    func hash(of blob: ObjectID, read: () throws -> Data) rethrows -> ContentHash {
+        if let known = hashes[blob] { return known }
+        let hash = ContentHash.sha256(of: try read())
+        if hashes.count >= limit { hashes.removeAll(keepingCapacity: true) }
+        hashes[blob] = hash
+        return hash
+    }
+}
+
 /// A controller's view of the repository's files at one commit, read through the object
-/// database (no checkout). Hashes are cached by blob id for the life of one pass, so a file
-/// several objects depend on is hashed once.
+/// database (no checkout).
 final class GitSourceFiles: SourceFiles {
     private let repository: Repository
     private let commit: ObjectID
-    private var hashes: [ObjectID: ContentHash] = [:]
+    private let hashes: BlobHashes
 
-    init(repository: Repository, commit: ObjectID) {
+    init(repository: Repository, commit: ObjectID, hashes: BlobHashes) {
         self.repository = repository
         self.commit = commit
+        self.hashes = hashes
     }
 
     func contents(of path: RepositoryPath) throws -> Data? {
@@ -33,34 +47,16 @@ final class GitSourceFiles: SourceFiles {
             return try hash(of: entries[0])
         }
         // A directory: its files' hashes and paths relative to it, one per line, in path order.
-        var listing = SHA256()
+        var listing = Data()
         let prefix = path.value + "/"
         for entry in entries.sorted(by: { $0.path < $1.path }) where entry.kind != .submodule {
             let line = "\(try hash(of: entry).hex)  \(entry.kind == .symlink ? "symlink:" : "")\(entry.path.dropFirst(prefix.count))\n"
-            listing.update(data: Data(line.utf8))
+            listing.append(contentsOf: line.utf8)
         }
-        return ContentHash(hex: listing.finalize().hexString)
+        return ContentHash.sha256(of: listing)
     }
 
     private func hash(of entry: TreeEntry) throws -> ContentHash {
-        if let known = hashes[entry.blob] { return known }
-        var hasher = SHA256()
-        hasher.update(data: try repository.blob(entry.blob))
-        let hash = ContentHash(hex: hasher.finalize().hexString)
-        hashes[entry.blob] = hash
-        return hash
-    }
-}
-
-extension Sequence where Element == UInt8 {
-    /// Lowercase hex, two digits a byte.
-    var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var bytes: [UInt8] = []
-        for byte in self {
-            bytes.append(digits[Int(byte >> 4)])
-            bytes.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        try hashes.hash(of: entry.blob) { try repository.blob(entry.blob) }
     }
 }

@@ -91,6 +91,8 @@ public final class Reconciler {
     /// When objects in backoff or waiting are due again.
     private var dueTimes: [ObjectRef: Date] = [:]
     private var lastReconciled: ObjectID?
+    private let blobHashes = BlobHashes()
+    private var sortedLists: (stalled: [ObjectRef], waiting: [ObjectRef])?
     /// Last good specs read from the store during this pass (objects whose manifest is broken).
     private var lastGood: [ObjectRef: Spec?] = [:]
     /// The manifest files the last pass could not read.
@@ -271,7 +273,8 @@ public final class Reconciler {
         var evaluation = Evaluation()
         var logger = self.logger
         logger[metadataKey: "cairn.commit"] = "\(commit.short)"
-        let files = GitSourceFiles(repository: repository, commit: commit)
+        let files = GitSourceFiles(repository: repository, commit: commit, hashes: blobHashes)
+        FaultPoint.pause("evaluate")
         for ref in work {
             var objectLogger = logger
             objectLogger[metadataKey: "cairn.object"] = "\(ref)"
@@ -314,7 +317,11 @@ public final class Reconciler {
         }
         guard let manifest = set.manifests[ref] else { return (builder.stalled(reason: "Missing", message: "no manifest"), []) }
         builder.manifestPath = manifest.location.file
-        builder.generation = Self.generation(of: manifest)
+        do {
+            builder.generation = try Self.generation(of: manifest)
+        } catch {
+            return (builder.stalled(reason: "Unkeyable", message: "the spec cannot be keyed (\(error)); please report this, it is a bug in Cairn"), [])
+        }
         if manifest.spec.suspended {
             return (builder.notReady(reason: ConditionReason.suspended,
                                      message: "spec.suspend is true; Cairn leaves this object as it is", reconciling: false), [])
@@ -397,9 +404,9 @@ public final class Reconciler {
     }
 
     /// The spec's content key: SHA-256 over its canonical encoding (Docs/content-keys.md).
-    public static func generation(of manifest: Manifest) -> String {
+    public static func generation(of manifest: Manifest) throws -> String {
         // Every valid spec has a key (the checker refuses numbers a double cannot hold).
-        (try? ContentKey.generation(of: manifest.spec))?.description ?? "unkeyable"
+        try ContentKey.generation(of: manifest.spec).description
     }
 
     // MARK: Step 4: record the pass
@@ -455,8 +462,10 @@ public final class Reconciler {
     }
 
     private func outcome(_ commit: ObjectID, ran: Bool, changed: [ObjectRef]) -> PassOutcome {
-        PassOutcome(commit: commit, ran: ran, changed: changed, objects: tally.total, ready: tally.ready,
-                    stalled: tally.stalled.sorted(), waiting: tally.waiting.sorted(), notImplemented: tally.notImplemented,
+        // Sorted once per pass that changed the tally, not on every idle pass.
+        if ran || sortedLists == nil { sortedLists = (tally.stalled.sorted(), tally.waiting.sorted()) }
+        return PassOutcome(commit: commit, ran: ran, changed: changed, objects: tally.total, ready: tally.ready,
+                    stalled: sortedLists?.stalled ?? [], waiting: sortedLists?.waiting ?? [], notImplemented: tally.notImplemented,
                     nextDue: nextDue, refused: nil, unreadableFiles: unreadable)
     }
 

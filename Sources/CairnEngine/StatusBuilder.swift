@@ -55,13 +55,11 @@ struct StatusBuilder {
             condition("Reconciling", reconciling ? .true : .false, reconciling ? reason : "Idle", reconciling ? message : ""),
             condition("Stalled", stalled ? .true : .false, stalled ? reason : "None", stalled ? message : ""),
         ]
+        var status = ObjectStatus(ref: ref, manifestPath: manifestPath, generation: generation, observedCommit: commit,
+                                  conditions: conditions)
         // The observed commit moves only when something about the object changed.
-        let substanceChanged = previous.map { old in
-            old.generation != generation || zip(old.conditions, conditions).contains { !$0.sameSubstance(as: $1) }
-        } ?? true
-        return ObjectStatus(ref: ref, manifestPath: manifestPath, generation: generation,
-                            observedCommit: substanceChanged ? commit : previous?.observedCommit ?? commit,
-                            conditions: conditions)
+        if let previous, !status.differsInSubstance(from: previous) { status.observedCommit = previous.observedCommit }
+        return status
     }
 
     private func condition(_ type: String, _ status: ConditionStatus, _ reason: String, _ message: String) -> Condition {

@@ -114,6 +114,8 @@ func exits(_ pid: pid_t, within timeout: Duration) -> Bool {
         let task = Task { try await Command("sleep", ["1000"], grace: .milliseconds(200)).run() }
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
-        #expect(clock.now - start < .seconds(10))
+        // Far below the child's 1000 s, and loose enough for a loaded machine whose blocked
+        // test threads delay the task (seen: 18 s while the whole suite ran beside a build).
+        #expect(clock.now - start < .seconds(120))
     }
 }

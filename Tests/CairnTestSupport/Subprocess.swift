@@ -52,9 +52,9 @@ public final class BackgroundProcess: Sendable {
     public let process: RunningProcess
     private let log: URL
 
-    public init(_ executable: String, _ arguments: [String], logTo log: URL) throws {
+    public init(_ executable: String, _ arguments: [String], logTo log: URL, environment: [String: String]? = nil) throws {
         self.log = log
-        process = try Command(executable, arguments, standardOutput: .discard, standardError: .file(log)).start()
+        process = try Command(executable, arguments, environment: environment, standardOutput: .discard, standardError: .file(log)).start()
     }
 
     deinit {
