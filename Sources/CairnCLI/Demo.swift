@@ -17,11 +17,15 @@ extension Cairn {
             `git log cairn/status`, `git show cairn/status:<Kind>/<name>.yaml` and \
             `git log --notes=cairn main`. Needs the git command line for that last part.
 
-            Example:
-              cairn demo --keep /tmp/churn-demo     # keep the repository to look around afterwards
+            The repository and its state stay where they were made, so you can look around \
+            afterwards with git and with `cairn status`; the demo prints the commands.
+
+            Examples:
+              cairn demo                           # in a new directory under $TMPDIR
+              cairn demo --keep ~/churn-demo       # in a directory of your choosing (new or empty)
             """)
 
-        @Option(help: "Create the demo repository here and keep it (default: a temporary directory, removed afterwards).")
+        @Option(help: "Where to create the demo repository and its state (a new or empty directory; default: a new directory under $TMPDIR).")
         var keep: String?
 
         func run() async throws {
@@ -31,7 +35,6 @@ extension Cairn {
             if let existing = try? FileManager.default.contentsOfDirectory(atPath: root.path), !existing.isEmpty {
                 throw CairnExit.usage("\(root.path) is not empty; give a new directory to --keep")
             }
-            defer { if keep == nil { try? FileManager.default.removeItem(at: root) } }
             let repositoryURL = root.appendingPathComponent("churn")
             _ = try ExampleRepository.create(at: repositoryURL)
             let engine = try Engine(source: .local(repositoryURL), stateDirectory: root.appendingPathComponent("state"),
@@ -74,7 +77,19 @@ extension Cairn {
                 print("\n$ git \(arguments.map { $0.contains(" ") || $0.contains("%") ? "'\($0)'" : $0 }.joined(separator: " "))")
                 print(try git.run(arguments), terminator: "")
             }
-            if keep != nil { print("\nKept in \(root.path); try: cd \(repositoryURL.path) && git log cairn/status") }
+            let state = root.appendingPathComponent("state")
+            print("""
+
+            The demo repository stays in \(repositoryURL.path). Look around:
+
+              cd \(repositoryURL.path)
+              git log --oneline cairn/status                    # every status change
+              git show cairn/status:Model/churn.yaml            # one object's status now
+              git log --notes=cairn --format='%h %s%n%N' main   # what Cairn did with each commit
+              cairn status --state-dir \(state.path)   # the same from Cairn's store
+
+            Next: `cairn init` a repository of your own, then `cairn reconcile --once --repo .` in it.
+            """)
         }
     }
 }

@@ -9,8 +9,11 @@ import Logging
 
 /// The options every command that reconciles or reads state shares.
 struct EngineOptions: ParsableArguments {
-    @Option(help: "The repository to track: a local path (bare or not) or a URL.")
-    var repo: String
+    @Option(name: .customLong("repo"), help: "The repository to track: a local path (bare or not) or a URL. Default: the repository that holds the current directory.")
+    var repoOption: String?
+
+    /// `--repo`, or the repository that holds the current directory.
+    var repo: String { repoOption ?? enclosingRepository() ?? "." }
 
     @Option(help: "The branch whose tip is reconciled.")
     var branch: String = "main"
@@ -39,6 +42,9 @@ struct EngineOptions: ParsableArguments {
     var maxTreeEntries: Int = TreeLimits.standard.maxEntries
 
     func validate() throws {
+        if repoOption == nil, enclosingRepository() == nil {
+            throw ValidationError("the current directory is not inside a git repository; give --repo PATH_OR_URL")
+        }
         _ = try parseTimeout(timeout)
         if statusBranch == branch { throw ValidationError("--status-branch must differ from --branch: Cairn never commits to the tracked branch") }
         if maxTreeDepth < 1 || maxTreeEntries < 1 { throw ValidationError("--max-tree-depth and --max-tree-entries must be at least 1") }
@@ -78,6 +84,23 @@ struct EngineOptions: ParsableArguments {
         } catch let error as GitError where error.code == .notFound {
             throw CairnExit.unreadable("\(redactedURL(repo)) is not a git repository (\(error.message))")
         }
+    }
+}
+
+/// The top of the git repository that holds the current directory (its working tree, or a
+/// bare repository itself), as git finds it: the nearest directory upwards with a `.git`.
+func enclosingRepository(from start: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)) -> String? {
+    var directory = start.standardizedFileURL
+    while true {
+        let dotGit = directory.appendingPathComponent(".git").path
+        if FileManager.default.fileExists(atPath: dotGit) { return directory.path }
+        // A bare repository: HEAD, objects/ and refs/ side by side.
+        if ["HEAD", "objects", "refs"].allSatisfy({ FileManager.default.fileExists(atPath: directory.appendingPathComponent($0).path) }) {
+            return directory.path
+        }
+        let parent = directory.deletingLastPathComponent()
+        if parent.path == directory.path { return nil }
+        directory = parent
     }
 }
 

@@ -7,17 +7,20 @@ import Foundation
 
 /// Where `status` and `history` read from: the store of a state directory.
 struct StateOptions: ParsableArguments {
-    @Option(help: "The repository the daemon tracks (to find its default state directory).")
+    @Option(help: "The repository the daemon tracks, to find its default state directory (default: the repository that holds the current directory).")
     var repo: String?
 
     @Option(help: "The state directory (overrides --repo).")
     var stateDir: String?
 
     func validate() throws {
-        if repo == nil, stateDir == nil { throw ValidationError("give --repo (as given to cairn run) or --state-dir") }
+        if repo == nil, stateDir == nil, enclosingRepository() == nil {
+            throw ValidationError("the current directory is not inside a git repository; give --repo (as given to cairn run) or --state-dir")
+        }
     }
 
     func openStore() throws -> Store {
+        let repo = self.repo ?? enclosingRepository()
         let directory = stateDir.map { URL(fileURLWithPath: $0) } ?? EngineOptions.defaultStateDirectory(for: repo ?? "")
         guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("cairn.sqlite").path) else {
             if let repo, stateDir == nil {

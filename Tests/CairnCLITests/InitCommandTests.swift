@@ -74,3 +74,22 @@ func relativeFiles(in root: URL) throws -> [String] {
                                                      "ModelDeployment/churn-prod: NotImplemented"])
     }
 }
+
+@Suite struct RepositoryDefaultTests {
+    /// Without --repo, commands use the repository that holds the current directory, from any
+    /// directory inside it, and find the same default state.
+    @Test func repoDefaultsToTheRepositoryHoldingTheCurrentDirectory() throws {
+        let repository = try largeRepository(objects: 2)
+        let data = try TemporaryDirectory("cairn-data")
+        var environment = ProcessInfo.processInfo.environment
+        environment["XDG_DATA_HOME"] = data.path
+        let subdirectory = repository.url.appendingPathComponent("models")
+        let once = try cairn(["reconcile", "--once"], in: subdirectory, environment: environment)
+        #expect(once.status == 0, "\(once.stdout)\(once.stderr)")
+        let status = try cairn(["status"], in: subdirectory, environment: environment)
+        #expect(status.status == 0 && status.stdout.contains("Model/m1"), "\(status.stdout)\(status.stderr)")
+        let elsewhere = try TemporaryDirectory("cairn-nowhere")
+        let outside = try cairn(["reconcile", "--once"], in: elsewhere.url, environment: environment)
+        #expect(outside.status == 2 && outside.stderr.contains("not inside a git repository; give --repo"), "\(outside.stderr)")
+    }
+}
