@@ -25,13 +25,21 @@ import Testing
         #expect(try cairn(["validate", "--repo", target.path, "--rev", "main"]).status == 0)
     }
 
-    @Test func initRefusesADirectoryWithFilesInIt() throws {
-        let directory = try TemporaryDirectory()
-        try directory.write("keep.txt", "mine")
-        let result = try cairn(["init", directory.path])
-        #expect(result.status == 2)
-        #expect(result.stderr.contains("is not empty"))
-        #expect(try String(contentsOf: directory.appending("keep.txt"), encoding: .utf8) == "mine")
+    /// In an existing repository, init adds what is missing, overwrites nothing, commits nothing.
+    @Test func initInAnExistingRepositoryAddsWhatIsMissingAndOverwritesNothing() throws {
+        let repository = try GitFixture()
+        let head = try repository.commit(["README.md": "# Our project\n", "training.yaml": "mine: true\n"], message: "ours")
+        let result = try cairn(["init", repository.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("kept   README.md (it exists; not changed)"), "\(result.stdout)")
+        #expect(result.stdout.contains("added  model.yaml"), "\(result.stdout)")
+        #expect(try String(contentsOf: repository.url.appendingPathComponent("README.md"), encoding: .utf8) == "# Our project\n")
+        #expect(try String(contentsOf: repository.url.appendingPathComponent("training.yaml"), encoding: .utf8) == "mine: true\n")
+        #expect(FileManager.default.fileExists(atPath: repository.url.appendingPathComponent("schema/Model.json").path))
+        #expect(try repository.git(["rev-parse", "HEAD"]) == head, "nothing committed")
+        // Run again: everything exists now, nothing changes.
+        let again = try cairn(["init", repository.path])
+        #expect(again.status == 0 && again.stdout.contains("added 0 example file(s)"), "\(again.stdout)")
     }
 
     @Test func schemaCommandPrintsAndWrites() throws {
