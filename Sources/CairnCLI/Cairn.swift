@@ -12,11 +12,21 @@ public struct Cairn: AsyncParsableCommand {
         Manifests (apiVersion: cairn/v1) in a git repository describe the desired state of an ML \
         system. Cairn checks them, reconciles the actual state and writes what it observed back to git.
 
-        Exit codes: 0 success; 1 the manifests are invalid (or the command's check failed); \
-        2 usage error; 3 the repository or a file could not be read.
+        Start with `cairn demo`, or `cairn init` in a repository of your own; `cairn help COMMAND` \
+        explains each command, with examples.
+
+        Exit codes: 0 success; 1 something is invalid, stalled or refused (manifests that do not \
+        check, an object that cannot work as written, an untrusted commit); 2 usage error; 3 the \
+        repository, a file or the state could not be read, or the daemon cannot start.
         """,
         version: version,
-        subcommands: [Validate.self, Init.self, Reconcile.self, Run.self, Status.self, History.self, Demo.self, Schema.self, FetchHelper.self]
+        subcommands: [FetchHelper.self],
+        groupedSubcommands: [
+            CommandGroup(name: "Set up", subcommands: [Init.self, Demo.self, Schema.self]),
+            CommandGroup(name: "Check", subcommands: [Validate.self]),
+            CommandGroup(name: "Run", subcommands: [Run.self, Reconcile.self]),
+            CommandGroup(name: "Inspect", subcommands: [Status.self, History.self]),
+        ]
     )
 
     public init() {}

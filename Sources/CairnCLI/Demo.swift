@@ -9,7 +9,7 @@ import Logging
 extension Cairn {
     struct Demo: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show Cairn at work on the example repository, in a temporary directory.",
+            abstract: "Show Cairn at work on the example repository, made in a new directory that stays for you to explore.",
             discussion: """
             Creates the example churn repository, reconciles it, then makes a few commits as a \
             team would (change training params, break a manifest, fix it, delete a monitor), \
