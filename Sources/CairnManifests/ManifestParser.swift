@@ -80,7 +80,7 @@ public enum ManifestParser {
         let name = node["metadata"]?["name"]?.text
         let ref = kind.flatMap { kind in name.flatMap { DNSLabel.problem(with: $0) == nil ? ObjectRef(kind, $0) : nil } }
         var checker = ShapeChecker(file: file)
-        checker.check(node, .object(Manifest.envelopeShape(for: kind)), path: "")
+        checker.check(node, .object(Manifest.envelopeShape(for: kind)))
         guard checker.diagnostics.isEmpty, let ref, let kind, let specNode = node["spec"] else {
             let diagnostics = checker.diagnostics.map { diagnostic in
                 var diagnostic = diagnostic
@@ -95,29 +95,31 @@ public enum ManifestParser {
             if let key = key.text, let value = value.text { labels[key] = value }
         }
         var fieldLocations: [String: SourceLocation] = [:]
-        recordLocations(of: specNode, path: "spec", pattern: "spec", file: file, into: &fieldLocations)
+        recordLocations(of: specNode, path: "spec", at: LocatedField.spec, file: file, into: &fieldLocations)
         result.manifests.append(Manifest(ref: ref, labels: labels, spec: Spec(kind: kind, specNode), location: location,
                                          fieldLocations: fieldLocations))
     }
 
-    private static func recordLocations(of node: YAMLNode, path: String, pattern: String, file: String,
+    /// Records where the located fields under `node` stand, walking only the branches of the
+    /// spec that lead to one (`Manifest.locatedFields`, as a tree).
+    private static func recordLocations(of node: YAMLNode, path: String, at field: LocatedField, file: String,
                                         into locations: inout [String: SourceLocation]) {
-        if Manifest.locatedFields.contains(pattern) { locations[path] = node.location(in: file) }
+        if field.isLocated { locations[path] = node.location(in: file) }
         switch node.value {
         case .mapping(let pairs):
             for (key, value) in pairs {
-                guard let name = key.text else { continue }
-                let childPattern = pattern == "spec.assignments" ? "\(pattern).*" : "\(pattern).\(name)"
+                guard let name = key.text, let child = field.anyKey ?? field.fields[name] else { continue }
                 // Keys of a map point at the key itself: that is where a reader looks.
-                if Manifest.locatedFields.contains(childPattern), case .scalar = value.value {
-                    locations["\(path).\(name)"] = (pattern == "spec.assignments" ? key : value).location(in: file)
-                } else if Manifest.locatedFields.contains(where: { $0.hasPrefix(childPattern) }) {
-                    recordLocations(of: value, path: "\(path).\(name)", pattern: childPattern, file: file, into: &locations)
+                if child.isLocated, case .scalar = value.value {
+                    locations["\(path).\(name)"] = (field.anyKey != nil ? key : value).location(in: file)
+                } else {
+                    recordLocations(of: value, path: "\(path).\(name)", at: child, file: file, into: &locations)
                 }
             }
         case .sequence(let items):
-            for (index, item) in items.enumerated() {
-                recordLocations(of: item, path: "\(path)[\(index)]", pattern: "\(pattern)[*]", file: file, into: &locations)
+            guard let item = field.item else { return }
+            for (index, element) in items.enumerated() {
+                recordLocations(of: element, path: "\(path)[\(index)]", at: item, file: file, into: &locations)
             }
         case .scalar:
             break
@@ -300,6 +302,11 @@ enum ScalarTyping {
                                                      ".nan", ".NaN", ".NAN"]
 
     static func type(ofPlain text: String) -> YAMLNode.ScalarType {
+        // Most plain scalars are words: one that starts with a letter is a string unless it is a
+        // spelling of null or a boolean, none of which is longer than five letters.
+        if let first = text.utf8.first, (65...90).contains(first) || (97...122).contains(first), text.utf8.count > 5 {
+            return .string
+        }
         if nulls.contains(text) { return .null }
         if booleans.contains(text) { return .bool }
         let bytes = Substring(text).utf8.drop { $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") }
@@ -310,9 +317,9 @@ enum ScalarTyping {
         }
         if specialFloats.contains(text) { return .float }
         let hasDigit = text.utf8.contains { (48...57).contains($0) }
-        let looksNumeric = text.utf8.allSatisfy { (48...57).contains($0) || [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"),
-                                                                             UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "_")].contains($0) }
-        if hasDigit, looksNumeric, text.contains("."), Double(text.replacingOccurrences(of: "_", with: "")) != nil { return .float }
+        let looksNumeric = text.utf8.allSatisfy { (48...57).contains($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e")
+            || $0 == UInt8(ascii: "E") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "_") }
+        if hasDigit, looksNumeric, text.utf8.contains(UInt8(ascii: ".")), YAMLNode.number(text) != nil { return .float }
         return .string
     }
 }
