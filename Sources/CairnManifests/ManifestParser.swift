@@ -1,5 +1,4 @@
 public import Foundation
-import Yams
 
 /// Reads manifest files: several YAML documents per file, each checked strictly against its
 /// kind's shape. Nothing here throws: every problem becomes a diagnostic with file, line and
@@ -34,27 +33,19 @@ public enum ManifestParser {
                              hint: "manifests are shallow; flatten this structure")
         }
         do {
-            // The basic resolver leaves plain scalars untyped; `ScalarTyping` types them without
-            // Yams' per-scalar regular expressions, which dominated the cost of a parse.
-            let parser = try Parser(yaml: text, resolver: .basic, encoding: .utf8)
-            while let root = try parser.nextRoot() {
-                let node: YAMLNode
-                do {
-                    var converter = NodeConverter()
-                    node = try converter.convert(root, depth: 0)
-                } catch let problem as ConversionProblem {
-                    return fileError(problem.message, line: problem.line, column: problem.column, hint: problem.hint)
-                }
+            let reader = YAMLReader(text)
+            while let node = try reader.nextDocument() {
                 if node.isNull { continue } // an empty document, such as a trailing '---'
                 decodeDocument(node, file: file, into: &result)
             }
-        } catch let error as YamlError {
-            let (message, line, column) = describe(error)
+        } catch let problem as ConversionProblem {
+            return fileError(problem.message, line: problem.line, column: problem.column, hint: problem.hint)
+        } catch let error as YAMLSyntaxError {
             if let (tabLine, tabColumn) = firstTabIndentation(in: text) {
                 return fileError("a tab is used for indentation", line: tabLine, column: tabColumn,
                                  hint: "YAML allows only spaces for indentation; replace the tabs with spaces")
             }
-            return fileError("invalid YAML: \(message)", line: line, column: column)
+            return fileError("invalid YAML: \(error.message)", line: error.line, column: error.column)
         } catch {
             return fileError("invalid YAML: \(error)")
         }
@@ -126,22 +117,6 @@ public enum ManifestParser {
         }
     }
 
-    private static func describe(_ error: YamlError) -> (String, Int, Int) {
-        switch error {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
-            let prefix = context.map { "\($0.text) " } ?? ""
-            return (prefix + problem, mark.line, mark.column)
-        case .reader(let problem, _, _, _):
-            return (problem, 1, 1)
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return ("the key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) appears twice in one mapping",
-                    context.mark.line, context.mark.column)
-        default:
-            return ("\(error)", 1, 1)
-        }
-    }
-
     private static func firstTabIndentation(in text: String) -> (Int, Int)? {
         var line = 1
         var atLineStart = true
@@ -193,44 +168,23 @@ struct ConversionProblem: Error {
     var hint: String?
 }
 
-/// Takes Yams nodes over into `YAMLNode`s, refusing deep nesting and documents that alias
-/// expansion blows up (a few lines of anchors can stand for billions of nodes).
-struct NodeConverter {
+/// The limits on a document's tree once aliases are expanded: deep nesting, and documents that
+/// alias expansion blows up (a few lines of anchors can stand for billions of nodes).
+enum NodeLimits {
     static let maximumNodes = 100_000
-    private var count = 0
 
-    mutating func convert(_ node: Node, depth: Int) throws -> YAMLNode {
-        let line = node.mark?.line ?? 1
-        let column = node.mark?.column ?? 1
-        count += 1
-        guard count <= Self.maximumNodes else {
-            throw ConversionProblem(message: "the document expands to more than \(Self.maximumNodes) YAML nodes",
-                                    line: line, column: column, hint: "check for aliases (*name) that repeat large anchors")
+    /// The problem with the `count`th node of a document (in reading order, aliases expanded),
+    /// found at `depth`, if it is over a limit.
+    static func problem(at node: YAMLNode, depth: Int, count: Int) -> ConversionProblem? {
+        if count > maximumNodes {
+            return ConversionProblem(message: "the document expands to more than \(maximumNodes) YAML nodes", line: node.line,
+                                     column: node.column, hint: "check for aliases (*name) that repeat large anchors")
         }
-        guard depth <= ManifestParser.maximumDepth else {
-            throw ConversionProblem(message: "the YAML is nested more than \(ManifestParser.maximumDepth) levels deep",
-                                    line: line, column: column, hint: "manifests are shallow; flatten this structure")
+        if depth > ManifestParser.maximumDepth {
+            return ConversionProblem(message: "the YAML is nested more than \(ManifestParser.maximumDepth) levels deep",
+                                     line: node.line, column: node.column, hint: "manifests are shallow; flatten this structure")
         }
-        switch node {
-        case .scalar(let scalar):
-            let type = scalar.style == .plain ? ScalarTyping.type(ofPlain: scalar.string) : .string
-            return YAMLNode(value: .scalar(scalar.string, type), line: line, column: column)
-        case .mapping(let mapping):
-            var pairs: [(key: YAMLNode, value: YAMLNode)] = []
-            pairs.reserveCapacity(mapping.count)
-            for (key, value) in mapping {
-                pairs.append((key: try convert(key, depth: depth + 1), value: try convert(value, depth: depth + 1)))
-            }
-            return YAMLNode(value: .mapping(pairs), line: line, column: column)
-        case .sequence(let sequence):
-            var items: [YAMLNode] = []
-            items.reserveCapacity(sequence.count)
-            for item in sequence { items.append(try convert(item, depth: depth + 1)) }
-            return YAMLNode(value: .sequence(items), line: line, column: column)
-        case .alias:
-            throw ConversionProblem(message: "an unresolved YAML alias", line: line, column: column,
-                                    hint: "define the anchor (&name) before using it")
-        }
+        return nil
     }
 }
 
