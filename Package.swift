@@ -45,6 +45,8 @@ let package = Package(
         ),
         .target(name: "CairnRun", swiftSettings: settings),
         .target(name: "CairnGit", dependencies: ["CLibGit2"], swiftSettings: settings),
+        // The parser reads libyaml's events through Yams' `CYaml` module (see YAMLReader.swift);
+        // the Yams product is what builds and links that libyaml.
         .target(
             name: "CairnManifests",
             dependencies: [.product(name: "Yams", package: "Yams")],

@@ -24,7 +24,7 @@ public struct CronSchedule: Hashable, Sendable, CustomStringConvertible {
     private static let dayNames = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 
     public init(parsing text: String) throws(ValueError) {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmedOfWhitespace
         var expanded = trimmed
         if trimmed.hasPrefix("@") {
             guard let macro = Self.macros[trimmed.lowercased()] else {

@@ -82,6 +82,8 @@ public struct Manifest: Hashable, Sendable {
 
     static let apiVersion = "cairn/v1"
 
+    static let locatedFieldTree = LocatedField(locatedFields)
+
     static let metadataShape = Shape.object(ObjectShape(fields: [
         .required("name", .string(.dnsLabel), "the object's name: a DNS label such as churn-prod"),
         .optional("labels", .map(key: .labelKey, value: .string(.labelValue)), "free key/value pairs to select objects by"),
@@ -89,6 +91,14 @@ public struct Manifest: Hashable, Sendable {
 
     /// The document around the spec, whose shape is its kind's (any mapping while the kind is unknown).
     static func envelopeShape(for kind: Kind?) -> ObjectShape {
+        kind.map { envelopeShapes[$0.rank] } ?? unknownKindEnvelopeShape
+    }
+
+    // Built once: every document is checked against one of them.
+    private static let envelopeShapes = Kind.allCases.map(makeEnvelopeShape)
+    private static let unknownKindEnvelopeShape = makeEnvelopeShape(for: nil)
+
+    private static func makeEnvelopeShape(for kind: Kind?) -> ObjectShape {
         ObjectShape(fields: [
         .required("apiVersion", .string(.oneOf([apiVersion])), "always cairn/v1"),
         .required("kind", .string(.oneOf(Kind.allCases.map(\.rawValue))),
@@ -96,6 +106,50 @@ public struct Manifest: Hashable, Sendable {
         .required("metadata", metadataShape, "the object's name and labels"),
         .required("spec", kind.map { Spec.shape(of: $0) } ?? .anyMapping, "the desired state of the object"),
     ])
+    }
+}
+
+/// `Manifest.locatedFields` as a tree of path components, so that recording positions walks a
+/// spec without spelling out a path pattern for every key.
+final class LocatedField: Sendable {
+    /// Whether this field's position is kept.
+    let isLocated: Bool
+    /// Named fields below this one.
+    let fields: [String: LocatedField]
+    /// Every key of a map (`*`); such fields point at the key.
+    let anyKey: LocatedField?
+    /// Every item of a list (`[*]`).
+    let item: LocatedField?
+
+    /// The tree under `spec`.
+    static var spec: LocatedField { Manifest.locatedFieldTree }
+
+    /// Builds the tree under `spec` from patterns such as `spec.stages[*].deps[*]` and `spec.assignments.*`.
+    convenience init(_ patterns: Set<String>) {
+        let prefix = "spec"
+        self.init(suffixes: patterns.compactMap { $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : nil })
+    }
+
+    /// `suffixes` continue this field's path: "" for itself, ".name…", "[*]…" or ".*…".
+    private init(suffixes: [String]) {
+        isLocated = suffixes.contains("")
+        var named: [String: [String]] = [:]
+        var keys: [String] = []
+        var items: [String] = []
+        for suffix in suffixes where !suffix.isEmpty {
+            if suffix.hasPrefix("[*]") {
+                items.append(String(suffix.dropFirst(3)))
+            } else if suffix.hasPrefix(".*") {
+                keys.append(String(suffix.dropFirst(2)))
+            } else {
+                let rest = suffix.dropFirst()
+                let end = rest.firstIndex { $0 == "." || $0 == "[" } ?? rest.endIndex
+                named[String(rest[..<end]), default: []].append(String(rest[end...]))
+            }
+        }
+        fields = named.mapValues { LocatedField(suffixes: $0) }
+        anyKey = keys.isEmpty ? nil : LocatedField(suffixes: keys)
+        item = items.isEmpty ? nil : LocatedField(suffixes: items)
     }
 }
 

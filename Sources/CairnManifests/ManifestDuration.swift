@@ -11,8 +11,7 @@ public struct ManifestDuration: Hashable, Sendable, Codable, CustomStringConvert
     public var description: String { text }
 
     public init(parsing text: String) throws(ValueError) {
-        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
-        var rest = Substring(text.trimmingCharacters(in: .whitespaces))
+        var rest = Substring(text.trimmedOfWhitespace)
         guard !rest.isEmpty else { throw ValueError("it is empty") }
         var total: Int64 = 0
         var lastUnitScale = Int64.max
@@ -23,7 +22,7 @@ public struct ManifestDuration: Hashable, Sendable, Codable, CustomStringConvert
             }
             rest = rest.dropFirst(digits.count)
             // Longest unit first, so "ms" is not read as "m" followed by "s".
-            guard let (unit, scale) = units.sorted(by: { $0.0.count > $1.0.count }).first(where: { rest.hasPrefix($0.0) }) else {
+            guard let (unit, scale) = Self.unitsLongestFirst.first(where: { rest.hasPrefix($0.0) }) else {
                 throw ValueError(rest.isEmpty ? "\"\(digits)\" has no unit" : "unknown unit at \"\(rest)\"")
             }
             guard scale < lastUnitScale else { throw ValueError("units must go from largest to smallest, each once") }
@@ -38,6 +37,9 @@ public struct ManifestDuration: Hashable, Sendable, Codable, CustomStringConvert
         self.milliseconds = total
         self.text = text
     }
+
+    private static let unitsLongestFirst: [(String, Int64)] =
+        [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)].sorted { $0.0.count > $1.0.count }
 
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
@@ -54,3 +56,15 @@ public struct ManifestDuration: Hashable, Sendable, Codable, CustomStringConvert
     }
 }
 
+
+extension String {
+    /// The text without leading and trailing whitespace (spaces, tabs and other space
+    /// separators), as `trimmingCharacters(in: .whitespaces)` gives it, without a copy when
+    /// there is none to trim.
+    var trimmedOfWhitespace: String {
+        let bytes = utf8
+        guard let first = bytes.first, let last = bytes.last else { return self }
+        func isPlain(_ byte: UInt8) -> Bool { byte < 0x80 && byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") }
+        return isPlain(first) && isPlain(last) ? self : trimmingCharacters(in: .whitespaces)
+    }
+}

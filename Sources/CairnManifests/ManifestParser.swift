@@ -1,5 +1,4 @@
 public import Foundation
-import Yams
 
 /// Reads manifest files: several YAML documents per file, each checked strictly against its
 /// kind's shape. Nothing here throws: every problem becomes a diagnostic with file, line and
@@ -34,27 +33,19 @@ public enum ManifestParser {
                              hint: "manifests are shallow; flatten this structure")
         }
         do {
-            // The basic resolver leaves plain scalars untyped; `ScalarTyping` types them without
-            // Yams' per-scalar regular expressions, which dominated the cost of a parse.
-            let parser = try Parser(yaml: text, resolver: .basic, encoding: .utf8)
-            while let root = try parser.nextRoot() {
-                let node: YAMLNode
-                do {
-                    var converter = NodeConverter()
-                    node = try converter.convert(root, depth: 0)
-                } catch let problem as ConversionProblem {
-                    return fileError(problem.message, line: problem.line, column: problem.column, hint: problem.hint)
-                }
+            let reader = YAMLReader(text)
+            while let node = try reader.nextDocument() {
                 if node.isNull { continue } // an empty document, such as a trailing '---'
                 decodeDocument(node, file: file, into: &result)
             }
-        } catch let error as YamlError {
-            let (message, line, column) = describe(error)
+        } catch let problem as ConversionProblem {
+            return fileError(problem.message, line: problem.line, column: problem.column, hint: problem.hint)
+        } catch let error as YAMLSyntaxError {
             if let (tabLine, tabColumn) = firstTabIndentation(in: text) {
                 return fileError("a tab is used for indentation", line: tabLine, column: tabColumn,
                                  hint: "YAML allows only spaces for indentation; replace the tabs with spaces")
             }
-            return fileError("invalid YAML: \(message)", line: line, column: column)
+            return fileError("invalid YAML: \(error.message)", line: error.line, column: error.column)
         } catch {
             return fileError("invalid YAML: \(error)")
         }
@@ -80,7 +71,7 @@ public enum ManifestParser {
         let name = node["metadata"]?["name"]?.text
         let ref = kind.flatMap { kind in name.flatMap { DNSLabel.problem(with: $0) == nil ? ObjectRef(kind, $0) : nil } }
         var checker = ShapeChecker(file: file)
-        checker.check(node, .object(Manifest.envelopeShape(for: kind)), path: "")
+        checker.check(node, .object(Manifest.envelopeShape(for: kind)))
         guard checker.diagnostics.isEmpty, let ref, let kind, let specNode = node["spec"] else {
             let diagnostics = checker.diagnostics.map { diagnostic in
                 var diagnostic = diagnostic
@@ -95,48 +86,34 @@ public enum ManifestParser {
             if let key = key.text, let value = value.text { labels[key] = value }
         }
         var fieldLocations: [String: SourceLocation] = [:]
-        recordLocations(of: specNode, path: "spec", pattern: "spec", file: file, into: &fieldLocations)
+        recordLocations(of: specNode, path: "spec", at: LocatedField.spec, file: file, into: &fieldLocations)
         result.manifests.append(Manifest(ref: ref, labels: labels, spec: Spec(kind: kind, specNode), location: location,
                                          fieldLocations: fieldLocations))
     }
 
-    private static func recordLocations(of node: YAMLNode, path: String, pattern: String, file: String,
+    /// Records where the located fields under `node` stand, walking only the branches of the
+    /// spec that lead to one (`Manifest.locatedFields`, as a tree).
+    private static func recordLocations(of node: YAMLNode, path: String, at field: LocatedField, file: String,
                                         into locations: inout [String: SourceLocation]) {
-        if Manifest.locatedFields.contains(pattern) { locations[path] = node.location(in: file) }
+        if field.isLocated { locations[path] = node.location(in: file) }
         switch node.value {
         case .mapping(let pairs):
             for (key, value) in pairs {
-                guard let name = key.text else { continue }
-                let childPattern = pattern == "spec.assignments" ? "\(pattern).*" : "\(pattern).\(name)"
+                guard let name = key.text, let child = field.anyKey ?? field.fields[name] else { continue }
                 // Keys of a map point at the key itself: that is where a reader looks.
-                if Manifest.locatedFields.contains(childPattern), case .scalar = value.value {
-                    locations["\(path).\(name)"] = (pattern == "spec.assignments" ? key : value).location(in: file)
-                } else if Manifest.locatedFields.contains(where: { $0.hasPrefix(childPattern) }) {
-                    recordLocations(of: value, path: "\(path).\(name)", pattern: childPattern, file: file, into: &locations)
+                if child.isLocated, case .scalar = value.value {
+                    locations["\(path).\(name)"] = (field.anyKey != nil ? key : value).location(in: file)
+                } else {
+                    recordLocations(of: value, path: "\(path).\(name)", at: child, file: file, into: &locations)
                 }
             }
         case .sequence(let items):
-            for (index, item) in items.enumerated() {
-                recordLocations(of: item, path: "\(path)[\(index)]", pattern: "\(pattern)[*]", file: file, into: &locations)
+            guard let item = field.item else { return }
+            for (index, element) in items.enumerated() {
+                recordLocations(of: element, path: "\(path)[\(index)]", at: item, file: file, into: &locations)
             }
         case .scalar:
             break
-        }
-    }
-
-    private static func describe(_ error: YamlError) -> (String, Int, Int) {
-        switch error {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
-            let prefix = context.map { "\($0.text) " } ?? ""
-            return (prefix + problem, mark.line, mark.column)
-        case .reader(let problem, _, _, _):
-            return (problem, 1, 1)
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return ("the key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) appears twice in one mapping",
-                    context.mark.line, context.mark.column)
-        default:
-            return ("\(error)", 1, 1)
         }
     }
 
@@ -191,44 +168,23 @@ struct ConversionProblem: Error {
     var hint: String?
 }
 
-/// Takes Yams nodes over into `YAMLNode`s, refusing deep nesting and documents that alias
-/// expansion blows up (a few lines of anchors can stand for billions of nodes).
-struct NodeConverter {
+/// The limits on a document's tree once aliases are expanded: deep nesting, and documents that
+/// alias expansion blows up (a few lines of anchors can stand for billions of nodes).
+enum NodeLimits {
     static let maximumNodes = 100_000
-    private var count = 0
 
-    mutating func convert(_ node: Node, depth: Int) throws -> YAMLNode {
-        let line = node.mark?.line ?? 1
-        let column = node.mark?.column ?? 1
-        count += 1
-        guard count <= Self.maximumNodes else {
-            throw ConversionProblem(message: "the document expands to more than \(Self.maximumNodes) YAML nodes",
-                                    line: line, column: column, hint: "check for aliases (*name) that repeat large anchors")
+    /// The problem with the `count`th node of a document (in reading order, aliases expanded),
+    /// found at `depth`, if it is over a limit.
+    static func problem(at node: YAMLNode, depth: Int, count: Int) -> ConversionProblem? {
+        if count > maximumNodes {
+            return ConversionProblem(message: "the document expands to more than \(maximumNodes) YAML nodes", line: node.line,
+                                     column: node.column, hint: "check for aliases (*name) that repeat large anchors")
         }
-        guard depth <= ManifestParser.maximumDepth else {
-            throw ConversionProblem(message: "the YAML is nested more than \(ManifestParser.maximumDepth) levels deep",
-                                    line: line, column: column, hint: "manifests are shallow; flatten this structure")
+        if depth > ManifestParser.maximumDepth {
+            return ConversionProblem(message: "the YAML is nested more than \(ManifestParser.maximumDepth) levels deep",
+                                     line: node.line, column: node.column, hint: "manifests are shallow; flatten this structure")
         }
-        switch node {
-        case .scalar(let scalar):
-            let type = scalar.style == .plain ? ScalarTyping.type(ofPlain: scalar.string) : .string
-            return YAMLNode(value: .scalar(scalar.string, type), line: line, column: column)
-        case .mapping(let mapping):
-            var pairs: [(key: YAMLNode, value: YAMLNode)] = []
-            pairs.reserveCapacity(mapping.count)
-            for (key, value) in mapping {
-                pairs.append((key: try convert(key, depth: depth + 1), value: try convert(value, depth: depth + 1)))
-            }
-            return YAMLNode(value: .mapping(pairs), line: line, column: column)
-        case .sequence(let sequence):
-            var items: [YAMLNode] = []
-            items.reserveCapacity(sequence.count)
-            for item in sequence { items.append(try convert(item, depth: depth + 1)) }
-            return YAMLNode(value: .sequence(items), line: line, column: column)
-        case .alias:
-            throw ConversionProblem(message: "an unresolved YAML alias", line: line, column: column,
-                                    hint: "define the anchor (&name) before using it")
-        }
+        return nil
     }
 }
 
@@ -300,6 +256,11 @@ enum ScalarTyping {
                                                      ".nan", ".NaN", ".NAN"]
 
     static func type(ofPlain text: String) -> YAMLNode.ScalarType {
+        // Most plain scalars are words: one that starts with a letter is a string unless it is a
+        // spelling of null or a boolean, none of which is longer than five letters.
+        if let first = text.utf8.first, (65...90).contains(first) || (97...122).contains(first), text.utf8.count > 5 {
+            return .string
+        }
         if nulls.contains(text) { return .null }
         if booleans.contains(text) { return .bool }
         let bytes = Substring(text).utf8.drop { $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") }
@@ -310,9 +271,9 @@ enum ScalarTyping {
         }
         if specialFloats.contains(text) { return .float }
         let hasDigit = text.utf8.contains { (48...57).contains($0) }
-        let looksNumeric = text.utf8.allSatisfy { (48...57).contains($0) || [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"),
-                                                                             UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "_")].contains($0) }
-        if hasDigit, looksNumeric, text.contains("."), Double(text.replacingOccurrences(of: "_", with: "")) != nil { return .float }
+        let looksNumeric = text.utf8.allSatisfy { (48...57).contains($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e")
+            || $0 == UInt8(ascii: "E") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "_") }
+        if hasDigit, looksNumeric, text.utf8.contains(UInt8(ascii: ".")), YAMLNode.number(text) != nil { return .float }
         return .string
     }
 }

@@ -8,8 +8,13 @@ public struct RepositoryPath: Hashable, Sendable, Codable, Comparable, CustomStr
         guard !raw.hasPrefix("/"), !raw.hasPrefix("~") else {
             throw ValueError("\"\(raw)\" is absolute; paths are relative to the repository root")
         }
-        guard !raw.contains("\0"), !raw.contains("\\") else {
+        guard !raw.utf8.contains(0), !raw.utf8.contains(UInt8(ascii: "\\")) else {
             throw ValueError("\"\(raw)\" contains a NUL or a backslash")
+        }
+        // Most paths are already normal: no empty, ".", ".." or ".git" component.
+        if !Self.needsNormalising(raw) {
+            self.value = raw
+            return
         }
         var parts: [Substring] = []
         for part in raw.split(separator: "/", omittingEmptySubsequences: true) {
@@ -24,6 +29,32 @@ public struct RepositoryPath: Hashable, Sendable, Codable, Comparable, CustomStr
         }
         guard !parts.isEmpty else { throw ValueError("\"\(raw)\" names the repository root itself, not a file or directory in it") }
         self.value = parts.joined(separator: "/")
+    }
+
+    /// Whether some `/`-separated component of `raw` is empty, ".", ".." or ".git".
+    private static func needsNormalising(_ raw: String) -> Bool {
+        var length = 0
+        var dots = 0
+        var matchesGit = true
+        for byte in raw.utf8 {
+            if byte == UInt8(ascii: "/") {
+                if length == 0 || length == dots && dots <= 2 || length == 4 && matchesGit { return true }
+                (length, dots, matchesGit) = (0, 0, true)
+                continue
+            }
+            if byte == UInt8(ascii: "."), dots == length { dots += 1 }
+            if matchesGit {
+                switch length {
+                case 0: matchesGit = byte == UInt8(ascii: ".")
+                case 1: matchesGit = byte == UInt8(ascii: "g")
+                case 2: matchesGit = byte == UInt8(ascii: "i")
+                case 3: matchesGit = byte == UInt8(ascii: "t")
+                default: matchesGit = false
+                }
+            }
+            length += 1
+        }
+        return length == 0 || length == dots && dots <= 2 || length == 4 && matchesGit
     }
 
     /// For values already checked by the shape checker; never for user input.

@@ -128,25 +128,30 @@ enum CharacterRules {
 
     /// `[a-z0-9]([a-z0-9-]*[a-z0-9])?`
     static func isDNSLabel(_ value: String) -> Bool {
-        let bytes = Array(value.utf8)
+        let bytes = value.utf8
         guard let first = bytes.first, let last = bytes.last, isLowerAlphanumeric(first), isLowerAlphanumeric(last) else { return false }
         return bytes.allSatisfy { isLowerAlphanumeric($0) || $0 == UInt8(ascii: "-") }
     }
 
     /// `[A-Za-z_][A-Za-z0-9_.:-]*`, at most 200 bytes.
     static func isMetricName(_ value: String) -> Bool {
-        let bytes = Array(value.utf8)
+        let bytes = value.utf8
         guard let first = bytes.first, bytes.count <= 200, isAlphanumeric(first) && !(48...57).contains(first) || first == UInt8(ascii: "_") else {
             return false
         }
-        return bytes.allSatisfy { isAlphanumeric($0) || [UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "-")].contains($0) }
+        return bytes.allSatisfy {
+            isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "-")
+        }
     }
 
     /// `[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?`
     static func isLabelName(_ value: String) -> Bool {
-        let bytes = Array(value.utf8)
+        isLabelName(value.utf8)
+    }
+
+    private static func isLabelName(_ bytes: some BidirectionalCollection<UInt8>) -> Bool {
         guard let first = bytes.first, let last = bytes.last, bytes.count <= 63, isAlphanumeric(first), isAlphanumeric(last) else { return false }
-        return bytes.allSatisfy { isAlphanumeric($0) || [UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-")].contains($0) }
+        return bytes.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
     }
 
     /// An optional DNS-style prefix (`[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?`) and '/', then a label name.

@@ -22,7 +22,10 @@ struct YAMLNode: Sendable {
     /// The value of `key` in a mapping.
     subscript(key: String) -> YAMLNode? {
         guard case .mapping(let pairs) = value else { return nil }
-        return pairs.first { $0.key.text == key }?.value
+        for pair in pairs {
+            if case .scalar(let text, let type) = pair.key.value, type != .null, text == key { return pair.value }
+        }
+        return nil
     }
 
     /// The scalar's text, for any scalar that is not null.
@@ -32,15 +35,20 @@ struct YAMLNode: Sendable {
     }
 
     var int: Int? {
-        if case .scalar(let text, .int) = value { return Int(text.replacingOccurrences(of: "_", with: "")) }
+        if case .scalar(let text, .int) = value {
+            return text.utf8.contains(UInt8(ascii: "_")) ? Int(text.replacingOccurrences(of: "_", with: "")) : Int(text)
+        }
         return nil
     }
 
     var double: Double? {
-        if case .scalar(let text, let type) = value, type == .int || type == .float {
-            return Double(text.replacingOccurrences(of: "_", with: ""))
-        }
+        if case .scalar(let text, let type) = value, type == .int || type == .float { return Self.number(text) }
         return nil
+    }
+
+    /// A number as YAML 1.1 writes it, with '_' between digits allowed.
+    static func number(_ text: String) -> Double? {
+        text.utf8.contains(UInt8(ascii: "_")) ? Double(text.replacingOccurrences(of: "_", with: "")) : Double(text)
     }
 
     var bool: Bool? {

@@ -107,7 +107,7 @@ struct CairnBench: AsyncParsableCommand {
                 : result.seconds < 0.1 ? String(format: "%8.3f ms", result.seconds * 1000) : String(format: "%8.3f s ", result.seconds)
             var line = "  \(result.name.padding(toLength: 50, withPad: " ", startingAt: 0)) \(figure)"
             if let goal = result.target {
-                let target = goal < 0.1 ? String(format: "%.0f ms", goal * 1000) : String(format: goal < 1 ? "%.1f s" : "%.0f s", goal)
+                let target = goal < 0.1 ? String(format: "%.0f ms", goal * 1000) : String(format: "%g s", goal)
                 line += "   target < \(target)  (\(String(format: "%.0f", result.seconds / goal * 100))% of it; \(result.note))"
             } else {
                 line += "   (\(result.note))"

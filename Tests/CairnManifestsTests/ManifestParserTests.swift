@@ -132,6 +132,35 @@ import Testing
         #expect(diagnostics.first?.message.contains("more than 100000 YAML nodes") == true, "\(diagnostics)")
     }
 
+    /// The reader keeps Yams' composition rules: keys are the same when text and resolved tag
+    /// are, an alias is its anchor's node, and a repeated key outranks the node budget.
+    @Test(arguments: [
+        ("!!str a: 1\n\"a\": 2\n'b': 1\nb: 2\n!foo c: 1\nc: 2\n! d: 1\nd: 2\n", 1, 1, "the key \"a\", \"b\", \"d\" appears twice in one mapping"),
+        ("b: 1\na: 1\nb: 2\na: 2\nc: 1\n", 2, 1, "the key \"a\", \"b\" appears twice in one mapping"),
+        ("a:\n  b: 1\n  b: 2\nc: 1\nc: 1\n", 2, 3, "the key \"b\" appears twice in one mapping"),
+        ("x: &k a\n*k : 1\na: 2\n", 1, 4, "the key \"a\" appears twice in one mapping"),
+        ("? [a, b]\n: 1\n? [a, b]\n: 2\nz: 1\nz: 2\n", 1, 3, "the key \"<uncovertable>\", \"z\" appears twice in one mapping"),
+        ("a: *nowhere\n", 1, 4, "found undefined alias"),
+        ("kind: Mo\u{1}del\n", 1, 1, "control characters are not allowed"),
+    ])
+    func yamlCompositionErrors(_ yaml: String, _ line: Int, _ column: Int, _ message: String) {
+        let diagnostic = Fixtures.parse(yaml).diagnostics.first
+        #expect(diagnostic?.message == "invalid YAML: \(message)")
+        #expect(diagnostic?.location == SourceLocation(file: "m.yaml", line: line, column: column))
+    }
+
+    @Test func aliasesCountAsTheNodesTheyRepeat() {
+        var deep = "a0: &a0 [x]\n"
+        for level in 1...70 { deep += "a\(level): &a\(level) [*a\(level - 1)]\n" }
+        let diagnostic = Fixtures.parse(deep).diagnostics.first
+        #expect(diagnostic?.message.contains("nested more than 64 levels") == true)
+        #expect(diagnostic?.location == SourceLocation(file: "m.yaml", line: 1, column: 10))
+
+        var bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...8 { bomb += "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        #expect(Fixtures.parse(bomb + "a0: 1\n").diagnostics.first?.message == "invalid YAML: the key \"a0\" appears twice in one mapping")
+    }
+
     @Test func emptyAndCommentOnlyFilesHoldNothing() {
         #expect(Fixtures.parse("").manifests.isEmpty && Fixtures.parse("").diagnostics.isEmpty)
         #expect(Fixtures.parse("# nothing\n---\n").diagnostics.isEmpty)
