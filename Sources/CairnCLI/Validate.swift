@@ -117,6 +117,8 @@ struct ValidationReport: Encodable {
     var objects: [String]
     var errors: Int
     var warnings: Int
+    /// YAML documents that are not Cairn manifests (no apiVersion: cairn/...), skipped.
+    var skipped: Int
     var diagnostics: [Diagnostic]
 
     init(_ set: ManifestSet) {
@@ -126,11 +128,13 @@ struct ValidationReport: Encodable {
         diagnostics = set.diagnostics
         errors = diagnostics.filter { $0.severity == .error }.count
         warnings = diagnostics.count - errors
+        skipped = set.skippedDocuments
     }
 
     var text: String {
         var lines = diagnostics.map(\.description)
         let counts = "\(files) file\(files == 1 ? "" : "s"), \(objects.count) valid object\(objects.count == 1 ? "" : "s")"
+            + (skipped > 0 ? ", \(skipped) YAML document\(skipped == 1 ? "" : "s") skipped as not Cairn manifests" : "")
         if valid {
             lines.append("ok: \(counts)\(warnings > 0 ? ", \(warnings) warning\(warnings == 1 ? "" : "s")" : "")")
         } else {

@@ -389,9 +389,15 @@ public final class Reconciler {
     /// A file that cannot be read at all (not YAML, a tab, too deep) names none of its objects,
     /// yet they are not gone: each object Cairn last saw in that file gets a finding of its own,
     /// so it stalls (InvalidManifest) with its last good spec instead of being deleted.
+    /// The same holds for a file with a document that no longer reads as a manifest at all.
     private func keepingUnreadObjects(_ file: ParsedFile) -> ParsedFile {
-        guard let problem = file.failures.lazy.filter({ $0.ref == nil }).flatMap(\.diagnostics).first(where: { $0.severity == .error })
-        else { return file }
+        let unreadable = file.failures.lazy.filter({ $0.ref == nil }).flatMap(\.diagnostics).first(where: { $0.severity == .error })
+        let skipped = file.skippedDocuments > 0
+            ? Diagnostic(at: SourceLocation(file: file.path, line: 1, column: 1),
+                         "a document here no longer reads as a Cairn manifest (it has no apiVersion: cairn/v1, kind or spec)",
+                         hint: "restore the document; to delete the object, delete its document")
+            : nil
+        guard let problem = unreadable ?? skipped else { return file }
         let defined = file.refs
         var kept = file
         for status in statuses.values where status.manifestPath == file.path && !defined.contains(status.ref) {

@@ -172,6 +172,9 @@ public struct ParsedFile: Sendable {
     public let path: String
     public var manifests: [Manifest]
     public var failures: [ManifestFailure]
+    /// YAML documents that are not Cairn manifests (no `apiVersion: cairn/...`, nothing that
+    /// looks like one), such as params files or CI configuration: ignored, and counted.
+    public var skippedDocuments = 0
     public var diagnostics: [Diagnostic] { failures.flatMap(\.diagnostics) }
 
     public init(path: String, manifests: [Manifest], failures: [ManifestFailure]) {

@@ -41,6 +41,11 @@ public enum ManifestParser {
         } catch let problem as ConversionProblem {
             return fileError(problem.message, line: problem.line, column: problem.column, hint: problem.hint)
         } catch let error as YAMLSyntaxError {
+            // Not YAML at all, and nothing in it speaks of Cairn (a template, say): not ours.
+            guard mayBeManifest(text) else {
+                result.skippedDocuments += 1
+                return result
+            }
             if let (tabLine, tabColumn) = firstTabIndentation(in: text) {
                 return fileError("a tab is used for indentation", line: tabLine, column: tabColumn,
                                  hint: "YAML allows only spaces for indentation; replace the tabs with spaces")
@@ -50,6 +55,13 @@ public enum ManifestParser {
             return fileError("invalid YAML: \(error)")
         }
         return result
+    }
+
+    /// Whether text that is not valid YAML could still be meant as a Cairn manifest: it names
+    /// Cairn's apiVersion or one of its kinds.
+    static func mayBeManifest(_ text: String) -> Bool {
+        if text.contains("cairn/") { return true }
+        return Kind.allCases.contains { kind in text.contains("kind: \(kind.rawValue)") || text.contains("kind: \"\(kind.rawValue)\"") }
     }
 
     /// The result for a file that is too large to read, found out from its size alone.
@@ -62,13 +74,17 @@ public enum ManifestParser {
 
     private static func decodeDocument(_ node: YAMLNode, file: String, into result: inout ParsedFile) {
         let location = node.location(in: file)
-        guard case .mapping = node.value else {
-            let diagnostic = Diagnostic(at: location, "a manifest must be a mapping with apiVersion, kind, metadata and spec, not \(node.typeName)")
-            result.failures.append(ManifestFailure(ref: nil, location: location, diagnostics: [diagnostic]))
-            return
-        }
         let kind = node["kind"]?.text.flatMap(Kind.init(rawValue:))
         let name = node["metadata"]?["name"]?.text
+        // Only documents that say `apiVersion: cairn/...` are manifests. One that does not, but
+        // has a kind Cairn knows or a metadata.name and a spec, is a manifest with a broken
+        // apiVersion (an error, so a typo there cannot make an object vanish); the rest is
+        // other YAML living beside the manifests, and is skipped.
+        let saysCairn = node["apiVersion"]?.text?.hasPrefix("cairn/") == true
+        guard saysCairn || kind != nil || (name != nil && node["spec"] != nil) else {
+            result.skippedDocuments += 1
+            return
+        }
         let ref = kind.flatMap { kind in name.flatMap { DNSLabel.problem(with: $0) == nil ? ObjectRef(kind, $0) : nil } }
         var checker = ShapeChecker(file: file)
         checker.check(node, .object(Manifest.envelopeShape(for: kind)))

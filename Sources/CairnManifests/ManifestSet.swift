@@ -36,6 +36,9 @@ public struct ManifestSet: Sendable {
     /// How many manifest files are in the set.
     public var fileCount: Int { files.count }
 
+    /// How many YAML documents were skipped as not Cairn manifests.
+    public var skippedDocuments: Int { files.values.reduce(0) { $0 + $1.skippedDocuments } }
+
     /// Every finding, in file and line order.
     public var diagnostics: [Diagnostic] {
         (unattributed.values.flatMap { $0 } + broken.values.flatMap { $0 })

@@ -73,3 +73,26 @@ print(tree([("40000", "bomb", bomb), ("40000", "models", models)]))
         for index in 0..<3 { #expect(files.contains("Model/ok\(index).yaml"), "\(files)") }
     }
 }
+
+@Suite struct HostileYAMLTests {
+    /// 490 bytes whose aliases expand to 10^10 nodes, used as a mapping key: refused at the
+    /// node budget in milliseconds (it used to hang), while the manifest beside it reconciles.
+    @Test func anAliasBombUsedAsAKeyIsRefusedAndTheNeighboursReconcile() throws {
+        var bomb = "x0: &a0 [x,x,x,x,x,x,x,x,x,x]\n"
+        for level in 1..<10 { bomb += "x\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ",") + "]\n" }
+        bomb += "? *a9\n: v\n"
+        let repository = try GitFixture()
+        try repository.commit(["bomb.yaml": bomb, "ok.yaml": "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: ok}\nspec: {stages: [staging]}\n",
+                               "params.yaml": "learning_rate: 0.1\n"])
+        let validate = try Command(try cairnExecutable(), ["validate", "--repo", repository.path, "--rev", "main"],
+                                   timeout: .seconds(60)).runSynchronously()
+        #expect(!validate.timedOut && validate.termination == .exited(1))
+        #expect(validate.standardOutput.text.contains("bomb.yaml:1:"), "\(validate.standardOutput.text)")
+        #expect(validate.standardOutput.text.contains("expands to more than 100000 YAML nodes"), "\(validate.standardOutput.text)")
+        #expect(validate.standardOutput.text.contains("1 YAML document skipped as not Cairn manifests"), "\(validate.standardOutput.text)")
+        let state = try TemporaryDirectory("cairn-state")
+        let once = try cairn(["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path])
+        #expect(once.status == 1 && once.stdout.contains("could not read: bomb.yaml:1:"), "\(once.stdout)")
+        #expect(try repository.git(["show", "cairn/status:Model/ok.yaml"]).contains("NotImplemented"))
+    }
+}

@@ -61,7 +61,12 @@ import Testing
              line: 4, column: 5, message: "invalid YAML"),
         Case(name: "tab indentation", yaml: "apiVersion: cairn/v1\nkind: Model\nmetadata:\n\tname: x\n",
              line: 4, column: 1, message: "a tab is used for indentation", hint: "replace the tabs with spaces"),
-        Case(name: "not a mapping", yaml: "- just\n- a list\n", line: 1, column: 1, message: "a manifest must be a mapping"),
+        Case(name: "kind without apiVersion", yaml: "kind: Model\nmetadata: {name: x}\nspec: {stages: [a]}\n", line: 1, column: 1,
+             message: "missing the required field \"apiVersion\""),
+        Case(name: "name and spec, misspelled apiVersion", yaml: "apiVersoin: cairn/v1\nkind: Modle\nmetadata: {name: x}\nspec: {}\n",
+             line: 1, column: 1, message: "unknown field \"apiVersoin\""),
+        Case(name: "another cairn version", yaml: "apiVersion: cairn/v2\nkind: Model\nmetadata: {name: x}\nspec: {stages: [a]}\n",
+             line: 1, column: 13, message: "\"cairn/v2\" is not one of cairn/v1"),
         Case(name: "duplicate key", yaml: "apiVersion: cairn/v1\nkind: Model\nkind: Model\n", line: 2, column: 1, message: "appears twice"),
     ]
 
@@ -75,6 +80,19 @@ import Testing
         #expect(diagnostic.location.line == bad.line, "\(diagnostic)")
         #expect(diagnostic.location.column == bad.column, "\(diagnostic)")
         if let hint = bad.hint { #expect(diagnostic.hint?.contains(hint) == true, "\(diagnostic)") }
+    }
+
+    /// Only `apiVersion: cairn/...` documents are manifests; other YAML beside them (params,
+    /// CI configuration, lists, templates that are not YAML) is skipped and counted.
+    @Test func yamlThatIsNotAManifestIsSkippedAndCounted() {
+        let params = Fixtures.parse("learning_rate: 0.1\nlayers: [64, 32]\n---\n- a\n- list\n---\napiVersion: v1\nkind: ConfigMap\n")
+        #expect(params.manifests.isEmpty && params.failures.isEmpty && params.skippedDocuments == 3, "\(params.diagnostics)")
+        let template = Fixtures.parse("steps: {{ .Values.steps }}\n  - [\n")
+        #expect(template.failures.isEmpty && template.skippedDocuments == 1)
+        let brokenManifest = Fixtures.parse("apiVersion: cairn/v1\nkind: Model\nmetadata: {name: x\n")
+        #expect(brokenManifest.failures.count == 1 && brokenManifest.skippedDocuments == 0)
+        let mixed = Fixtures.parse(Fixtures.model + "\n---\nretries: 3\n")
+        #expect(mixed.manifests.count == 1 && mixed.skippedDocuments == 1)
     }
 
     @Test func aBrokenDocumentDoesNotHideItsNeighbours() {
@@ -144,7 +162,8 @@ import Testing
         ("kind: Mo\u{1}del\n", 1, 1, "control characters are not allowed"),
     ])
     func yamlCompositionErrors(_ yaml: String, _ line: Int, _ column: Int, _ message: String) {
-        let diagnostic = Fixtures.parse(yaml).diagnostics.first
+        // The comment makes the text speak of Cairn: YAML that does not, and does not parse, is skipped.
+        let diagnostic = Fixtures.parse(yaml + "# apiVersion: cairn/v1\n").diagnostics.first
         #expect(diagnostic?.message == "invalid YAML: \(message)")
         #expect(diagnostic?.location == SourceLocation(file: "m.yaml", line: line, column: column))
     }
@@ -158,7 +177,7 @@ import Testing
 
         var bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
         for level in 1...8 { bomb += "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n" }
-        #expect(Fixtures.parse(bomb + "a0: 1\n").diagnostics.first?.message == "invalid YAML: the key \"a0\" appears twice in one mapping")
+        #expect(Fixtures.parse(bomb + "a0: 1\n# cairn/v1\n").diagnostics.first?.message == "invalid YAML: the key \"a0\" appears twice in one mapping")
     }
 
     @Test func emptyAndCommentOnlyFilesHoldNothing() {
