@@ -75,9 +75,7 @@ public final class Reconciler {
     private let logger: Logger
     private let now: @Sendable () -> Date
 
-    /// Parsed manifest files of the last reconciled commit, by path, with their blob ids.
-    private var files: [String: (blob: ObjectID, parsed: ParsedFile)] = [:]
-    /// The commit `files` and `lastSet` describe; nil forces a full load.
+    /// The commit `lastSet` describes; nil forces a full load.
     private var filesCommit: ObjectID?
     private var lastSet = ManifestSet(files: [])
     /// Objects someone asked to reconcile now (`cairn reconcile Kind/name`).
@@ -201,7 +199,7 @@ public final class Reconciler {
     /// Diffs the tip against the commit loaded last and re-parses only the changed files; with
     /// nothing loaded (the first pass, or after a failed one), reads every manifest.
     private func trackManifests(at tip: ObjectID) throws -> TrackedManifests {
-        if !reevaluateAll, let loadedCommit = filesCommit, repository.contains(loadedCommit), !files.isEmpty {
+        if !reevaluateAll, let loadedCommit = filesCommit, repository.contains(loadedCommit) {
             filesCommit = nil  // until this step finishes, the caches are not a commit's
             var updates: [(path: String, file: ParsedFile?)] = []
             let diff = try repository.boundedDiff(from: loadedCommit, to: tip, under: configuration.path, limits: configuration.treeLimits)
@@ -209,15 +207,13 @@ public final class Reconciler {
             // reads what the limits allow and reports each refused directory by its path.
             guard diff.refused.isEmpty else { return try loadAll(at: tip) }
             for change in diff.changes {
-                for path in Set([change.path, change.oldPath]) where files[path] != nil {
-                    files[path] = nil
+                for path in Set([change.path, change.oldPath]) where lastSet.contains(file: path) {
                     updates.append((path, nil))
                 }
                 if change.kind != .deleted, let blob = change.newBlob, ManifestLoader.isManifestPath(change.path) {
                     // The diff carries no file mode; a symlink must be reported, never parsed.
                     let symlink = try repository.listFiles(in: tip, under: change.path).first?.kind == .symlink
                     let parsed = keepingUnreadObjects(try ManifestLoader.parse(from: repository, path: change.path, blob: blob, symlink: symlink))
-                    files[change.path] = (blob, parsed)
                     updates.append((change.path, parsed))
                 }
             }
@@ -231,12 +227,8 @@ public final class Reconciler {
 
     private func loadAll(at tip: ObjectID) throws -> TrackedManifests {
         filesCommit = nil
-        files = [:]
-        for (path, blob, parsed) in try ManifestLoader.parseAll(from: repository, commit: tip, path: configuration.path,
-                                                                  limits: configuration.treeLimits) {
-            files[path] = (blob, keepingUnreadObjects(parsed))
-        }
-        lastSet = ManifestSet(files: files.values.map(\.parsed).sorted { $0.path < $1.path })
+        let parsed = try ManifestLoader.parseAll(from: repository, commit: tip, path: configuration.path, limits: configuration.treeLimits)
+        lastSet = ManifestSet(files: parsed.map { keepingUnreadObjects($0.parsed) }.sorted { $0.path < $1.path })
         filesCommit = tip
         let rewritten = lastReconciled.map { !repository.contains($0) || !repository.isAncestor($0, of: tip) } ?? false
         return TrackedManifests(set: lastSet, touched: Set(lastSet.manifests.keys).union(lastSet.broken.keys).union(statuses.keys),

@@ -1,5 +1,8 @@
+import Synchronization
 /// The spec of an object, by kind.
-public enum Spec: Hashable, Sendable, Codable {
+/// Indirect: each payload is boxed once and shared by every copy of the manifest (the set holds
+/// several), instead of a few hundred bytes copied inline into each.
+public indirect enum Spec: Hashable, Sendable, Codable {
     case featurePipeline(FeaturePipelineSpec)
     case trainingSchedule(TrainingScheduleSpec)
     case model(ModelSpec)
@@ -57,7 +60,9 @@ public struct Manifest: Hashable, Sendable {
     public let location: SourceLocation
     /// Where the fields that name other objects or paths stand, by field path such as
     /// `spec.model` or `spec.stages[1].deps[0]`, so cross-object errors can point at them.
-    public let fieldLocations: [String: SourceLocation]
+    /// Kept as a short array whose field names are shared between manifests: ten thousand
+    /// manifests would otherwise hold ten thousand small dictionaries of their own strings.
+    private let located: [FieldLocation]
 
     public init(ref: ObjectRef, labels: [String: String], spec: Spec, location: SourceLocation,
                 fieldLocations: [String: SourceLocation] = [:]) {
@@ -65,12 +70,18 @@ public struct Manifest: Hashable, Sendable {
         self.labels = labels
         self.spec = spec
         self.location = location
-        self.fieldLocations = fieldLocations
+        self.located = fieldLocations.map { FieldLocation(field: FieldNames.shared($0.key), location: $0.value) }
+            .sorted { $0.field < $1.field }
+    }
+
+    /// Where the recorded fields stand, by field path.
+    public var fieldLocations: [String: SourceLocation] {
+        Dictionary(uniqueKeysWithValues: located.map { ($0.field, $0.location) })
     }
 
     /// Where `field` stands, or the document's start when it was not recorded.
     public func location(of field: String) -> SourceLocation {
-        fieldLocations[field] ?? location
+        located.first { $0.field == field }?.location ?? location
     }
 
     /// The field paths whose positions are kept (indices as [*], map keys as *).
@@ -181,5 +192,24 @@ public struct ParsedFile: Sendable {
         self.path = path
         self.manifests = manifests
         self.failures = failures
+    }
+}
+
+struct FieldLocation: Hashable, Sendable {
+    let field: String
+    let location: SourceLocation
+}
+
+/// One copy of each field path (`spec.stages[0].deps[1]`), shared by every manifest that
+/// records it; parsing runs on several threads, hence the lock.
+enum FieldNames {
+    private static let names = Mutex<Set<String>>([])
+
+    static func shared(_ name: String) -> String {
+        names.withLock { names in
+            if let known = names.firstIndex(of: name) { return names[known] }
+            if names.count < 100_000 { names.insert(name) }
+            return name
+        }
     }
 }

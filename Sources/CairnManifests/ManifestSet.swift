@@ -22,11 +22,17 @@ public struct ManifestSet: Sendable {
     private var cycleProblems: [ObjectRef: [Diagnostic]] = [:]
     private var index = ReferenceIndex()
 
+    /// Where an object is defined. A valid definition points at its manifest in `files` by
+    /// index instead of holding a copy: ten thousand objects would otherwise be held twice.
     private struct Definition: Sendable {
         var path: String
         var location: SourceLocation
-        var manifest: Manifest?
+        var manifestIndex: Int?
         var problems: [Diagnostic]
+    }
+
+    private func manifest(of definition: Definition) -> Manifest? {
+        definition.manifestIndex.flatMap { files[definition.path]?.manifests[$0] }
     }
 
     public init(files: [ParsedFile]) {
@@ -35,6 +41,9 @@ public struct ManifestSet: Sendable {
 
     /// How many manifest files are in the set.
     public var fileCount: Int { files.count }
+
+    /// Whether the set holds a file at `path`.
+    public func contains(file path: String) -> Bool { files[path] != nil }
 
     /// How many YAML documents were skipped as not Cairn manifests.
     public var skippedDocuments: Int { files.values.reduce(0) { $0 + $1.skippedDocuments } }
@@ -78,14 +87,16 @@ public struct ManifestSet: Sendable {
             guard let file else { continue }
             for failure in file.failures {
                 if let ref = failure.ref {
-                    definitions[ref, default: []].append(Definition(path: path, location: failure.location, manifest: nil, problems: failure.diagnostics))
+                    definitions[ref, default: []].append(Definition(path: path, location: failure.location, manifestIndex: nil,
+                                                                    problems: failure.diagnostics))
                     defined.insert(ref)
                 } else {
                     unattributed[path, default: []] += failure.diagnostics
                 }
             }
-            for manifest in file.manifests {
-                definitions[manifest.ref, default: []].append(Definition(path: path, location: manifest.location, manifest: manifest, problems: []))
+            for (position, manifest) in file.manifests.enumerated() {
+                definitions[manifest.ref, default: []].append(Definition(path: path, location: manifest.location, manifestIndex: position,
+                                                                         problems: []))
                 defined.insert(manifest.ref)
             }
         }
@@ -108,7 +119,7 @@ public struct ManifestSet: Sendable {
             var list = definitions[ref] ?? []
             list.sort { $0.location < $1.location }
             definitions[ref] = list.isEmpty ? nil : list
-            if let winner = list.first?.manifest {
+            if let first = list.first, let winner = manifest(of: first) {
                 manifests[ref] = winner
                 index.add(winner)
                 if case .trainingSchedule(let spec) = winner.spec { monitorsToRecheck.formUnion(index.monitors(ofModel: spec.model)) }
@@ -174,7 +185,7 @@ public struct ManifestSet: Sendable {
         let list = definitions[ref] ?? []
         for definition in list { problems += definition.problems }
         if let first = list.first {
-            for duplicate in list.dropFirst() where duplicate.manifest != nil {
+            for duplicate in list.dropFirst() where duplicate.manifestIndex != nil {
                 problems.append(Diagnostic(at: duplicate.location, field: "metadata.name", object: ref.description,
                                            "\(ref) is defined twice; the other definition is at \(first.location)",
                                            hint: "rename one of them or delete the duplicate"))

@@ -20,7 +20,12 @@ public final class Store: RunRecords, Sendable {
         // that safe too: a lost transaction is a pass that runs again.
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // A small page cache per connection: the daemon keeps its statuses in memory, and
+            // SQLite's default 2 MiB a connection is most of its idle footprint's margin.
+            try db.execute(sql: "PRAGMA cache_size = -512")
         }
+        // One process, one writer, rare concurrent reads (status while the daemon writes).
+        configuration.maximumReaderCount = 2
         pool = try DatabasePool(path: path.path, configuration: configuration)
         try Self.migrator.migrate(pool)
         identity = try pool.write { db in
