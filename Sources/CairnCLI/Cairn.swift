@@ -45,9 +45,15 @@ public struct Cairn: AsyncParsableCommand {
         } catch let failure as CairnExit {
             if !failure.message.isEmpty { FileHandle.standardError.write(Data((failure.message + "\n").utf8)) }
             Foundation.exit(failure.code)
+        } catch let error as CocoaError {
+            // A file Cairn could not read or write: a sentence, never Foundation's dump.
+            FileHandle.standardError.write(Data(("error: " + describe(error) + "\n").utf8))
+            Foundation.exit(CairnExit.unreadable)
         } catch {
             let code = exitCode(for: error)
-            let message = fullMessage(for: error)
+            // ArgumentParser says "Error:"; Cairn's own messages say "error:", as compilers do.
+            var message = fullMessage(for: error)
+            if message.hasPrefix("Error: ") { message = "error: " + message.dropFirst("Error: ".count) }
             if code == .success {
                 print(message)
                 Foundation.exit(0)
@@ -88,4 +94,27 @@ extension Encodable {
         guard let data = try? encoder.encode(self) else { return "{}" }
         return String(decoding: data, as: UTF8.self)
     }
+}
+
+/// An error as a sentence for people: what could not be done to which file, and the system's
+/// reason, instead of Foundation's `Error Domain=NSCocoaErrorDomain Code=4 ...`.
+func describe(_ error: any Error) -> String {
+    guard let cocoa = error as? CocoaError else { return "\(error)" }
+    let path = cocoa.filePath ?? cocoa.url?.path ?? "a file"
+    let underlying = (cocoa.underlying ?? cocoa.userInfo[NSUnderlyingErrorKey] as? any Error).map { $0 as NSError }
+    let reason = underlying.map { String(cString: strerror(Int32($0.code))) }
+        ?? (cocoa.code == .fileNoSuchFile ? "No such file or directory" : cocoa.localizedDescription)
+    let action: String
+    switch cocoa.code {
+    case .fileNoSuchFile:
+        action = "create or open"
+    case .fileReadNoSuchFile, .fileReadNoPermission, .fileReadCorruptFile, .fileReadUnknown, .fileReadInvalidFileName:
+        action = "read"
+    case .fileWriteNoPermission, .fileWriteOutOfSpace, .fileWriteVolumeReadOnly, .fileWriteUnknown, .fileWriteInvalidFileName,
+         .fileWriteFileExists:
+        action = "write"
+    default:
+        action = "use"
+    }
+    return "could not \(action) \(path): \(reason)"
 }

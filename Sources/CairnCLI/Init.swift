@@ -40,9 +40,9 @@ extension Cairn {
             } catch let error as CairnExit {
                 throw error
             } catch let error as CocoaError {
-                throw CairnExit.unreadable("could not write in \(root.path): \(error.localizedDescription)")
+                throw CairnExit.unreadable(describe(error))
             } catch {
-                throw CairnExit.unreadable("could not create the repository in \(root.path): \(error)")
+                throw CairnExit.unreadable("could not create the repository in \(root.path): \(describe(error))")
             }
         }
 

@@ -72,7 +72,7 @@ extension Cairn {
             } catch let error as NoTrustedCommit {
                 throw CairnExit.invalid("error: \(error)")
             } catch {
-                throw CairnExit.unreadable("\(error)")
+                throw CairnExit.unreadable(describe(error))
             }
             let report = PassReport(outcome)
             print(format == .json ? report.jsonText() : report.text)

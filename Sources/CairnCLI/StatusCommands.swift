@@ -34,7 +34,7 @@ struct StateOptions: ParsableArguments {
         do {
             return try Store(readingFrom: directory)
         } catch {
-            throw CairnExit.unreadable("cannot read the Cairn state in \(directory.path): \(error)")
+            throw CairnExit.unreadable("cannot read the Cairn state in \(directory.path): \(describe(error))")
         }
     }
 }

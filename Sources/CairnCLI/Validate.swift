@@ -83,7 +83,7 @@ extension Cairn {
             } catch let error as CairnExit {
                 throw error
             } catch {
-                throw CairnExit.unreadable("\(error)")
+                throw CairnExit.unreadable(describe(error))
             }
             print(format == .json ? ValidationReport(set).jsonText() : ValidationReport(set).text, terminator: format == .json ? "\n" : "")
             if !set.isValid { throw CairnExit.invalid() }

@@ -51,11 +51,11 @@ public struct CronSchedule: Hashable, Sendable, CustomStringConvertible {
         for part in field.split(separator: ",", omittingEmptySubsequences: false) {
             guard !part.isEmpty else { throw ValueError("the \(name) field has an empty list item") }
             let pieces = part.split(separator: "/", omittingEmptySubsequences: false)
-            guard pieces.count <= 2 else { throw ValueError("the \(name) field has more than one '/' in \"\(part)\"") }
+            guard pieces.count <= 2 else { throw ValueError("the \(name) field has more than one '/' in \(quote(part))") }
             var step = 1
             if pieces.count == 2 {
                 guard let parsed = Int(pieces[1]), parsed > 0 else {
-                    throw ValueError("the \(name) field has a bad step \"\(pieces[1])\"")
+                    throw ValueError("the \(name) field has a bad step \(quote(pieces[1]))")
                 }
                 step = parsed
             }
@@ -65,11 +65,11 @@ public struct CronSchedule: Hashable, Sendable, CustomStringConvertible {
                 (low, high) = (range.lowerBound, range.upperBound)
             } else {
                 let bounds = base.split(separator: "-", omittingEmptySubsequences: false)
-                guard bounds.count <= 2 else { throw ValueError("the \(name) field has a bad range \"\(base)\"") }
+                guard bounds.count <= 2 else { throw ValueError("the \(name) field has a bad range \(quote(base))") }
                 low = try value(bounds[0], name: name, range: range, names: names, nameBase: nameBase)
                 high = bounds.count == 2 ? try value(bounds[1], name: name, range: range, names: names, nameBase: nameBase)
                     : (pieces.count == 2 ? range.upperBound : low)
-                guard low <= high else { throw ValueError("the \(name) range \"\(base)\" runs backwards") }
+                guard low <= high else { throw ValueError("the \(name) range \(quote(base)) runs backwards") }
             }
             values.formUnion(stride(from: low, through: high, by: step))
         }
@@ -84,7 +84,7 @@ public struct CronSchedule: Hashable, Sendable, CustomStringConvertible {
             return number
         }
         if let index = names.firstIndex(of: text.lowercased()) { return index + nameBase }
-        throw ValueError("\"\(text)\" is not a valid \(name)")
+        throw ValueError("\(quote(text)) is not a valid \(name)")
     }
 }
 

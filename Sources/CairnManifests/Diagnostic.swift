@@ -39,8 +39,16 @@ public struct Diagnostic: Hashable, Sendable, Codable, CustomStringConvertible {
         self.location = location
         self.field = field
         self.object = object
-        self.message = message
-        self.hint = hint
+        // Whatever a site quoted, a finding is one line of bounded length: a value holding a
+        // line break must not print a forged `file:line:col: error:` line of its own.
+        self.message = Self.oneLine(message, limit: 600)
+        self.hint = hint.map { Self.oneLine($0, limit: 300) }
+    }
+
+    static func oneLine(_ text: String, limit: Int) -> String {
+        let escaped = escapingControlCharacters(text)
+        guard escaped.count > limit else { return escaped }
+        return String(escaped.prefix(limit)) + "… (cut)"
     }
 
     /// Compiler style: `file:line:col: error: message`, then the hint on its own line.
@@ -83,4 +91,32 @@ func editDistance(_ a: String, _ b: String) -> Int {
         swap(&previous, &current)
     }
     return previous[b.count]
+}
+
+/// A value quoted in a finding: in double quotes, control characters escaped (`\n`, `\t`,
+/// `\u{1b}`), and at most 60 characters of it, with how many more there were.
+public func quote(_ value: some StringProtocol, limit: Int = 60) -> String {
+    let text = String(value)
+    let cut = text.count > limit
+    let shown = escapingControlCharacters(cut ? String(text.prefix(limit)) : text)
+    return "\"\(shown)\"" + (cut ? "… (\(text.count - limit) more characters)" : "")
+}
+
+func escapingControlCharacters(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+    var result = ""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\n": result += "\\n"
+        case "\r": result += "\\r"
+        case "\t": result += "\\t"
+        default:
+            if scalar.properties.generalCategory == .control {
+                result += "\\u{" + String(scalar.value, radix: 16) + "}"
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return result
 }

@@ -18,12 +18,12 @@ public struct ManifestDuration: Hashable, Sendable, Codable, CustomStringConvert
         while !rest.isEmpty {
             let digits = rest.prefix { $0.isASCII && $0.isNumber }
             guard !digits.isEmpty, let amount = Int64(digits) else {
-                throw ValueError("expected a number at \"\(rest)\"")
+                throw ValueError("expected a number at \(quote(rest))")
             }
             rest = rest.dropFirst(digits.count)
             // Longest unit first, so "ms" is not read as "m" followed by "s".
             guard let (unit, scale) = Self.unitsLongestFirst.first(where: { rest.hasPrefix($0.0) }) else {
-                throw ValueError(rest.isEmpty ? "\"\(digits)\" has no unit" : "unknown unit at \"\(rest)\"")
+                throw ValueError(rest.isEmpty ? "\(quote(digits)) has no unit" : "unknown unit at \(quote(rest))")
             }
             guard scale < lastUnitScale else { throw ValueError("units must go from largest to smallest, each once") }
             lastUnitScale = scale

@@ -27,20 +27,20 @@ struct ObjectChecker {
         case .model(let spec):
             var seen: Set<String> = []
             for (index, stage) in spec.stages.enumerated() where !seen.insert(stage).inserted {
-                report(manifest, field: "spec.stages[\(index)]", "stage \"\(stage)\" is listed twice in spec.stages")
+                report(manifest, field: "spec.stages[\(index)]", "stage \(quote(stage)) is listed twice in spec.stages")
             }
             for (stage, _) in spec.assignments.sorted(by: { $0.key < $1.key }) where !spec.stages.contains(stage) {
-                let hint = nearest(to: stage, in: spec.stages).map { "did you mean \"\($0)\"?" }
+                let hint = nearest(to: stage, in: spec.stages).map { "did you mean \(quote($0))?" }
                     ?? "declare it in spec.stages (\(spec.stages.joined(separator: ", ")))"
-                report(manifest, field: "spec.assignments.\(stage)", "stage \"\(stage)\" is assigned but not declared in spec.stages", hint: hint)
+                report(manifest, field: "spec.assignments.\(stage)", "stage \(quote(stage)) is assigned but not declared in spec.stages", hint: hint)
             }
         case .modelDeployment(let spec):
             requireReference(from: manifest, field: "spec.model", to: .model, named: spec.model)
             if case .stage(let stage) = spec.selector, case .model(let model)? = manifests[ObjectRef(.model, spec.model)]?.spec,
                !model.stages.contains(stage) {
-                let hint = nearest(to: stage, in: model.stages).map { "did you mean \"\($0)\"?" }
+                let hint = nearest(to: stage, in: model.stages).map { "did you mean \(quote($0))?" }
                     ?? "Model/\(spec.model) has the stages \(model.stages.joined(separator: ", "))"
-                report(manifest, field: "spec.stage", "Model/\(spec.model) has no stage \"\(stage)\"", hint: hint)
+                report(manifest, field: "spec.stage", "Model/\(spec.model) has no stage \(quote(stage))", hint: hint)
             }
         case .monitor(let spec):
             requireReference(from: manifest, field: "spec.deployment", to: .modelDeployment, named: spec.deployment)
@@ -56,7 +56,7 @@ struct ObjectChecker {
         guard !exists(ObjectRef(kind, name)) else { return }
         // Suggestions only on this (rare) error path, so the scan over names costs nothing otherwise.
         let candidates = manifests.keys.filter { $0.kind == kind }.map(\.name)
-        let hint = nearest(to: name, in: candidates).map { "did you mean \"\($0)\"?" }
+        let hint = nearest(to: name, in: candidates).map { "did you mean \(quote($0))?" }
             ?? (candidates.isEmpty ? "add a \(kind) manifest named \(name)" : "known: \(candidates.sorted().prefix(5).joined(separator: ", "))")
         report(manifest, field: field, "\(field) refers to \(kind)/\(name), which does not exist", hint: hint)
     }
@@ -66,7 +66,7 @@ struct ObjectChecker {
         var producer: [RepositoryPath: String] = [:]
         for (index, stage) in spec.stages.enumerated() {
             if !names.insert(stage.name).inserted {
-                report(manifest, field: "spec.stages[\(index)].name", "stage \"\(stage.name)\" appears twice in this pipeline")
+                report(manifest, field: "spec.stages[\(index)].name", "stage \(quote(stage.name)) appears twice in this pipeline")
             }
             if stage.shell, stage.command.count != 1 {
                 problems.append(Diagnostic(at: manifest.location(of: "spec.stages[\(index)]"), field: "spec.stages[\(index)].command",
@@ -75,7 +75,7 @@ struct ObjectChecker {
             }
             for (outIndex, out) in stage.outs.enumerated() {
                 if let other = producer[out] {
-                    report(manifest, field: "spec.stages[\(index)].outs[\(outIndex)]", "\(out) is already an output of stage \"\(other)\"",
+                    report(manifest, field: "spec.stages[\(index)].outs[\(outIndex)]", "\(out) is already an output of stage \(quote(other))",
                            hint: "each file has one producing stage")
                 }
                 producer[out] = stage.name

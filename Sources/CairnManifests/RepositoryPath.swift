@@ -6,10 +6,10 @@ public struct RepositoryPath: Hashable, Sendable, Codable, Comparable, CustomStr
     public init(_ raw: String) throws(ValueError) {
         guard !raw.isEmpty else { throw ValueError("a path must not be empty") }
         guard !raw.hasPrefix("/"), !raw.hasPrefix("~") else {
-            throw ValueError("\"\(raw)\" is absolute; paths are relative to the repository root")
+            throw ValueError("\(quote(raw)) is absolute; paths are relative to the repository root")
         }
         guard !raw.utf8.contains(0), !raw.utf8.contains(UInt8(ascii: "\\")) else {
-            throw ValueError("\"\(raw)\" contains a NUL or a backslash")
+            throw ValueError("\(quote(raw)) contains a NUL or a backslash")
         }
         // Most paths are already normal: no empty, ".", ".." or ".git" component.
         if !Self.needsNormalising(raw) {
@@ -21,13 +21,13 @@ public struct RepositoryPath: Hashable, Sendable, Codable, Comparable, CustomStr
             switch part {
             case ".": continue
             case "..":
-                guard !parts.isEmpty else { throw ValueError("\"\(raw)\" leaves the repository through '..'") }
+                guard !parts.isEmpty else { throw ValueError("\(quote(raw)) leaves the repository through '..'") }
                 parts.removeLast()
-            case ".git": throw ValueError("\"\(raw)\" points into .git")
+            case ".git": throw ValueError("\(quote(raw)) points into .git")
             default: parts.append(part)
             }
         }
-        guard !parts.isEmpty else { throw ValueError("\"\(raw)\" names the repository root itself, not a file or directory in it") }
+        guard !parts.isEmpty else { throw ValueError("\(quote(raw)) names the repository root itself, not a file or directory in it") }
         self.value = parts.joined(separator: "/")
     }
 

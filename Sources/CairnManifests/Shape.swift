@@ -159,11 +159,11 @@ struct ShapeChecker {
                 let name = key.text ?? ""
                 if !seen.insert(name).inserted {
                     let path = self.path
-                    fail(key, path, "\(path) has the key \"\(name)\" twice")
+                    fail(key, path, "\(path) has the key \(quote(name)) twice")
                 }
                 if let problem = keyRule.problem(with: name) {
                     let path = self.path
-                    fail(key, "\(path).\(name)", "\(path): key \"\(name)\": \(problem.message)", hint: problem.hint)
+                    fail(key, "\(path).\(name)", "\(path): key \(quote(name)): \(problem.message)", hint: problem.hint)
                 }
                 check(value, valueShape, at: .key(name))
             }
@@ -194,9 +194,9 @@ struct ShapeChecker {
                     continue
                 }
                 let names = object.fields.map(\.name)
-                let hint = nearest(to: name, in: names).map { "did you mean \"\($0)\"?" }
+                let hint = nearest(to: name, in: names).map { "did you mean \(quote($0))?" }
                     ?? "valid fields here: \(names.joined(separator: ", "))"
-                fail(key, fieldPath, "unknown field \"\(name)\" in \(path.isEmpty ? "the manifest" : path)", hint: hint)
+                fail(key, fieldPath, "unknown field \(quote(name)) in \(path.isEmpty ? "the manifest" : path)", hint: hint)
                 continue
             }
             let field = object.fields[index]
@@ -223,21 +223,21 @@ struct ShapeChecker {
         for (index, field) in object.fields.enumerated() where field.required && present & (1 << index) == 0 {
             let path = self.path
             let fieldPath = path.isEmpty ? field.name : "\(path).\(field.name)"
-            fail(node, fieldPath, "\(path.isEmpty ? "the manifest" : path) is missing the required field \"\(field.name)\"",
+            fail(node, fieldPath, "\(path.isEmpty ? "the manifest" : path) is missing the required field \(quote(field.name))",
                  hint: field.doc)
         }
         for group in object.exactlyOne {
             let given = group.reduce(0) { $0 + (isPresent($1) ? 1 : 0) }
             if given != 1 {
                 let path = self.path
-                let list = group.map { "\"\($0)\"" }.joined(separator: " or ")
+                let list = group.map { "\(quote($0))" }.joined(separator: " or ")
                 fail(node, path, "\(path) needs exactly one of \(list)\(given > 1 ? ", not \(given)" : "")")
             }
         }
         for group in object.atMostOne where group.reduce(0, { $0 + (isPresent($1) ? 1 : 0) }) > 1 {
             let path = self.path
             let given = group.filter(isPresent)
-            fail(node, path, "\(path) may have only one of \(given.map { "\"\($0)\"" }.joined(separator: ", "))")
+            fail(node, path, "\(path) may have only one of \(given.map { "\(quote($0))" }.joined(separator: ", "))")
         }
     }
 

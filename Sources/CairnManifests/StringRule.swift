@@ -44,14 +44,14 @@ enum StringRule: Sendable {
                 _ = try ManifestDuration(parsing: value)
                 return nil
             } catch {
-                return Problem(message: "\"\(value)\" is not a duration: \(error.reason)", hint: hint)
+                return Problem(message: "\(quote(value)) is not a duration: \(error.reason)", hint: hint)
             }
         case .cron:
             do {
                 _ = try CronSchedule(parsing: value)
                 return nil
             } catch {
-                return Problem(message: "\"\(value)\" is not a cron schedule: \(error.reason)", hint: hint)
+                return Problem(message: "\(quote(value)) is not a cron schedule: \(error.reason)", hint: hint)
             }
         case .repoPath:
             do {
@@ -62,27 +62,27 @@ enum StringRule: Sendable {
             }
         case .oneOf(let words):
             guard !words.contains(value) else { return nil }
-            let suggestion = nearest(to: value, in: words).map { "did you mean \"\($0)\"? " } ?? ""
-            return Problem(message: "\"\(value)\" is not one of \(words.joined(separator: ", "))",
+            let suggestion = nearest(to: value, in: words).map { "did you mean \(quote($0))? " } ?? ""
+            return Problem(message: "\(quote(value)) is not one of \(words.joined(separator: ", "))",
                            hint: "\(suggestion)use one of: \(words.joined(separator: ", "))")
         case .timeZone:
             return TimeZone(identifier: value) == nil
-                ? Problem(message: "\"\(value)\" is not a known time zone", hint: hint) : nil
+                ? Problem(message: "\(quote(value)) is not a known time zone", hint: hint) : nil
         case .metricName:
-            return CharacterRules.isMetricName(value) ? nil : Problem(message: "\"\(value)\" is not a metric name", hint: hint)
+            return CharacterRules.isMetricName(value) ? nil : Problem(message: "\(quote(value)) is not a metric name", hint: hint)
         case .httpPath:
             return value.hasPrefix("/") && !value.contains(where: { $0.isWhitespace }) ? nil
-                : Problem(message: "\"\(value)\" is not an HTTP path", hint: hint)
+                : Problem(message: "\(quote(value)) is not an HTTP path", hint: hint)
         case .url:
             guard let components = URLComponents(string: value), ["http", "https"].contains(components.scheme ?? ""),
                   components.host?.isEmpty == false else {
-                return Problem(message: "\"\(value)\" is not an http(s) URL", hint: hint)
+                return Problem(message: "\(quote(value)) is not an http(s) URL", hint: hint)
             }
             return nil
         case .labelKey:
-            return CharacterRules.isLabelKey(value) ? nil : Problem(message: "\"\(value)\" is not a label key", hint: hint)
+            return CharacterRules.isLabelKey(value) ? nil : Problem(message: "\(quote(value)) is not a label key", hint: hint)
         case .labelValue:
-            return value.isEmpty || CharacterRules.isLabelName(value) ? nil : Problem(message: "\"\(value)\" is not a label value", hint: hint)
+            return value.isEmpty || CharacterRules.isLabelName(value) ? nil : Problem(message: "\(quote(value)) is not a label value", hint: hint)
         }
     }
 
@@ -107,9 +107,9 @@ enum StringRule: Sendable {
 enum DNSLabel {
     static func problem(with value: String) -> String? {
         if value.isEmpty { return "a name must not be empty" }
-        if value.utf8.count > 63 { return "\"\(value)\" is longer than 63 characters" }
+        if value.utf8.count > 63 { return "\(quote(value)) is longer than 63 characters" }
         if !CharacterRules.isDNSLabel(value) {
-            return "\"\(value)\" is not a DNS label"
+            return "\(quote(value)) is not a DNS label"
         }
         return nil
     }

@@ -233,7 +233,7 @@ final class YAMLReader {
             return "<uncovertable>"
         }
         let first = pairs[repeated[0]].key
-        throw YAMLSyntaxError(message: "the key \(names.map { "\"\($0)\"" }.joined(separator: ", ")) appears twice in one mapping",
+        throw YAMLSyntaxError(message: "the key \(names.map { "\(quote($0))" }.joined(separator: ", ")) appears twice in one mapping",
                               line: first.line, column: first.column)
     }
 

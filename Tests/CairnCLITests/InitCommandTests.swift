@@ -101,3 +101,17 @@ func relativeFiles(in root: URL) throws -> [String] {
         #expect(outside.status == 2 && outside.stderr.contains("not inside a git repository; give --repo"), "\(outside.stderr)")
     }
 }
+
+@Suite struct ErrorSentenceTests {
+    /// Errors read as sentences: no Foundation dumps, no Swift type names, one "error:" prefix.
+    @Test func aPathThatCannotBeWrittenIsASentence() throws {
+        let result = try cairn(["init", "/proc/cairn-cannot-be-here"])
+        #expect(result.status == 3)
+        #expect(result.stderr == "error: could not create or open /proc/cairn-cannot-be-here: No such file or directory\n", "\(result.stderr)")
+        let usage = try cairn(["run", "--interval", "xyz"])
+        #expect(usage.status == 2 && usage.stderr.hasPrefix("error: --interval xyz is not a duration"), "\(usage.stderr)")
+        for output in [result.stderr, usage.stderr] {
+            #expect(!output.contains("Domain=") && !output.contains("CairnExit") && !output.contains("error: error:"))
+        }
+    }
+}

@@ -185,3 +185,23 @@ import Testing
         #expect(Fixtures.parse("# nothing\n---\n").diagnostics.isEmpty)
     }
 }
+
+@Suite struct DiagnosticExcerptTests {
+    /// A bad value is quoted as a short excerpt with its line breaks escaped: a value holding
+    /// a newline cannot print a forged `file:line:col: error:` line, and a million-character
+    /// value does not make a million-character message.
+    @Test func aBadValueIsQuotedShortAndOnOneLine() {
+        let forged = "a\nb.yaml:1:1: error: forged"
+        let long = String(repeating: "y", count: 1_000_000)
+        let yaml = "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: x}\nspec:\n  stages: [\"\(forged.replacingOccurrences(of: "\n", with: "\\n"))\", \(long)]\n"
+        let diagnostics = Fixtures.parse(yaml).diagnostics
+        #expect(diagnostics.count == 2)
+        for diagnostic in diagnostics {
+            #expect(!diagnostic.description.split(separator: "\n").contains { $0.hasPrefix("b.yaml") }, "\(diagnostic)")
+            #expect(diagnostic.message.count < 200, "\(diagnostic.message.count) characters")
+        }
+        #expect(diagnostics[0].message == "spec.stages[0]: \"a\\nb.yaml:1:1: error: forged\" is not a DNS label")
+        #expect(diagnostics[1].message.contains("\"yyyyyyyyyy") && diagnostics[1].message.contains("… (999940 more characters)"))
+        #expect(quote("tab\there\u{1b}") == "\"tab\\there\\u{1b}\"")
+    }
+}
