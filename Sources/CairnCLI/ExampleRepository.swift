@@ -7,8 +7,10 @@ enum ExampleRepository {
         # A Cairn repository
 
         This repository holds the desired state of an ML system as Cairn manifests (`*.yaml`), next to
-        the code they run. Cairn watches it, trains, registers and serves models, and writes what it
-        observed to the `cairn/status` branch.
+        the code they run. Cairn checks the manifests, reconciles them and writes each object's status
+        to the `cairn/status` branch. The manifests declare feature pipelines, training, the model
+        registry, serving and monitoring; this version of Cairn does not carry those out yet, so their
+        objects report `Ready: Unknown`, reason `NotImplemented`, saying what was not done.
 
         - `features.yaml`: the FeaturePipeline `churn-features` (`pipelines/ingest.py`, `pipelines/featurize.py`)
         - `training.yaml`: the TrainingSchedule `churn-weekly` (`train.py`), with its evaluation gate
@@ -20,8 +22,11 @@ enum ExampleRepository {
         How to go on:
 
         1. Check the manifests: `cairn validate .` (or, as committed: `cairn validate --repo . --rev HEAD`).
-        2. Edit a manifest, for example change `params` in `training.yaml`, validate again, and commit.
-        3. Add your own objects; `cairn validate` names the file, line and field of every mistake.
+        2. Reconcile once and read the status with git: `cairn reconcile --once`, then
+           `git log --oneline cairn/status` and `git show cairn/status:Model/churn.yaml`.
+        3. Edit a manifest, for example change `params` in `training.yaml`, validate again, commit, and
+           reconcile again (or keep `cairn run` going, which does so every 30 seconds).
+        4. Add your own objects; `cairn validate` names the file, line and field of every mistake.
         """# + "\n",
         "deployment.yaml": #"""
         # yaml-language-server: $schema=schema/cairn.json
@@ -65,7 +70,7 @@ enum ExampleRepository {
         "model.yaml": #"""
         # yaml-language-server: $schema=schema/cairn.json
         # The registry entry: which version holds each stage. Promote by changing an assignment in a
-        # pull request; `cairn plan` checks it against the policy before merge.
+        # pull request; the policy says what may move.
         apiVersion: cairn/v1
         kind: Model
         metadata:
