@@ -47,30 +47,35 @@ public enum StatusDocument {
         return formatter.string(from: date)
     }
 
-    /// The README at the root of the status branch.
-    public static let readme = """
-    # Cairn status
+    /// The README at the root of the status branch, naming the branches actually in use.
+    public static func readme(statusBranch: String, trackedBranch: String) -> String {
+        """
+        # Cairn status
 
-    This branch is written by Cairn and by nothing else. It holds one file per object,
-    `<Kind>/<name>.yaml`, with the object's conditions (Ready, Reconciling, Stalled), the source
-    commit it was last reconciled at, and its spec's hash. Ready is true only when Cairn checked
-    that the actual state matches the spec; it is unknown, with reason NotImplemented, where Cairn
-    cannot do that kind's work yet. Every change of status is one commit whose subject is
-    `<Kind>/<name>: <Reason>` and whose trailers link it back:
+        This branch (\(statusBranch)) is written by Cairn. It holds one file per object,
+        `<Kind>/<name>.yaml`, with the object's conditions (Ready, Reconciling, Stalled), the source
+        commit of \(trackedBranch) it was last reconciled at, and its spec's hash. Ready is true only
+        when Cairn checked that the actual state matches the spec; it is unknown, with reason
+        NotImplemented, where Cairn cannot do that kind's work yet. Every change of status is one
+        commit whose subject is `<Kind>/<name>: <Reason>` and whose trailers link it back:
 
-        Cairn-Object: Model/churn
-        Cairn-Source-Commit: <the commit of the tracked branch>
+            Cairn-Object: Model/churn
+            Cairn-Source-Commit: <the commit of \(trackedBranch)>
 
-    Read it with plain git:
+        Read it with plain git, in the repository Cairn tracks:
 
-        git log cairn/status                                   # every status change, newest first
-        git log cairn/status -- Model/churn.yaml               # one object's history
-        git show cairn/status:ModelDeployment/churn-prod.yaml  # one object's status now
-        git log --notes=cairn main                             # what Cairn did with each commit of main
+            git log \(statusBranch)                                   # every status change, newest first
+            git log \(statusBranch) -- Model/churn.yaml               # one object's history
+            git show \(statusBranch):ModelDeployment/churn-prod.yaml  # one object's status now
+            git log --notes=cairn \(trackedBranch)                     # what Cairn did with each commit
 
-    Notes are not fetched by default; to see them from a clone:
+        From a clone, fetch the branch and the notes (git fetches neither by default), then read
+        them as origin's:
 
-        git fetch origin 'refs/notes/cairn:refs/notes/cairn'
+            git fetch origin \(statusBranch) refs/notes/cairn:refs/notes/cairn
+            git log origin/\(statusBranch)
+            git log --notes=cairn origin/\(trackedBranch)
 
-    """
+        """
+    }
 }

@@ -70,7 +70,7 @@ public final class StatusWriter {
                 // outbox), or folded into a restore, which wrote every object's current status.
                 guard !restored, !written.contains(id), let ref = entry.ref else { continue }
                 var changes: [String: Data?] = [StatusDocument.path(of: ref): entry.kind == .status ? Data(entry.body.utf8) : nil]
-                if tip == nil { changes["README.md"] = Data(StatusDocument.readme.utf8) }
+                if tip == nil { changes["README.md"] = Data(StatusDocument.readme(statusBranch: configuration.statusBranch, trackedBranch: configuration.branch).utf8) }
                 let message = "\(ref): \(entry.reason)\n\n\(entry.detail)\n\nCairn-Object: \(ref)\nCairn-Source-Commit: \(entry.sourceCommit)\nCairn-Outbox: \(store.identity)/\(id)\n"
                 tip = try repository.createCommit(parent: tip, changes: changes, message: message, author: signature)
                 commits += 1
@@ -164,7 +164,7 @@ public final class StatusWriter {
     /// One commit on top of what is there (or a new root) that writes every object's current
     /// status from the store and removes files of objects the store no longer has.
     private func restore(onto tip: ObjectID?, why: String, author: Signature) throws -> ObjectID {
-        var changes: [String: Data?] = ["README.md": Data(StatusDocument.readme.utf8)]
+        var changes: [String: Data?] = ["README.md": Data(StatusDocument.readme(statusBranch: configuration.statusBranch, trackedBranch: configuration.branch).utf8)]
         var present: Set<String> = []
         for status in try store.objects() {
             let path = StatusDocument.path(of: status.ref)

@@ -192,3 +192,27 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("probe").path))
     }
 }
+
+@Suite struct ReadingFromACloneTests {
+    /// The recipe in Docs/status-in-git.md and on the status branch's README works from a
+    /// plain clone, and the README names the branches in use.
+    @Test func theCloneRecipeShowsStatusAndNotes() throws {
+        let repository = try largeRepository(objects: 2)
+        let state = try TemporaryDirectory("cairn-state")
+        #expect(try cairn(["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path,
+                           "--status-branch", "ml/status"]).status == 0)
+        let readme = try repository.git(["show", "ml/status:README.md"])
+        #expect(readme.contains("git fetch origin ml/status refs/notes/cairn:refs/notes/cairn"), "\(readme)")
+        #expect(readme.contains("git log origin/ml/status") && !readme.contains("cairn/status"), "\(readme)")
+
+        let home = try TemporaryDirectory("cairn-clone")
+        let clone = home.url.appendingPathComponent("clone")
+        let environment = GitFixture.environment()
+        try run("git", ["clone", "-q", repository.path, clone.path], environment: environment)
+        try run("git", ["fetch", "-q", "origin", "ml/status", "refs/notes/cairn:refs/notes/cairn"], in: clone, environment: environment)
+        let log = try run("git", ["log", "--format=%s", "origin/ml/status"], in: clone, environment: environment).stdout
+        #expect(log.contains("Model/m1: NotImplemented"), "\(log)")
+        let notes = try run("git", ["log", "--notes=cairn", "--format=%N", "origin/main"], in: clone, environment: environment).stdout
+        #expect(notes.contains("Cairn reconciled this commit: 2 objects"), "\(notes)")
+    }
+}
