@@ -205,3 +205,25 @@ import Testing
         #expect(quote("tab\there\u{1b}") == "\"tab\\there\\u{1b}\"")
     }
 }
+
+@Suite struct AbsentNullEmptyTests {
+    static func schedule(_ line: String) -> String {
+        "apiVersion: cairn/v1\nkind: TrainingSchedule\nmetadata: {name: t}\nspec:\n  model: m\n  command: [python3, train.py]\n  outputs: {model: m.bin}\n\(line)"
+    }
+
+    /// What Docs/manifests.md says of absent, null and empty fields.
+    @Test func absentTakesTheDefaultNullIsAnErrorEmptyIsAValue() throws {
+        let absent = try #require(Fixtures.parse(Self.schedule("")).manifests.first)
+        guard case .trainingSchedule(let defaults) = absent.spec else { Issue.record("not a schedule"); return }
+        #expect(defaults.deps.isEmpty && defaults.params.isEmpty && defaults.features == nil)
+        for null in ["  retries:\n", "  features: null\n", "  deps: ~\n", "  params:\n"] {
+            let message = Fixtures.parse(Self.schedule(null)).diagnostics.first?.message ?? ""
+            #expect(message.contains("not empty (null)"), "\(null): \(message)")
+        }
+        for empty in ["  deps: []\n", "  params: {}\n", "  gate: []\n"] {
+            #expect(Fixtures.parse(Self.schedule(empty)).diagnostics.isEmpty, "\(empty)")
+        }
+        #expect(!Fixtures.parse(Self.schedule("").replacingOccurrences(of: "[python3, train.py]", with: "[]")).diagnostics.isEmpty)
+        #expect(Fixtures.parse(Self.schedule("  features: \"\"\n")).diagnostics.first?.message.contains("must not be empty") == true)
+    }
+}
