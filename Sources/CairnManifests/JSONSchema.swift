@@ -76,9 +76,10 @@ public enum JSONSchema {
             return ["type": "boolean"]
         case .scalar:
             return ["type": ["string", "number", "boolean"]]
-        case .array(let element, let minItems):
+        case .array(let element, let minItems, let unique):
             var schema: [String: Any] = ["type": "array", "items": fragment(element)]
             if minItems > 0 { schema["minItems"] = minItems }
+            if unique { schema["uniqueItems"] = true }
             return schema
         case .anyMapping:
             return ["type": "object"]
@@ -121,7 +122,7 @@ public enum JSONSchema {
         case .text: ["minLength": 1]
         case .dnsLabel: ["pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"]
         case .duration: ["pattern": "^([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$", "minLength": 2]
-        case .cron: ["pattern": "^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\\S+\\s+\\S+\\s+\\S+\\s+\\S+\\s+\\S+)$"]
+        case .cron: ["pattern": "^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([0-9A-Za-z*/,-]+\\s+){4}[0-9A-Za-z*/,-]+)$"]
         case .repoPath: ["pattern": "^(?!/)(?!~)(?!\\.\\./)(?!\\.\\.$)[^\\\\\\u0000]+$"]
         case .oneOf(let words): ["enum": words]
         case .timeZone: ["minLength": 1]

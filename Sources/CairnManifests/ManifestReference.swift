@@ -25,7 +25,7 @@ public enum ManifestReference {
             switch field.shape {
             case .object:
                 rows(field.shape, path: fieldPath, into: &text)
-            case .array(let element, _):
+            case .array(let element, _, _):
                 rows(element, path: "\(fieldPath)[]", into: &text)
             default:
                 break
@@ -54,7 +54,8 @@ public enum ManifestReference {
         case .number: "number"
         case .boolean: "boolean"
         case .scalar: "string, number or boolean"
-        case .array(let element, let minItems): "list of \(typeName(element))\(minItems > 0 ? " (at least \(minItems))" : "")"
+        case .array(let element, let minItems, let unique):
+            "list of \(typeName(element))\(minItems > 0 ? " (at least \(minItems))" : "")\(unique ? ", no repeats" : "")"
         case .object(let object): object.fields.isEmpty ? "mapping (empty: `{}`)" : "mapping"
         case .map(let key, let value): "map of \(typeName(.string(key))) to \(typeName(value))"
         case .anyMapping: "mapping"

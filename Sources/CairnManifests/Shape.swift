@@ -8,7 +8,8 @@ indirect enum Shape: Sendable {
     case boolean
     /// Any string, number or boolean (parameters).
     case scalar
-    case array(Shape, minItems: Int)
+    /// `unique`: no item may repeat (the object checker reports a repeat; the JSON Schema says `uniqueItems`).
+    case array(Shape, minItems: Int, unique: Bool = false)
     case object(ObjectShape)
     /// A mapping whose keys follow `key` and whose values all have one shape.
     case map(key: StringRule, value: Shape)
@@ -131,7 +132,7 @@ struct ShapeChecker {
                 let path = self.path
                 fail(node, path, "\(path) is too large to be a number; quote it to pass it as a string")
             }
-        case .array(let element, let minItems):
+        case .array(let element, let minItems, _):
             guard case .sequence(let items) = node.value else {
                 let path = self.path
                 return fail(node, path, "\(path) must be a list, not \(node.typeName)")

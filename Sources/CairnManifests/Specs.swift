@@ -155,7 +155,7 @@ public struct ModelSpec: Hashable, Sendable, Codable {
     public var suspend: Bool
 
     static let shape = Shape.object(ObjectShape(fields: [
-        .required("stages", .array(.string(.dnsLabel), minItems: 1), "the stages in promotion order, such as [staging, production]"),
+        .required("stages", .array(.string(.dnsLabel), minItems: 1, unique: true), "the stages in promotion order, such as [staging, production]"),
         .optional("assignments", .map(key: .dnsLabel, value: .integer(minimum: 1)), "which version holds each stage, such as {production: 7}"),
         .optional("policy", .object(ObjectShape(fields: [
             .optional("requireGate", .boolean, "a version must have passed its evaluation gate to hold a stage (default true)"),
