@@ -22,10 +22,11 @@ extension Cairn {
             directory and wakes that daemon at once. Without a running daemon it says so and \
             exits 3.
 
-            Examples:
-              cairn reconcile --once --repo ~/src/churn
-              cairn reconcile Model/churn --repo ~/src/churn
-              cairn reconcile Model/churn --once --repo https://git.example.com/ml/churn.git --push
+            Examples (inside a repository, such as one made by `cairn init churn && cd churn`):
+              cairn reconcile --once
+              cairn reconcile --once --format json
+              cairn reconcile Model/churn                 # with `cairn run` going in this repository
+              cairn reconcile --once --repo https://git.example.com/ml/churn.git --push   # your own URL
             """)
 
         @Argument(help: "An object to reconcile now, as Kind/name.")

@@ -52,9 +52,9 @@ extension Cairn {
             read, or when the object asked for is not known. Objects whose kind's work Cairn cannot \
             do yet show READY Unknown, reason NotImplemented, and do not fail the command.
 
-            Examples:
-              cairn status --repo ~/src/churn
-              cairn status Model/churn --repo ~/src/churn --format json
+            Examples (inside a repository Cairn has reconciled):
+              cairn status
+              cairn status Model/churn --format json
             """)
 
         @Argument(help: "One object, as Kind/name.")
@@ -99,8 +99,8 @@ extension Cairn {
             discussion: """
             From git alone: git log cairn/status -- Model/churn.yaml
 
-            Example:
-              cairn history Model/churn --repo ~/src/churn
+            Example (inside a repository Cairn has reconciled):
+              cairn history Model/churn
             """)
 
         @Argument(help: "The object, as Kind/name.")

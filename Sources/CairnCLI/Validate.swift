@@ -25,10 +25,10 @@ extension Cairn {
             Exit codes: 0 valid (warnings allowed); 1 invalid; 2 usage error; 3 the repository \
             or a file could not be read.
 
-            Examples:
-              cairn validate Manifests
-              cairn validate --repo . --rev HEAD --path Manifests
-              cairn validate --repo https://git.example.com/ml/churn.git --rev main --format json
+            Examples (inside a repository, such as one made by `cairn init churn && cd churn`):
+              cairn validate
+              cairn validate --repo . --rev HEAD --format json
+              cairn validate --repo https://git.example.com/ml/churn.git --rev main   # your own URL
             """)
 
         @Argument(help: "A directory of manifests on disk (ignored with --repo).")
