@@ -22,7 +22,8 @@ extension Cairn {
             directory and wakes that daemon at once. Without a running daemon it says so and \
             exits 3.
 
-            Examples (inside a repository, such as one made by `cairn init churn && cd churn`):
+            Examples:
+              # inside a repository, such as one made by `cairn init churn && cd churn`
               cairn reconcile --once
               cairn reconcile --once --format json
               cairn reconcile Model/churn                 # with `cairn run` going in this repository

@@ -22,7 +22,8 @@ extension Cairn {
             One daemon per state directory: a second one exits, naming the first one's pid.
             Logs go to standard error, one line each, with cairn.object and cairn.commit.
 
-            Examples (inside a repository, such as one made by `cairn init churn && cd churn`):
+            Examples:
+              # inside a repository, such as one made by `cairn init churn && cd churn`
               cairn run --interval 10s
               cairn run --verify-commits head --allowed-signers ~/.config/cairn/allowed_signers
               CAIRN_GIT_PASSWORD_FILE=/run/secrets/token cairn run --repo https://git.example.com/ml/churn.git --push   # your own URL

@@ -52,7 +52,8 @@ extension Cairn {
             read, or when the object asked for is not known. Objects whose kind's work Cairn cannot \
             do yet show READY Unknown, reason NotImplemented, and do not fail the command.
 
-            Examples (inside a repository Cairn has reconciled):
+            Examples:
+              # inside a repository Cairn has reconciled
               cairn status
               cairn status Model/churn --format json
             """)
@@ -99,7 +100,8 @@ extension Cairn {
             discussion: """
             From git alone: git log cairn/status -- Model/churn.yaml
 
-            Example (inside a repository Cairn has reconciled):
+            Example:
+              # inside a repository Cairn has reconciled
               cairn history Model/churn
             """)
 

@@ -25,7 +25,8 @@ extension Cairn {
             Exit codes: 0 valid (warnings allowed); 1 invalid; 2 usage error; 3 the repository \
             or a file could not be read.
 
-            Examples (inside a repository, such as one made by `cairn init churn && cd churn`):
+            Examples:
+              # inside a repository, such as one made by `cairn init churn && cd churn`
               cairn validate
               cairn validate --repo . --rev HEAD --format json
               cairn validate --repo https://git.example.com/ml/churn.git --rev main   # your own URL
