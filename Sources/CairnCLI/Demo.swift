@@ -88,7 +88,7 @@ extension Cairn {
               git log --notes=cairn --format='%h %s%n%N' main   # what Cairn did with each commit
               cairn status --state-dir \(state.path)   # the same from Cairn's store
 
-            Next: `cairn init` a repository of your own, then `cairn reconcile --once --repo .` in it.
+            Next: `cairn init` a repository of your own (or run it in one you have), then `cairn validate` and `cairn reconcile --once` in it.
             """)
         }
     }
