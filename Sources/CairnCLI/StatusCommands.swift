@@ -49,7 +49,8 @@ extension Cairn {
 
             Exit code 0 when no object shown is stalled; 1 when one is (its manifest is invalid, \
             or its controller found it cannot work as written), when a manifest file could not be \
-            read, or when the object asked for is not known. Objects whose kind's work Cairn cannot \
+            read, when the branch tip was refused under --verify-commits, or when the object asked \
+            for is not known. Objects whose kind's work Cairn cannot \
             do yet show READY Unknown, reason NotImplemented, and do not fail the command.
 
             Examples:
@@ -70,6 +71,7 @@ extension Cairn {
             let store = try state.openStore()
             var objects = try store.objects()
             let unreadable = try store.invalidFiles()
+            let refusal = try store.refusal()
             if let object {
                 guard let ref = ObjectRef(parsing: object) else { throw CairnExit.usage(notKindName(object)) }
                 objects = objects.filter { $0.ref == ref }
@@ -85,12 +87,15 @@ extension Cairn {
                 var summary = "\(objects.count) object(s): \(objects.filter(\.isReady).count) Ready, \(stalled) stalled"
                 if notImplemented > 0 { summary += ", \(notImplemented) awaiting work Cairn cannot do yet (NotImplemented)" }
                 print("\n" + summary)
+                if object == nil, let refusal {
+                    print("The branch tip \(refusal.commit.prefix(12)) was not reconciled: \(refusal.reason); Cairn stays on the last trusted commit.")
+                }
                 if object == nil, !unreadable.isEmpty {
                     print("\(unreadable.count) manifest file(s) could not be read (their objects keep their last good spec):")
                     for line in unreadable { print("  \(line)") }
                 }
             }
-            if objects.contains(where: \.isStalled) || (object == nil && !unreadable.isEmpty) { throw CairnExit.invalid() }
+            if objects.contains(where: \.isStalled) || (object == nil && (!unreadable.isEmpty || refusal != nil)) { throw CairnExit.invalid() }
         }
     }
 

@@ -70,8 +70,17 @@ public struct CommitVerifier: Sendable {
                                        signature.path, data.path],
                               environment: ["PATH": "/usr/bin:/bin", "LANG": "C"], timeout: .seconds(30))
         let outcome = try await run(command, tool: "gpgv")
-        if outcome.termination == .exited(0), outcome.standardOutput.text.contains("[GNUPG:] VALIDSIG") { return nil }
         let status = outcome.standardOutput.text
+        // gpgv exits 0 for a good signature by a revoked or expired key too: read its status lines.
+        let lines = Set(status.split(separator: "\n").compactMap { $0.split(separator: " ").dropFirst().first.map(String.init) })
+        if lines.contains("REVKEYSIG") { return "commit \(commit.short) is signed by a revoked OpenPGP key" }
+        if lines.contains("EXPKEYSIG") || lines.contains("EXPSIG") {
+            return "commit \(commit.short) is signed by an expired OpenPGP key or its signature has expired"
+        }
+        if outcome.termination == .exited(0), lines.contains("GOODSIG"), lines.contains("VALIDSIG"), !lines.contains("BADSIG"),
+           !lines.contains("ERRSIG") {
+            return nil
+        }
         if status.contains("NO_PUBKEY") || status.contains("ERRSIG") {
             return "commit \(commit.short) is signed by an OpenPGP key that is not in \(keyring.path)"
         }

@@ -155,6 +155,10 @@ public final class Reconciler {
         _ = unsafeBitCast(symbol, to: Trim.self)(0)
     }
 
+    private var readSettings: String {
+        "path=\(configuration.path);maxTreeDepth=\(configuration.treeLimits.maxDepth);maxTreeEntries=\(configuration.treeLimits.maxEntries)"
+    }
+
     /// The tip of the tracked branch.
     public func trackedTip() throws -> ObjectID {
         guard let tip = try repository.referenceTarget(configuration.trackedRef) else {
@@ -181,6 +185,9 @@ public final class Reconciler {
         // Statuses written before generations were content keys were written by a Cairn whose
         // controllers said Ready without doing the work: evaluate everything once, now.
         reevaluateAll = stored.contains { !$0.generation.hasPrefix("sha256:") && !$0.generation.hasPrefix("invalid:") }
+        // Read with other settings (another --path, other tree bounds): what was read before
+        // says nothing about what these read, even at the same commit.
+        if try store.meta("readSettings") != readSettings { reevaluateAll = true }
         loaded = true
     }
 
@@ -381,15 +388,9 @@ public final class Reconciler {
     /// A file that cannot be read at all (not YAML, a tab, too deep) names none of its objects,
     /// yet they are not gone: each object Cairn last saw in that file gets a finding of its own,
     /// so it stalls (InvalidManifest) with its last good spec instead of being deleted.
-    /// The same holds for a file with a document that no longer reads as a manifest at all.
     private func keepingUnreadObjects(_ file: ParsedFile) -> ParsedFile {
-        let unreadable = file.failures.lazy.filter({ $0.ref == nil }).flatMap(\.diagnostics).first(where: { $0.severity == .error })
-        let skipped = file.skippedDocuments > 0
-            ? Diagnostic(at: SourceLocation(file: file.path, line: 1, column: 1),
-                         "a document here no longer reads as a Cairn manifest (it has no apiVersion: cairn/v1, kind or spec)",
-                         hint: "restore the document; to delete the object, delete its document")
-            : nil
-        guard let problem = unreadable ?? skipped else { return file }
+        guard let problem = file.failures.lazy.filter({ $0.ref == nil }).flatMap(\.diagnostics).first(where: { $0.severity == .error })
+        else { return file }
         let defined = file.refs
         var kept = file
         for status in statuses.values where status.manifestPath == file.path && !defined.contains(status.ref) {
@@ -412,10 +413,17 @@ public final class Reconciler {
     /// Deletes what the commit no longer defines, writes the note, applies everything to the
     /// store in one transaction, and only then updates what the reconciler keeps in memory.
     private func recordPass(_ evaluation: Evaluation, tracked: TrackedManifests, commit: ObjectID, time: Date) throws -> PassOutcome {
-        var changes = evaluation.changes
+        var evaluation = evaluation
         let set = tracked.set
         // Gone: only touched objects can have gone (after a full load, every stored one is touched).
-        let gone = tracked.touched.filter { statuses[$0] != nil && set.manifests[$0] == nil && set.broken[$0] == nil }
+        var gone = tracked.touched.filter { statuses[$0] != nil && set.manifests[$0] == nil && set.broken[$0] == nil }
+        // Where part of the tree could not be read within its bounds, a missing object may be
+        // one that was not read: nothing is deleted, the missing objects stall as they were.
+        if set.hasRefusedDirectories {
+            for ref in gone.sorted() { keepUnread(ref, commit: commit, time: time, into: &evaluation) }
+            gone = []
+        }
+        var changes = evaluation.changes
         for ref in gone.sorted() {
             logger.info("Deleted", metadata: ["cairn.object": "\(ref)", "cairn.commit": "\(commit.short)"])
             changes.deletions.append(ref)
@@ -429,6 +437,7 @@ public final class Reconciler {
         var tally = self.tally
         for (ref, status) in evaluation.results { tally.replace(statuses[ref], with: status) }
         for ref in gone { tally.replace(statuses[ref], with: nil) }
+        if tracked.fullLoad, try store.meta("readSettings") != readSettings { changes.readSettings = readSettings }
         let unreadableNow = set.unreadableFiles
         if unreadableNow != unreadable { changes.invalidFiles = unreadableNow }
         if commit != lastReconciled || !changes.outbox.isEmpty {
@@ -457,6 +466,21 @@ public final class Reconciler {
         if tracked.fullLoad { reevaluateAll = false }
         unreadable = unreadableNow
         return outcome(commit, ran: true, changed: changes.events.map(\.ref))
+    }
+
+    private func keepUnread(_ ref: ObjectRef, commit: ObjectID, time: Date, into evaluation: inout Evaluation) {
+        guard let previous = statuses[ref] else { return }
+        var builder = StatusBuilder(ref: ref, previous: previous, commit: commit.hex, time: time)
+        builder.generation = previous.generation
+        let status = builder.stalled(reason: ConditionReason.invalidManifest,
+                                     message: "part of the commit's tree could not be read within its bounds (the note lists what), "
+                                         + "so \(ref) is kept with its last good spec")
+        evaluation.results[ref] = status
+        guard status.differsInSubstance(from: previous) else { return }
+        evaluation.changes.upserts.append(status)
+        evaluation.changes.events.append(Event(ref: ref, time: time, reason: status.reason, message: status.primaryMessage, sourceCommit: commit.hex))
+        evaluation.changes.outbox.append(OutboxEntry(kind: .status, ref: ref, reason: status.reason, body: StatusDocument.render(status),
+                                                     detail: status.primaryMessage, sourceCommit: commit.hex, createdAt: time))
     }
 
     private func outcome(_ commit: ObjectID, ran: Bool, changed: [ObjectRef]) -> PassOutcome {

@@ -38,13 +38,15 @@ public final class StatusWriter {
     @discardableResult
     public func drain(now: Date = Date()) throws -> Int {
         if !knownTipLoaded {
-            knownTip = try store.statusTip().flatMap(ObjectID.init(hex:))
+            knownTip = try store.statusTip(of: configuration.statusRef).flatMap(ObjectID.init(hex:))
             knownTipLoaded = true
         }
         let startTip = try repository.referenceTarget(configuration.statusRef)
         let entries = try store.pendingOutbox()
         if entries.isEmpty, startTip == knownTip { return 0 }
-        if knownTip == nil, let startTip { try checkIsStatusBranch(startTip) }
+        // A tip Cairn did not leave must be a Cairn status branch before anything is written on
+        // it, restored or rebuilt (a work branch named by mistake, or made in its place).
+        if let startTip, startTip != knownTip { try checkIsStatusBranch(startTip) }
         var signature = configuration.author
         signature.time = now
 
@@ -52,7 +54,7 @@ public final class StatusWriter {
         var commits = 0
         var written: Set<Int64> = []
         var restored = false
-        switch try branchState(startTip) {
+        switch try branchState(startTip, pending: entries) {
         case .asLeft:
             break
         case .movedOnTop(let ids):
@@ -91,14 +93,14 @@ public final class StatusWriter {
             try writeNote(note.text, replacing: note.previous, on: id, author: signature)
         }
         FaultPoint.hit("after-notes")
-        try store.markDrained(upTo: entries.last?.id, statusTip: tip?.hex)
+        try store.markDrained(upTo: entries.last?.id, statusRef: configuration.statusRef, statusTip: tip?.hex)
         knownTip = tip
         return commits
     }
 
     /// Records a tip Cairn made itself elsewhere (the pusher rebuilding on a remote's tip).
     func adopt(tip: ObjectID) throws {
-        try store.markDrained(upTo: nil, statusTip: tip.hex)
+        try store.markDrained(upTo: nil, statusRef: configuration.statusRef, statusTip: tip.hex)
         knownTip = tip
         knownTipLoaded = true
     }
@@ -114,27 +116,33 @@ public final class StatusWriter {
         case lost(String)
     }
 
-    private func branchState(_ tip: ObjectID?) throws -> BranchState {
+    private func branchState(_ tip: ObjectID?, pending: [OutboxEntry]) throws -> BranchState {
         guard let known = knownTip else {
             // A store that never drained (new, or after a crash before its first drain):
             // its entries can only be on the branch if that crash moved the ref.
             guard let tip else { return .asLeft }
-            return .movedOnTop(try outboxIDs(from: tip, until: nil, limit: try store.pendingOutbox().count + 1_000))
+            return .movedOnTop(try written(pending, from: tip, until: nil, limit: pending.count + 1_000))
         }
         guard let tip else { return .lost("the status branch \(configuration.statusBranch) was deleted") }
         if tip == known { return .asLeft }
         guard repository.contains(known), repository.isAncestor(known, of: tip) else {
             return .lost("the status branch \(configuration.statusBranch) was reset behind the commit Cairn last wrote (\(known.short))")
         }
-        return .movedOnTop(try outboxIDs(from: tip, until: known, limit: Self.searchLimit))
+        return .movedOnTop(try written(pending, from: tip, until: known, limit: Self.searchLimit))
     }
 
-    /// The outbox ids of this store named by `Cairn-Outbox` trailers on the first-parent
-    /// chain from `tip` back to `base`.
-    private func outboxIDs(from tip: ObjectID, until base: ObjectID?, limit: Int) throws -> Set<Int64> {
+    /// The pending entries already on the first-parent chain from `tip` back to `base`: a
+    /// commit counts for an entry only when its `Cairn-Outbox` trailer names this store and
+    /// the entry's exact id, and its tree holds exactly what the entry writes. A forged
+    /// trailer can therefore hide nothing: at most it says what Cairn would have said.
+    private func written(_ pending: [OutboxEntry], from tip: ObjectID, until base: ObjectID?, limit: Int) throws -> Set<Int64> {
+        let byID = Dictionary(pending.compactMap { entry in entry.id.map { ($0, entry) } }, uniquingKeysWith: { first, _ in first })
         var ids: Set<Int64> = []
         for commit in try repository.firstParentChain(from: tip, until: base, limit: limit) {
-            if let id = Self.outboxID(in: commit.message, store: store.identity) { ids.insert(id) }
+            guard let id = Self.outboxID(in: commit.message, store: store.identity), let entry = byID[id], let ref = entry.ref else { continue }
+            let file = try repository.file(at: StatusDocument.path(of: ref), in: commit.id)
+            let holds = entry.kind == .removal ? file == nil : file == Data(entry.body.utf8)
+            if holds { ids.insert(id) }
         }
         return ids
     }

@@ -64,15 +64,21 @@ extension Repository {
         var pending: [(old: ObjectID?, new: ObjectID?, prefix: String, depth: Int)] = [(old, new, prefix, depth)]
         while let next = pending.popLast() {
             guard next.old != next.new else { continue }
+            let directory = next.prefix.isEmpty ? "." : String(next.prefix.dropLast())
+            guard budget.mayLoad(directory: directory, depth: next.depth) else { continue }
             var subtrees: [(ObjectID?, ObjectID?, String, Int)] = []
             try withTree(next.old) { oldTree in
                 try withTree(next.new) { newTree in
                     let oldCount = oldTree.map(git_tree_entrycount) ?? 0
                     let newCount = newTree.map(git_tree_entrycount) ?? 0
-                    let directory = next.prefix.isEmpty ? "." : String(next.prefix.dropLast())
                     guard budget.admit(directory: directory, depth: next.depth, entries: oldCount + newCount) else { return }
                     func emit(_ entry: OpaquePointer, as kind: Change.Kind) {
                         guard git_tree_entry_filemode(entry) != GIT_FILEMODE_COMMIT else { return }
+                        let nameBytes = strlen(git_tree_entry_name(entry))
+                        guard nameBytes <= TreeBudget.maxNameBytes, next.prefix.utf8.count + nameBytes <= TreeBudget.maxPathBytes else {
+                            _ = budget.accepts(name: nameBytes, path: next.prefix + String(cString: git_tree_entry_name(entry)).prefix(64))
+                            return
+                        }
                         let path = next.prefix + String(cString: git_tree_entry_name(entry))
                         let id = ObjectID(git_tree_entry_id(entry))
                         if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
@@ -91,6 +97,11 @@ extension Repository {
                             i += 1; j += 1
                             let aTree = git_tree_entry_type(a) == GIT_OBJECT_TREE, bTree = git_tree_entry_type(b) == GIT_OBJECT_TREE
                             if git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b)) == 1 && aTree == bTree { continue }
+                            let nameBytes = strlen(git_tree_entry_name(a))
+                            guard nameBytes <= TreeBudget.maxNameBytes, next.prefix.utf8.count + nameBytes <= TreeBudget.maxPathBytes else {
+                                _ = budget.accepts(name: nameBytes, path: next.prefix + String(cString: git_tree_entry_name(a)).prefix(64))
+                                continue
+                            }
                             let name = String(cString: git_tree_entry_name(a))
                             if aTree && bTree {
                                 subtrees.append((ObjectID(git_tree_entry_id(a)), ObjectID(git_tree_entry_id(b)), next.prefix + name + "/",

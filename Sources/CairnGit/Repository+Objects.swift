@@ -114,11 +114,17 @@ extension Repository {
                 head = 0
             }
             let directory = next.prefix.isEmpty ? "." : String(next.prefix.dropLast())
+            guard budget.mayLoad(directory: directory, depth: next.depth) else { continue }
             try withTree(next.tree) { handle in
                 let count = git_tree_entrycount(handle)
                 guard budget.admit(directory: directory, depth: next.depth, entries: count) else { return }
                 for index in 0..<count {
                     guard let entry = git_tree_entry_byindex(handle, index), let namePointer = git_tree_entry_name(entry) else { continue }
+                    let nameBytes = strlen(namePointer)
+                    guard nameBytes <= TreeBudget.maxNameBytes, next.prefix.utf8.count + nameBytes <= TreeBudget.maxPathBytes else {
+                        _ = budget.accepts(name: nameBytes, path: next.prefix + String(cString: namePointer).prefix(64))
+                        continue
+                    }
                     let path = next.prefix + String(cString: namePointer)
                     if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
                         queue.append((ObjectID(git_tree_entry_id(entry)), path + "/", next.depth + 1))

@@ -39,6 +39,34 @@ struct TreeBudget {
         self.limits = limits
     }
 
+    /// The longest name and path a walk accepts, as file systems do (NAME_MAX, PATH_MAX):
+    /// counting entries alone, a few long names would still cost gigabytes of paths.
+    static let maxNameBytes = 255
+    static let maxPathBytes = 4096
+
+    /// Whether a directory may be loaded at all, checked before its tree object is read.
+    mutating func mayLoad(directory path: String, depth: Int) -> Bool {
+        if depth > limits.maxDepth {
+            refuse(path, "nested more than \(limits.maxDepth) directories deep; not read (--max-tree-depth sets the limit)")
+            return false
+        }
+        if visited >= limits.maxEntries {
+            refuse(path, "the commit's tree has more than \(limits.maxEntries) entries; this directory was not read "
+                   + "(--max-tree-entries sets the limit)")
+            return false
+        }
+        return true
+    }
+
+    /// Whether an entry's name and path are short enough to be read; records why not.
+    mutating func accepts(name: Int, path: String) -> Bool {
+        if name > Self.maxNameBytes || path.utf8.count > Self.maxPathBytes {
+            refuse(String(path.prefix(200)), "a name longer than \(Self.maxNameBytes) bytes or a path longer than \(Self.maxPathBytes); not read")
+            return false
+        }
+        return true
+    }
+
     /// Whether a directory at `depth` levels, holding `entries`, may be read; records why not.
     mutating func admit(directory path: String, depth: Int, entries: Int) -> Bool {
         if depth > limits.maxDepth {

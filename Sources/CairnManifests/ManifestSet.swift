@@ -42,6 +42,10 @@ public struct ManifestSet: Sendable {
     /// How many manifest files are in the set.
     public var fileCount: Int { files.count }
 
+    /// Whether part of the commit's tree was refused (a directory too deep, or past the entry
+    /// budget): such a refusal stands in the set as a file whose path ends in `/`.
+    public var hasRefusedDirectories: Bool { unattributed.keys.contains { $0.hasSuffix("/") } }
+
     /// Whether the set holds a file at `path`.
     public func contains(file path: String) -> Bool { files[path] != nil }
 

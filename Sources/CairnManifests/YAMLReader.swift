@@ -176,6 +176,12 @@ final class YAMLReader {
                     break
                 }
                 let (key, keyIdentity) = try node(from: &keyEvent, depth: depth + 1, identify: true)
+                // A list or mapping as a key (written out, or through an alias) is refused: no
+                // manifest needs one, and comparing such keys can cost as much as a YAML bomb.
+                if let keyIdentity, !keyIdentity.isScalar {
+                    throw YAMLSyntaxError(message: "a mapping key must be a plain value, not a list or a mapping",
+                                          line: key.line, column: key.column)
+                }
                 var valueEvent = try nextEvent()
                 let (value, valueIdentity) = try node(from: &valueEvent, depth: depth + 1, identify: tag != nil)
                 pairs.append((key: key, value: value))
@@ -223,8 +229,14 @@ final class YAMLReader {
     private static func refuseRepeatedKeys(_ keys: [KeyIdentity], of pairs: [(key: YAMLNode, value: YAMLNode)]) throws(YAMLSyntaxError) {
         guard keys.count > 1 else { return }
         var repeated: [Int] = [] // the first occurrence of each repeated key
-        for index in 1..<keys.count {
-            if let first = keys[..<index].firstIndex(of: keys[index]), !repeated.contains(first) { repeated.append(first) }
+        var firstIndex: [KeyIdentity: Int] = [:]
+        var counted: Set<Int> = []
+        for (index, key) in keys.enumerated() {
+            if let first = firstIndex[key] {
+                if counted.insert(first).inserted { repeated.append(first) }
+            } else {
+                firstIndex[key] = index
+            }
         }
         guard !repeated.isEmpty else { return }
         repeated.sort { keys[$0].precedes(keys[$1]) }
@@ -250,7 +262,7 @@ final class YAMLReader {
 }
 
 /// What makes two mapping keys the same key: text (or content) and resolved tag.
-indirect enum KeyIdentity: Equatable {
+indirect enum KeyIdentity: Hashable {
     case scalar(String, tag: String)
     case sequence([KeyIdentity], tag: String)
     /// Keys and values, alternating.
@@ -262,6 +274,11 @@ indirect enum KeyIdentity: Equatable {
 
     /// Yams' order of nodes: scalars by text, lists item by item, mappings key by key; nodes of
     /// different kinds are unordered.
+    var isScalar: Bool {
+        if case .scalar = self { return true }
+        return false
+    }
+
     func precedes(_ other: KeyIdentity) -> Bool {
         switch (self, other) {
         case (.scalar(let left, _), .scalar(let right, _)):

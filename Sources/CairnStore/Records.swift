@@ -65,6 +65,8 @@ public struct PassChanges: Sendable {
     public var accepted: [(ObjectRef, Spec)] = []
     /// The manifest files that could not be read (each with its first problem), when the pass read the commit.
     public var invalidFiles: [String]?
+    /// What the pass read with (manifest path, tree bounds), when it differs from the last.
+    public var readSettings: String?
     /// The source commit the pass reconciled, recorded as the last reconciled one.
     public var reconciledCommit: String?
     public var summary: String?
@@ -72,6 +74,6 @@ public struct PassChanges: Sendable {
     public init() {}
 
     public var isEmpty: Bool {
-        upserts.isEmpty && deletions.isEmpty && effects.isEmpty && accepted.isEmpty && invalidFiles == nil && events.isEmpty && outbox.isEmpty && reconciledCommit == nil
+        upserts.isEmpty && deletions.isEmpty && effects.isEmpty && accepted.isEmpty && invalidFiles == nil && readSettings == nil && events.isEmpty && outbox.isEmpty && reconciledCommit == nil
     }
 }

@@ -185,6 +185,9 @@ public final class Store: RunRecords, Sendable {
             for (ref, spec) in changes.accepted {
                 try db.execute(sql: "INSERT OR REPLACE INTO accepted (ref, spec) VALUES (?, ?)", arguments: [ref.description, try Self.encode(spec)])
             }
+            if let settings = changes.readSettings {
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('readSettings', ?)", arguments: [settings])
+            }
             if let files = changes.invalidFiles {
                 try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('invalidFiles', ?)", arguments: [try Self.encode(files)])
             }
@@ -219,11 +222,11 @@ public final class Store: RunRecords, Sendable {
 
     /// Removes outbox entries up to and including `id`, once git holds them, and records the
     /// status branch's tip they were written up to, in one transaction.
-    public func markDrained(upTo id: Int64?, statusTip: String?) throws {
+    public func markDrained(upTo id: Int64?, statusRef: String, statusTip: String?) throws {
         try pool.write { db in
             if let id { try db.execute(sql: "DELETE FROM outbox WHERE id <= ?", arguments: [id]) }
             if let statusTip {
-                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('statusTip', ?)", arguments: [statusTip])
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: ["statusTip:" + statusRef, statusTip])
             }
         }
     }
@@ -269,8 +272,9 @@ public final class Store: RunRecords, Sendable {
         }
     }
 
-    /// The status branch's tip as Cairn last left it (after a drain or a rebuild for a push).
-    public func statusTip() throws -> String? { try meta("statusTip") }
+    /// The tip Cairn last left `statusRef` at (after a drain or a rebuild for a push), per
+    /// branch: a tip recorded for one status branch says nothing about another.
+    public func statusTip(of statusRef: String) throws -> String? { try meta("statusTip:" + statusRef) }
 
     /// What Cairn last wrote in the note on a source commit, if anything.
     public func noteText(on commit: String) throws -> String? {

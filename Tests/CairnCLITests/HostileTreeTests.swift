@@ -74,11 +74,33 @@ print(tree([("40000", "bomb", bomb), ("40000", "models", models)]))
     }
 }
 
+@Suite struct RefusedDirectoryTests {
+    /// An object in a directory the bounds refuse is not read, so it must not be deleted: it
+    /// stalls with its last good spec, and comes back once the bounds allow its directory.
+    @Test func anObjectInARefusedDirectoryIsKeptNotDeleted() throws {
+        let repository = try GitFixture()
+        try repository.commit(["a/b/c/deep.yaml": "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: deep}\nspec: {stages: [staging]}\n",
+                               "top.yaml": "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: top}\nspec: {stages: [staging]}\n"])
+        let state = try TemporaryDirectory("cairn-state")
+        let arguments = ["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path]
+        #expect(try cairn(arguments).status == 0)
+        try repository.commit(["top.yaml": "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: top}\nspec: {stages: [staging, production]}\n"])
+        let refused = try cairn(arguments + ["--max-tree-depth", "1"])
+        #expect(refused.status == 1 && refused.stdout.contains("stalled: Model/deep"), "\(refused.stdout)")
+        let subjects = try repository.git(["log", "--format=%s", "cairn/status"])
+        #expect(!subjects.contains("Deleted"), "\(subjects)")
+        #expect(try repository.git(["show", "cairn/status:Model/deep.yaml"]).contains("kept with its last good spec"))
+        let back = try cairn(arguments)
+        #expect(back.status == 0, "\(back.stdout)")
+        #expect(try repository.git(["show", "cairn/status:Model/deep.yaml"]).contains("reason: \"NotImplemented\""))
+    }
+}
+
 @Suite struct HostileYAMLTests {
-    /// 490 bytes whose aliases expand to 10^10 nodes, used as a mapping key: refused at the
-    /// node budget in milliseconds (it used to hang), while the manifest beside it reconciles.
+    /// About 500 bytes whose aliases expand to 10^10 nodes, used as a mapping key: refused as a
+    /// key in milliseconds (it used to hang), while the manifest beside it reconciles.
     @Test func anAliasBombUsedAsAKeyIsRefusedAndTheNeighboursReconcile() throws {
-        var bomb = "x0: &a0 [x,x,x,x,x,x,x,x,x,x]\n"
+        var bomb = "apiVersion: cairn/v1\nx0: &a0 [x,x,x,x,x,x,x,x,x,x]\n"
         for level in 1..<10 { bomb += "x\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ",") + "]\n" }
         bomb += "? *a9\n: v\n"
         let repository = try GitFixture()
@@ -87,12 +109,13 @@ print(tree([("40000", "bomb", bomb), ("40000", "models", models)]))
         let validate = try Command(try cairnExecutable(), ["validate", "--repo", repository.path, "--rev", "main"],
                                    timeout: .seconds(60)).runSynchronously()
         #expect(!validate.timedOut && validate.termination == .exited(1))
-        #expect(validate.standardOutput.text.contains("bomb.yaml:1:"), "\(validate.standardOutput.text)")
-        #expect(validate.standardOutput.text.contains("expands to more than 100000 YAML nodes"), "\(validate.standardOutput.text)")
+        #expect(validate.standardOutput.text.contains("bomb.yaml:"), "\(validate.standardOutput.text)")
+        #expect(validate.standardOutput.text.contains("a mapping key must be a plain value, not a list or a mapping"),
+                "\(validate.standardOutput.text)")
         #expect(validate.standardOutput.text.contains("1 YAML document skipped as not Cairn manifests"), "\(validate.standardOutput.text)")
         let state = try TemporaryDirectory("cairn-state")
         let once = try cairn(["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path])
-        #expect(once.status == 1 && once.stdout.contains("could not read: bomb.yaml:1:"), "\(once.stdout)")
+        #expect(once.status == 1 && once.stdout.contains("could not read: bomb.yaml:"), "\(once.stdout)")
         #expect(try repository.git(["show", "cairn/status:Model/ok.yaml"]).contains("NotImplemented"))
     }
 }

@@ -125,6 +125,26 @@ func model(_ name: String, stages: String) -> String {
         #expect(head.status == 0, "\(head.stdout)")
     }
 
+    /// gpgv exits 0 for a good signature by a revoked key; Cairn reads its status lines.
+    @Test func aSignatureByARevokedKeyIsRefused() throws {
+        let signers = try Signers()
+        let repository = try GitFixture()
+        try signers.commit(repository, ["m.yaml": model("m", stages: "staging")], signer: "ada")
+        // gpg made a revocation certificate with the key; import it and export the keyring again.
+        let fingerprint = try #require(signers.fingerprints["ada"])
+        let certificate = signers.gnupg.appendingPathComponent("openpgp-revocs.d/\(fingerprint).rev")
+        let armored = try String(contentsOf: certificate, encoding: .utf8).replacingOccurrences(of: ":-----BEGIN", with: "-----BEGIN")
+        let revocation = signers.home.url.appendingPathComponent("revocation.asc")
+        try Data(armored.utf8).write(to: revocation)
+        try signers.gpg(["--import", revocation.path])
+        let revoked = signers.home.url.appendingPathComponent("revoked.gpg")
+        try signers.gpg(["--output", revoked.path, "--export", fingerprint])
+        let state = try TemporaryDirectory("cairn-state")
+        let result = try cairn(["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path, "--verify-commits", "head",
+                                "--gpg-keyring", revoked.path])
+        #expect(result.status == 1 && result.stderr.contains("signed by a revoked OpenPGP key"), "\(result.stdout)\(result.stderr)")
+    }
+
     @Test func validateChecksTheSameSignatures() throws {
         let signers = try Signers()
         let repository = try GitFixture()

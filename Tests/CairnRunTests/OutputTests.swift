@@ -78,7 +78,7 @@ for i in range(64):
         let clock = ContinuousClock()
         let start = clock.now
         let outcome = try await Command("/bin/sh", ["-c", "sleep 1000 & echo $!"], timeout: .seconds(60), grace: .seconds(30)).run()
-        #expect(clock.now - start < .seconds(10), "the reader waited for the grandchild")
+        #expect(clock.now - start < .seconds(25), "the reader waited for the grandchild (the grace is 30 s; a loaded machine adds seconds)")
         #expect(outcome.termination == .exited(0))
         let grandchild = try #require(pid_t(outcome.standardOutput.text.trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(exits(grandchild, within: .seconds(5)), "the grandchild \(grandchild) outlived the shell")

@@ -46,7 +46,7 @@ func exits(_ pid: pid_t, within timeout: Duration) -> Bool {
         #expect(outcome.timedOut)
         #expect(outcome.termination == .signaled(SIGKILL), "SIGTERM is ignored, so SIGKILL ends it: \(outcome)")
         #expect(outcome.elapsed >= .milliseconds(1900), "SIGKILL came before the grace period was over")
-        #expect(outcome.elapsed < .seconds(5), "timeout 1 s + grace 1 s + slack")
+        #expect(outcome.elapsed < .seconds(15), "timeout 1 s + grace 1 s + slack for a loaded machine; the child would sleep 1000 s")
         #expect(outcome.standardOutput.text == "started\n")
         #expect(!outcome.succeeded)
         let grandchild = try #require(pid_t(try String(contentsOf: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))

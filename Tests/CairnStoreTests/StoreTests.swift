@@ -30,8 +30,9 @@ import Testing
         let outbox = try reopened.pendingOutbox()
         #expect(outbox.map(\.kind) == [.status, .note])
         #expect(outbox[0].id! < outbox[1].id!)
-        try reopened.markDrained(upTo: try #require(outbox[0].id), statusTip: "abc")
-        #expect(try reopened.statusTip() == "abc")
+        try reopened.markDrained(upTo: try #require(outbox[0].id), statusRef: "refs/heads/cairn/status", statusTip: "abc")
+        #expect(try reopened.statusTip(of: "refs/heads/cairn/status") == "abc")
+        #expect(try reopened.statusTip(of: "refs/heads/feature") == nil)
         #expect(try reopened.pendingOutbox().map(\.kind) == [.note])
         // WAL mode: the write-ahead log sits beside the database.
         #expect(FileManager.default.fileExists(atPath: directory.appending("cairn.sqlite-wal").path))
