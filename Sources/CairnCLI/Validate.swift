@@ -52,6 +52,9 @@ extension Cairn {
 
         @OptionGroup var trustOptions: TrustOptions
 
+        @Option(help: "With --verify-commits all: also check every commit after this one (such as the base of a pull request).")
+        var since: String?
+
         func validate() throws {
             if trustOptions.verifyCommits != .off, repo == nil {
                 throw ValidationError("--verify-commits checks commits; give --repo (and --rev)")
@@ -93,16 +96,19 @@ extension Cairn {
 }
 
 extension Cairn.Validate {
-    /// Why `commit` would not be reconciled under --verify-commits, as the daemon decides it
-    /// (for `all`: every commit reachable from it, at most CommitTrust.maximumCommits).
+    /// Why `commit` would not be reconciled under --verify-commits. validate has no last
+    /// trusted commit to count from, so it judges `commit` itself, as the daemon's first pass
+    /// does; `all` with `--since REV` also checks every commit after REV.
     func untrusted(_ commit: ObjectID, in repository: Repository) async throws -> String? {
         let trust = trustOptions.trust
         guard trust.mode != .off else { return nil }
         let verifier = CommitVerifier(trust: trust)
-        let commits = trust.mode == .head ? [commit]
-            : try repository.commits(from: commit, hiding: nil, limit: CommitTrust.maximumCommits + 1)
-        if commits.count > CommitTrust.maximumCommits {
-            return "more than \(CommitTrust.maximumCommits) commits would need checking; use --verify-commits head"
+        var commits = [commit]
+        if trust.mode == .all, let since {
+            commits = try repository.commits(from: commit, hiding: try repository.resolveCommit(since), limit: CommitTrust.maximumCommits + 1)
+            if commits.count > CommitTrust.maximumCommits {
+                return "more than \(CommitTrust.maximumCommits) commits after \(since) would need checking"
+            }
         }
         for candidate in commits.reversed() {
             if let problem = try await verifier.problem(with: candidate, in: repository) { return problem }

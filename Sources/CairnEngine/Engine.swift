@@ -119,7 +119,9 @@ public actor Engine {
         let tip = try reconciler.trackedTip()
         if tip == trustedTip { return (tip, nil) }
         var problem: String?
-        let candidates = trust.mode == .head ? [tip]
+        // `all` checks every commit since the last trusted one; with none yet (the first
+        // start), history from before Cairn watched is not judged: the tip alone decides.
+        let candidates = trust.mode == .head || trustedTip == nil ? [tip]
             : try repository.commits(from: tip, hiding: trustedTip, limit: CommitTrust.maximumCommits + 1)
         if candidates.count > CommitTrust.maximumCommits {
             problem = "more than \(CommitTrust.maximumCommits) commits since the last trusted one would need checking; "

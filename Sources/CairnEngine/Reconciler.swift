@@ -293,7 +293,7 @@ public final class Reconciler {
             evaluation.changes.upserts.append(status)
             evaluation.changes.events.append(Event(ref: ref, time: time, reason: status.reason, message: status.primaryMessage,
                                                    sourceCommit: commit.hex))
-            evaluation.changes.outbox.append(OutboxEntry(kind: .status, ref: ref, reason: status.reason, body: StatusDocument.render(status),
+            evaluation.changes.outbox.append(OutboxEntry(kind: .status, ref: ref, reason: status.reason, body: StatusDocument.render(status, statusBranch: configuration.statusBranch),
                                                          detail: status.primaryMessage, sourceCommit: commit.hex, createdAt: time))
         }
         return evaluation
@@ -479,7 +479,7 @@ public final class Reconciler {
         guard status.differsInSubstance(from: previous) else { return }
         evaluation.changes.upserts.append(status)
         evaluation.changes.events.append(Event(ref: ref, time: time, reason: status.reason, message: status.primaryMessage, sourceCommit: commit.hex))
-        evaluation.changes.outbox.append(OutboxEntry(kind: .status, ref: ref, reason: status.reason, body: StatusDocument.render(status),
+        evaluation.changes.outbox.append(OutboxEntry(kind: .status, ref: ref, reason: status.reason, body: StatusDocument.render(status, statusBranch: configuration.statusBranch),
                                                      detail: status.primaryMessage, sourceCommit: commit.hex, createdAt: time))
     }
 

@@ -7,9 +7,9 @@ public import CairnCore
 public enum StatusDocument {
     public static func path(of ref: ObjectRef) -> String { "\(ref.kind.rawValue)/\(ref.name).yaml" }
 
-    public static func render(_ status: ObjectStatus) -> String {
+    public static func render(_ status: ObjectStatus, statusBranch: String = "cairn/status") -> String {
         var lines = [
-            "# Status of \(status.ref), written by Cairn. History: git log cairn/status -- \(path(of: status.ref))",
+            "# Status of \(status.ref), written by Cairn. History: git log \(statusBranch) -- \(path(of: status.ref))",
             "apiVersion: cairn/v1",
             "kind: \(status.ref.kind.rawValue)",
             "name: \(status.ref.name)",

@@ -177,10 +177,11 @@ public final class StatusWriter {
         for status in try store.objects() {
             let path = StatusDocument.path(of: status.ref)
             present.insert(path)
-            changes[path] = Data(StatusDocument.render(status).utf8)
+            changes[path] = Data(StatusDocument.render(status, statusBranch: configuration.statusBranch).utf8)
         }
         if let tip {
-            for entry in try repository.listFiles(in: tip) where entry.path.hasSuffix(".yaml") && !present.contains(entry.path) {
+            // Bounded like any tree a person may push to: what lies beyond the bounds stays as it is.
+            for entry in try repository.listTree(in: tip, include: { $0.hasSuffix(".yaml") }).entries where !present.contains(entry.path) {
                 let kind = entry.path.split(separator: "/").first.map(String.init) ?? ""
                 if Kind(rawValue: kind) != nil { changes[entry.path] = .some(nil) }
             }

@@ -10,7 +10,9 @@ public struct SourceLocation: Hashable, Sendable, Codable, Comparable, CustomStr
         self.column = column
     }
 
-    public var description: String { "\(file):\(line):\(column)" }
+    /// The file name's control characters escaped: a file named with a line break in it cannot
+    /// print a forged `file:line:col: error:` line.
+    public var description: String { "\(escapingControlCharacters(file)):\(line):\(column)" }
 
     public static func < (lhs: SourceLocation, rhs: SourceLocation) -> Bool {
         (lhs.file, lhs.line, lhs.column) < (rhs.file, rhs.line, rhs.column)

@@ -115,7 +115,9 @@ func model(_ name: String, stages: String) -> String {
         let signers = try Signers()
         let repository = try GitFixture()
         let state = try TemporaryDirectory("cairn-state")
-        try signers.commit(repository, ["m.yaml": model("m", stages: "staging")], signer: "ada")
+        // History from before Cairn watched is not judged: the first pass trusts a signed tip.
+        try signers.commit(repository, ["old.txt": "unsigned history"], signer: nil)
+        let base = try signers.commit(repository, ["m.yaml": model("m", stages: "staging")], signer: "ada")
         #expect(try reconcile(repository, state, signers, mode: "all").status == 0)
         let unsigned = try signers.commit(repository, ["m.yaml": model("m", stages: "production")], signer: nil)
         try signers.commit(repository, ["m.yaml": model("m", stages: "production, staging")], signer: "ada")
@@ -123,6 +125,10 @@ func model(_ name: String, stages: String) -> String {
         #expect(all.status == 1 && all.stdout.contains("commit \(unsigned.prefix(12)) is not signed"), "\(all.stdout)")
         let head = try reconcile(repository, state, signers, mode: "head")
         #expect(head.status == 0, "\(head.stdout)")
+        // validate checks the same before merge, from the pull request's base.
+        let validate = try cairn(["validate", "--repo", repository.path, "--rev", "main", "--verify-commits", "all", "--since", base,
+                                  "--gpg-keyring", signers.keyring.path])
+        #expect(validate.status == 1 && validate.stderr.contains("commit \(unsigned.prefix(12)) is not signed"), "\(validate.stderr)")
     }
 
     /// gpgv exits 0 for a good signature by a revoked key; Cairn reads its status lines.
