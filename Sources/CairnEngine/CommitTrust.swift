@@ -1,6 +1,7 @@
 public import Foundation
 public import CairnGit
 import CairnRun
+import CairnCore
 
 /// Which commits of the tracked branch Cairn may act on: `--verify-commits off|head|all`,
 /// with the keys allowed to sign them. From the runs issue on, what is pushed gets executed,
@@ -39,6 +40,17 @@ public struct CommitVerifier: Sendable {
 
     public init(trust: CommitTrust) {
         self.trust = trust
+    }
+
+    /// What the trust was granted under: the mode and the contents of the key files, hashed.
+    /// A trusted commit is remembered under it, so changing the keys re-judges the tip.
+    public func fingerprint() throws -> String {
+        var material = Data("mode=\(trust.mode.rawValue)\n".utf8)
+        for file in [trust.gpgKeyring, trust.allowedSigners] {
+            material.append(contentsOf: "file\n".utf8)
+            if let file { material.append(try Data(contentsOf: file)) }
+        }
+        return ContentHash.sha256(of: material).hex
     }
 
     /// Why `commit` is not trusted, or nil when it is signed by a trusted key.

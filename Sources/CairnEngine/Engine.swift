@@ -113,7 +113,7 @@ public actor Engine {
         let trust = verifier.trust
         guard trust.mode != .off else { return (nil, nil) }
         if !trustLoaded {
-            trustedTip = try store.trustedCommit().flatMap(ObjectID.init(hex:))
+            trustedTip = try store.trustedCommit(keys: verifier.fingerprint()).flatMap(ObjectID.init(hex:))
             trustLoaded = true
         }
         let tip = try reconciler.trackedTip()
@@ -140,7 +140,7 @@ public actor Engine {
         }
         guard let problem else {
             trustedTip = tip
-            try store.recordTrusted(tip.hex)
+            try store.recordTrusted(tip.hex, keys: try verifier.fingerprint())
             return (tip, nil)
         }
         if try store.refusal()?.commit != tip.hex {

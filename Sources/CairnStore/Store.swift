@@ -247,7 +247,9 @@ public final class Store: RunRecords, Sendable {
     // MARK: Trust
 
     /// The last commit of the tracked branch whose signatures were trusted.
-    public func trustedCommit() throws -> String? { try meta("trustedCommit") }
+    /// Kept per set of trusted keys (`keys` names them): a commit trusted under keys since
+    /// removed is not trusted under the new ones.
+    public func trustedCommit(keys: String) throws -> String? { try meta("trustedCommit:" + keys) }
 
     /// The tip Cairn refused to reconcile, and why, while it stays on the last trusted commit.
     public func refusal() throws -> (commit: String, reason: String)? {
@@ -256,9 +258,10 @@ public final class Store: RunRecords, Sendable {
     }
 
     /// Records a trusted tip and forgets any refusal.
-    public func recordTrusted(_ commit: String) throws {
+    public func recordTrusted(_ commit: String, keys: String) throws {
         try pool.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('trustedCommit', ?)", arguments: [commit])
+            try db.execute(sql: "DELETE FROM meta WHERE key LIKE 'trustedCommit:%'")
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: ["trustedCommit:" + keys, commit])
             try db.execute(sql: "DELETE FROM meta WHERE key IN ('refusedCommit', 'refusalReason')")
         }
     }

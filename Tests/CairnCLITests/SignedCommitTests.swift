@@ -131,6 +131,19 @@ func model(_ name: String, stages: String) -> String {
         #expect(validate.status == 1 && validate.stderr.contains("commit \(unsigned.prefix(12)) is not signed"), "\(validate.stderr)")
     }
 
+    /// A commit trusted under keys since removed is judged again under the new ones.
+    @Test func removingAKeyMakesItsCommitsUntrustedAgain() throws {
+        let signers = try Signers()
+        let repository = try GitFixture()
+        try signers.commit(repository, ["m.yaml": model("m", stages: "staging")], signer: "ada", format: "ssh")
+        let state = try TemporaryDirectory("cairn-state")
+        #expect(try reconcile(repository, state, signers).status == 0)
+        let mallory = try String(contentsOf: signers.home.url.appendingPathComponent("mallory.pub"), encoding: .utf8)
+        try Data("mallory@example.com namespaces=\"git\" \(mallory)".utf8).write(to: signers.allowedSigners)
+        let after = try reconcile(repository, state, signers)
+        #expect(after.status == 1 && after.stderr.contains("signed by an SSH key that is not in"), "\(after.stdout)\(after.stderr)")
+    }
+
     /// gpgv exits 0 for a good signature by a revoked key; Cairn reads its status lines.
     @Test func aSignatureByARevokedKeyIsRefused() throws {
         let signers = try Signers()
