@@ -80,4 +80,34 @@ import Testing
         #expect(waitFor("cairn.changed=1"), "\(logText())")
         #expect(daemon.terminate() == 0)
     }
+
+    /// The daemon pushes through its own service: after each pass that wrote something, and a
+    /// new commit's status reaches the remote without `reconcile --once`.
+    @Test func theDaemonPushesStatusAfterItsPasses() throws {
+        let (served, url, work) = try servedRepository()
+        let state = try TemporaryDirectory("cairn-state")
+        let daemon = try BackgroundProcess(try cairnExecutable(), ["run", "--repo", url, "--state-dir", state.path, "--push",
+                                                                   "--interval", "1s"], logTo: state.appending("log"))
+        let remote = served.appending("ml.git").path
+        func remoteSubjects() -> [Substring] {
+            ((try? run("git", ["--git-dir", remote, "log", "--format=%s", "cairn/status"], environment: GitFixture.environment(),
+                       check: false).stdout) ?? "").split(separator: "\n")
+        }
+        func waitForRemote(_ count: Int) -> Bool {
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                if remoteSubjects().count >= count { return true }
+                usleep(200_000)
+            }
+            return false
+        }
+        #expect(waitForRemote(5), "\(daemon.output)")
+        let training = try #require(try exampleManifests()["training.yaml"])
+        try work.commit(["training.yaml": training.replacingOccurrences(of: "C: 1.0", with: "C: 4.0")])
+        try work.git(["push", "-q", "origin", "main"])
+        #expect(waitForRemote(6), "\(daemon.output)")
+        #expect(remoteSubjects().first == "TrainingSchedule/churn-weekly: NotImplemented")
+        #expect(daemon.terminate() == 0)
+        #expect(!daemon.output.contains("push failed"), "\(daemon.output)")
+    }
 }
