@@ -43,7 +43,8 @@ let package = Package(
             pkgConfig: "libgit2",
             providers: [.apt(["libgit2-dev"])]
         ),
-        .target(name: "CairnRun", swiftSettings: settings),
+        // The process runner and the content-addressed artifact store (the job executors come here).
+        .target(name: "CairnRun", dependencies: ["CairnCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: settings),
         .target(name: "CairnGit", dependencies: ["CLibGit2"], swiftSettings: settings),
         // The parser reads libyaml's events through Yams' `CYaml` module (see YAMLReader.swift);
         // the Yams product is what builds and links that libyaml.
@@ -101,7 +102,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnRunTests",
-            dependencies: ["CairnRun", "CairnTestSupport"],
+            dependencies: ["CairnRun", "CairnCore", "CairnTestSupport"],
             swiftSettings: settings
         ),
         .testTarget(
