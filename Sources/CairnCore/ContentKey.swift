@@ -90,16 +90,32 @@ extension SHA256.Digest {
     }
 }
 
-extension ContentHash {
-    /// The SHA-256 of `data`, fed to the hasher in 64 KiB pieces.
-    public static func sha256(of data: Data) -> ContentHash {
-        var hasher = SHA256()
+/// SHA-256 fed piece by piece, for content streamed from a file or a pipe: the one way Cairn
+/// hashes content, so every `ContentHash` is spelled the same.
+public struct ContentHasher {
+    private var hasher = SHA256()
+
+    public init() {}
+
+    public mutating func update(_ data: Data) {
         var offset = data.startIndex
         while offset < data.endIndex {
             let end = data.index(offset, offsetBy: 1 << 16, limitedBy: data.endIndex) ?? data.endIndex
             hasher.update(data: data[offset..<end])
             offset = end
         }
-        return ContentHash(hex: hasher.finalize().lowercaseHex)
+    }
+
+    public func finalize() -> ContentHash {
+        ContentHash(hex: hasher.finalize().lowercaseHex)
+    }
+}
+
+extension ContentHash {
+    /// The SHA-256 of `data`, fed to the hasher in 64 KiB pieces.
+    public static func sha256(of data: Data) -> ContentHash {
+        var hasher = ContentHasher()
+        hasher.update(data)
+        return hasher.finalize()
     }
 }

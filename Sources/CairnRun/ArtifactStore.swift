@@ -1,6 +1,5 @@
 public import Foundation
 public import CairnCore
-import Crypto
 
 /// What the store holds for one output: a file's bytes, or a directory as a manifest of its
 /// files, both named by SHA-256.
@@ -197,15 +196,15 @@ public final class ArtifactStore: Sendable {
         }
         let output = try FileHandle(forWritingTo: destination)
         defer { try? output.close() }
-        var hasher = SHA256()
+        var hasher = ContentHasher()
         var size = 0
         while let piece = try input.read(upToCount: 1 << 20), !piece.isEmpty {
-            hasher.update(data: piece)
+            hasher.update(piece)
             try output.write(contentsOf: piece)
             size += piece.count
         }
         try output.synchronize()
-        return (ContentHash(hex: hasher.finalize().map { String(format: "%02x", $0) }.joined()), size)
+        return (hasher.finalize(), size)
     }
 
     private static func sync(_ url: URL) throws {
