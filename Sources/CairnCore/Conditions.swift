@@ -62,6 +62,9 @@ public struct ObjectStatus: Codable, Hashable, Sendable {
     public var failures: Int
     /// When the object is due again (backoff or a requeue), if it is waiting.
     public var nextAttempt: Date?
+    /// The runs this status reports (started, running, or whose outputs it uses): the
+    /// status commit's `Cairn-Run:` trailers. Nil when none.
+    public var runs: [String]?
 
     public init(ref: ObjectRef, manifestPath: String, generation: String, observedCommit: String,
                 conditions: [Condition], failures: Int = 0, nextAttempt: Date? = nil) {
@@ -103,6 +106,7 @@ public struct ObjectStatus: Codable, Hashable, Sendable {
     public func differsInSubstance(from other: ObjectStatus?) -> Bool {
         guard let other else { return true }
         return generation != other.generation || manifestPath != other.manifestPath || conditions.count != other.conditions.count
+            || (runs ?? []) != (other.runs ?? [])
             || zip(conditions, other.conditions).contains { !$0.sameSubstance(as: $1) }
     }
 }

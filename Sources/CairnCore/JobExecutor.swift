@@ -1,24 +1,64 @@
 public import Foundation
+public import CairnManifests
 
-/// What to run: argv (never a shell string), where, with which environment, for how long.
+/// What to run and everything the executor needs to run it on its own: argv (never a shell
+/// string unless the daemon allows it), the commit whose files it works in, the artifacts to
+/// restore into that checkout, the outputs to collect, and its limits.
 public struct JobSpec: Sendable, Hashable {
     /// The run's id; the executor names its job after it.
     public var runID: String
     /// The run key; `submit` is idempotent on it.
     public var key: String
+    public var object: ObjectRef
+    /// The pipeline stage, for a FeaturePipeline.
+    public var stage: String?
+    /// What started it: `inputs`, `schedule`, `manual`, `monitor`.
+    public var trigger: String
+    /// Why it runs, in words (which inputs changed), for `cairn runs`.
+    public var reason: String
+    /// The commit whose files the run works in (hex).
+    public var sourceCommit: String
     public var command: [String]
-    public var environment: [String: String]
-    public var workingDirectory: URL
+    /// `command` is `[script]` for /bin/sh -c; refused unless the policy allows shells.
+    public var shell: Bool
+    /// Names of the daemon's environment variables the run asks for; each must be on the
+    /// policy's pass list, and their values are redacted from log excerpts.
+    public var passEnvironment: [String]
+    /// The run's params as canonical JSON (`CAIRN_PARAMS`, and the file `CAIRN_PARAMS_FILE`).
+    public var params: String
+    /// Artifacts restored into the checkout before the run starts, by repository path.
+    public var inputs: [String: Artifact]
+    /// Declared outputs, repository paths inside the checkout, collected when the run succeeds.
+    public var outputs: [String]
+    /// The parts of the key by name, recorded with the run (see `RunRecord.inputs`).
+    public var keyInputs: [String: String]
+    /// Slots of `--max-runs` the run takes (its `resources.cpus`).
+    public var cpus: Int
     public var timeout: Duration?
+    /// 1 for the first try of a key, 2 for its first retry, …
+    public var attempt: Int
 
-    public init(runID: String, key: String, command: [String], environment: [String: String], workingDirectory: URL,
-                timeout: Duration? = nil) {
+    public init(runID: String, key: String, object: ObjectRef, stage: String? = nil, trigger: String = "inputs", reason: String,
+                sourceCommit: String, command: [String], shell: Bool = false, passEnvironment: [String] = [], params: String = "{}",
+                inputs: [String: Artifact] = [:], outputs: [String] = [], keyInputs: [String: String] = [:], cpus: Int = 1,
+                timeout: Duration? = nil, attempt: Int = 1) {
         self.runID = runID
         self.key = key
+        self.object = object
+        self.stage = stage
+        self.trigger = trigger
+        self.reason = reason
+        self.sourceCommit = sourceCommit
         self.command = command
-        self.environment = environment
-        self.workingDirectory = workingDirectory
+        self.shell = shell
+        self.passEnvironment = passEnvironment
+        self.params = params
+        self.inputs = inputs
+        self.outputs = outputs
+        self.keyInputs = keyInputs
+        self.cpus = cpus
         self.timeout = timeout
+        self.attempt = attempt
     }
 }
 
@@ -29,11 +69,15 @@ public struct JobHandle: Codable, Sendable, Hashable {
     /// The executor's own id (a process id, a Slurm job id).
     public var id: String
     public var runID: String
+    /// For a process: its start time in clock ticks since boot (/proc/PID/stat), so a pid
+    /// that was reused by another process is never taken for the run's.
+    public var startTicks: UInt64?
 
-    public init(executor: String, id: String, runID: String) {
+    public init(executor: String, id: String, runID: String, startTicks: UInt64? = nil) {
         self.executor = executor
         self.id = id
         self.runID = runID
+        self.startTicks = startTicks
     }
 }
 
@@ -48,16 +92,90 @@ public enum JobState: Sendable, Hashable {
     case lost
 }
 
+/// What `recover` found of the runs a previous daemon left unfinished.
+public struct RecoveryReport: Sendable, Hashable {
+    /// Still running: watched again, their result recorded when they end.
+    public var adopted: [String] = []
+    /// Ended while no daemon watched; their result was read and recorded.
+    public var finished: [String] = []
+    /// Gone without a result: marked interrupted, retried by the controller's policy.
+    public var interrupted: [String] = []
+
+    public init(adopted: [String] = [], finished: [String] = [], interrupted: [String] = []) {
+        self.adopted = adopted
+        self.finished = finished
+        self.interrupted = interrupted
+    }
+}
+
 /// The seam between controllers and wherever jobs run. Controllers never wait on a job: they
 /// submit, report Reconciling, and the job's completion wakes the engine (`completions`).
-/// This issue defines the interface; the local executor (and later Slurm) implement it.
+/// The executor owns the run's row in the ledger from submit to its end: it writes the row
+/// before anything starts and records how the run ended, outputs included.
 public protocol JobExecutor: Sendable {
-    /// Starts the job unless one with the same key is already known; returns its handle.
+    /// `local`, `slurm`: what `JobHandle.executor` says.
+    var name: String { get }
+    /// Records the run and starts it when a slot is free. A run with the same key that is not
+    /// over yet is returned instead: no key ever runs twice at once.
     func submit(_ spec: JobSpec) async throws -> JobHandle
-    func observe(_ handle: JobHandle) async throws -> JobState
-    func cancel(_ handle: JobHandle) async throws
-    /// After a restart: takes back a job a previous daemon started, or nil when it is gone.
-    func adopt(runID: String) async throws -> JobHandle?
-    /// Yields each handle whose job finished, so the engine can look again.
+    func observe(runID: String) async throws -> JobState
+    /// Ends the run (its whole process group) and records it cancelled.
+    func cancel(runID: String) async throws
+    /// After a restart: every unfinished run of this executor in the ledger is adopted when
+    /// it still runs, recorded as it ended when it left a result, or marked interrupted.
+    func recover() async throws -> RecoveryReport
+    /// Runs submitted and not over yet (queued or running).
+    func inFlight() async -> [String]
+    /// Yields each handle whose run ended and was recorded, so the engine can look again.
     var completions: AsyncStream<JobHandle> { get }
+}
+
+/// What the daemon's configuration lets runs do, as controllers must check it.
+public struct ExecutionPolicy: Sendable, Hashable {
+    /// Whether `shell: true` may run (`--allow-shell`).
+    public var allowShell: Bool
+    /// Names of the daemon's environment variables runs may ask for (`--pass-env`).
+    public var passEnvironment: Set<String>
+    /// Absolute, normalized directories outside the repository that runs may read (`--data-root`).
+    public var dataRoots: [String]
+    /// Runs at once (`--max-runs`); a run takes `resources.cpus` of them.
+    public var maxRuns: Int
+
+    public init(allowShell: Bool = false, passEnvironment: Set<String> = [], dataRoots: [String] = [], maxRuns: Int = 1) {
+        self.allowShell = allowShell
+        self.passEnvironment = passEnvironment
+        self.dataRoots = dataRoots
+        self.maxRuns = maxRuns
+    }
+}
+
+/// Files outside the repository, as a run's key needs them: data under the data roots and
+/// the program a command runs. Hashes are cached by size, mtime and inode (as git's index
+/// does), so unchanged gigabytes cost a `stat`.
+public protocol HostFiles: Sendable {
+    /// Nil when `path` (absolute) lies under a data root after resolving symlinks; otherwise
+    /// why it may not be read.
+    func refusal(ofDataPath path: String) -> String?
+    /// SHA-256 of the file, or of a directory's listing; nil when nothing is there.
+    /// Only for paths `refusal(ofDataPath:)` accepted.
+    func contentHash(ofDataPath path: String) throws -> ContentHash?
+    /// The program `name` runs (looked up on the runs' PATH unless it holds a slash) with the
+    /// hash of the file it resolves to; nil when there is none.
+    func program(_ name: String) throws -> (path: String, hash: ContentHash)?
+}
+
+/// Everything a controller needs to run jobs: where they run, what the store holds, the
+/// host's files and what the daemon allows.
+public struct Execution: Sendable {
+    public let executor: any JobExecutor
+    public let artifacts: any ArtifactIndex
+    public let hostFiles: any HostFiles
+    public let policy: ExecutionPolicy
+
+    public init(executor: any JobExecutor, artifacts: any ArtifactIndex, hostFiles: any HostFiles, policy: ExecutionPolicy) {
+        self.executor = executor
+        self.artifacts = artifacts
+        self.hostFiles = hostFiles
+        self.policy = policy
+    }
 }

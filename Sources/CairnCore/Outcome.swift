@@ -22,6 +22,8 @@ public struct Outcome: Sendable {
     public var requeueAfter: Duration?
     /// Store records written in the pass's transaction, with the status and its outbox entry.
     public var effects: [StoreEffect]
+    /// The runs the status reports (`Cairn-Run:` trailers on its status commit).
+    public var runs: [String] = []
 
     public init(_ state: State, reason: String, message: String, requeueAfter: Duration? = nil, effects: [StoreEffect] = []) {
         self.state = state

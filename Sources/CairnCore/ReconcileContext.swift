@@ -22,22 +22,23 @@ public struct ReconcileContext {
     public let previous: ObjectStatus?
     /// Runs recorded in the metadata store.
     public let runs: any RunRecords
-    /// Where jobs run; nil until an executor is configured (the local one comes with runs).
-    public let executor: (any JobExecutor)?
+    /// Where jobs run, the artifact store and what the daemon allows; nil where nothing may
+    /// run (a controller then says so rather than pretend).
+    public let execution: Execution?
     /// The pass's time: one instant for every object of a pass.
     public let now: Date
     /// Carries `cairn.object` and `cairn.commit` metadata.
     public let logger: Logger
 
     public init(object: ObjectRef, sourceCommit: String, files: any SourceFiles, dependencies: [ObjectRef: ObjectStatus],
-                previous: ObjectStatus?, runs: any RunRecords, executor: (any JobExecutor)?, now: Date, logger: Logger) {
+                previous: ObjectStatus?, runs: any RunRecords, execution: Execution?, now: Date, logger: Logger) {
         self.object = object
         self.sourceCommit = sourceCommit
         self.files = files
         self.dependencies = dependencies
         self.previous = previous
         self.runs = runs
-        self.executor = executor
+        self.execution = execution
         self.now = now
         self.logger = logger
     }

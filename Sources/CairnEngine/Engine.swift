@@ -42,7 +42,7 @@ public actor Engine {
 
     /// With `push`, the status branch and notes are pushed to the remote after each pass.
     public init(source: RepositorySource, stateDirectory: URL, configuration: ReconcilerConfiguration, controllers: ControllerRegistry,
-                executor: (any JobExecutor)? = nil, trust: CommitTrust = .off, push: Bool, logger: Logger,
+                execution: Execution? = nil, trust: CommitTrust = .off, push: Bool, logger: Logger,
                 now: @escaping @Sendable () -> Date = Date.init, fetch: @escaping Fetcher) throws {
         var configuration = configuration
         if case .remote = source { configuration.remoteTracking = true }
@@ -66,7 +66,7 @@ public actor Engine {
             mirror = directory
         }
         reconciler = Reconciler(repository: repository, store: store, configuration: configuration, controllers: controllers,
-                                executor: executor, logger: logger, now: now)
+                                execution: execution, logger: logger, now: now)
         writer = StatusWriter(repository: repository, store: store, configuration: configuration, logger: logger)
         if push, case .remote(let url) = source {
             pusher = StatusPusher(repository: repository, url: url, configuration: configuration, logger: logger, fetch: fetch,

@@ -71,7 +71,7 @@ public final class Reconciler {
     public let store: Store
     public let configuration: ReconcilerConfiguration
     private let controllers: ControllerRegistry
-    private let executor: (any JobExecutor)?
+    private let execution: Execution?
     private let logger: Logger
     private let now: @Sendable () -> Date
 
@@ -97,12 +97,12 @@ public final class Reconciler {
     private var unreadable: [String] = []
 
     public init(repository: Repository, store: Store, configuration: ReconcilerConfiguration, controllers: ControllerRegistry,
-                executor: (any JobExecutor)? = nil, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
+                execution: Execution? = nil, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
         self.repository = repository
         self.store = store
         self.configuration = configuration
         self.controllers = controllers
-        self.executor = executor
+        self.execution = execution
         self.logger = logger
         self.now = now
     }
@@ -294,7 +294,7 @@ public final class Reconciler {
             evaluation.changes.events.append(Event(ref: ref, time: time, reason: status.reason, message: status.primaryMessage,
                                                    sourceCommit: commit.hex))
             evaluation.changes.outbox.append(OutboxEntry(kind: .status, ref: ref, reason: status.reason, body: StatusDocument.render(status, statusBranch: configuration.statusBranch),
-                                                         detail: status.primaryMessage, sourceCommit: commit.hex, createdAt: time))
+                                                         detail: status.primaryMessage, sourceCommit: commit.hex, createdAt: time, runs: status.runs))
         }
         return evaluation
     }
@@ -339,7 +339,7 @@ public final class Reconciler {
                                      message: "waiting for " + notAccepted.joined(separator: ", ") + " to be fixed", reconciling: true), [])
         }
         let context = ReconcileContext(object: ref, sourceCommit: commit.hex, files: files, dependencies: dependencies,
-                                       previous: previous, runs: store, executor: executor, now: time, logger: logger)
+                                       previous: previous, runs: store, execution: execution, now: time, logger: logger)
         do {
             let outcome = try await controllers.controller(for: ref.kind).reconcile(manifest, in: context)
             return (builder.status(for: outcome), outcome.effects)

@@ -31,6 +31,8 @@ struct StatusBuilder {
             status = make(ready: .unknown, reconciling: false, stalled: false, reason: outcome.reason, message: outcome.message)
         }
         status.nextAttempt = outcome.requeueAfter.map { time.addingTimeInterval($0.seconds) }
+        status.runs = outcome.runs.isEmpty ? nil : outcome.runs
+        status.observedCommit = status.differsInSubstance(from: previous) ? commit : previous?.observedCommit ?? commit
         return status
     }
 

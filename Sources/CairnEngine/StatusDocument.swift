@@ -29,6 +29,10 @@ public enum StatusDocument {
                 "    lastTransitionTime: \(timestamp(condition.lastTransitionTime))",
             ]
         }
+        if let runs = status.runs, !runs.isEmpty {
+            lines.append("runs:")
+            lines += runs.map { "  - \(quoted($0))" }
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -73,7 +73,8 @@ public final class StatusWriter {
                 guard !restored, !written.contains(id), let ref = entry.ref else { continue }
                 var changes: [String: Data?] = [StatusDocument.path(of: ref): entry.kind == .status ? Data(entry.body.utf8) : nil]
                 if tip == nil { changes["README.md"] = Data(StatusDocument.readme(statusBranch: configuration.statusBranch, trackedBranch: configuration.branch).utf8) }
-                let message = "\(ref): \(entry.reason)\n\n\(entry.detail)\n\nCairn-Object: \(ref)\nCairn-Source-Commit: \(entry.sourceCommit)\nCairn-Outbox: \(store.identity)/\(id)\n"
+                let message = "\(ref): \(entry.reason)\n\n\(entry.detail)\n\nCairn-Object: \(ref)\nCairn-Source-Commit: \(entry.sourceCommit)\n"
+                    + (entry.runs ?? []).map { "Cairn-Run: \($0)\n" }.joined() + "Cairn-Outbox: \(store.identity)/\(id)\n"
                 tip = try repository.createCommit(parent: tip, changes: changes, message: message, author: signature)
                 commits += 1
                 if commits == 2 { FaultPoint.hit("between-status-commits") }

@@ -1,24 +1,6 @@
 public import Foundation
 public import CairnCore
 
-/// What the store holds for one output: a file's bytes, or a directory as a manifest of its
-/// files, both named by SHA-256.
-public struct Artifact: Hashable, Sendable, Codable {
-    public enum Kind: String, Hashable, Sendable, Codable { case file, directory }
-
-    public var kind: Kind
-    /// For a file, the SHA-256 of its bytes; for a directory, of its manifest.
-    public var digest: ContentHash
-    /// Bytes in all (a directory: its files together).
-    public var size: Int
-
-    public init(kind: Kind, digest: ContentHash, size: Int) {
-        self.kind = kind
-        self.digest = digest
-        self.size = size
-    }
-}
-
 /// A directory's manifest: its files by relative path, each with its digest and whether it
 /// is executable. Stored in the store like any blob; its digest names the directory.
 struct DirectoryManifest: Codable, Equatable {
@@ -37,7 +19,7 @@ struct DirectoryManifest: Codable, Equatable {
 /// `sha256/<first two hex digits>/<the rest>`, written to a temporary name in the same file
 /// system, fsynced and renamed, so a crash never leaves a partial blob under its name.
 /// Restoring verifies the bytes against their name while it copies them out.
-public final class ArtifactStore: Sendable {
+public final class ArtifactStore: ArtifactIndex, Sendable {
     public let root: URL
     private var blobs: URL { root.appendingPathComponent("sha256") }
     private var scratch: URL { root.appendingPathComponent("tmp") }
@@ -55,6 +37,12 @@ public final class ArtifactStore: Sendable {
 
     public func contains(_ digest: ContentHash) -> Bool {
         FileManager.default.fileExists(atPath: path(of: digest).path)
+    }
+
+    /// Whether the store can restore `artifact`: its blob is there (for a directory, its
+    /// manifest; the files it names were stored before the manifest was).
+    public func contains(_ artifact: Artifact) -> Bool {
+        contains(artifact.digest)
     }
 
     /// Stores the file or directory at `source`. Symlinks are refused: an output that points

@@ -39,9 +39,12 @@ public struct OutboxEntry: Codable, Hashable, Sendable {
     public var detail: String
     public var sourceCommit: String
     public var createdAt: Date
+    /// The runs the status reports, written as `Cairn-Run:` trailers.
+    public var runs: [String]?
 
     public init(id: Int64? = nil, kind: Kind, ref: ObjectRef?, reason: String, body: String, detail: String = "",
-                sourceCommit: String, createdAt: Date) {
+                sourceCommit: String, createdAt: Date, runs: [String]? = nil) {
+        self.runs = runs
         self.id = id
         self.kind = kind
         self.ref = ref

@@ -329,3 +329,41 @@ extension JSONDecoder {
         return decoder
     }
 }
+
+// MARK: Runs, as executors write them
+
+extension Store: RunLedger {
+    /// Inserts or updates a run at once, in its own transaction: an executor writes the row
+    /// before the process starts and again when it ends.
+    public func record(_ run: RunRecord) throws {
+        try pool.write { db in try Self.apply(.recordRun(run), in: db) }
+    }
+
+    public func run(id: String) throws -> RunRecord? {
+        try pool.read { db in
+            try String.fetchOne(db, sql: "SELECT record FROM run WHERE id = ?", arguments: [id])
+                .map { try JSONDecoder.store.decode(RunRecord.self, from: Data($0.utf8)) }
+        }
+    }
+
+    public func unfinishedRuns() throws -> [RunRecord] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT record FROM run WHERE json_extract(record, '$.state') IN ('submitted', 'running') ORDER BY rowid
+                """).map { try JSONDecoder.store.decode(RunRecord.self, from: Data($0.utf8)) }
+        }
+    }
+
+    /// The newest runs, of one object or of all, newest first.
+    public func recentRuns(of object: ObjectRef? = nil, limit: Int) throws -> [RunRecord] {
+        try pool.read { db in
+            let rows = if let object {
+                try String.fetchAll(db, sql: "SELECT record FROM run WHERE object = ? ORDER BY rowid DESC LIMIT ?",
+                                    arguments: [object.description, limit])
+            } else {
+                try String.fetchAll(db, sql: "SELECT record FROM run ORDER BY rowid DESC LIMIT ?", arguments: [limit])
+            }
+            return try rows.map { try JSONDecoder.store.decode(RunRecord.self, from: Data($0.utf8)) }
+        }
+    }
+}
