@@ -23,3 +23,28 @@ public struct Artifact: Hashable, Sendable, Codable {
 public protocol ArtifactIndex: Sendable {
     func contains(_ artifact: Artifact) -> Bool
 }
+
+/// What identifies a file's content cheaply, as git's index does: when size, modification
+/// time, inode and device are all unchanged, the content is taken to be unchanged.
+public struct FileStamp: Hashable, Sendable, Codable {
+    public var size: Int64
+    public var modifiedNanoseconds: Int64
+    public var inode: UInt64
+    public var device: UInt64
+
+    public init(size: Int64, modifiedNanoseconds: Int64, inode: UInt64, device: UInt64) {
+        self.size = size
+        self.modifiedNanoseconds = modifiedNanoseconds
+        self.inode = inode
+        self.device = device
+    }
+}
+
+/// Remembers the hashes of files outside the repository by their stamp, across passes and
+/// restarts (the metadata store keeps them), so a tick over unchanged data reads nothing.
+public protocol FileHashCache: Sendable {
+    /// The hash remembered for `path`, if its stamp is still `stamp`.
+    func hash(of path: String, stamp: FileStamp) -> ContentHash?
+    /// Remembers hashes (one transaction for the lot).
+    func remember(_ entries: [(path: String, stamp: FileStamp, hash: ContentHash)])
+}
