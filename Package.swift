@@ -122,7 +122,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnCoreTests",
-            dependencies: ["CairnCore", "CairnManifests", "CairnTestSupport"] + controllerDependencies,
+            dependencies: ["CairnCore", "CairnManifests", "CairnStore", "CairnTestSupport", log] + controllerDependencies,
             swiftSettings: settings
         ),
         .testTarget(
