@@ -134,7 +134,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnCLITests",
-            dependencies: ["CairnCLI", "CairnCore", "CairnManifests", "CairnGit", "CairnRun", "CairnTestSupport"],
+            dependencies: ["CairnCLI", "CairnCore", "CairnEngine", "CairnManifests", "CairnGit", "CairnRun", "CairnStore", "CairnTestSupport"],
             swiftSettings: settings
         ),
     ]

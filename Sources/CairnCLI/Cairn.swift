@@ -26,7 +26,8 @@ public struct Cairn: AsyncParsableCommand {
             CommandGroup(name: "Set up", subcommands: [Init.self, Demo.self, Schema.self]),
             CommandGroup(name: "Check", subcommands: [Validate.self]),
             CommandGroup(name: "Run", subcommands: [Run.self, Reconcile.self]),
-            CommandGroup(name: "Inspect", subcommands: [Status.self, History.self]),
+            CommandGroup(name: "Inspect", subcommands: [Status.self, History.self, Runs.self, LogsCommand.self]),
+            CommandGroup(name: "Maintain", subcommands: [GarbageCollect.self]),
         ]
     )
 
