@@ -85,7 +85,7 @@ extension Cairn {
 
             let git = GitCommandLine(directory: repositoryURL)
             print("\n$ cairn runs --limit 8")
-            print(RunsTable.text(Array(try engine.store.recentRuns(limit: 8))), terminator: "")
+            print(RunText.list(try engine.store.recentRuns(limit: 8)))
             for arguments in [["log", "--format=%h %s", "cairn/status"],
                               ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,separator=%x2C )", "-3", "cairn/status", "--", "FeaturePipeline/churn-features.yaml"],
                               ["log", "--format=%h %s%n    %(trailers:key=Cairn-Source-Commit,separator=)", "-3", "cairn/status", "--", "ModelDeployment/churn-prod.yaml"],

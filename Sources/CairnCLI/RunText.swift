@@ -22,6 +22,13 @@ enum RunText {
     }
 
     /// `Kind/name`, and `/stage` for a pipeline stage.
+    /// The runs as `cairn runs` lists them: one row each, newest first as given.
+    static func list(_ runs: [RunRecord], now: Date = Date()) -> String {
+        table(header: ["RUN", "OBJECT", "STATE", "SUBMITTED", "DURATION", "TRIGGER", "WHY"], rows: runs.map { run in
+            [run.id, subject(run), state(run), when(run.submittedAt), duration(run, now: now), run.trigger, why(run)]
+        })
+    }
+
     static func subject(_ run: RunRecord) -> String {
         run.object.description + (run.stage.map { "/\($0)" } ?? "")
     }

@@ -74,11 +74,7 @@ extension Cairn {
                 print(ref.map { "no runs of \($0) yet" } ?? "no runs yet")
                 return
             }
-            let now = Date()
-            print(table(header: ["RUN", "OBJECT", "STATE", "SUBMITTED", "DURATION", "TRIGGER", "WHY"], rows: runs.map { run in
-                [run.id, RunText.subject(run), RunText.state(run), RunText.when(run.submittedAt), RunText.duration(run, now: now),
-                 run.trigger, RunText.why(run)]
-            }))
+            print(RunText.list(runs))
         }
 
         /// One run, field by field.
