@@ -20,7 +20,7 @@ public struct Cairn: AsyncParsableCommand {
         repository, a file or the state could not be read, or the daemon cannot start.
         """,
         version: version,
-        subcommands: [FetchHelper.self],
+        subcommands: [FetchHelper.self, Supervise.self],
         groupedSubcommands: [
             CommandGroup(name: "Set up", subcommands: [Init.self, Demo.self, Schema.self]),
             CommandGroup(name: "Check", subcommands: [Validate.self]),
