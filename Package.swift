@@ -96,13 +96,13 @@ let package = Package(
         ),
         .target(
             name: "CairnTestSupport",
-            dependencies: ["CairnCore", "CairnGit", "CairnRun"],
+            dependencies: ["CairnCore", "CairnManifests", "CairnGit", "CairnRun"],
             path: "Tests/CairnTestSupport",
             swiftSettings: settings
         ),
         .testTarget(
             name: "CairnRunTests",
-            dependencies: ["CairnRun", "CairnCore", "CairnTestSupport"],
+            dependencies: ["CairnRun", "CairnCore", "CairnManifests", "CairnTestSupport"],
             swiftSettings: settings
         ),
         .testTarget(

@@ -19,8 +19,8 @@ extension LocalExecutor {
         var record = record
         let directory = runsDirectory.appendingPathComponent(record.id)
         defer { try? FileManager.default.removeItem(at: directory.appendingPathComponent(RunFiles.work)) }
-        let jobFile = try? RunFiles.read(RunJobFile.self, from: directory.appendingPathComponent(RunFiles.job))
-        let secrets = jobFile.map { file in file.job.secretNames.compactMap { file.job.environment[$0] } } ?? []
+        let jobFile = try? RunFiles.read(SupervisedJob.self, from: directory.appendingPathComponent(RunFiles.job))
+        let secrets = jobFile.map { file in file.secretNames.compactMap { file.environment[$0] } } ?? []
         record.finishedAt = Date()
         guard let result = try? RunFiles.read(SupervisedResult.self, from: directory.appendingPathComponent(RunFiles.result)) else {
             record.state = cancelRequested ? .cancelled : .interrupted
@@ -43,7 +43,7 @@ extension LocalExecutor {
             record.state = .cancelled
             record.message = "cancelled; it \(how)" + logExcerpt(directory, secrets: secrets)
         } else if result.timedOut {
-            let limit = jobFile?.job.timeoutSeconds.map { " of \(Self.format($0))" } ?? ""
+            let limit = jobFile?.timeoutSeconds.map { " of \(Self.format($0))" } ?? ""
             record.state = .failed
             record.message = "timed out: it ran past its timeout\(limit) and \(how)" + logExcerpt(directory, secrets: secrets)
         } else if result.exitStatus != 0 {

@@ -23,7 +23,7 @@ extension LocalExecutor {
             let directory = runsDirectory.appendingPathComponent(record.id)
 
             if let handle = record.handle, let pid = Int32(handle.id), ProcessTable.isAlive(pid, startTicks: handle.startTicks) {
-                let cpus = (try? RunFiles.read(RunJobFile.self, from: directory.appendingPathComponent(RunFiles.job)))?.cpus ?? 1
+                let cpus = (try? RunFiles.read(SupervisedJob.self, from: directory.appendingPathComponent(RunFiles.job)))?.cpus ?? 1
                 active[record.id] = Active(record: record, handle: handle, slots: cpus)
                 usedSlots += cpus
                 watch(pid: pid, startTicks: handle.startTicks, runID: record.id)

@@ -2,14 +2,6 @@ import CairnCore
 import Foundation
 import Glibc
 
-/// What the executor keeps in `job.json` beside what the supervisor reads.
-struct RunJobFile: Codable {
-    var job: SupervisedJob
-    /// Declared outputs, collected when the run succeeds (also after a restart).
-    var outputs: [String]
-    var cpus: Int
-}
-
 extension LocalExecutor {
     /// Takes the run's slots, prepares its directory and starts its supervisor; a run that
     /// cannot start is recorded failed with the reason.
@@ -97,10 +89,11 @@ extension LocalExecutor {
         let argv = spec.shell ? ["/bin/sh", "-c"] + spec.command : [try Self.resolve(spec.command[0], in: work)] + spec.command.dropFirst()
         let job = SupervisedJob(argv: argv, environment: environment, workingDirectory: work.path,
                                 timeoutSeconds: spec.timeout.map(Self.seconds), graceSeconds: Self.seconds(grace),
-                                logCap: logCap, secretNames: spec.passEnvironment.filter { daemonEnvironment[$0] != nil })
+                                logCap: logCap, secretNames: spec.passEnvironment.filter { daemonEnvironment[$0] != nil },
+                                outputs: spec.outputs, cpus: slots(of: spec))
         do {
             try RunFiles.writeAtomically(Data(spec.params.utf8), to: paramsFile)
-            try RunFiles.writeAtomically(try RunFiles.encoder.encode(RunJobFile(job: job, outputs: spec.outputs, cpus: slots(of: spec))),
+            try RunFiles.writeAtomically(try RunFiles.encoder.encode(job),
                                          to: directory.appendingPathComponent(RunFiles.job), mode: 0o600)
         } catch {
             throw ExecutorError("could not write the run's files in \(directory.path): \(Self.reason(error))")

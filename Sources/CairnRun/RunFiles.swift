@@ -18,9 +18,13 @@ public struct SupervisedJob: Codable, Sendable, Hashable {
     public var logCap: Int
     /// Names of `environment` entries whose values are secret (redacted from messages).
     public var secretNames: [String]
+    /// For the executor, not the supervisor: the declared outputs, collected when the run
+    /// succeeds (also by a daemon that restarted meanwhile), and the slots the run takes.
+    public var outputs: [String]
+    public var cpus: Int
 
     public init(argv: [String], environment: [String: String], workingDirectory: String, timeoutSeconds: Double?,
-                graceSeconds: Double, logCap: Int, secretNames: [String]) {
+                graceSeconds: Double, logCap: Int, secretNames: [String], outputs: [String] = [], cpus: Int = 1) {
         self.argv = argv
         self.environment = environment
         self.workingDirectory = workingDirectory
@@ -28,6 +32,8 @@ public struct SupervisedJob: Codable, Sendable, Hashable {
         self.graceSeconds = graceSeconds
         self.logCap = logCap
         self.secretNames = secretNames
+        self.outputs = outputs
+        self.cpus = cpus
     }
 }
 
@@ -76,13 +82,20 @@ public enum RunFiles {
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        }
         return encoder
     }()
 
     static func read<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
+            return try Date(text, strategy: .iso8601)
+        }
         return try decoder.decode(type, from: Data(contentsOf: url))
     }
 
