@@ -21,7 +21,7 @@ public struct Cairn: AsyncParsableCommand {
         `reconcile --once --timeout` ran out while runs were still under way.
         """,
         version: version,
-        subcommands: [FetchHelper.self],
+        subcommands: [FetchHelper.self, Supervise.self],
         groupedSubcommands: [
             CommandGroup(name: "Set up", subcommands: [Init.self, Demo.self, Schema.self]),
             CommandGroup(name: "Check", subcommands: [Validate.self]),
