@@ -88,7 +88,7 @@ struct StageKey {
                 parts["data:\(argument)"] = try Self.data(argument, stage: stage, location: at("\(field)"), execution: execution)
             }
         }
-        let found = try CodeDependencies.find(command: stage.shell ? [] : stage.command, outputs: stage.outs, files: context.files)
+        let found = try CodeDependencies.find(command: stage.shell ? [] : stage.command, outs: stage.outs, in: context.files)
         for path in found.paths where parts["dep:\(path)"] == nil && consumedOutput(path.value) == nil {
             guard let hash = try context.files.contentHash(of: path) else { continue }
             parts["code:\(path)"] = hash.description

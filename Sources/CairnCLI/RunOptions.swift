@@ -68,9 +68,9 @@ extension RunOptions {
         let artifacts = try ArtifactStore(root: stateDirectory.appendingPathComponent("artifacts"))
         let policy = self.policy
         let executor = try LocalExecutor(stateDirectory: stateDirectory, ledger: store, artifacts: artifacts,
-                                         checkout: GitCheckout(repository: repository), policy: policy,
+                                         source: GitCheckout(repository: repository), policy: policy,
                                          supervisor: [Self.cairnPath, "_supervise"], environment: ProcessInfo.processInfo.environment,
-                                         logLimit: try logLimitBytes(), logger: logger)
+                                         logCap: try logLimitBytes(), logger: logger)
         return Execution(executor: executor, artifacts: artifacts, hostFiles: LocalHostFiles(policy: policy, cache: store), policy: policy)
     }
 

@@ -95,7 +95,7 @@ public actor LocalExecutor: JobExecutor {
             throw ExecutorError("could not read the runs of key \(spec.key) from the ledger: \(Self.reason(error)); nothing was started")
         }
         if let unfinished = earlier.first(where: { !$0.state.isFinal }) { return unfinished.handle ?? placeholder(unfinished.id) }
-        if let refusal = refusal(of: spec) { throw ExecutorError(refusal) }
+        if let refusal = refusal(of: spec) { throw ExecutorRefusal(reason: "RunRefused", message: refusal) }
 
         var record = RunRecord(id: spec.runID, key: spec.key, object: spec.object, stage: spec.stage, state: .submitted,
                                trigger: spec.trigger, reason: spec.reason, sourceCommit: spec.sourceCommit,
