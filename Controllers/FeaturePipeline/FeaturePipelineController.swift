@@ -152,7 +152,8 @@ struct PipelineWalk {
     private func skip(_ stage: FeaturePipelineSpec.Stage, key: StageKey, reusing done: RunRecord) -> RunRecord {
         var record = RunRecord(id: "skip-\(context.sourceCommit.prefix(10))-\(key.key.dropFirst(7).prefix(10))", key: key.key,
                                object: object.ref, stage: stage.name, state: .skipped, trigger: "inputs",
-                               reason: "key \(key.key.dropFirst(7).prefix(12)) matched run \(done.id) from commit \(done.sourceCommit.prefix(10))",
+                               reason: "no input changed: key \(key.key.dropFirst(7).prefix(12)) matched run \(done.id) "
+                                   + "(commit \(done.sourceCommit.prefix(10))), whose outputs it reused",
                                sourceCommit: context.sourceCommit, command: stage.command, inputs: key.parts, attempt: 0,
                                submittedAt: context.now, finishedAt: context.now)
         record.reused = done.id
