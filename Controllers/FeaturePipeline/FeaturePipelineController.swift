@@ -22,7 +22,9 @@ public struct FeaturePipelineController: Controller {
     public func reconcile(_ object: Manifest, in context: ReconcileContext) async throws -> Outcome {
         guard case .featurePipeline(let spec) = object.spec else { throw ReconcileError.wrongKind(object, Self.kind) }
         guard let execution = context.execution else {
-            return .reconciling(reason: "NoExecutor", message: "no executor is configured in this process, so no stage was run")
+            // Ready=Unknown: nothing was checked, and nothing will happen by itself in this process.
+            return Outcome(.notImplemented, reason: "NoExecutor",
+                           message: "this process runs no stages (it was started without an executor), so none was run or checked")
         }
         var walk = PipelineWalk(object: object, spec: spec, context: context, execution: execution)
         try await walk.run()
