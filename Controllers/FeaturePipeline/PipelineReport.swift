@@ -25,14 +25,17 @@ struct PipelineReport {
         stages.append((stage, state))
     }
 
-    /// How a failed run ended, with the last lines of its log (the executor redacted secrets).
+    /// How a failed run ended, in the executor's words (which end with its log's last lines,
+    /// secrets redacted), kept to the last 10 lines so a status stays readable.
     static func summary(of run: RunRecord) -> String {
-        let ending: String
-        if let signal = run.signal { ending = "killed by signal \(signal)" }
-        else if let status = run.exitStatus { ending = "exit status \(status)" }
-        else { ending = run.state.rawValue }
-        let message = run.message.map { ": " + $0 } ?? ""
-        return "\(ending) (run \(run.id))\(message)"
+        if let message = run.message, !message.isEmpty {
+            let lines = message.split(separator: "\n", omittingEmptySubsequences: false)
+            let kept = lines.count > 11 ? [lines[0]] + ["…"] + lines.suffix(10) : lines
+            return "(run \(run.id)) " + kept.joined(separator: "\n")
+        }
+        if let signal = run.signal { return "(run \(run.id)) killed by signal \(signal)" }
+        if let status = run.exitStatus { return "(run \(run.id)) exit status \(status)" }
+        return "(run \(run.id)) \(run.state.rawValue)"
     }
 
     func outcome(schedule: CronSchedule?, now: Date) -> Outcome {
@@ -48,7 +51,7 @@ struct PipelineReport {
                 if isQueued { queued.append(name) } else { running.append(name) }
                 runs.append(run)
             case .retrying(let due, let last): retrying.append((name, due)); runs.append(last.id)
-            case .failed(let run): failed.append("stage \(name) failed: \(Self.summary(of: run))"); runs.append(run.id)
+            case .failed(let run): failed.append("stage \(name) failed \(Self.summary(of: run))"); runs.append(run.id)
             }
         }
         let total = stages.count

@@ -102,12 +102,39 @@ import Testing
         #expect(result.stdout.contains("stalled: FeaturePipeline/features"))
         let status = try status()
         #expect(status.contains("StageFailed"))
-        #expect(status.contains("stage make failed: exit status 7"), "\(status)")
+        #expect(status.contains("stage make failed (run") && status.contains("exited with status 7"), "\(status)")
         #expect(status.contains("cannot make it"), "the end of the log reaches status: \(status)")
         #expect(!(try runs()).contains { $0.stage == "upper" })
         // The same inputs are not tried again.
         _ = try reconcile()
         #expect(try runs().filter { $0.stage == "make" }.count == 1)
+    }
+
+    @Test func aPassedSecretReachesTheRunButNeverTheStatusBranch() async throws {
+        try repository.commit(Self.scripts.merging(["features.yaml": Self.pipeline("""
+                - name: leak
+                  command: [python3, leak.py]
+                  outs: [never.txt]
+                  env: [MY_TOKEN]
+            """), "leak.py": "import os, sys\nprint('the token is', os.environ['MY_TOKEN'])\nprint('HOME' in os.environ, 'GIT_ASKPASS' in os.environ)\nsys.exit(1)\n"]) { $1 })
+        var environment = ProcessInfo.processInfo.environment
+        environment["MY_TOKEN"] = "s3cr3t-value"
+        environment["GIT_ASKPASS"] = "/usr/bin/daemon-secret-helper"
+        // Not on the --pass-env list: the stage is refused before anything runs.
+        let refused = try cairn(["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path], environment: environment)
+        #expect(refused.status == 1)
+        #expect(try status().contains("EnvNotAllowed"))
+        #expect(try runs().isEmpty)
+
+        let result = try cairn(["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path, "--pass-env", "MY_TOKEN",
+                                "FeaturePipeline/features"], environment: environment)
+        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        let status = try status()
+        #expect(status.contains("the token is ***"), "\(status)")
+        #expect(status.contains("True False"), "HOME is set, the daemon's other variables are not: \(status)")
+        let history = try repository.git(["log", "-p", "cairn/status"])
+        #expect(!history.contains("s3cr3t-value"))
+        #expect(!(try runs()).contains { ($0.message ?? "").contains("s3cr3t-value") })
     }
 
     @Test func dataOutsideTheRepositoryIsReadOnlyUnderADataRootAndItsChangesRerun() async throws {

@@ -123,7 +123,7 @@ import Testing
         #expect(outcome.state == .reconciling)
         #expect(settled.state == .stalled)
         #expect(settled.reason == "StageFailed")
-        #expect(settled.message.contains("stage ingest failed: exit status 3"), "\(settled.message)")
+        #expect(settled.message.contains("stage ingest failed (run") && settled.message.contains("boom"), "\(settled.message)")
         #expect(settled.message.contains("not run yet: featurize"))
         #expect(!executor.submitted.contains { $0.stage == "featurize" })
         // The same inputs are not tried again on later passes.
