@@ -96,7 +96,8 @@ struct PipelineWalk {
         }
         // 5. Failed before: retry by policy, or report.
         let failures = runs.filter { $0.state == .failed || $0.state == .cancelled }
-        let interruptions = runs.filter { $0.state == .interrupted }
+        // A run that never started (queued when its process stopped) was no try at all.
+        let interruptions = runs.filter { $0.state == .interrupted && $0.startedAt != nil }
         if let last = runs.first, last.state != .succeeded {
             if failures.count > stage.retries || interruptions.count > PipelineWalk.maximumInterruptions {
                 report.add(stage.name, .failed(run: last))

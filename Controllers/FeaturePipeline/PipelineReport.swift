@@ -66,10 +66,15 @@ struct PipelineReport {
         let tail = progress.isEmpty ? "" : " (" + progress.joined(separator: "; ") + ")"
         var outcome: Outcome
         let underWay = !running.isEmpty || !queued.isEmpty || !retrying.isEmpty
+        // On its schedule, external data is hashed again (unchanged files cost a stat): a
+        // pipeline stalled on missing or failed data looks again too, as does a Ready one.
+        let nextTick = schedule?.nextMatchUTC(after: now).map { Duration.milliseconds(Int64(max(0, $0.timeIntervalSince(now)) * 1000)) }
         if !problems.isEmpty {
             outcome = .stalled(reason: problems[0].reason, message: problems.map(\.message).joined(separator: "; ") + tail)
+            outcome.requeueAfter = nextTick
         } else if !failed.isEmpty, !underWay {
             outcome = .stalled(reason: "StageFailed", message: failed.joined(separator: "; ") + tail)
+            outcome.requeueAfter = nextTick
         } else if underWay {
             let prefix = failed.isEmpty ? "" : failed.joined(separator: "; ") + "; "
             if let due = retrying.map(\.1).min(), running.isEmpty, queued.isEmpty {
@@ -82,10 +87,7 @@ struct PipelineReport {
         } else {
             outcome = .ready(reason: "UpToDate", message: "all \(total) stages are up to date (\(done.joined(separator: ", "))); "
                              + "their outputs are in the artifact store")
-            // On its schedule, external data is hashed again (unchanged files cost a stat).
-            if let next = schedule?.nextMatchUTC(after: now) {
-                outcome.requeueAfter = .milliseconds(Int64(max(0, next.timeIntervalSince(now)) * 1000))
-            }
+            outcome.requeueAfter = nextTick
         }
         outcome.effects = effects
         outcome.runs = runs
@@ -103,25 +105,32 @@ extension CronSchedule {
     /// The first minute after `date` the schedule matches, read in UTC; nil when none within
     /// four years (a schedule for 30 February).
     func nextMatchUTC(after date: Date) -> Date? {
+        guard let utc = TimeZone(identifier: "UTC") else { return nil }
         var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
+        calendar.timeZone = utc
         var minute = (date.timeIntervalSince1970 / 60).rounded(.down) + 1
         let limit = minute + 4 * 366 * 24 * 60
         while minute < limit {
             let candidate = Date(timeIntervalSince1970: minute * 60)
-            let parts = calendar.dateComponents([.minute, .hour, .day, .month, .weekday], from: candidate)
-            guard months.contains(parts.month!) else {
-                // Skip to the first minute of the next month.
-                let start = calendar.date(from: calendar.dateComponents([.year, .month], from: candidate))!
-                minute = calendar.date(byAdding: .month, value: 1, to: start)!.timeIntervalSince1970 / 60
+            let parts = calendar.dateComponents([.year, .minute, .hour, .day, .month, .weekday], from: candidate)
+            guard let month = parts.month, let day = parts.day, let weekday = parts.weekday, let hour = parts.hour,
+                  let minuteOfHour = parts.minute else { return nil }
+            guard months.contains(month) else {
+                // On to the first minute of the next month.
+                var next = DateComponents(year: parts.year, month: month + 1, day: 1)
+                next.timeZone = utc
+                guard let start = calendar.date(from: next) else { return nil }
+                minute = start.timeIntervalSince1970 / 60
                 continue
             }
-            let dayOfMonth = daysOfMonth.contains(parts.day!)
-            let dayOfWeek = daysOfWeek.contains(parts.weekday! - 1)
-            let day = dayFieldsBothRestricted ? (dayOfMonth || dayOfWeek) : (dayOfMonth && dayOfWeek)
-            guard day else { minute = (minute / 1440).rounded(.down) * 1440 + 1440; continue }
-            guard hours.contains(parts.hour!) else { minute = (minute / 60).rounded(.down) * 60 + 60; continue }
-            if minutes.contains(parts.minute!) { return candidate }
+            let dayOfMonth = daysOfMonth.contains(day)
+            let dayOfWeek = daysOfWeek.contains(weekday - 1)
+            guard dayFieldsBothRestricted ? (dayOfMonth || dayOfWeek) : (dayOfMonth && dayOfWeek) else {
+                minute = (minute / 1440).rounded(.down) * 1440 + 1440
+                continue
+            }
+            guard hours.contains(hour) else { minute = (minute / 60).rounded(.down) * 60 + 60; continue }
+            if minutes.contains(minuteOfHour) { return candidate }
             minute += 1
         }
         return nil

@@ -71,8 +71,13 @@ struct StageKey {
             let location = at("\(field).deps[\(position)]")
             switch dependency {
             case .repository(let path):
-                if consumedOutput(path.value) != nil { continue }
+                // An upstream output, or inside one: keyed by that output's digest below.
+                if outputs.contains(where: { path.value == $0 || path.value.hasPrefix($0 + "/") }) { continue }
+                // A directory that holds an upstream output keys what the commit has in it too
+                // (when it has anything), besides that output.
+                let holdsOutput = consumedOutput(path.value) != nil
                 guard let hash = try context.files.contentHash(of: path) else {
+                    if holdsOutput { continue }
                     throw StageProblem(reason: "MissingDependency", message: "\(location): stage \(stage.name) depends on \(path), which is "
                                        + "not in commit \(context.sourceCommit.prefix(10)) and which no stage before it writes")
                 }
@@ -93,6 +98,9 @@ struct StageKey {
             guard let hash = try context.files.contentHash(of: path) else { continue }
             parts["code:\(path)"] = hash.description
         }
+        // The scan stopped at its bounds: the key holds what was found, and says it is partial
+        // (list the rest under deps to have them keyed).
+        if found.limitReached { parts["code-scan"] = "truncated at its limits" }
 
         // What upstream stages produced.
         for (path, artifact) in consumed { parts["input:\(path)"] = artifact.digest.description }
@@ -110,7 +118,15 @@ struct StageKey {
         if let refusal = execution.hostFiles.refusal(ofDataPath: path) {
             throw StageProblem(reason: "DataPathRefused", message: "\(location): stage \(stage.name) reads \(path): \(refusal)")
         }
-        guard let hash = try execution.hostFiles.contentHash(ofDataPath: path) else {
+        let found: ContentHash?
+        do {
+            found = try execution.hostFiles.contentHash(ofDataPath: path)
+        } catch {
+            // A symlink inside that leaves the data root, a file that cannot be read: the
+            // data must change before this can work, so the pipeline stalls (not a backoff loop).
+            throw StageProblem(reason: "DataPathRefused", message: "\(location): stage \(stage.name) reads \(path), which cannot be hashed: \(error)")
+        }
+        guard let hash = found else {
             throw StageProblem(reason: "MissingData", message: "\(location): stage \(stage.name) reads \(path), which does not exist")
         }
         return hash.description

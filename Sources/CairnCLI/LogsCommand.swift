@@ -36,11 +36,15 @@ extension Cairn {
 
         @OptionGroup var location: StateOptions
 
+        @Option(help: "text, or json: the run's id, state and log as one JSON object (not with --follow).")
+        var format: OutputFormat = .text
+
         /// How often --follow looks at the log and the run's record.
         static let pollInterval: Duration = .milliseconds(200)
 
         func validate() throws {
             if let tail, tail < 0 { throw ValidationError("--tail must be 0 or more") }
+            if follow, format == .json { throw ValidationError("--follow prints the log as it grows; --format json prints it whole, once") }
         }
 
         func run() async throws {
@@ -53,13 +57,19 @@ extension Cairn {
                 record = try store.run(id: record.id) ?? record
             }
             guard let path = record.logPath else { return }
-            let handle: FileHandle
+            var handle: FileHandle
             do {
                 handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
             } catch {
                 throw CairnExit.unreadable("cannot read the log of run \(record.id): \(describe(error))")
             }
             defer { try? handle.close() }
+            if format == .json {
+                if let tail { try handle.seek(toOffset: try Self.offset(ofLast: tail, in: handle)) }
+                let text = String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
+                print(LogDocument(run: record.id, state: record.state.rawValue, path: path, log: text).jsonText())
+                return
+            }
             if let tail {
                 try handle.seek(toOffset: try Self.offset(ofLast: tail, in: handle))
             }
@@ -68,10 +78,24 @@ extension Cairn {
             while !record.state.isFinal {
                 try await Task.sleep(for: Self.pollInterval)
                 try Self.copyAvailable(from: handle)
+                // The log is kept to its cap by moving its first half aside: follow the new file.
+                if let reopened = Self.reopenedIfReplaced(handle, path: path) {
+                    try? handle.close()
+                    handle = reopened
+                    try Self.copyAvailable(from: handle)
+                }
                 record = try store.run(id: record.id) ?? record
             }
             // The executor writes the last of the log before it records the end.
             try Self.copyAvailable(from: handle)
+        }
+
+        /// A handle on the file now at `path` when it is no longer the file `handle` reads.
+        static func reopenedIfReplaced(_ handle: FileHandle, path: String) -> FileHandle? {
+            var open = stat(), current = stat()
+            guard fstat(handle.fileDescriptor, &open) == 0, stat(path, &current) == 0,
+                  open.st_ino != current.st_ino || open.st_dev != current.st_dev else { return nil }
+            return try? FileHandle(forReadingFrom: URL(fileURLWithPath: path))
         }
 
         static func hasLog(_ record: RunRecord) -> Bool {
@@ -122,4 +146,12 @@ extension Cairn {
             return 0
         }
     }
+}
+
+/// What `cairn logs --format json` prints.
+struct LogDocument: Encodable {
+    var run: String
+    var state: String
+    var path: String
+    var log: String
 }

@@ -12,14 +12,14 @@ struct RunOptions: ParsableArguments {
                                valueName: "n"))
     var maxRuns: Int?
 
-    @Flag(help: "Allow stages with shell: true (their command runs through /bin/sh -c). Off by default: a manifest is untrusted input.")
+    @Flag(help: "Allow stages with shell: true (Cairn hands their command to /bin/sh -c). Off by default; see Docs/runs.md for what a stage can do anyway.")
     var allowShell = false
 
     @Option(help: ArgumentHelp("A variable of this process's environment that runs may ask for (stage env: [NAME]); repeatable. Nothing else passes.",
                                valueName: "name"))
     var passEnv: [String] = []
 
-    @Option(help: ArgumentHelp("A directory outside the repository that runs may read (absolute deps and command paths); repeatable.",
+    @Option(help: ArgumentHelp("A directory outside the repository whose files stages may name as inputs (absolute deps and command paths), hashed into their keys; repeatable.",
                                valueName: "dir"))
     var dataRoot: [String] = []
 

@@ -25,18 +25,30 @@ public protocol ArtifactIndex: Sendable {
 }
 
 /// What identifies a file's content cheaply, as git's index does: when size, modification
-/// time, inode and device are all unchanged, the content is taken to be unchanged.
+/// and status-change times, inode and device are all unchanged, the content is taken to be
+/// unchanged. (The status-change time moves on every write and cannot be set back, so a
+/// rewrite that keeps size and mtime, as `cp -p` or `touch -r` do, is still seen.)
 public struct FileStamp: Hashable, Sendable, Codable {
     public var size: Int64
     public var modifiedNanoseconds: Int64
+    public var changedNanoseconds: Int64
     public var inode: UInt64
     public var device: UInt64
 
-    public init(size: Int64, modifiedNanoseconds: Int64, inode: UInt64, device: UInt64) {
+    public init(size: Int64, modifiedNanoseconds: Int64, changedNanoseconds: Int64 = 0, inode: UInt64, device: UInt64) {
         self.size = size
         self.modifiedNanoseconds = modifiedNanoseconds
+        self.changedNanoseconds = changedNanoseconds
         self.inode = inode
         self.device = device
+    }
+
+    /// Whether the file changed so recently that another write within the file system's
+    /// time granularity could follow unseen ("racily clean", in git's words): such a hash is
+    /// not remembered, and the file is read again next time.
+    public func isRacy(hashedAt now: Date, granularity: TimeInterval = 2) -> Bool {
+        let latest = Double(max(modifiedNanoseconds, changedNanoseconds)) / 1e9
+        return latest >= now.timeIntervalSince1970 - granularity
     }
 }
 

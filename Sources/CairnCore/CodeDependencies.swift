@@ -39,10 +39,13 @@ public struct CodeDependencies: Hashable, Sendable {
         public var files: Int
         /// Python files larger than this are dependencies but are not scanned.
         public var bytesPerFile: Int
+        /// Bytes scanned in all: what one stage's scan may cost, whatever a push holds.
+        public var totalBytes: Int
 
-        public init(files: Int = 2_000, bytesPerFile: Int = 1 << 20) {
+        public init(files: Int = 2_000, bytesPerFile: Int = 1 << 20, totalBytes: Int = 32 << 20) {
             self.files = files
             self.bytesPerFile = bytesPerFile
+            self.totalBytes = totalBytes
         }
     }
 
@@ -63,6 +66,7 @@ private struct Finder {
     var found: Set<RepositoryPath> = []
     var importedBy: [RepositoryPath: RepositoryPath] = [:]
     var limitReached = false
+    var bytesScanned = 0
     /// Python files waiting to be scanned, with the directory their absolute imports resolve against.
     private var queue: [(file: RepositoryPath, base: String)] = []
     private var queued: Set<String> = []
@@ -111,6 +115,11 @@ private struct Finder {
             guard source.count <= limits.bytesPerFile else {
                 limitReached = true
                 continue
+            }
+            bytesScanned += source.count
+            guard bytesScanned <= limits.totalBytes else {
+                limitReached = true
+                break
             }
             for statement in PythonImports.scan(source) { try resolve(statement, in: file, base: base) }
         }

@@ -108,7 +108,7 @@ public struct RunRecord: Codable, Hashable, Sendable {
 
 /// The runs part of the metadata store, as controllers may read it.
 public protocol RunRecords: Sendable {
-    /// Every run with this key, newest first.
+    /// Every run with this key, newest first; not the records of skips (which ran nothing).
     func runs(withKey key: String) throws -> [RunRecord]
     /// The newest runs an object asked for, newest first.
     func runs(of object: ObjectRef, limit: Int) throws -> [RunRecord]

@@ -121,9 +121,14 @@ public final class Reconciler {
     /// When the next object is due again, if any is.
     public var nextDue: Date? { dueTimes.values.min() }
 
-    /// When the next object that is Reconciling is due again: a retry rather than a schedule.
+    /// When the next object that is Reconciling is due again because its controller asked
+    /// (a stage's retry), not a schedule and not the engine's backoff after an error: an
+    /// error that persists must not keep `reconcile --once` waiting for ever.
     private var retryDue: Date? {
-        dueTimes.filter { statuses[$0.key]?.condition("Reconciling")?.status == .true }.values.min()
+        dueTimes.filter { due in
+            guard let status = statuses[due.key] else { return false }
+            return status.condition("Reconciling")?.status == .true && status.failures == 0
+        }.values.min()
     }
 
     /// One pass over the branch tip. Writes the store (and its outbox) in one transaction; the

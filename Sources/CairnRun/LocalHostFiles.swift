@@ -4,17 +4,21 @@ import Glibc
 
 /// Files outside the repository as this machine has them: data under the policy's data
 /// roots, and the programs runs call. Hashes go through a `FileHashCache` keyed by path and
-/// stamp (size, mtime, inode, device), so an unchanged file is never read twice.
+/// stamp (size, mtime, ctime, inode, device), so an unchanged file is never read twice; a file
+/// changed in the last two seconds is not remembered (it is read again next time).
 public struct LocalHostFiles: HostFiles {
     public let dataRoots: [String]
     public let cache: any FileHashCache
     /// Where bare program names are looked up: the PATH runs get.
     public let searchPath: String
+    /// How recent a change makes a file's hash not worth remembering (see `FileStamp.isRacy`).
+    public let racyWindow: Double
 
-    public init(policy: ExecutionPolicy, cache: any FileHashCache, searchPath: String = LocalExecutor.runPath) {
+    public init(policy: ExecutionPolicy, cache: any FileHashCache, searchPath: String = LocalExecutor.runPath, racyWindow: Double = 2) {
         dataRoots = policy.dataRoots
         self.cache = cache
         self.searchPath = searchPath
+        self.racyWindow = racyWindow
     }
 
     public func refusal(ofDataPath path: String) -> String? {
@@ -69,6 +73,7 @@ public struct LocalHostFiles: HostFiles {
 
     static func stamp(_ info: stat) -> FileStamp {
         FileStamp(size: Int64(info.st_size), modifiedNanoseconds: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
+                  changedNanoseconds: Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec),
                   inode: UInt64(info.st_ino), device: UInt64(info.st_dev))
     }
 
@@ -76,7 +81,8 @@ public struct LocalHostFiles: HostFiles {
         let stamp = Self.stamp(info)
         if let known = cache.hash(of: path, stamp: stamp) { return known }
         let hash = try Self.sha256(ofFile: path)
-        fresh.append((path, stamp, hash))
+        // A file written within the last moments may change again unseen by its stamp.
+        if !stamp.isRacy(hashedAt: Date(), granularity: racyWindow) { fresh.append((path, stamp, hash)) }
         return hash
     }
 

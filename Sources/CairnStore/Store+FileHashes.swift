@@ -2,16 +2,16 @@ public import CairnCore
 import GRDB
 
 /// The stat cache for data outside the repository: a file's hash, remembered with the stamp
-/// (size, modification time, inode, device) it had when it was hashed.
+/// (size, modification and status-change times, inode, device) it had when it was hashed.
 extension Store: FileHashCache {
     /// The remembered hash of `path`, only when every field of its stamp is unchanged; nil
     /// when there is none, or the store cannot be read (the caller hashes the file again).
     public func hash(of path: String, stamp: FileStamp) -> ContentHash? {
         let row = try? pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT size, mtimeNs, inode, device, hash FROM fileHash WHERE path = ?", arguments: [path])
+            try Row.fetchOne(db, sql: "SELECT size, mtimeNs, ctimeNs, inode, device, hash FROM fileHash WHERE path = ?", arguments: [path])
         }
         guard let row: Row = row ?? nil else { return nil }
-        let remembered = FileStamp(size: row["size"], modifiedNanoseconds: row["mtimeNs"],
+        let remembered = FileStamp(size: row["size"], modifiedNanoseconds: row["mtimeNs"], changedNanoseconds: row["ctimeNs"],
                                    inode: UInt64(bitPattern: row["inode"]), device: UInt64(bitPattern: row["device"]))
         guard remembered == stamp else { return nil }
         return ContentHash(hex: row["hash"])
@@ -24,8 +24,8 @@ extension Store: FileHashCache {
         try? pool.write { db in
             for entry in entries {
                 try db.execute(sql: """
-                    INSERT OR REPLACE INTO fileHash (path, size, mtimeNs, inode, device, hash) VALUES (?, ?, ?, ?, ?, ?)
-                    """, arguments: [entry.path, entry.stamp.size, entry.stamp.modifiedNanoseconds,
+                    INSERT OR REPLACE INTO fileHash (path, size, mtimeNs, ctimeNs, inode, device, hash) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [entry.path, entry.stamp.size, entry.stamp.modifiedNanoseconds, entry.stamp.changedNanoseconds,
                                      Int64(bitPattern: entry.stamp.inode), Int64(bitPattern: entry.stamp.device), entry.hash.hex])
             }
         }

@@ -116,6 +116,7 @@ public final class Store: RunRecords, Sendable {
                 table.primaryKey("path", .text)
                 table.column("size", .integer).notNull()
                 table.column("mtimeNs", .integer).notNull()
+                table.column("ctimeNs", .integer).notNull()
                 table.column("inode", .integer).notNull()
                 table.column("device", .integer).notNull()
                 table.column("hash", .text).notNull()
@@ -167,7 +168,10 @@ public final class Store: RunRecords, Sendable {
 
     public func runs(withKey key: String) throws -> [RunRecord] {
         try pool.read { db in
-            try String.fetchAll(db, sql: "SELECT record FROM run WHERE key = ? ORDER BY rowid DESC", arguments: [key])
+            // Skip records are one per stage and commit: they would make this grow with history.
+            try String.fetchAll(db, sql: """
+                SELECT record FROM run WHERE key = ? AND json_extract(record, '$.state') <> 'skipped' ORDER BY rowid DESC
+                """, arguments: [key])
                 .map { try JSONDecoder.store.decode(RunRecord.self, from: Data($0.utf8)) }
         }
     }

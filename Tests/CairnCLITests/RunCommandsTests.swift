@@ -142,6 +142,9 @@ struct RunFixture {
         #expect(whole.status == 0, "\(whole.stderr)")
         #expect(whole.stdout == "one\ntwo\nthree\nfour\n")
         #expect(try fixture.cairn(["logs", "run-1", "--tail", "2"]).stdout == "three\nfour\n")
+        let json = try fixture.cairn(["logs", "run-1", "--tail", "1", "--format", "json"])
+        let document = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: String]
+        #expect(document?["run"] == "run-1" && document?["log"] == "four\n", "\(json.stdout)")
         #expect(try fixture.cairn(["logs", "run-1", "--tail", "9"]).stdout == "one\ntwo\nthree\nfour\n")
         let skipped = try fixture.cairn(["logs", "run-2"])
         #expect(skipped.status == 1)

@@ -2,7 +2,7 @@ import CairnCore
 import CairnManifests
 import CairnStore
 import CairnTestSupport
-import FeaturePipelineController
+@testable import FeaturePipelineController
 import Foundation
 import Logging
 import Synchronization
@@ -172,6 +172,23 @@ import Testing
         #expect(outcome.reason == "MissingDependency")
         #expect(outcome.message.contains("holidays.csv"))
         #expect(outcome.message.contains("features.yaml:"))
+    }
+}
+
+@Suite struct PipelineScheduleTests {
+    func next(_ text: String, after iso: String) throws -> String? {
+        let schedule = try CronSchedule(parsing: text)
+        let formatter = ISO8601DateFormatter()
+        let date = try #require(formatter.date(from: iso))
+        return schedule.nextMatchUTC(after: date).map { formatter.string(from: $0) }
+    }
+
+    @Test func theNextTickIsReadInUTC() throws {
+        #expect(try next("@hourly", after: "2026-11-26T10:30:00Z") == "2026-11-26T11:00:00Z")
+        #expect(try next("0 3 * * 1", after: "2026-11-24T04:00:00Z") == "2026-11-30T03:00:00Z")   // a Tuesday → Monday
+        #expect(try next("*/15 * * * *", after: "2026-12-31T23:59:00Z") == "2027-01-01T00:00:00Z")
+        #expect(try next("0 0 1 6 *", after: "2026-11-26T00:00:00Z") == "2027-06-01T00:00:00Z")
+        #expect(try next("0 0 30 2 *", after: "2026-11-26T00:00:00Z") == nil)
     }
 }
 

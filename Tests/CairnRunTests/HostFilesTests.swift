@@ -22,13 +22,27 @@ import Testing
         #expect(none.refusal(ofDataPath: root.path)?.contains("no --data-root is set") == true)
     }
 
+    @Test func aFileChangedMomentsAgoIsHashedButNotRemembered() throws {
+        let directory = try TemporaryDirectory()
+        let file = try directory.write("data/fresh.csv", "a\n")
+        let cache = InMemoryFileHashCache()
+        let files = LocalHostFiles(policy: ExecutionPolicy(dataRoots: [directory.path]), cache: cache)
+        let first = try #require(try files.contentHash(ofDataPath: file.path))
+        // A same-size rewrite within the same instant keeps size and (coarse) mtime; it is seen
+        // because the first hash was never remembered.
+        try directory.write("data/fresh.csv", "b\n")
+        #expect(try files.contentHash(ofDataPath: file.path) != first)
+        #expect(cache.hits == 0)
+    }
+
     @Test func hashesMatchSha256sumAndUnchangedFilesAreNotReadAgain() throws {
         let directory = try TemporaryDirectory()
         let bytes = Data((0..<5_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
         let file = try directory.write("data/big.bin", bytes)
         try directory.write("data/nested/small.txt", "hello\n")
         let cache = InMemoryFileHashCache()
-        let files = LocalHostFiles(policy: ExecutionPolicy(dataRoots: [directory.path]), cache: cache)
+        // Every file here was just written; the racy window is tested on its own below.
+        let files = LocalHostFiles(policy: ExecutionPolicy(dataRoots: [directory.path]), cache: cache, racyWindow: -1)
         let hash = try #require(try files.contentHash(ofDataPath: file.path))
         #expect(hash.hex == String(try run("sha256sum", [file.path]).stdout.prefix(64)))
         #expect(try files.contentHash(ofDataPath: file.path) == hash && cache.hits == 1, "the second look is a stat")

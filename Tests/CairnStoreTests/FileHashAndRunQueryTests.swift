@@ -31,6 +31,7 @@ import Testing
         FileStamp(size: 1_234, modifiedNanoseconds: 1_700_000_000_123_456_790, inode: UInt64.max - 7, device: 2049),
         FileStamp(size: 1_234, modifiedNanoseconds: 1_700_000_000_123_456_789, inode: UInt64.max - 6, device: 2049),
         FileStamp(size: 1_234, modifiedNanoseconds: 1_700_000_000_123_456_789, inode: UInt64.max - 7, device: 2050),
+        FileStamp(size: 1_234, modifiedNanoseconds: 1_700_000_000_123_456_789, changedNanoseconds: 5, inode: UInt64.max - 7, device: 2049),
     ])
     func anyStampFieldThatChangedMeansNoHash(changed: FileStamp) throws {
         let directory = try TemporaryDirectory()

@@ -37,7 +37,7 @@ public final class InMemoryRunLedger: RunLedger, @unchecked Sendable {
     }
 
     public func runs(withKey key: String) throws -> [RunRecord] {
-        lock.withLock { order.reversed().compactMap { rows[$0] }.filter { $0.key == key } }
+        lock.withLock { order.reversed().compactMap { rows[$0] }.filter { $0.key == key && $0.state != .skipped } }
     }
 
     public func runs(of object: ObjectRef, limit: Int) throws -> [RunRecord] {
