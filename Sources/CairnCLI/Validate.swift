@@ -3,6 +3,7 @@ import CairnCore
 import CairnEngine
 import CairnGit
 import CairnManifests
+import CairnRun
 import Foundation
 
 extension Cairn {
@@ -55,6 +56,10 @@ extension Cairn {
         @Option(help: "With --verify-commits all: also check every commit after this one (such as the base of a pull request).")
         var since: String?
 
+        @Option(help: ArgumentHelp("The daemon's --data-root: refuse absolute paths in stages (deps and command arguments) outside every such directory; repeatable.",
+                                   valueName: "dir"))
+        var dataRoot: [String] = []
+
         func validate() throws {
             if trustOptions.verifyCommits != .off, repo == nil {
                 throw ValidationError("--verify-commits checks commits; give --repo (and --rev)")
@@ -89,13 +94,41 @@ extension Cairn {
             } catch {
                 throw CairnExit.unreadable(describe(error))
             }
-            print(format == .json ? ValidationReport(set).jsonText() : ValidationReport(set).text, terminator: format == .json ? "\n" : "")
-            if !set.isValid { throw CairnExit.invalid() }
+            let report = ValidationReport(set, extra: dataRoot.isEmpty ? [] : Self.dataPathFindings(in: set, roots: dataRoot))
+            print(format == .json ? report.jsonText() : report.text, terminator: format == .json ? "\n" : "")
+            if !report.valid { throw CairnExit.invalid() }
         }
     }
 }
 
 extension Cairn.Validate {
+    /// Each absolute path a stage names (in deps or as a command argument) that the daemon
+    /// with these data roots would refuse, at its place in the manifest.
+    static func dataPathFindings(in set: ManifestSet, roots: [String]) -> [Diagnostic] {
+        let files = LocalHostFiles(policy: ExecutionPolicy(dataRoots: roots.map { URL(fileURLWithPath: $0).standardizedFileURL.path }),
+                                   cache: InMemoryFileHashCache())
+        var findings: [Diagnostic] = []
+        for manifest in set.ordered {
+            guard case .featurePipeline(let spec) = manifest.spec else { continue }
+            for (index, stage) in spec.stages.enumerated() {
+                var named: [(String, String)] = []
+                for (position, dependency) in stage.deps.enumerated() {
+                    if case .external(let path) = dependency { named.append((path, "spec.stages[\(index)].deps[\(position)]")) }
+                }
+                named += StageGraph.pathArguments(of: stage.command).filter { $0.hasPrefix("/") }.map { ($0, "spec.stages[\(index)].command") }
+                for (path, field) in named {
+                    guard let refusal = files.refusal(ofDataPath: path) else { continue }
+                    // Command arguments have no position of their own: the stage's is given.
+                    let place = field.hasSuffix(".command") ? "spec.stages[\(index)]" : field
+                    findings.append(Diagnostic(at: manifest.location(of: place), field: field, object: manifest.ref.description,
+                                               "stage \(stage.name): \(refusal)",
+                                               hint: "move the data under a --data-root, or add its directory with --data-root"))
+                }
+            }
+        }
+        return findings
+    }
+
     /// Why `commit` would not be reconciled under --verify-commits. validate has no last
     /// trusted commit to count from, so it judges `commit` itself, as the daemon's first pass
     /// does; `all` with `--since REV` also checks every commit after REV.
@@ -128,11 +161,11 @@ struct ValidationReport: Encodable {
     var skipped: Int
     var diagnostics: [Diagnostic]
 
-    init(_ set: ManifestSet) {
-        valid = set.isValid
+    init(_ set: ManifestSet, extra: [Diagnostic] = []) {
+        valid = set.isValid && !extra.contains { $0.severity == .error }
         files = set.fileCount
         objects = set.ordered.map(\.ref.description)
-        diagnostics = set.diagnostics
+        diagnostics = set.diagnostics + extra
         errors = diagnostics.filter { $0.severity == .error }.count
         warnings = diagnostics.count - errors
         skipped = set.skippedDocuments
