@@ -44,7 +44,7 @@ let package = Package(
             providers: [.apt(["libgit2-dev"])]
         ),
         // The process runner and the content-addressed artifact store (the job executors come here).
-        .target(name: "CairnRun", dependencies: ["CairnCore"], swiftSettings: settings),
+        .target(name: "CairnRun", dependencies: ["CairnCore", log], swiftSettings: settings),
         .target(name: "CairnGit", dependencies: ["CLibGit2"], swiftSettings: settings),
         // The parser reads libyaml's events through Yams' `CYaml` module (see YAMLReader.swift);
         // the Yams product is what builds and links that libyaml.
@@ -96,13 +96,13 @@ let package = Package(
         ),
         .target(
             name: "CairnTestSupport",
-            dependencies: ["CairnGit", "CairnRun"],
+            dependencies: ["CairnCore", "CairnManifests", "CairnGit", "CairnRun"],
             path: "Tests/CairnTestSupport",
             swiftSettings: settings
         ),
         .testTarget(
             name: "CairnRunTests",
-            dependencies: ["CairnRun", "CairnCore", "CairnTestSupport"],
+            dependencies: ["CairnRun", "CairnCore", "CairnManifests", "CairnTestSupport"],
             swiftSettings: settings
         ),
         .testTarget(
@@ -122,7 +122,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnCoreTests",
-            dependencies: ["CairnCore", "CairnManifests", "CairnTestSupport"] + controllerDependencies,
+            dependencies: ["CairnCore", "CairnManifests", "CairnStore", "CairnTestSupport", log] + controllerDependencies,
             swiftSettings: settings
         ),
         .testTarget(
@@ -134,7 +134,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnCLITests",
-            dependencies: ["CairnCLI", "CairnCore", "CairnManifests", "CairnGit", "CairnRun", "CairnTestSupport"],
+            dependencies: ["CairnCLI", "CairnCore", "CairnEngine", "CairnManifests", "CairnGit", "CairnRun", "CairnStore", "CairnTestSupport"],
             swiftSettings: settings
         ),
     ]

@@ -1,8 +1,19 @@
 public import CairnCore
 public import CairnManifests
+import Foundation
 
-/// FeaturePipeline: runs the stages whose inputs changed, DVC-style. Running stages needs the
-/// local executor and the artifact store, which do not exist yet, so it says so.
+/// FeaturePipeline: runs the stages whose inputs changed, in dependency order, independent
+/// ones at once, and never the same inputs twice.
+///
+/// Each pass walks the stages in the graph's order, in small steps:
+/// 1. a stage whose upstream stages have not all produced their outputs waits;
+/// 2. its run key is computed from everything its result depends on (`StageKey`); a key that
+///    cannot be computed (a missing dependency, a refused path) stalls the pipeline;
+/// 3. a key that succeeded before is reused: its outputs are in the artifact store;
+/// 4. a key with a run under way is waited for;
+/// 5. a key whose runs failed is retried by the stage's policy, or reported as failed;
+/// 6. otherwise the stage is submitted.
+/// Then one place (`PipelineReport`) turns what the stages found into the object's outcome.
 public struct FeaturePipelineController: Controller {
     public static let kind = Kind.featurePipeline
 
@@ -10,8 +21,160 @@ public struct FeaturePipelineController: Controller {
 
     public func reconcile(_ object: Manifest, in context: ReconcileContext) async throws -> Outcome {
         guard case .featurePipeline(let spec) = object.spec else { throw ReconcileError.wrongKind(object, Self.kind) }
-        let stages = spec.stages.map(\.name).joined(separator: ", ")
-        return .notImplemented("running pipeline stages is not built yet: its \(spec.stages.count) stage(s) (\(stages)) were not run "
-                               + "and their outputs were not checked")
+        guard let execution = context.execution else {
+            return .reconciling(reason: "NoExecutor", message: "no executor is configured in this process, so no stage was run")
+        }
+        var walk = PipelineWalk(object: object, spec: spec, context: context, execution: execution)
+        try await walk.run()
+        return walk.report.outcome(schedule: spec.schedule, now: context.now)
+    }
+}
+
+/// One pass over a pipeline's stages.
+struct PipelineWalk {
+    let object: Manifest
+    let spec: FeaturePipelineSpec
+    let context: ReconcileContext
+    let execution: Execution
+    let graph: StageGraph
+    var report = PipelineReport()
+    /// The outputs of each stage that has them, by stage index.
+    private var produced: [Int: [String: Artifact]] = [:]
+    /// The object's recent runs, read once.
+    private var recent: [RunRecord]?
+
+    init(object: Manifest, spec: FeaturePipelineSpec, context: ReconcileContext, execution: Execution) {
+        self.object = object
+        self.spec = spec
+        self.context = context
+        self.execution = execution
+        graph = StageGraph(spec)
+    }
+
+    mutating func run() async throws {
+        for index in graph.order {
+            let stage = spec.stages[index]
+            let upstream = graph.upstream(of: index)
+            let missing = upstream.filter { produced[$0] == nil }.map { spec.stages[$0].name }
+            guard missing.isEmpty else {
+                report.add(stage.name, .blocked(by: missing))
+                continue
+            }
+            var consumed: [String: Artifact] = [:]
+            for source in upstream { consumed.merge(produced[source] ?? [:]) { first, _ in first } }
+            let key: StageKey
+            do {
+                key = try StageKey(stage: stage, index: index, consumed: consumed, object: object, context: context,
+                                   execution: execution)
+            } catch let problem as StageProblem {
+                report.add(stage.name, .problem(problem))
+                continue
+            }
+            try await settle(stage, key: key, consumed: consumed, index: index)
+        }
+    }
+
+    /// Steps 3 to 6 for one keyed stage.
+    private mutating func settle(_ stage: FeaturePipelineSpec.Stage, key: StageKey, consumed: [String: Artifact], index: Int) async throws {
+        let runs = try context.runs.runs(withKey: key.key).filter { $0.state != .skipped }
+        // 3. Done before, and its outputs are still in the store.
+        if let done = runs.first(where: { $0.state == .succeeded && $0.outputs.count == stage.outs.count
+                                            && $0.outputs.values.allSatisfy(execution.artifacts.contains) }) {
+            produced[index] = done.outputs
+            if done.sourceCommit != context.sourceCommit, !runs.contains(where: { $0.sourceCommit == context.sourceCommit }) {
+                report.effects.append(.recordRun(skip(stage, key: key, reusing: done)))
+            }
+            report.add(stage.name, .upToDate(run: done.id, ranAt: done.sourceCommit == context.sourceCommit))
+            return
+        }
+        // 4. Under way.
+        if let active = runs.first(where: { !$0.state.isFinal }) {
+            report.add(stage.name, .running(run: active.id, queued: active.state == .submitted))
+            return
+        }
+        // 5. Failed before: retry by policy, or report.
+        let failures = runs.filter { $0.state == .failed || $0.state == .cancelled }
+        let interruptions = runs.filter { $0.state == .interrupted }
+        if let last = runs.first, last.state != .succeeded {
+            if failures.count > stage.retries || interruptions.count > PipelineWalk.maximumInterruptions {
+                report.add(stage.name, .failed(run: last))
+                return
+            }
+            if last.state != .interrupted, let ended = last.finishedAt {
+                let due = ended.addingTimeInterval(PipelineWalk.retryBackoff.delay(afterFailures: failures.count, random: 0.5))
+                if due > context.now {
+                    report.add(stage.name, .retrying(after: due, failed: last))
+                    return
+                }
+            }
+        }
+        // 6. Run it.
+        let attempt = runs.count + 1
+        let reason = runs.isEmpty ? try explain(stage, key: key) : retryReason(stage, last: runs[0], failures: failures.count)
+        let spec = JobSpec(runID: PipelineWalk.runID(key: key.key, attempt: attempt), key: key.key, object: object.ref, stage: stage.name,
+                           trigger: "inputs", reason: reason, sourceCommit: context.sourceCommit, command: stage.command,
+                           shell: stage.shell, passEnvironment: stage.env, params: key.paramsJSON, inputs: consumed,
+                           outputs: stage.outs.map(\.value), keyInputs: key.parts, cpus: stage.resources.cpus,
+                           timeout: stage.timeout.map { .milliseconds($0.milliseconds) }, attempt: attempt)
+        do {
+            let handle = try await execution.executor.submit(spec)
+            context.logger.info("submitted", metadata: ["cairn.stage": "\(stage.name)", "cairn.run": "\(handle.runID)",
+                                                        "cairn.reason": "\(reason)"])
+            report.add(stage.name, .running(run: handle.runID, queued: true))
+        } catch let error as ExecutorRefusal {
+            report.add(stage.name, .problem(StageProblem(reason: error.reason, message: "stage \(stage.name): \(error.message)")))
+        }
+    }
+
+    /// Why a stage runs for the first time under this key: what changed since its last run.
+    private mutating func explain(_ stage: FeaturePipelineSpec.Stage, key: StageKey) throws -> String {
+        if recent == nil { recent = try context.runs.runs(of: object.ref, limit: 500) }
+        guard let previous = recent?.first(where: { $0.stage == stage.name && !$0.inputs.isEmpty }) else {
+            return "first run of stage \(stage.name)"
+        }
+        let names = Set(previous.inputs.keys).union(key.parts.keys).sorted()
+        let changed = names.filter { previous.inputs[$0] != key.parts[$0] }.map { name -> String in
+            if previous.inputs[name] == nil { return "\(StageKey.describe(name)) added" }
+            if key.parts[name] == nil { return "\(StageKey.describe(name)) removed" }
+            return "\(StageKey.describe(name)) changed"
+        }
+        return changed.isEmpty ? "its key changed" : changed.prefix(8).joined(separator: ", ")
+            + (changed.count > 8 ? " and \(changed.count - 8) more" : "")
+    }
+
+    private func retryReason(_ stage: FeaturePipelineSpec.Stage, last: RunRecord, failures: Int) -> String {
+        if last.state == .interrupted { return "run \(last.id) was interrupted (the daemon stopped while it ran); running it again" }
+        return "retry \(failures) of \(stage.retries) after run \(last.id) \(last.state.rawValue)"
+    }
+
+    /// The record of a stage not run because its key had succeeded: `cairn runs` shows it
+    /// with the run it reused. One per stage, key and source commit (its id says so).
+    private func skip(_ stage: FeaturePipelineSpec.Stage, key: StageKey, reusing done: RunRecord) -> RunRecord {
+        var record = RunRecord(id: "skip-\(context.sourceCommit.prefix(10))-\(key.key.dropFirst(7).prefix(10))", key: key.key,
+                               object: object.ref, stage: stage.name, state: .skipped, trigger: "inputs",
+                               reason: "key \(key.key.dropFirst(7).prefix(12)) matched run \(done.id) from commit \(done.sourceCommit.prefix(10))",
+                               sourceCommit: context.sourceCommit, command: stage.command, inputs: key.parts, attempt: 0,
+                               submittedAt: context.now, finishedAt: context.now)
+        record.reused = done.id
+        record.outputs = done.outputs
+        return record
+    }
+
+    /// Interrupted runs (the daemon died under them) are retried whatever `retries` says,
+    /// up to this many times, so a stage that kills its host does not loop for ever.
+    static let maximumInterruptions = 3
+    static let retryBackoff = Backoff(base: 5, factor: 2, maximum: 600, jitter: 0)
+
+    /// `<first 10 hex digits of the key>-<attempt>-<4 random hex digits>`: sortable by key,
+    /// unique even if two daemons raced (the lock keeps them from it).
+    static func runID(key: String, attempt: Int) -> String {
+        let hex = key.hasPrefix("sha256:") ? key.dropFirst(7) : Substring(key)
+        return "\(hex.prefix(10))-\(attempt)-\(String(UInt16.random(in: 0...UInt16.max), radix: 16).leftPadded(to: 4))"
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -3,16 +3,17 @@ import csv
 import os
 import sys
 
+from transforms import min_max
+
 source, target = sys.argv[1], sys.argv[2]
 with open(source, newline="") as handle:
     rows = list(csv.DictReader(handle))
 columns = ["tenure_months", "monthly_spend", "support_calls"]
-bounds = {c: (min(float(r[c]) for r in rows), max(float(r[c]) for r in rows)) for c in columns}
+scaled = {c: min_max([float(r[c]) for r in rows]) for c in columns}
 os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
 with open(target, "w", newline="") as handle:
     writer = csv.writer(handle)
     writer.writerow(columns + ["label"])
-    for row in rows:
-        scaled = [(float(row[c]) - bounds[c][0]) / ((bounds[c][1] - bounds[c][0]) or 1) for c in columns]
-        writer.writerow([round(v, 6) for v in scaled] + [row["churned"]])
+    for i, row in enumerate(rows):
+        writer.writerow([scaled[c][i] for c in columns] + [row["churned"]])
 print(f"wrote {len(rows)} feature rows to {target}")

@@ -17,15 +17,17 @@ public struct Cairn: AsyncParsableCommand {
 
         Exit codes: 0 success; 1 something is invalid, stalled or refused (manifests that do not \
         check, an object that cannot work as written, an untrusted commit); 2 usage error; 3 the \
-        repository, a file or the state could not be read, or the daemon cannot start.
+        repository, a file or the state could not be read, or the daemon cannot start; 4 \
+        `reconcile --once --timeout` ran out while runs were still under way.
         """,
         version: version,
-        subcommands: [FetchHelper.self],
+        subcommands: [FetchHelper.self, Supervise.self],
         groupedSubcommands: [
             CommandGroup(name: "Set up", subcommands: [Init.self, Demo.self, Schema.self]),
             CommandGroup(name: "Check", subcommands: [Validate.self]),
             CommandGroup(name: "Run", subcommands: [Run.self, Reconcile.self]),
-            CommandGroup(name: "Inspect", subcommands: [Status.self, History.self]),
+            CommandGroup(name: "Inspect", subcommands: [Status.self, History.self, Runs.self, LogsCommand.self]),
+            CommandGroup(name: "Maintain", subcommands: [GarbageCollect.self]),
         ]
     )
 
@@ -71,6 +73,8 @@ struct CairnExit: Error {
     static let invalid: Int32 = 1
     static let usage: Int32 = 2
     static let unreadable: Int32 = 3
+    /// `reconcile --once --timeout` ran out with runs still under way.
+    static let timedOut: Int32 = 4
 
     let code: Int32
     let message: String

@@ -11,9 +11,12 @@ extension Cairn {
         static let configuration = CommandConfiguration(
             abstract: "Show Cairn at work on the example repository, made in a new directory that stays for you to explore.",
             discussion: """
-            Creates the example churn repository, reconciles it, then makes a few commits as a \
-            team would (change training params, break a manifest, fix it, delete a monitor), \
-            reconciling after each, and shows the result the way anyone reads it: with plain \
+            Creates the example churn repository and reconciles it: the feature pipeline runs \
+            for real (two independent stages at once, then the one that needs them). Then it \
+            makes a few commits as a team would (change training params, which runs nothing; \
+            change featurize.py, which reruns only that stage; break a manifest, fix it, delete \
+            a monitor), reconciling after each and waiting for the runs, and shows the result \
+            the way anyone reads it: with `cairn runs` and plain \
             `git log cairn/status`, `git show cairn/status:<Kind>/<name>.yaml` and \
             `git log --notes=cairn main`. Needs the git command line for that last part.
 
@@ -37,26 +40,37 @@ extension Cairn {
             }
             let repositoryURL = root.appendingPathComponent("churn")
             _ = try ExampleRepository.create(at: repositoryURL)
-            let engine = try Engine(source: .local(repositoryURL), stateDirectory: root.appendingPathComponent("state"),
-                                    configuration: ReconcilerConfiguration(), controllers: try Controllers.registry(), push: false,
-                                    logger: Logger(label: "cairn")) { _, _ in }
+            let state = root.appendingPathComponent("state")
+            let logger = Logger(label: "cairn")
+            let execution = try RunOptions.parse([]).makeExecution(stateDirectory: state, repository: repositoryURL, logger: logger)
+            let engine = try Engine(source: .local(repositoryURL), stateDirectory: state,
+                                    configuration: ReconcilerConfiguration(), controllers: try Controllers.registry(),
+                                    execution: execution, push: false, logger: logger) { _, _ in }
             let author = Signature(name: "Dana Scientist", email: "dana@example.com")
             let script = DemoScript(repository: try Repository.open(at: repositoryURL), root: repositoryURL, author: author)
 
             func step(_ title: String, _ change: () throws -> Void) async throws {
                 try change()
-                let outcome = try await engine.reconcileOnce()
+                let before = Set(try engine.store.recentRuns(limit: 1000).map(\.id))
+                print("• \(title)")
+                let (outcome, _) = try await engine.reconcileUntilSettled(timeout: .seconds(600))
+                let runs = try engine.store.recentRuns(limit: 1000).filter { !before.contains($0.id) }.reversed()
+                for line in DemoRuns.describe(Array(runs)) { print("    \(line)") }
                 var what = outcome.ran ? "reconciled \(outcome.commit.short): \(outcome.objects) objects, \(outcome.changed.count) status change(s)"
                     : "\(outcome.commit.short) is already reconciled: nothing to do"
                 if !outcome.stalled.isEmpty { what += "; stalled: " + outcome.stalled.map(\.description).joined(separator: ", ") }
                 if !outcome.waiting.isEmpty { what += "; waiting: " + outcome.waiting.map(\.description).joined(separator: ", ") }
                 if outcome.notImplemented > 0 { what += "; \(outcome.notImplemented) await work Cairn cannot do yet (NotImplemented)" }
-                print("• \(title)\n    \(what)")
+                print("    \(what)")
             }
             print("Demo repository: \(repositoryURL.path)\n")
             try await step("initial commit: the example churn project") {}
-            try await step("change the training params (C: 1.0 → 0.5)") {
+            try await step("change the training params (C: 1.0 → 0.5): nothing the pipeline reads") {
                 try script.edit("training.yaml", "params: {C: 1.0, max_iter: 200}", "params: {C: 0.5, max_iter: 200}", "Regularise churn training harder")
+            }
+            try await step("change pipelines/featurize.py: only featurize reruns") {
+                try script.edit("pipelines/featurize.py", "print(f\"wrote {len(rows)} feature rows to {target}\")",
+                                "print(f\"wrote {len(rows)} feature rows ({len(columns)} features) to {target}\")", "Say how many features featurize wrote")
             }
             try await step("break deployment.yaml (stage: prod, which Model/churn does not have)") {
                 try script.edit("deployment.yaml", "stage: production", "stage: prod", "Serve the prod stage")
@@ -70,14 +84,16 @@ extension Cairn {
             try await step("an unchanged branch: one ref read, nothing written") {}
 
             let git = GitCommandLine(directory: repositoryURL)
+            print("\n$ cairn runs --limit 8")
+            print(RunText.list(try engine.store.recentRuns(limit: 8)))
             for arguments in [["log", "--format=%h %s", "cairn/status"],
+                              ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,separator=%x2C )", "-3", "cairn/status", "--", "FeaturePipeline/churn-features.yaml"],
                               ["log", "--format=%h %s%n    %(trailers:key=Cairn-Source-Commit,separator=)", "-3", "cairn/status", "--", "ModelDeployment/churn-prod.yaml"],
                               ["show", "cairn/status:ModelDeployment/churn-prod.yaml"],
                               ["log", "--notes=cairn", "--format=%h %s%n%N", "-2", "main"]] {
                 print("\n$ git \(arguments.map { $0.contains(" ") || $0.contains("%") ? "'\($0)'" : $0 }.joined(separator: " "))")
                 print(try git.run(arguments), terminator: "")
             }
-            let state = root.appendingPathComponent("state")
             print("""
 
             The demo repository stays in \(repositoryURL.path). Look around:
@@ -87,6 +103,8 @@ extension Cairn {
               git show cairn/status:Model/churn.yaml            # one object's status now
               git log --notes=cairn --format='%h %s%n%N' main   # what Cairn did with each commit
               cairn status --state-dir \(state.path)   # the same from Cairn's store
+              cairn runs --state-dir \(state.path)     # every run and skip, and why
+              cairn logs RUN --state-dir \(state.path) # what a run printed
 
             Next: `cairn init` a repository of your own (or run it in one you have), then `cairn validate` and `cairn reconcile --once` in it.
             """)
@@ -137,5 +155,31 @@ struct GitCommandLine {
         } catch {
             throw CairnExit.unreadable("the demo needs the git command line: \(error)")
         }
+    }
+}
+
+/// What the demo says about the runs one step made.
+enum DemoRuns {
+    static func describe(_ runs: [RunRecord]) -> [String] {
+        let ran = runs.filter { $0.state != .skipped }
+        let reused = runs.filter { $0.state == .skipped }
+        var lines: [String] = []
+        for run in ran {
+            let seconds = zip(run.startedAt.map { [$0] } ?? [], run.finishedAt.map { [$0] } ?? []).first.map { String(format: "%.2f s", $1.timeIntervalSince($0)) }
+            lines.append("ran \(run.stage ?? run.object.description): \(run.state.rawValue)\(seconds.map { " in " + $0 } ?? "") (\(run.reason ?? "no reason recorded"))")
+        }
+        // Two stages whose runs overlapped in time ran at once.
+        for (index, first) in ran.enumerated() {
+            for second in ran.dropFirst(index + 1) {
+                if let a = first.startedAt, let b = first.finishedAt, let c = second.startedAt, let d = second.finishedAt, a < d, c < b {
+                    lines.append("\(first.stage ?? "") and \(second.stage ?? "") ran at the same time (they do not depend on each other)")
+                }
+            }
+        }
+        if !reused.isEmpty {
+            lines.append("reused: " + reused.map { "\($0.stage ?? "") (\($0.reason ?? ""))" }.joined(separator: ", "))
+        }
+        if runs.isEmpty { lines.append("no stage ran") }
+        return lines
     }
 }

@@ -31,7 +31,7 @@ struct EngineOptions: ParsableArguments {
     var push = false
 
     @Option(help: "How long a remote may take to answer a fetch, such as 60s.")
-    var timeout: String = "60s"
+    var fetchTimeout: String = "60s"
 
     @OptionGroup var trustOptions: TrustOptions
 
@@ -45,7 +45,7 @@ struct EngineOptions: ParsableArguments {
         if repoOption == nil, enclosingRepository() == nil {
             throw ValidationError("the current directory is not inside a git repository; give --repo PATH_OR_URL")
         }
-        _ = try parseTimeout(timeout)
+        _ = try parseTimeout(fetchTimeout)
         if statusBranch == branch { throw ValidationError("--status-branch must differ from --branch: Cairn never commits to the tracked branch") }
         if maxTreeDepth < 1 || maxTreeEntries < 1 { throw ValidationError("--max-tree-depth and --max-tree-entries must be at least 1") }
         if push, isLocalPath(repo) { throw ValidationError("--push needs --repo to be a URL; for a local repository the status branch is written in place") }
@@ -72,12 +72,18 @@ struct EngineOptions: ParsableArguments {
         return configuration
     }
 
-    func makeEngine(logger: Logger) throws -> Engine {
-        let deadline = try parseTimeout(timeout)
+    /// The engine; with `runs`, one that may start runs (the local executor, under those options).
+    func makeEngine(logger: Logger, runs: RunOptions? = nil) throws -> Engine {
+        let deadline = try parseTimeout(fetchTimeout)
         let source: RepositorySource = isLocalPath(repo) ? .local(URL(fileURLWithPath: repo)) : .remote(repo)
+        let execution = try runs.map { options in
+            try options.makeExecution(stateDirectory: stateDirectory,
+                                      repository: isLocalPath(repo) ? URL(fileURLWithPath: repo) : stateDirectory.appendingPathComponent("mirror.git"),
+                                      logger: logger)
+        }
         do {
             return try Engine(source: source, stateDirectory: stateDirectory, configuration: configuration,
-                              controllers: try Controllers.registry(), trust: trustOptions.trust, push: push,
+                              controllers: try Controllers.registry(), execution: execution, trust: trustOptions.trust, push: push,
                               logger: logger) { url, mirror in
                 try await RemoteFetcher.fetch(url: url, into: mirror, timeout: deadline)
             }

@@ -9,10 +9,14 @@ enum ExampleRepository {
         This repository holds the desired state of an ML system as Cairn manifests (`*.yaml`), next to
         the code they run. Cairn checks the manifests, reconciles them and writes each object's status
         to the `cairn/status` branch. The manifests declare feature pipelines, training, the model
-        registry, serving and monitoring; this version of Cairn does not carry those out yet, so their
+        registry, serving and monitoring. This version of Cairn runs the feature pipeline for real (each
+        stage in its own checkout, outputs kept in a content-addressed store, nothing run twice for the
+        same inputs); training, the registry, serving and monitoring are not carried out yet, so their
         objects report `Ready: Unknown`, reason `NotImplemented`, saying what was not done.
 
-        - `features.yaml`: the FeaturePipeline `churn-features` (`pipelines/ingest.py`, `pipelines/featurize.py`)
+        - `features.yaml`: the FeaturePipeline `churn-features`: `pipelines/ingest.py` writes a seeded synthetic
+          table, `pipelines/featurize.py` (with `pipelines/transforms.py`) scales it, and
+          `pipelines/calendar_features.py`, independent of both, runs alongside `ingest`
         - `training.yaml`: the TrainingSchedule `churn-weekly` (`train.py`), with its evaluation gate
         - `model.yaml`: the Model `churn`, its stages and which version holds each
         - `deployment.yaml`: the ModelDeployment `churn-prod` (`serve.py`)
@@ -22,8 +26,9 @@ enum ExampleRepository {
         How to go on:
 
         1. Check the manifests: `cairn validate .` (or, as committed: `cairn validate --repo . --rev HEAD`).
-        2. Reconcile once and read the status with git: `cairn reconcile --once`, then
-           `git log --oneline cairn/status` and `git show cairn/status:Model/churn.yaml`.
+        2. Reconcile once and read the status with git: `cairn reconcile --once` (it waits for the
+           pipeline's runs), then `git log --oneline cairn/status`,
+           `git show cairn/status:FeaturePipeline/churn-features.yaml` and `cairn runs`.
         3. Edit a manifest, for example change `params` in `training.yaml`, validate again, commit, and
            reconcile again (or keep `cairn run` going, which does so every 30 seconds).
         4. Add your own objects; `cairn validate` names the file, line and field of every mistake.
@@ -49,8 +54,12 @@ enum ExampleRepository {
         """# + "\n",
         "features.yaml": #"""
         # yaml-language-server: $schema=schema/cairn.json
-        # Feature engineering: a DAG of stages. A stage reruns only when the content of its
-        # command, deps or upstream outputs changed (content hashes, as in DVC).
+        # Feature engineering: a DAG of stages, run by Cairn on every commit that changes what they
+        # read. A stage reruns only when its run key changes: its command and params, the program it
+        # runs (python3 itself), the files it reads, and the outputs of the stages before it.
+        # Files the command names (pipelines/featurize.py) and the repository modules a Python script
+        # imports (pipelines/transforms.py) are found by themselves; `deps` lists anything else.
+        # ingest and calendar do not depend on each other, so they run at the same time.
         apiVersion: cairn/v1
         kind: FeaturePipeline
         metadata:
@@ -60,12 +69,15 @@ enum ExampleRepository {
           stages:
             - name: ingest
               command: [python3, pipelines/ingest.py, --rows, "2000", --out, data/raw.csv]
-              deps: [pipelines/ingest.py]
               outs: [data/raw.csv]
+            - name: calendar
+              command: [python3, pipelines/calendar_features.py, --year, "2026", --out, features/calendar.csv]
+              outs: [features/calendar.csv]
             - name: featurize
               command: [python3, pipelines/featurize.py, data/raw.csv, features/churn.csv]
-              deps: [pipelines/featurize.py, data/raw.csv]
               outs: [features/churn.csv]
+              timeout: 5m
+              retries: 1
         """# + "\n",
         "model.yaml": #"""
         # yaml-language-server: $schema=schema/cairn.json
@@ -96,24 +108,50 @@ enum ExampleRepository {
             - {metric: error_rate, above: 0.05, for: 5m, action: rollback}
           source: {push: {}}
         """# + "\n",
+        "pipelines/calendar_features.py": #"""
+        """Calendar: one row per day of a year with the features a churn model may want (no network)."""
+        import argparse
+        import csv
+        import datetime
+        import os
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--year", type=int, required=True)
+        parser.add_argument("--out", required=True)
+        args = parser.parse_args()
+
+        day = datetime.date(args.year, 1, 1)
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        with open(args.out, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["date", "weekday", "weekend", "month_end"])
+            rows = 0
+            while day.year == args.year:
+                month_end = (day + datetime.timedelta(days=1)).month != day.month
+                writer.writerow([day.isoformat(), day.weekday(), int(day.weekday() >= 5), int(month_end)])
+                day += datetime.timedelta(days=1)
+                rows += 1
+        print(f"wrote {rows} calendar rows to {args.out}")
+        """# + "\n",
         "pipelines/featurize.py": #"""
         """Featurize: scales the raw columns to [0, 1] and keeps the label."""
         import csv
         import os
         import sys
 
+        from transforms import min_max
+
         source, target = sys.argv[1], sys.argv[2]
         with open(source, newline="") as handle:
             rows = list(csv.DictReader(handle))
         columns = ["tenure_months", "monthly_spend", "support_calls"]
-        bounds = {c: (min(float(r[c]) for r in rows), max(float(r[c]) for r in rows)) for c in columns}
+        scaled = {c: min_max([float(r[c]) for r in rows]) for c in columns}
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
         with open(target, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(columns + ["label"])
-            for row in rows:
-                scaled = [(float(row[c]) - bounds[c][0]) / ((bounds[c][1] - bounds[c][0]) or 1) for c in columns]
-                writer.writerow([round(v, 6) for v in scaled] + [row["churned"]])
+            for i, row in enumerate(rows):
+                writer.writerow([scaled[c][i] for c in columns] + [row["churned"]])
         print(f"wrote {len(rows)} feature rows to {target}")
         """# + "\n",
         "pipelines/ingest.py": #"""
@@ -142,6 +180,16 @@ enum ExampleRepository {
                 churned = 1 if risk + rng.gauss(0, 0.15) > 0.1 else 0
                 writer.writerow([customer, tenure, spend, calls, churned])
         print(f"wrote {args.rows} rows to {args.out}")
+        """# + "\n",
+        "pipelines/transforms.py": #"""
+        """Column transforms shared by the feature stages."""
+
+
+        def min_max(values):
+            """Scales numbers to [0, 1]; a constant column becomes all zeros."""
+            low, high = min(values), max(values)
+            span = (high - low) or 1
+            return [round((v - low) / span, 6) for v in values]
         """# + "\n",
         "serve.py": #"""
         """Serve: answers /healthz and POST /predict for one model version on 127.0.0.1."""

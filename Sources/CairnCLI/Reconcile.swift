@@ -5,6 +5,7 @@ import CairnManifests
 import CairnStore
 import Foundation
 import Logging
+import Synchronization
 
 extension Cairn {
     struct Reconcile: AsyncParsableCommand {
@@ -12,11 +13,15 @@ extension Cairn {
             abstract: "Run one reconcile pass, or ask the running daemon to reconcile an object now.",
             discussion: """
             With --once: fetches (for a URL), runs one pass over the branch tip, writes status \
-            commits to the status branch and a note on the commit. Exits 0 when nothing is \
+            commits to the status branch and a note on the commit. When the pass starts runs \
+            (pipeline stages), it waits until they have finished and been recorded, passes \
+            again, and so on until nothing is left to do, printing what it waits for; --timeout \
+            bounds the wait and --no-wait returns after the first pass (the runs go on, and the \
+            next `cairn run` or `reconcile --once` takes them back). Exits 0 when nothing is \
             stalled (objects whose kind's work Cairn cannot do yet, NotImplemented, are counted \
             and shown but are not failures), 1 when an object is stalled, a manifest file cannot \
             be read, or the tip is refused under --verify-commits, 3 when the repository cannot \
-            be read.
+            be read, 4 when --timeout ran out with runs still under way.
 
             With an object and no --once: queues it for the `cairn run` holding the same state \
             directory and wakes that daemon at once. Without a running daemon it says so and \
@@ -41,11 +46,22 @@ extension Cairn {
         @Option(help: "text or json.")
         var format: OutputFormat = .text
 
+        @Flag(help: "With --once: return after one pass, leaving the runs it started to go on.")
+        var noWait = false
+
+        @Option(help: "With --once: how long to wait for runs at most, such as 30m (default: as long as they take).")
+        var timeout: String?
+
+        @OptionGroup var runOptions: RunOptions
+
         func validate() throws {
             if let object, ObjectRef(parsing: object) == nil {
                 throw ValidationError(notKindName(object))
             }
             if object == nil, !once { throw ValidationError("give --once, or an object (Kind/name) to queue for the daemon") }
+            if let timeout, (try? ManifestDuration(parsing: timeout))?.milliseconds ?? 0 <= 0 {
+                throw ValidationError("--timeout \(timeout) is not a duration such as 30s or 1h")
+            }
         }
 
         func run() async throws {
@@ -55,7 +71,7 @@ extension Cairn {
                 try queue(ref)
                 return
             }
-            let engine = try options.makeEngine(logger: Logger(label: "cairn"))
+            let engine = try options.makeEngine(logger: Logger(label: "cairn"), runs: runOptions)
             // The same lock as the daemon's: two processes reconciling one state directory would
             // each write what the other already wrote.
             let lock: DaemonLock
@@ -67,8 +83,17 @@ extension Cairn {
             defer { withExtendedLifetime(lock) {} }
             if let ref { try engine.store.request(ref) }
             let outcome: PassOutcome
+            var settled = true
             do {
-                outcome = try await engine.reconcileOnce()
+                if noWait {
+                    outcome = try await engine.reconcileOnce()
+                } else {
+                    let limit = timeout.flatMap { try? ManifestDuration(parsing: $0) }.map { Duration.milliseconds($0.milliseconds) }
+                    let waiting = WaitingReporter(quiet: format == .json)
+                    (outcome, settled) = try await engine.reconcileUntilSettled(timeout: limit) { outcome, runs in
+                        waiting.report(outcome, runs)
+                    }
+                }
             } catch let error as CairnExit {
                 throw error
             } catch let error as NoTrustedCommit {
@@ -78,6 +103,10 @@ extension Cairn {
             }
             let report = PassReport(outcome)
             print(format == .json ? report.jsonText() : report.text)
+            if !settled {
+                throw CairnExit(code: CairnExit.timedOut, message: "error: --timeout \(timeout ?? "") ran out with runs still under way; they go on, "
+                                + "and the next `cairn run` or `cairn reconcile --once` takes them back (`cairn runs` lists them)")
+            }
             if !outcome.healthy { throw CairnExit.invalid() }
         }
 
@@ -151,5 +180,23 @@ struct PassReport: Encodable {
             lines.append("\(notImplemented) object(s) await work Cairn cannot do yet (NotImplemented); `cairn status` says what each lacks")
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// Says on standard error what `reconcile --once` is waiting for, when that changes.
+final class WaitingReporter: Sendable {
+    private let quiet: Bool
+    private let last = Mutex<[String]>([])
+
+    init(quiet: Bool) { self.quiet = quiet }
+
+    func report(_ outcome: PassOutcome, _ runs: [RunRecord]) {
+        let names = runs.map { "\($0.object)\($0.stage.map { "/" + $0 } ?? "") (\($0.state == .running ? "running" : "queued"), run \($0.id))" }
+        let changed = last.withLock { previous in
+            defer { previous = names }
+            return previous != names
+        }
+        guard changed, !names.isEmpty else { return }
+        FileHandle.standardError.write(Data(("waiting for \(names.count) run(s): " + names.joined(separator: ", ") + "\n").utf8))
     }
 }

@@ -15,10 +15,10 @@ func isLocalPath(_ location: String) -> Bool {
 func parseTimeout(_ text: String) throws -> ManifestDuration {
     do {
         let duration = try ManifestDuration(parsing: text)
-        guard duration.milliseconds > 0 else { throw ValidationError("--timeout must be longer than 0") }
+        guard duration.milliseconds > 0 else { throw ValidationError("--fetch-timeout must be longer than 0") }
         return duration
     } catch let error as ValueError {
-        throw ValidationError("--timeout \(text) is not a duration: \(error.reason); write it as 30s, 2m or 1h")
+        throw ValidationError("--fetch-timeout \(text) is not a duration: \(error.reason); write it as 30s, 2m or 1h")
     }
 }
 
@@ -69,7 +69,7 @@ enum RemoteFetcher {
 
     private static func check(_ outcome: ProcessOutcome, url: String, timeout: ManifestDuration) throws {
         if outcome.timedOut {
-            throw CairnExit.unreadable("\(redactedURL(url)) did not answer within \(timeout); is the URL right and the server up? (--timeout sets the limit)")
+            throw CairnExit.unreadable("\(redactedURL(url)) did not answer within \(timeout); is the URL right and the server up? (--fetch-timeout sets the limit)")
         }
         let message = outcome.standardError.text.trimmingCharacters(in: .whitespacesAndNewlines)
         switch outcome.termination {

@@ -31,6 +31,8 @@ extension Cairn {
 
         @OptionGroup var options: EngineOptions
 
+        @OptionGroup var runOptions: RunOptions
+
         @Option(help: "How often to look at the branch, such as 30s.")
         var interval: String = "30s"
 
@@ -58,7 +60,7 @@ extension Cairn {
             } catch {
                 throw CairnExit.unreadable(error.description)
             }
-            let engine = try options.makeEngine(logger: logger)
+            let engine = try options.makeEngine(logger: logger, runs: runOptions)
             let milliseconds = (try? ManifestDuration(parsing: interval))?.milliseconds ?? 30_000
             let period = Duration.milliseconds(milliseconds)
             let pushes = engine.pushes ? Triggers() : nil
@@ -72,6 +74,7 @@ extension Cairn {
                 .init(service: EngineService(engine: engine, triggers: triggers, interval: period, logger: logger, pushes: pushes),
                       serviceName: "engine"),
                 .init(service: requests, serviceName: "requests"),
+                .init(service: RunCompletionService(engine: engine, triggers: triggers), serviceName: "runs"),
                 .init(service: WatcherService(interval: period, triggers: triggers), serviceName: "watcher"),
             ]
             let group = ServiceGroup(configuration: ServiceGroupConfiguration(

@@ -19,9 +19,14 @@ struct StateOptions: ParsableArguments {
         }
     }
 
+    /// The state directory these options name.
+    var directory: URL {
+        stateDir.map { URL(fileURLWithPath: $0) } ?? EngineOptions.defaultStateDirectory(for: repo ?? enclosingRepository() ?? "")
+    }
+
     func openStore() throws -> Store {
         let repo = self.repo ?? enclosingRepository()
-        let directory = stateDir.map { URL(fileURLWithPath: $0) } ?? EngineOptions.defaultStateDirectory(for: repo ?? "")
+        let directory = self.directory
         guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("cairn.sqlite").path) else {
             if let repo, stateDir == nil {
                 throw CairnExit.unreadable("no Cairn state for --repo \(repo) (looked in \(directory.path)); "

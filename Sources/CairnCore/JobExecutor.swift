@@ -179,3 +179,19 @@ public struct Execution: Sendable {
         self.policy = policy
     }
 }
+
+/// The executor will not run a job as specified, whatever happens outside (a shell the
+/// daemon does not allow, a variable it does not pass, more cpus than it has): the object
+/// stalls until its spec changes. Any other error from `submit` is transient.
+public struct ExecutorRefusal: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A condition reason, such as `ShellNotAllowed`.
+    public var reason: String
+    public var message: String
+
+    public init(reason: String, message: String) {
+        self.reason = reason
+        self.message = message
+    }
+
+    public var description: String { message }
+}

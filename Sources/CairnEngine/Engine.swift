@@ -31,6 +31,10 @@ public actor Engine {
     private let pusher: StatusPusher?
     private let mirror: URL?
     private let verifier: CommitVerifier
+    /// Where runs go, when this process may start them.
+    public nonisolated let execution: Execution?
+    /// Whether the runs a previous process left unfinished have been taken back.
+    private var recovered = false
     /// The last trusted commit (read from the store once), and verdicts already reached.
     private var trustedTip: ObjectID?
     private var trustLoaded = false
@@ -52,6 +56,7 @@ public actor Engine {
         self.logger = logger
         verifier = CommitVerifier(trust: trust)
         pushConfigured = push
+        self.execution = execution
         // The repository first: a path that is no repository leaves no state directory behind.
         switch source {
         case .local(let path):
@@ -98,12 +103,39 @@ public actor Engine {
         }
         // Entries left by a pass whose drain was interrupted go out first.
         try writer.drain()
+        try await recoverRuns()
         let (commit, refusal) = try await trustedCommit()
         var outcome = try await reconciler.pass(at: commit)
         outcome.refused = refusal
         if outcome.ran || refusal != nil { try writer.drain() }
         if push { try await pusher?.push() }
         return outcome
+    }
+
+    /// Before the first pass: runs a previous process left unfinished are adopted, recorded as
+    /// they ended, or marked interrupted, and their objects are looked at again.
+    private func recoverRuns() async throws {
+        guard !recovered, let executor = execution?.executor else { return }
+        let report = try await executor.recover()
+        for id in report.adopted + report.finished + report.interrupted {
+            if let run = try store.run(id: id) { reconciler.request(run.object) }
+        }
+        if report != RecoveryReport() {
+            logger.notice("took back unfinished runs", metadata: [
+                "cairn.adopted": "\(report.adopted.count)", "cairn.finished": "\(report.finished.count)",
+                "cairn.interrupted": "\(report.interrupted.count)"])
+        }
+        recovered = true
+    }
+
+    /// A run ended (and its executor recorded it): its object is looked at on the next pass.
+    public nonisolated func runEnded(_ handle: JobHandle) {
+        do {
+            if let run = try store.run(id: handle.runID) { try store.request(run.object) }
+        } catch {
+            logger.error("could not queue the object of a finished run; the next pass that evaluates it sees the run",
+                         metadata: ["cairn.run": "\(handle.runID)", "cairn.error": "\(error)"])
+        }
     }
 
     /// What to reconcile under `--verify-commits`: the tip when every commit that must be
@@ -157,6 +189,43 @@ public actor Engine {
             throw NoTrustedCommit("\(problem); there is no earlier trusted commit, so nothing is reconciled")
         }
         return (trustedTip, (tip, problem))
+    }
+
+    /// Passes until nothing is left to do: after each pass, waits while runs it started are
+    /// under way (or a retry is due) and passes again when one ends. Returns the last pass's
+    /// outcome and whether everything settled before `timeout`. `progress` hears, after each
+    /// pass, the runs still under way.
+    public func reconcileUntilSettled(timeout: Duration?, progress: @Sendable (PassOutcome, [RunRecord]) -> Void = { _, _ in })
+        async throws -> (outcome: PassOutcome, settled: Bool) {
+        guard let executor = execution?.executor else { return (try await reconcileOnce(), true) }
+        let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let listener = Task { [self] in
+            for await handle in executor.completions {
+                runEnded(handle)
+                wake.yield()
+            }
+        }
+        defer { listener.cancel() }
+        let deadline = timeout.map { Date().addingTimeInterval($0.seconds) }
+        var iterator = wakes.makeAsyncIterator()
+        while true {
+            let outcome = try await reconcileOnce()
+            let inFlight = await executor.inFlight()
+            progress(outcome, inFlight.compactMap { try? store.run(id: $0) })
+            let retry = outcome.retryDue
+            if inFlight.isEmpty, retry == nil { return (outcome, true) }
+            if let deadline, Date() >= deadline { return (outcome, false) }
+            // Wake on a run's end, a retry that falls due, or the deadline.
+            let alarm = [retry, deadline].compactMap { $0 }.min()
+            let timer = alarm.map { at in
+                Task {
+                    guard (try? await Task.sleep(for: .milliseconds(Int64(max(0, at.timeIntervalSinceNow) * 1000) + 5))) != nil else { return }
+                    wake.yield()
+                }
+            }
+            _ = await iterator.next()
+            timer?.cancel()
+        }
     }
 
     /// Pushes the status branch and notes (rebuilding on the remote's tip when it moved). Never

@@ -155,6 +155,26 @@ public struct StatusPushService: Service {
     }
 }
 
+/// Turns each run an executor finished into a pass for its object (`Trigger.jobFinished`):
+/// controllers never wait on a job, its end brings them back.
+public struct RunCompletionService: Service {
+    let engine: Engine
+    let triggers: Triggers
+
+    public init(engine: Engine, triggers: Triggers) {
+        self.engine = engine
+        self.triggers = triggers
+    }
+
+    public func run() async throws {
+        guard let executor = engine.execution?.executor else { return }
+        for await handle in executor.completions.cancelOnGracefulShutdown() {
+            engine.runEnded(handle)
+            triggers.send(.jobFinished)
+        }
+    }
+}
+
 /// Says when to look at the branch: every interval. (A webhook will add pushes as they happen.)
 /// An unchanged tip costs the engine one ref read, so a tick is cheap.
 public struct WatcherService: Service {

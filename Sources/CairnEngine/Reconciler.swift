@@ -50,6 +50,9 @@ public struct PassOutcome: Sendable {
     public var notImplemented: Int
     /// When the engine should look again although nothing else happens (a requeue or backoff).
     public var nextDue: Date?
+    /// The earliest time an object still on its way (Reconciling: a retry, a backoff, a run
+    /// to look at again) is due; what `reconcile --once` waits for besides runs.
+    public var retryDue: Date?
     /// The tip Cairn refused to reconcile (its signatures are not trusted), and why; `commit`
     /// is then the last trusted commit.
     public var refused: (commit: ObjectID, reason: String)?
@@ -118,6 +121,11 @@ public final class Reconciler {
     /// When the next object is due again, if any is.
     public var nextDue: Date? { dueTimes.values.min() }
 
+    /// When the next object that is Reconciling is due again: a retry rather than a schedule.
+    private var retryDue: Date? {
+        dueTimes.filter { statuses[$0.key]?.condition("Reconciling")?.status == .true }.values.min()
+    }
+
     /// One pass over the branch tip. Writes the store (and its outbox) in one transaction; the
     /// caller drains the outbox into git with a `StatusWriter`. A pass that throws leaves
     /// nothing half-done: the next one reloads the commit in full.
@@ -134,7 +142,7 @@ public final class Reconciler {
         }
         do {
             let tracked = try trackManifests(at: tip)
-            let work = selectWork(tracked, time: time)
+            let work = selectWork(tracked, tip: tip, time: time)
             let evaluation = try await evaluateObjects(work, tracked: tracked, commit: tip, time: time)
             let outcome = try recordPass(evaluation, tracked: tracked, commit: tip, time: time)
             if tracked.fullLoad { Self.returnFreedMemory() }
@@ -247,9 +255,16 @@ public final class Reconciler {
     /// The objects to evaluate, in order: what the change touched, what is due or was asked
     /// for, and everything that depends on those; broken objects first (their status depends
     /// on nothing), then the valid ones in dependency order.
-    private func selectWork(_ tracked: TrackedManifests, time: Date) -> [ObjectRef] {
+    private func selectWork(_ tracked: TrackedManifests, tip: ObjectID, time: Date) -> [ObjectRef] {
         let set = tracked.set
         var start = tracked.touched.union(requested)
+        // A run's key covers files anywhere in the repository (code, data, lockfiles), not
+        // only manifests: at a new commit every object that runs things computes its keys
+        // again, which costs hashing what changed (blob hashes are cached) and runs nothing
+        // whose inputs are the same.
+        if tip != lastReconciled {
+            start.formUnion(set.manifests.keys.lazy.filter { Self.keyedByRepositoryFiles.contains($0.kind) })
+        }
         // A schedule whose file broke or went has no edges left: the Model its last good spec
         // trained is touched too, so it is held back, or released.
         for ref in tracked.touched where ref.kind == .trainingSchedule {
@@ -260,6 +275,9 @@ public final class Reconciler {
         return evaluate.filter { set.manifests[$0] == nil && set.broken[$0] != nil }.sorted()
             + set.graph.order(of: evaluate.filter { set.manifests[$0] != nil })
     }
+
+    /// The kinds whose run keys read repository files beyond their manifest.
+    static let keyedByRepositoryFiles: Set<Kind> = [.featurePipeline, .trainingSchedule]
 
     // MARK: Step 3: evaluate the objects
 
@@ -488,7 +506,7 @@ public final class Reconciler {
         if ran || sortedLists == nil { sortedLists = (tally.stalled.sorted(), tally.waiting.sorted()) }
         return PassOutcome(commit: commit, ran: ran, changed: changed, objects: tally.total, ready: tally.ready,
                     stalled: sortedLists?.stalled ?? [], waiting: sortedLists?.waiting ?? [], notImplemented: tally.notImplemented,
-                    nextDue: nextDue, refused: nil, unreadableFiles: unreadable)
+                    nextDue: nextDue, retryDue: retryDue, refused: nil, unreadableFiles: unreadable)
     }
 
     private static func summary(_ tally: StatusTally, changes: PassChanges, unreadable: [String], rewritten: Bool,

@@ -64,6 +64,9 @@ public enum OutputDestination: Sendable, Hashable {
     case discard
     /// To a file, created if missing, truncated unless `append`. The child writes it directly.
     case file(URL, append: Bool = false)
+    /// To a descriptor this process holds open (a pipe it reads itself, say); the child gets
+    /// a copy, and the caller keeps and closes its own. Both streams may name the same one.
+    case descriptor(Int32)
 
     /// 16 MiB per stream.
     public static let defaultLimit = 16 << 20

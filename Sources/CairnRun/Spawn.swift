@@ -114,6 +114,11 @@ private struct Descriptors {
         case .file(let url, let append):
             let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC)
             childEnds.append((try openFile(url.path, flags, "\(url.path) for \(stream)"), childFD))
+        case .descriptor(let descriptor):
+            // A copy, because the child ends are closed once the child has started.
+            let copy = fcntl(descriptor, F_DUPFD_CLOEXEC, 3)
+            guard copy >= 0 else { throw SystemCallError(errno: errno, context: "descriptor \(descriptor) for \(stream)") }
+            childEnds.append((copy, childFD))
         }
     }
 

@@ -7,7 +7,8 @@ import GRDB
 /// written in the same transaction as the outbox entry that will carry it to git, so a crash
 /// loses nothing and commits nothing twice.
 public final class Store: RunRecords, Sendable {
-    private let pool: any DatabaseWriter
+    /// Internal, not private, so the store's `Store+Feature.swift` files can use it.
+    let pool: any DatabaseWriter
     public let path: URL
 
     public init(directory: URL) throws {
@@ -106,6 +107,18 @@ public final class Store: RunRecords, Sendable {
             try db.create(table: "accepted") { table in
                 table.primaryKey("ref", .text)
                 table.column("spec", .jsonText).notNull()
+            }
+        }
+        migrator.registerMigration("v4: file hashes") { db in
+            // The stat cache of `FileHashCache` (Store+FileHashes.swift). inode and device are
+            // UInt64, kept as their Int64 bit patterns.
+            try db.create(table: "fileHash") { table in
+                table.primaryKey("path", .text)
+                table.column("size", .integer).notNull()
+                table.column("mtimeNs", .integer).notNull()
+                table.column("inode", .integer).notNull()
+                table.column("device", .integer).notNull()
+                table.column("hash", .text).notNull()
             }
         }
         return migrator

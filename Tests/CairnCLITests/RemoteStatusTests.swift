@@ -61,7 +61,7 @@ import Testing
     @Test func aRemoteThatStopsAnsweringIsBackedOffAndRecoveredFrom() throws {
         let (served, url, work) = try servedRepository()
         let state = try TemporaryDirectory("cairn-state")
-        let daemon = try BackgroundProcess(try cairnExecutable(), ["run", "--repo", url, "--state-dir", state.path, "--interval", "1s", "--timeout", "5s"],
+        let daemon = try BackgroundProcess(try cairnExecutable(), ["run", "--repo", url, "--state-dir", state.path, "--interval", "1s", "--fetch-timeout", "5s"],
                                            logTo: state.appending("log"))
         func waitFor(_ text: String) -> Bool { daemon.waitFor(text) }
         func logText() -> String { daemon.output }

@@ -71,7 +71,7 @@ import Testing
         #expect(fetched.status == 0, "\(fetched.stdout)\(fetched.stderr)")
 
         let silent = try SilentServer()
-        let hung = try cairn(["validate", "--repo", "git://127.0.0.1:\(silent.port)/ml.git", "--timeout", "2s"])
+        let hung = try cairn(["validate", "--repo", "git://127.0.0.1:\(silent.port)/ml.git", "--fetch-timeout", "2s"])
         #expect(hung.status == 3)
         #expect(hung.stderr.contains("did not answer within 2s"), "\(hung.stderr)")
         #expect(hung.elapsed < 30)
@@ -84,7 +84,7 @@ import Testing
     @Test func usageErrorsExitTwoAndUnreadableThingsThree() throws {
         #expect(try cairn(["validate", "--format", "xml"]).status == 2)
         #expect(try cairn(["validate", "a", "--repo", "b"]).status == 2)
-        #expect(try cairn(["validate", "--repo", ".", "--timeout", "soon"]).status == 2)
+        #expect(try cairn(["validate", "--repo", ".", "--fetch-timeout", "soon"]).status == 2)
         #expect(try cairn(["no-such-command"]).status == 2)
         let notThere = try cairn(["validate", "/no/such/dir"])
         #expect(notThere.status == 3)

@@ -1,0 +1,81 @@
+import ArgumentParser
+import CairnCore
+import CairnEngine
+import CairnRun
+import CairnStore
+import Foundation
+import Logging
+
+/// What runs started by this process may do: `cairn run` and `cairn reconcile --once`.
+struct RunOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Runs at once at most; a stage with resources.cpus N takes N of them. Default: the number of cores.",
+                               valueName: "n"))
+    var maxRuns: Int?
+
+    @Flag(help: "Allow stages with shell: true (their command runs through /bin/sh -c). Off by default: a manifest is untrusted input.")
+    var allowShell = false
+
+    @Option(help: ArgumentHelp("A variable of this process's environment that runs may ask for (stage env: [NAME]); repeatable. Nothing else passes.",
+                               valueName: "name"))
+    var passEnv: [String] = []
+
+    @Option(help: ArgumentHelp("A directory outside the repository that runs may read (absolute deps and command paths); repeatable.",
+                               valueName: "dir"))
+    var dataRoot: [String] = []
+
+    @Option(help: ArgumentHelp("The most a run's log keeps, such as 64MiB; the tail is kept, with a note that the start was cut.",
+                               valueName: "size"))
+    var logLimit: String = "64MiB"
+
+    func validate() throws {
+        if let maxRuns, maxRuns < 1 { throw ValidationError("--max-runs must be at least 1") }
+        for name in passEnv where name.isEmpty || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) || name.first!.isNumber {
+            throw ValidationError("--pass-env \(name) is not a variable name (letters, digits and _, not starting with a digit)")
+        }
+        for root in dataRoot {
+            guard root.hasPrefix("/") else { throw ValidationError("--data-root \(root) must be an absolute path") }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--data-root \(root) is not a directory")
+            }
+        }
+        _ = try logLimitBytes()
+    }
+
+    /// `--log-limit` in bytes: a number with an optional KiB, MiB or GiB (or k, M, G).
+    func logLimitBytes() throws -> Int {
+        let units: [(String, Int)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20), ("k", 1 << 10),
+                                      ("K", 1 << 10), ("B", 1)]
+        for (suffix, factor) in units where logLimit.hasSuffix(suffix) {
+            if let value = Int(logLimit.dropLast(suffix.count)), value > 0 { return value * factor }
+        }
+        if let value = Int(logLimit), value > 0 { return value }
+        throw ValidationError("--log-limit \(logLimit) is not a size such as 64MiB or 512KiB")
+    }
+
+    var policy: ExecutionPolicy {
+        ExecutionPolicy(allowShell: allowShell, passEnvironment: Set(passEnv),
+                        dataRoots: dataRoot.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
+                        maxRuns: maxRuns ?? ProcessInfo.processInfo.activeProcessorCount)
+    }
+}
+
+extension RunOptions {
+    /// The local executor and what controllers need beside it, under `stateDirectory`.
+    func makeExecution(stateDirectory: URL, repository: URL, logger: Logger) throws -> Execution {
+        try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
+        let store = try Store(directory: stateDirectory)
+        let artifacts = try ArtifactStore(root: stateDirectory.appendingPathComponent("artifacts"))
+        let policy = self.policy
+        let executor = try LocalExecutor(stateDirectory: stateDirectory, ledger: store, artifacts: artifacts,
+                                         source: GitCheckout(repository: repository), policy: policy,
+                                         supervisor: [Self.cairnPath, "_supervise"], environment: ProcessInfo.processInfo.environment,
+                                         logCap: try logLimitBytes(), logger: logger)
+        return Execution(executor: executor, artifacts: artifacts, hostFiles: LocalHostFiles(policy: policy, cache: store), policy: policy)
+    }
+
+    /// This binary, which runs each job's supervisor (`cairn _supervise`).
+    static var cairnPath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}

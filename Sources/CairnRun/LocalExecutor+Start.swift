@@ -1,0 +1,132 @@
+import CairnCore
+import Foundation
+import Glibc
+
+extension LocalExecutor {
+    /// Takes the run's slots, prepares its directory and starts its supervisor; a run that
+    /// cannot start is recorded failed with the reason.
+    func start(_ queued: Queued) {
+        let spec = queued.spec
+        let slots = slots(of: spec)
+        usedSlots += slots
+        var record = queued.record
+        let directory = runsDirectory.appendingPathComponent(spec.runID)
+        do {
+            try prepare(spec, in: directory)
+            let logPath = directory.appendingPathComponent(RunFiles.supervisorLog).path
+            let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard log >= 0 else { throw RunFiles.fileError("could not open \(logPath)") }
+            defer { close(log) }
+            let process = try Command(supervisor[0], Array(supervisor.dropFirst()) + [directory.path],
+                                      workingDirectory: directory, standardOutput: .descriptor(log), standardError: .descriptor(log))
+                .start()
+            let handle = JobHandle(executor: name, id: String(process.processID), runID: spec.runID,
+                                   startTicks: ProcessTable.startTicks(of: process.processID))
+            record.state = .running
+            record.handle = handle
+            record.startedAt = Date()
+            write(record)
+            active[spec.runID] = Active(record: record, handle: handle, slots: slots)
+            Task { [weak self] in
+                _ = await process.wait()
+                await self?.supervisorEnded(spec.runID)
+            }
+        } catch {
+            usedSlots -= slots
+            record.state = .failed
+            record.finishedAt = Date()
+            record.message = "could not start: \(error is ExecutorError ? "\(error)" : Self.reason(error))"
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(RunFiles.work))
+            if write(record) { completed.yield(placeholder(spec.runID)) }
+        }
+    }
+
+    /// Makes the run's directory: the checkout, the restored inputs, params.json and job.json.
+    @discardableResult
+    private func prepare(_ spec: JobSpec, in directory: URL) throws -> SupervisedJob {
+        let manager = FileManager.default
+        let work = directory.appendingPathComponent(RunFiles.work)
+        do {
+            if manager.fileExists(atPath: directory.path) { try manager.removeItem(at: directory) }
+            try manager.createDirectory(at: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw ExecutorError("could not create the run's directory \(directory.path): \(Self.reason(error))")
+        }
+        do {
+            try source.checkout(commit: spec.sourceCommit, into: work)
+        } catch {
+            throw ExecutorError("could not check out commit \(spec.sourceCommit.prefix(12)) into \(work.path): \(error)")
+        }
+        let root = try realPath(work)
+        for (path, artifact) in spec.inputs.sorted(by: { $0.key < $1.key }) {
+            let target = work.appendingPathComponent(path)
+            do {
+                try manager.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+                let parent = try realPath(target.deletingLastPathComponent())
+                guard parent == root || parent.hasPrefix(root + "/") else {
+                    throw ExecutorError("the input \(path) would be restored at \(parent), which leaves the run's directory")
+                }
+                if (try? manager.attributesOfItem(atPath: target.path)) != nil { try manager.removeItem(at: target) }
+                try artifacts.restore(artifact, to: target)
+            } catch let error as ExecutorError {
+                throw error
+            } catch {
+                throw ExecutorError("could not restore the input \(path) (\(artifact.digest)): \(error)")
+            }
+        }
+
+        let paramsFile = directory.appendingPathComponent(RunFiles.params)
+        var environment = [
+            "CAIRN_RUN_ID": spec.runID,
+            "CAIRN_OUTPUT_DIR": work.path,
+            "CAIRN_PARAMS": spec.params,
+            "CAIRN_PARAMS_FILE": paramsFile.path,
+            "PATH": Self.runPath,
+            "HOME": directory.path,
+            "LANG": "C.UTF-8",
+        ]
+        for name in spec.passEnvironment { environment[name] = daemonEnvironment[name] }
+        let argv = spec.shell ? ["/bin/sh", "-c"] + spec.command : [try Self.resolve(spec.command[0], in: work)] + spec.command.dropFirst()
+        let job = SupervisedJob(argv: argv, environment: environment, workingDirectory: work.path,
+                                timeoutSeconds: spec.timeout.map(Self.seconds), graceSeconds: Self.seconds(grace),
+                                logCap: logCap, secretNames: spec.passEnvironment.filter { daemonEnvironment[$0] != nil },
+                                outputs: spec.outputs, cpus: slots(of: spec))
+        do {
+            try RunFiles.writeAtomically(Data(spec.params.utf8), to: paramsFile)
+            try RunFiles.writeAtomically(try RunFiles.encoder.encode(job),
+                                         to: directory.appendingPathComponent(RunFiles.job), mode: 0o600)
+        } catch {
+            throw ExecutorError("could not write the run's files in \(directory.path): \(Self.reason(error))")
+        }
+        return job
+    }
+
+    /// The program `name` means for a run: a path (relative to the checkout) when it holds a
+    /// slash, else the first executable of that name on the runs' PATH.
+    static func resolve(_ name: String, in work: URL) throws -> String {
+        if name.contains("/") {
+            let path = name.hasPrefix("/") ? name : work.appendingPathComponent(name).path
+            guard access(path, X_OK) == 0 else {
+                throw ExecutorError("the command \(name) was not found or is not executable (\(path))")
+            }
+            return path
+        }
+        for directory in runPath.split(separator: ":") {
+            let candidate = "\(directory)/\(name)"
+            var info = stat()
+            if stat(candidate, &info) == 0, info.st_mode & S_IFMT != S_IFDIR, access(candidate, X_OK) == 0 { return candidate }
+        }
+        throw ExecutorError("the command \(name) was not found on the runs' PATH (\(runPath)); name a program in the repository with a path, like ./\(name)")
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// The path with every symlink resolved.
+func realPath(_ url: URL) throws -> String {
+    guard let resolved = realpath(url.path, nil) else { throw RunFiles.fileError("could not resolve \(url.path)") }
+    defer { free(resolved) }
+    return String(cString: resolved)
+}

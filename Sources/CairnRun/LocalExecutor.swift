@@ -1,0 +1,199 @@
+public import CairnCore
+public import Foundation
+import Glibc
+public import Logging
+
+/// Writes a commit's files into a directory: the checkout a run works in.
+public protocol SourceCheckout: Sendable {
+    /// Writes the files of `commit` (hex) into `directory`, which exists and is empty.
+    func checkout(commit: String, into directory: URL) throws
+}
+
+/// Runs jobs as processes on this machine, each under a supervisor (`cairn _supervise`) in
+/// its own process group, so a run survives the daemon and its end is always written down.
+///
+/// Runs live in `<state>/runs/<runID>/`: `work/` is the checkout the command runs in (removed
+/// once its outputs are stored), `log`, `job.json`, `result.json`. The run's row goes into
+/// the ledger before anything starts; a run waits in a FIFO queue until `cpus` of the
+/// policy's `maxRuns` slots are free.
+public actor LocalExecutor: JobExecutor {
+    public nonisolated let name = "local"
+    public nonisolated let completions: AsyncStream<JobHandle>
+    let completed: AsyncStream<JobHandle>.Continuation
+
+    let runsDirectory: URL
+    let ledger: any RunLedger
+    let artifacts: ArtifactStore
+    let source: any SourceCheckout
+    let policy: ExecutionPolicy
+    let supervisor: [String]
+    let daemonEnvironment: [String: String]
+    let logCap: Int
+    let grace: Duration
+    let logger: Logger
+
+    /// The PATH a run gets, and where its command is looked up.
+    public static let runPath = "/usr/local/bin:/usr/bin:/bin"
+    public static let defaultLogCap = 64 << 20
+
+    struct Queued {
+        var spec: JobSpec
+        var record: RunRecord
+    }
+
+    /// A run whose supervisor is running (started here or adopted).
+    struct Active {
+        var record: RunRecord
+        var handle: JobHandle
+        var slots: Int
+        var cancelRequested = false
+    }
+
+    var queue: [Queued] = []
+    var active: [String: Active] = [:]
+    var usedSlots = 0
+    /// Set by `detach`: ends are no longer watched or recorded (a daemon that stops without
+    /// cancelling its runs, which a later `recover` adopts).
+    var detached = false
+
+    /// - Parameters:
+    ///   - stateDirectory: the daemon's state; runs go in `runs/` under it.
+    ///   - supervisor: the argv prefix that runs a supervisor, `[pathToCairn, "_supervise"]`;
+    ///     the run's directory is appended.
+    ///   - environment: the daemon's environment, where passed variables' values come from.
+    public init(stateDirectory: URL, ledger: any RunLedger, artifacts: ArtifactStore, source: any SourceCheckout,
+                policy: ExecutionPolicy, supervisor: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
+                logCap: Int = LocalExecutor.defaultLogCap, grace: Duration = .seconds(10),
+                logger: Logger = Logger(label: "cairn.run")) throws {
+        runsDirectory = stateDirectory.appendingPathComponent("runs")
+        do {
+            try FileManager.default.createDirectory(at: runsDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw ExecutorError("could not create the runs directory \(runsDirectory.path): \(Self.reason(error))")
+        }
+        self.ledger = ledger
+        self.artifacts = artifacts
+        self.source = source
+        self.policy = policy
+        self.supervisor = supervisor
+        self.daemonEnvironment = environment
+        self.logCap = logCap
+        self.grace = grace
+        self.logger = logger
+        (completions, completed) = AsyncStream.makeStream(of: JobHandle.self)
+    }
+
+    // MARK: - Submitting
+
+    public func submit(_ spec: JobSpec) async throws -> JobHandle {
+        if let queued = queue.first(where: { $0.spec.key == spec.key }) { return placeholder(queued.record.id) }
+        if let running = active.values.first(where: { $0.record.key == spec.key }) { return running.handle }
+        let earlier: [RunRecord]
+        do {
+            earlier = try ledger.runs(withKey: spec.key)
+        } catch {
+            throw ExecutorError("could not read the runs of key \(spec.key) from the ledger: \(Self.reason(error)); nothing was started")
+        }
+        if let unfinished = earlier.first(where: { !$0.state.isFinal }) { return unfinished.handle ?? placeholder(unfinished.id) }
+        if let refusal = refusal(of: spec) { throw ExecutorRefusal(reason: "RunRefused", message: refusal) }
+
+        var record = RunRecord(id: spec.runID, key: spec.key, object: spec.object, stage: spec.stage, state: .submitted,
+                               trigger: spec.trigger, reason: spec.reason, sourceCommit: spec.sourceCommit,
+                               command: spec.command, inputs: spec.keyInputs, attempt: spec.attempt, submittedAt: Date())
+        record.logPath = runsDirectory.appendingPathComponent(spec.runID).appendingPathComponent(RunFiles.log).path
+        do {
+            try ledger.record(record)
+        } catch {
+            throw ExecutorError("could not record run \(spec.runID) in the ledger: \(Self.reason(error)); nothing was started")
+        }
+        queue.append(Queued(spec: spec, record: record))
+        pump()
+        return active[spec.runID]?.handle ?? placeholder(spec.runID)
+    }
+
+    /// Why `spec` may not run under the policy, in a sentence; nil when it may.
+    func refusal(of spec: JobSpec) -> String? {
+        if spec.command.isEmpty || spec.command[0].isEmpty { return "run \(spec.runID) has no command to run" }
+        if spec.shell && !policy.allowShell {
+            return "run \(spec.runID) asks for a shell (shell: true), which this daemon does not allow; start it with --allow-shell or give the command as a list"
+        }
+        let refused = spec.passEnvironment.filter { !policy.passEnvironment.contains($0) }
+        if !refused.isEmpty {
+            return "run \(spec.runID) asks for the environment variable\(refused.count == 1 ? "" : "s") \(refused.sorted().joined(separator: ", ")), "
+                + "which the daemon does not pass on; allow \(refused.count == 1 ? "it" : "them") with --pass-env"
+        }
+        if spec.cpus > policy.maxRuns {
+            return "run \(spec.runID) needs \(spec.cpus) cpus but the daemon runs at most \(policy.maxRuns) at once (--max-runs); lower resources.cpus or raise --max-runs"
+        }
+        for path in spec.outputs where !ArtifactStore.isSafeRelativePath(path) {
+            return "run \(spec.runID) declares the output \(path), which is not a relative path inside the repository"
+        }
+        for path in spec.inputs.keys where !ArtifactStore.isSafeRelativePath(path) {
+            return "run \(spec.runID) restores an input at \(path), which is not a relative path inside the repository"
+        }
+        return nil
+    }
+
+    /// The handle of a run that has not started yet.
+    func placeholder(_ runID: String) -> JobHandle {
+        JobHandle(executor: name, id: "", runID: runID)
+    }
+
+    /// Starts queued runs, first come first served, while the first fits in the free slots.
+    func pump() {
+        while !detached, let head = queue.first, slots(of: head.spec) <= policy.maxRuns - usedSlots {
+            queue.removeFirst()
+            start(head)
+        }
+    }
+
+    func slots(of spec: JobSpec) -> Int { max(1, spec.cpus) }
+
+    // MARK: - Watching
+
+    public func observe(runID: String) async throws -> JobState {
+        if queue.contains(where: { $0.record.id == runID }) { return .pending }
+        if active[runID] != nil { return .running }
+        guard let record = try ledger.run(id: runID) else { return .lost }
+        switch record.state {
+        case .submitted: return .pending
+        case .running: return .running
+        case .succeeded, .skipped: return .succeeded
+        case .cancelled: return .cancelled
+        case .interrupted: return .lost
+        case .failed: return .failed(exitStatus: record.exitStatus, signal: record.signal, message: record.message ?? "failed")
+        }
+    }
+
+    public func inFlight() async -> [String] {
+        queue.map(\.record.id) + active.keys.sorted()
+    }
+
+    /// Stops watching: runs go on under their supervisors, nothing more is started or
+    /// recorded here, and a later executor's `recover` adopts them. For a daemon that stops
+    /// without cancelling its runs.
+    public func detach() {
+        detached = true
+    }
+
+    /// Records `record`; a failure is logged and leaves the ledger as it was.
+    @discardableResult
+    func write(_ record: RunRecord) -> Bool {
+        do {
+            try ledger.record(record)
+            return true
+        } catch {
+            logger.error("could not record run \(record.id) as \(record.state.rawValue) in the ledger: \(Self.reason(error)); it stays as last recorded",
+                         metadata: ["cairn.run": "\(record.id)"])
+            return false
+        }
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? CocoaError, let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError,
+           underlying.domain == NSPOSIXErrorDomain {
+            return "\(error.filePath.map { "\($0): " } ?? "")\(String(cString: strerror(Int32(underlying.code))))"
+        }
+        return "\(error)"
+    }
+}
