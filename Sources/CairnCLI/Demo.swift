@@ -165,7 +165,8 @@ enum DemoRuns {
         let reused = runs.filter { $0.state == .skipped }
         var lines: [String] = []
         for run in ran {
-            let seconds = zip(run.startedAt.map { [$0] } ?? [], run.finishedAt.map { [$0] } ?? []).first.map { String(format: "%.2f s", $1.timeIntervalSince($0)) }
+            var seconds: String?
+            if let start = run.startedAt, let end = run.finishedAt { seconds = String(format: "%.2f s", end.timeIntervalSince(start)) }
             lines.append("ran \(run.stage ?? run.object.description): \(run.state.rawValue)\(seconds.map { " in " + $0 } ?? "") (\(run.reason ?? "no reason recorded"))")
         }
         // Two stages whose runs overlapped in time ran at once.

@@ -124,6 +124,14 @@ public enum JSONSchema {
         case .duration: ["pattern": "^([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$", "minLength": 2]
         case .cron: ["pattern": "^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([0-9A-Za-z*/,-]+\\s+){4}[0-9A-Za-z*/,-]+)$"]
         case .repoPath: ["pattern": "^(?!/)(?!~)(?!\\.\\./)(?!\\.\\.$)[^\\\\\\u0000]+$"]
+        case .dependencyPath:
+            // A repository path as above, or an absolute path whose components are neither
+            // empty, '.' nor '..', without control characters.
+            ["anyOf": [
+                ["pattern": "^(?!/)(?!~)(?!\\.\\./)(?!\\.\\.$)[^\\\\\\u0000]+$"],
+                ["pattern": "^(/(?!\\.\\.?(/|$))[^/\\u0000-\\u001f\\u007f]+)+$"],
+            ]]
+        case .environmentName: ["pattern": "^[A-Za-z_][A-Za-z0-9_]*$"]
         case .oneOf(let words): ["enum": words]
         case .timeZone: ["minLength": 1]
         case .metricName: ["pattern": "^[A-Za-z_][A-Za-z0-9_.:-]*$"]

@@ -88,6 +88,7 @@ public struct Manifest: Hashable, Sendable {
     static let locatedFields: Set<String> = [
         "spec.model", "spec.features", "spec.deployment", "spec.stage", "spec.version", "spec.stages",
         "spec.stages[*]", "spec.stages[*].name", "spec.stages[*].deps[*]", "spec.stages[*].outs[*]",
+        "spec.stages[*].command[*]", "spec.stages[*].env[*]",
         "spec.assignments.*", "spec.deps[*]", "spec.thresholds[*].action",
     ]
 

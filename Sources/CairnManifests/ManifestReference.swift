@@ -42,6 +42,8 @@ public enum ManifestReference {
             case .duration: "duration (`30s`, `10m`, `1h30m`)"
             case .cron: "cron (5 fields or `@daily`…)"
             case .repoPath: "path in the repository"
+            case .dependencyPath: "path in the repository, or absolute path under a `--data-root`"
+            case .environmentName: "environment variable name"
             case .oneOf(let words): words.map { "`\($0)`" }.joined(separator: " \\| ")
             case .timeZone: "IANA time zone"
             case .metricName: "metric name"

@@ -63,35 +63,61 @@ struct ObjectChecker {
 
     private mutating func checkPipeline(_ manifest: Manifest, _ spec: FeaturePipelineSpec) {
         var names: Set<String> = []
-        var producer: [RepositoryPath: String] = [:]
+        var declaredOuts: [(stage: Int, path: RepositoryPath)] = []
         for (index, stage) in spec.stages.enumerated() {
+            let field = "spec.stages[\(index)]"
             if !names.insert(stage.name).inserted {
-                report(manifest, field: "spec.stages[\(index)].name", "stage \(quote(stage.name)) appears twice in this pipeline")
+                report(manifest, field: "\(field).name", "stage \(quote(stage.name)) appears twice in this pipeline")
             }
             if stage.shell, stage.command.count != 1 {
-                problems.append(Diagnostic(at: manifest.location(of: "spec.stages[\(index)]"), field: "spec.stages[\(index)].command",
+                problems.append(Diagnostic(at: manifest.location(of: field), field: "\(field).command",
                                            object: manifest.ref.description, "with shell: true, command must be a single script string",
                                            hint: "write command: [\"...\"] with the whole script, or drop shell: true and list the arguments"))
             }
+            var variables: Set<String> = []
+            for (envIndex, name) in stage.env.enumerated() where !variables.insert(name).inserted {
+                report(manifest, field: "\(field).env[\(envIndex)]", "\(field).env lists \(name) twice")
+            }
             for (outIndex, out) in stage.outs.enumerated() {
-                if let other = producer[out] {
-                    report(manifest, field: "spec.stages[\(index)].outs[\(outIndex)]", "\(out) is already an output of stage \(quote(other))",
-                           hint: "each file has one producing stage")
+                if let earlier = declaredOuts.first(where: { $0.path.contains(out) || out.contains($0.path) }) {
+                    let owner = earlier.stage == index ? "this stage" : "stage \(quote(spec.stages[earlier.stage].name))"
+                    let message = earlier.path == out
+                        ? (earlier.stage == index ? "\(out) is listed twice in the outputs of stage \(quote(stage.name))"
+                                                  : "\(out) is already an output of \(owner)")
+                        : earlier.path.contains(out) ? "\(out) lies inside \(earlier.path), which is already an output of \(owner)"
+                        : "\(out) holds \(earlier.path), which is already an output of \(owner)"
+                    report(manifest, field: "\(field).outs[\(outIndex)]", message,
+                           hint: "each file has one producing stage: no two outputs may be the same path or one inside the other")
                 }
-                producer[out] = stage.name
+                declaredOuts.append((index, out))
+            }
+            for (depIndex, dep) in stage.deps.enumerated() {
+                guard let path = dep.repositoryPath, let out = stage.outs.first(where: { $0.contains(path) || path.contains($0) }) else { continue }
+                report(manifest, field: "\(field).deps[\(depIndex)]",
+                       "stage \(quote(stage.name)) reads \(path), which overlaps its own output \(out)",
+                       hint: "a stage may not depend on what it writes itself; remove it from deps, or write the output elsewhere")
             }
         }
         // Stage order: a stage that reads another's output runs after it; a loop can never run.
-        var stageGraph: [String: Set<String>] = [:]
-        for stage in spec.stages {
-            stageGraph[stage.name] = Set(stage.deps.flatMap { dep in
-                producer.filter { $0.key.contains(dep) || dep.contains($0.key) }.map(\.value)
-            })
+        let graph = StageGraph(spec)
+        guard let cycle = graph.cycle, let first = cycle.first, let last = cycle.last else { return }
+        let loop = (cycle + [first]).map { spec.stages[$0].name }.joined(separator: " → ")
+        let steps = zip(cycle, cycle.dropFirst() + [first]).compactMap { upstream, downstream in
+            graph.edges.first { $0.upstream == upstream && $0.downstream == downstream }
         }
-        if let cycle = firstCycle(in: stageGraph) {
-            report(manifest, field: "spec.stages", "the stages form a cycle: \((cycle + [cycle[0]]).joined(separator: " → "))",
-                   hint: "a stage may not read, directly or through other stages, what it writes itself")
+        let reasons = steps.map { edge in
+            "\(spec.stages[edge.downstream].name) reads \(edge.path), which \(spec.stages[edge.upstream].name) writes (\(edge.out))"
         }
+        // Point at the path through which the first stage reads what the last one writes.
+        var field = "spec.stages[\(first)]"
+        if let edge = graph.edges.first(where: { $0.upstream == last && $0.downstream == first }) {
+            switch edge.via {
+            case .dep(let index): field += ".deps[\(index)]"
+            case .argument(let index): field += ".command[\(index)]"
+            }
+        }
+        report(manifest, field: field, "stages \(loop) form a cycle",
+               hint: reasons.joined(separator: "; ") + "; a stage may not read, directly or through other stages, what it writes itself")
     }
 
     /// A retrain needs a TrainingSchedule for the deployment's model. A broken schedule may be
@@ -104,25 +130,4 @@ struct ObjectChecker {
                "action retrain needs a TrainingSchedule for Model/\(deployment.model), and there is none",
                hint: "add a TrainingSchedule with model: \(deployment.model), or use action: alert")
     }
-}
-
-/// The first cycle in a small graph of names, if any.
-func firstCycle(in graph: [String: Set<String>]) -> [String]? {
-    var state: [String: Int] = [:] // 1: on the path, 2: done
-    var path: [String] = []
-    func visit(_ node: String) -> [String]? {
-        state[node] = 1
-        path.append(node)
-        for next in (graph[node] ?? []).sorted() {
-            if state[next] == 1, let start = path.firstIndex(of: next) { return Array(path[start...]) }
-            if state[next] == nil, let cycle = visit(next) { return cycle }
-        }
-        path.removeLast()
-        state[node] = 2
-        return nil
-    }
-    for node in graph.keys.sorted() where state[node] == nil {
-        if let cycle = visit(node) { return cycle }
-    }
-    return nil
 }

@@ -34,7 +34,7 @@ struct ReferenceIndex: Sendable {
                 edit(&producersAt, out.value)
                 for ancestor in out.ancestors { edit(&producersBelow, ancestor) }
             }
-            for dep in spec.stages.flatMap(\.deps) {
+            for dep in spec.stages.flatMap(\.deps).repositoryPaths {
                 edit(&consumersAt, dep.value)
                 for ancestor in dep.ancestors { edit(&consumersBelow, ancestor) }
             }
@@ -84,7 +84,7 @@ struct ReferenceIndex: Sendable {
         case .featurePipeline(let spec):
             var result: Set<ObjectRef> = []
             for out in spec.stages.flatMap(\.outs) { result.formUnion(consumers(of: out)) }
-            for dep in spec.stages.flatMap(\.deps) { result.formUnion(producers(of: dep)) }
+            for dep in spec.stages.flatMap(\.deps).repositoryPaths { result.formUnion(producers(of: dep)) }
             result.remove(manifest.ref)
             return result
         case .trainingSchedule(let spec):
@@ -105,7 +105,7 @@ struct ReferenceIndex: Sendable {
         switch manifest.spec {
         case .featurePipeline(let spec):
             var result: Set<ObjectRef> = []
-            for dep in spec.stages.flatMap(\.deps) { result.formUnion(producers(of: dep)) }
+            for dep in spec.stages.flatMap(\.deps).repositoryPaths { result.formUnion(producers(of: dep)) }
             result.remove(manifest.ref)
             return result.filter { manifests[$0] != nil }.sorted()
         case .trainingSchedule(let spec):

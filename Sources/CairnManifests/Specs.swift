@@ -5,13 +5,27 @@ enum CommonFields {
                                         "the program and its arguments as a list, such as [python3, train.py]; never a shell string")
     static let shell = Field.optional("shell", .boolean,
                                       "run command[0] through /bin/sh -c; only where the daemon's configuration allows it")
-    static let deps = Field.optional("deps", .array(.string(.repoPath), minItems: 0),
-                                     "files or directories the command reads; their content is part of the run's key")
+    static let deps = Field.optional("deps", .array(.string(.dependencyPath), minItems: 0),
+                                     "files or directories the command reads, in the repository or absolute under a --data-root; "
+                                     + "their content is part of the run's key")
+    static let params = Field.optional("params", .map(key: .metricName, value: .scalar),
+                                       "parameters, passed as CAIRN_PARAMS and part of the run's key")
+    static let timeout = Field.optional("timeout", .string(.duration), "how long one run may take, such as 1h")
+    static let retries = Field.optional("retries", .integer(minimum: 0), "how many times a failed run is retried (default 0)")
     static let outs = Field.optional("outs", .array(.string(.repoPath), minItems: 0), "files or directories the command writes")
 }
 
 extension YAMLNode {
     var paths: [RepositoryPath] { strings.compactMap { try? RepositoryPath($0) } }
+    var dependencyPaths: [DependencyPath] { strings.compactMap { try? DependencyPath($0) } }
+    /// A map of parameters; values that are not scalars were reported by the shape checker.
+    var parameters: [String: ParameterValue] {
+        var params: [String: ParameterValue] = [:]
+        for (key, value) in pairs {
+            if let name = key.text, let parameter = ParameterValue(value) { params[name] = parameter }
+        }
+        return params
+    }
     var path: RepositoryPath? { text.flatMap { try? RepositoryPath($0) } }
     var duration: ManifestDuration? { text.flatMap { try? ManifestDuration(parsing: $0) } }
     var cron: CronSchedule? { text.flatMap { try? CronSchedule(parsing: $0) } }
@@ -24,8 +38,51 @@ public struct FeaturePipelineSpec: Hashable, Sendable, Codable {
         public var name: String
         public var command: [String]
         public var shell: Bool
-        public var deps: [RepositoryPath]
+        public var deps: [DependencyPath]
         public var outs: [RepositoryPath]
+        /// Passed to the command as CAIRN_PARAMS (JSON) and part of the run's key.
+        public var params: [String: ParameterValue]
+        /// Names of environment variables the stage asks to receive from the daemon's
+        /// environment; whether the daemon allows each is decided when the stage runs.
+        public var env: [String]
+        public var timeout: ManifestDuration?
+        public var retries: Int
+        public var resources: Resources
+
+        public init(name: String, command: [String], shell: Bool = false, deps: [DependencyPath] = [], outs: [RepositoryPath] = [],
+                    params: [String: ParameterValue] = [:], env: [String] = [], timeout: ManifestDuration? = nil, retries: Int = 0,
+                    resources: Resources = Resources()) {
+            self.name = name
+            self.command = command
+            self.shell = shell
+            self.deps = deps
+            self.outs = outs
+            self.params = params
+            self.env = env
+            self.timeout = timeout
+            self.retries = retries
+            self.resources = resources
+        }
+    }
+
+    /// What one run of a stage needs from the machine.
+    public struct Resources: Hashable, Sendable, Codable {
+        public var cpus: Int
+
+        public init(cpus: Int = 1) {
+            self.cpus = cpus
+        }
+
+        private enum CodingKeys: String, CodingKey { case cpus }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            cpus = try container.decodeIfPresent(Int.self, forKey: .cpus) ?? 1
+        }
+
+        static let shape = Shape.object(ObjectShape(fields: [
+            .optional("cpus", .integer(minimum: 1), "how many CPUs one run of the stage uses (default 1)"),
+        ]))
     }
 
     public var schedule: CronSchedule?
@@ -34,7 +91,14 @@ public struct FeaturePipelineSpec: Hashable, Sendable, Codable {
 
     static let stageShape = Shape.object(ObjectShape(fields: [
         .required("name", .string(.dnsLabel), "the stage's name, unique in this pipeline"),
-        CommonFields.command, CommonFields.shell, CommonFields.deps, CommonFields.outs,
+        CommonFields.command, CommonFields.shell, CommonFields.deps,
+        .optional("outs", .array(.string(.repoPath), minItems: 0),
+                  "files or directories in the repository the command writes; no two stages write the same path or one inside another"),
+        CommonFields.params,
+        .optional("env", .array(.string(.environmentName), minItems: 0, unique: true),
+                  "names of environment variables the stage receives from the daemon's environment, where the daemon allows them"),
+        CommonFields.timeout, CommonFields.retries,
+        .optional("resources", Resources.shape, "what one run needs, such as {cpus: 2}"),
     ]))
 
     static let shape = Shape.object(ObjectShape(fields: [
@@ -48,7 +112,10 @@ public struct FeaturePipelineSpec: Hashable, Sendable, Codable {
         suspend = node["suspend"]?.bool ?? false
         stages = (node["stages"]?.items ?? []).map { stage in
             Stage(name: stage["name"]?.text ?? "", command: stage["command"]?.strings ?? [],
-                  shell: stage["shell"]?.bool ?? false, deps: stage["deps"]?.paths ?? [], outs: stage["outs"]?.paths ?? [])
+                  shell: stage["shell"]?.bool ?? false, deps: stage["deps"]?.dependencyPaths ?? [], outs: stage["outs"]?.paths ?? [],
+                  params: stage["params"]?.parameters ?? [:], env: stage["env"]?.strings ?? [],
+                  timeout: stage["timeout"]?.duration, retries: stage["retries"]?.int ?? 0,
+                  resources: Resources(cpus: stage["resources"]?["cpus"]?.int ?? 1))
         }
     }
 }
@@ -78,7 +145,7 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
     public var catchup: Catchup
     public var command: [String]
     public var shell: Bool
-    public var deps: [RepositoryPath]
+    public var deps: [DependencyPath]
     public var params: [String: ParameterValue]
     public var outputs: Outputs
     public var gate: [GateRule]
@@ -102,14 +169,13 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
         .optional("catchup", .string(.oneOf(Catchup.allCases.map(\.rawValue))),
                   "runs missed while Cairn was down: none, latest (default) or all (bounded)"),
         CommonFields.command, CommonFields.shell, CommonFields.deps,
-        .optional("params", .map(key: .metricName, value: .scalar), "hyper-parameters, passed as CAIRN_PARAMS and part of the run's key"),
+        CommonFields.params,
         .required("outputs", .object(ObjectShape(fields: [
             .required("model", .string(.repoPath), "the file the command writes the trained model to"),
             .optional("metrics", .string(.repoPath), "a JSON file of metric name to number that the gate reads"),
         ])), "where the command writes the model and its metrics"),
         .optional("gate", .array(gateShape, minItems: 0), "rules every new version must pass to be registered as passed"),
-        .optional("timeout", .string(.duration), "how long one run may take, such as 1h"),
-        .optional("retries", .integer(minimum: 0), "how many times a failed run is retried"),
+        CommonFields.timeout, CommonFields.retries,
         CommonFields.suspend,
     ]))
 
@@ -122,12 +188,8 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
         catchup = node["catchup"]?.text.flatMap(Catchup.init(rawValue:)) ?? .latest
         command = node["command"]?.strings ?? []
         shell = node["shell"]?.bool ?? false
-        deps = node["deps"]?.paths ?? []
-        var params: [String: ParameterValue] = [:]
-        for (key, value) in node["params"]?.pairs ?? [] {
-            if let name = key.text, let parameter = ParameterValue(value) { params[name] = parameter }
-        }
-        self.params = params
+        deps = node["deps"]?.dependencyPaths ?? []
+        params = node["params"]?.parameters ?? [:]
         let outputs = node["outputs"]
         self.outputs = Outputs(model: outputs?["model"]?.path ?? RepositoryPath(unchecked: "model.bin"),
                                metrics: outputs?["metrics"]?.path)

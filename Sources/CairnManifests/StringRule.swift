@@ -13,6 +13,11 @@ enum StringRule: Sendable {
     case cron
     /// A path relative to the repository root that stays inside it.
     case repoPath
+    /// A repository path, or an absolute, normalised path to data outside the repository
+    /// (allowed at run time only under the daemon's `--data-root` directories).
+    case dependencyPath
+    /// The name of an environment variable: `[A-Za-z_][A-Za-z0-9_]*`.
+    case environmentName
     /// One of a fixed set of words.
     case oneOf([String])
     /// An IANA time zone name such as `UTC` or `Europe/Berlin`.
@@ -60,6 +65,16 @@ enum StringRule: Sendable {
             } catch {
                 return Problem(message: error.reason, hint: hint)
             }
+        case .dependencyPath:
+            do {
+                _ = try DependencyPath(value)
+                return nil
+            } catch {
+                return Problem(message: error.reason, hint: hint)
+            }
+        case .environmentName:
+            return CharacterRules.isEnvironmentName(value) ? nil
+                : Problem(message: "\(quote(value)) is not an environment variable name", hint: hint)
         case .oneOf(let words):
             guard !words.contains(value) else { return nil }
             let suggestion = nearest(to: value, in: words).map { "did you mean \(quote($0))? " } ?? ""
@@ -94,6 +109,9 @@ enum StringRule: Sendable {
         case .duration: "write a number with a unit: ms, s, m, h or d, such as 30s, 10m or 1h30m"
         case .cron: "use 5 fields (minute hour day-of-month month day-of-week), such as \"0 3 * * 1\", or @hourly, @daily, @weekly, @monthly, @yearly"
         case .repoPath: "write a path relative to the repository root, such as data/raw.csv, that does not leave it"
+        case .dependencyPath:
+            "write a path relative to the repository root, such as data/raw.csv, or an absolute path under one of the daemon's --data-root directories, such as /srv/data/raw.csv"
+        case .environmentName: "use letters, digits and '_', not starting with a digit, such as HF_TOKEN"
         case .timeZone: "use an IANA name such as UTC or Europe/Berlin"
         case .metricName: "use letters, digits, '_', '.', ':' and '-', starting with a letter or '_'"
         case .httpPath: "write a path starting with '/', such as /healthz"
@@ -142,6 +160,13 @@ enum CharacterRules {
         return bytes.allSatisfy {
             isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "-")
         }
+    }
+
+    /// `[A-Za-z_][A-Za-z0-9_]*`
+    static func isEnvironmentName(_ value: String) -> Bool {
+        let bytes = value.utf8
+        guard let first = bytes.first, isAlphanumeric(first) && !(48...57).contains(first) || first == UInt8(ascii: "_") else { return false }
+        return bytes.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "_") }
     }
 
     /// `[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?`

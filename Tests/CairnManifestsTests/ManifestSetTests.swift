@@ -34,7 +34,7 @@ import Testing
         Case(name: "duplicate across files", files: ["a.yaml": Fixtures.all, "b.yaml": Fixtures.model],
              object: "Model/churn", message: "Model/churn is defined twice; the other definition is at a.yaml:20:1", location: "b.yaml:1:1"),
         Case(name: "stage cycle", files: ["a.yaml": Fixtures.pipeline + "\n    - name: loop\n      command: [x]\n      deps: [data/raw.csv]\n      outs: [ingest.py]\n"],
-             object: "FeaturePipeline/feats", message: "the stages form a cycle: ingest → loop → ingest", location: "a.yaml:6:5"),
+             object: "FeaturePipeline/feats", message: "stages ingest → loop → ingest form a cycle", location: "a.yaml:8:14"),
         Case(name: "retrain without a schedule", files: ["a.yaml": [Fixtures.model, Fixtures.deployment, Fixtures.monitor].joined(separator: "\n---\n")],
              object: "Monitor/quality", message: "action retrain needs a TrainingSchedule for Model/churn", location: "a.yaml:23:56"),
     ]

@@ -43,6 +43,14 @@ import Testing
             (Fixtures.all.replacingOccurrences(of: "  stages:\n    - name: ingest", with: "  schedule: every day\n  stages:\n    - name: ingest"), false),
             (Fixtures.all.replacingOccurrences(of: "  stages:\n    - name: ingest", with: "  schedule: \"0 3 * * 1\"\n  stages:\n    - name: ingest"), true),
             (Fixtures.all.replacingOccurrences(of: "  outputs: {model: model.bin}", with: "  outputs: {model: model.bin}\n  timeout: 10 minutes"), false),
+            // Stage fields and absolute deps.
+            (Fixtures.all.replacingOccurrences(of: "deps: [ingest.py]", with: "deps: [ingest.py, /srv/data/raw.csv]\n      env: [HF_TOKEN]\n      resources: {cpus: 2}\n      retries: 1"), true),
+            (Fixtures.all.replacingOccurrences(of: "deps: [ingest.py]", with: "deps: [/srv/data/../etc]"), false),
+            (Fixtures.all.replacingOccurrences(of: "deps: [ingest.py]", with: "deps: [/srv//data]"), false),
+            (Fixtures.all.replacingOccurrences(of: "deps: [ingest.py]", with: "deps: [/srv/data/]"), false),
+            (Fixtures.all.replacingOccurrences(of: "deps: [ingest.py]", with: "env: [HF-TOKEN]"), false),
+            (Fixtures.all.replacingOccurrences(of: "deps: [ingest.py]", with: "resources: {cpus: 0}"), false),
+            (Fixtures.all.replacingOccurrences(of: "outs: [data/raw.csv]", with: "outs: [/srv/raw.csv]"), false),
         ]
         for (index, (yaml, valid)) in documents.enumerated() {
             try directory.write("doc\(index).yaml", yaml)
