@@ -10,7 +10,6 @@ import argparse
 import datetime
 import json
 import os
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -134,17 +133,13 @@ class Bench:
                            target=0.020, note=f"(wall − {n} × {touch * 1000:.2f} ms, one touch process) / {n}; DVC: dvc repro"))
         total = self.add(Row("perstage.wall", f"  of which: whole run from scratch, wall (--max-runs 1)",
                              note="Cairn: one reconcile --once; DVC: one dvc repro"))
-        inside = []
         for r in range(self.repeats):
             progress(f"2/4 per stage: Cairn, {n} stages, --max-runs 1 (repeat {r + 1}/{self.repeats})")
             repo, state = self.cairn.pipeline_repo(self.folder("perstage-cairn"), stages)
             seconds, _ = self.cairn.reconcile(repo, state, max_runs=1)
-            records = self.cairn.expect_runs(repo, state, succeeded=n)
-            inside.append(repos.mean_run_seconds(records))
+            self.cairn.expect_runs(repo, state, succeeded=n)
             total.cairn_samples.append(seconds)
             row.cairn_samples.append((seconds - n * touch) / n)
-        if inside and all(x is not None for x in inside):
-            row.note += f"; Cairn's runs last {statistics.median(inside) * 1000:.1f} ms each, startedAt→finishedAt"
         progress(f"2/4 per stage: Cairn {row.cairn * 1000:.1f} ms per stage")
         if not self.dvc:
             return

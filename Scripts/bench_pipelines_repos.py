@@ -1,6 +1,5 @@
 """The pipelines, repositories and tool invocations of Scripts/bench-pipelines.py: the same
 stages written as a Cairn FeaturePipeline and as a dvc.yaml, in fresh git repositories."""
-import datetime
 import json
 import os
 import shlex
@@ -160,19 +159,6 @@ class Cairn:
     def hash(self, bench_binary, file, repeats):
         _, output = timed([bench_binary, "--hash", file, "--repeats", str(repeats), "--format", "json"], timeout=1800)
         return json.loads(output[output.index("{"):])
-
-
-def mean_run_seconds(records):
-    """The mean time from startedAt to finishedAt of the runs, or None without both."""
-    spans = []
-    for record in records:
-        try:
-            started = datetime.datetime.fromisoformat(record["startedAt"])
-            finished = datetime.datetime.fromisoformat(record["finishedAt"])
-        except (KeyError, TypeError, ValueError):
-            return None
-        spans.append((finished - started).total_seconds())
-    return statistics.mean(spans) if spans else None
 
 
 class Dvc:
