@@ -83,10 +83,10 @@ class Bench:
     def up_to_date(self):
         n = self.stages
         stages = repos.chained_touch_stages(n, chain=10)
-        wall = self.add(Row("uptodate.wall", f"{n} stages up to date, new unrelated commit: reconcile --once, process wall",
-                            target=None, note="DVC: `dvc status`; Cairn's wall includes process start-up and its status commit"))
-        repro = self.add(Row("uptodate.repro", "  the same, DVC `dvc repro` with nothing to do", show_ratio=True,
-                             note="ratio: Cairn's reconcile --once / dvc repro"))
+        wall = self.add(Row("uptodate.wall", f"{n} stages up to date, unrelated commit: reconcile --once vs dvc status",
+                            note="process wall times; Cairn's includes start-up and its status commit"))
+        repro = self.add(Row("uptodate.repro", "  the same vs `dvc repro` with nothing to do",
+                             note="Cairn's column repeats reconcile --once, for the ratio"))
         idle = self.add(Row("uptodate.idle", "  Cairn reconcile --once over an already reconciled tip (start-up)", show_ratio=False,
                             note="opens repository, store and lock; decides nothing"))
         decide = self.add(Row("uptodate.decide", "  Cairn decision: new-commit pass − already-reconciled pass", show_ratio=False,
@@ -107,7 +107,7 @@ class Bench:
         progress(f"1/4 up to date: Cairn {wall.cairn * 1000:.0f} ms per pass (idle {idle.cairn * 1000:.0f} ms)")
         if not self.dvc:
             return
-        progress(f"1/4 up to date: full `dvc repro` of {n} chained stages (DVC takes about 0.6 s a stage)")
+        progress(f"1/4 up to date: full `dvc repro` of {n} chained stages (DVC takes 0.15-0.6 s a stage)")
         repo = self.dvc.pipeline_repo(self.folder("uptodate-dvc"), stages)
         self.dvc.run(repo, "repro", timeout=1800)
         repos.git(repo, "add", "-A")
@@ -144,7 +144,7 @@ class Bench:
         if not self.dvc:
             return
         for r in range(self.repeats):
-            progress(f"2/4 per stage: dvc repro, {n} stages (repeat {r + 1}/{self.repeats}; about {n * 0.6:.0f} s)")
+            progress(f"2/4 per stage: dvc repro, {n} stages (repeat {r + 1}/{self.repeats}; DVC takes 0.15-0.6 s a stage)")
             repo = self.dvc.pipeline_repo(self.folder("perstage-dvc"), stages)
             seconds, _ = self.dvc.run(repo, "repro", timeout=1800)
             repos.expect_outputs(repo, stages)
@@ -167,7 +167,7 @@ class Bench:
                 self.cairn.expect_runs(repo, state, succeeded=n)
                 row.cairn_samples.append(seconds)
         speedup = self.add(Row("dag.speedup", "  Cairn speed-up, --max-runs 1 / --max-runs 4", unit="x", show_ratio=False,
-                               target=None, note="ideal here: 4 branches on 2 cores, sleeping stages"))
+                               note=f"ideal {n / longest:.2f}× ({n} stages, {longest} on the longest branch); the stages sleep, so 2 cores suffice"))
         speedup.cairn_samples = [one.cairn / four.cairn]
         progress(f"3/4 DAG: Cairn {four.cairn:.2f} s with 4 runs at once, {one.cairn:.2f} s one at a time")
         if not self.dvc:
@@ -187,7 +187,7 @@ class Bench:
         gib = size / (1 << 30)
         label = f"{gib:g} GiB" if gib >= 1 else f"{size >> 20} MiB"
         store = self.add(Row("hash.store", f"store a {label} output: Cairn ArtifactStore.store (in process) vs `dvc add`",
-                             target=None, note="Cairn: SHA-256, copy into the store, fsync; DVC: MD5, move into its cache, copy back; "
+                             target=size / 1e9, note="Cairn: SHA-256, copy into the store, fsync; DVC: MD5, move into its cache, copy back; "
                                                "dvc add's wall includes its start-up"))
         dvc_net = self.add(Row("hash.dvcnet", "  dvc add less DVC's start-up (dvc status in the same repository)",
                                note="ratio: Cairn's store / this"))
