@@ -256,11 +256,11 @@ def print_text(report):
     print(f"cairn: release build of {report['cairnCommit']}; dvc: {report['dvcVersion'] or 'not installed (DVC column skipped)'}")
     print()
     width = max(len(r["label"]) for r in report["rows"]) + 2
-    print(f"{'measurement'.ljust(width)}{'Cairn':>11}{'DVC':>11}{'ratio':>8}{'target':>10}")
+    print(f"{'measurement'.ljust(width)}{'Cairn':>11}{'DVC':>11}{'ratio':>8}  {'target'}")
     for r in report["rows"]:
         target = "" if r["target"] is None else "< " + figure(r["target"], r["unit"])
         ratio = "" if r["ratio"] is None else f"{r['ratio']:.3f}"
-        print(f"{r['label'].ljust(width)}{figure(r['cairn'], r['unit']):>11}{figure(r['dvc'], r['unit']):>11}{ratio:>8}{target:>10}")
+        print(f"{r['label'].ljust(width)}{figure(r['cairn'], r['unit']):>11}{figure(r['dvc'], r['unit']):>11}{ratio:>8}  {target:<10}")
         if r["error"]:
             print(f"{'':4}ERROR: {r['error']}")
         elif r["note"]:
@@ -268,7 +268,8 @@ def print_text(report):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="Scripts/bench-pipelines", description=__doc__.split("\n\n")[0]
+                                     + " The wrapper passes --cairn, --cairn-bench, --cairn-commit and --dvc.")
     parser.add_argument("--cairn", required=True, help="the cairn binary (release build)")
     parser.add_argument("--cairn-bench", required=True, help="the cairn-bench binary, for --hash")
     parser.add_argument("--cairn-commit", default="unknown", help="the commit cairn was built from, for the report")
