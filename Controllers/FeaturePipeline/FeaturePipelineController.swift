@@ -22,7 +22,9 @@ public struct FeaturePipelineController: Controller {
     public func reconcile(_ object: Manifest, in context: ReconcileContext) async throws -> Outcome {
         guard case .featurePipeline(let spec) = object.spec else { throw ReconcileError.wrongKind(object, Self.kind) }
         guard let execution = context.execution else {
-            return .reconciling(reason: "NoExecutor", message: "no executor is configured in this process, so no stage was run")
+            // Ready=Unknown: nothing was checked, and nothing will happen by itself in this process.
+            return Outcome(.notImplemented, reason: "NoExecutor",
+                           message: "this process runs no stages (it was started without an executor), so none was run or checked")
         }
         var walk = PipelineWalk(object: object, spec: spec, context: context, execution: execution)
         try await walk.run()
@@ -152,7 +154,8 @@ struct PipelineWalk {
     private func skip(_ stage: FeaturePipelineSpec.Stage, key: StageKey, reusing done: RunRecord) -> RunRecord {
         var record = RunRecord(id: "skip-\(context.sourceCommit.prefix(10))-\(key.key.dropFirst(7).prefix(10))", key: key.key,
                                object: object.ref, stage: stage.name, state: .skipped, trigger: "inputs",
-                               reason: "key \(key.key.dropFirst(7).prefix(12)) matched run \(done.id) from commit \(done.sourceCommit.prefix(10))",
+                               reason: "no input changed: key \(key.key.dropFirst(7).prefix(12)) matched run \(done.id) "
+                                   + "(commit \(done.sourceCommit.prefix(10))), whose outputs it reused",
                                sourceCommit: context.sourceCommit, command: stage.command, inputs: key.parts, attempt: 0,
                                submittedAt: context.now, finishedAt: context.now)
         record.reused = done.id

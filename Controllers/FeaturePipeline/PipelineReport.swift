@@ -77,7 +77,8 @@ struct PipelineReport {
                 outcome = .reconciling(reason: "Running", message: prefix + "stages are running" + tail, requeueAfter: .seconds(300))
             }
         } else {
-            outcome = .ready(reason: "UpToDate", message: "all \(total) stages are up to date; their outputs are in the artifact store")
+            outcome = .ready(reason: "UpToDate", message: "all \(total) stages are up to date (\(done.joined(separator: ", "))); "
+                             + "their outputs are in the artifact store")
             // On its schedule, external data is hashed again (unchanged files cost a stat).
             if let next = schedule?.nextMatchUTC(after: now) {
                 outcome.requeueAfter = .milliseconds(Int64(max(0, next.timeIntervalSince(now)) * 1000))

@@ -84,8 +84,8 @@ extension Cairn {
             try await step("an unchanged branch: one ref read, nothing written") {}
 
             let git = GitCommandLine(directory: repositoryURL)
-            print("\n$ cairn runs --limit 8")
-            print(RunText.list(try engine.store.recentRuns(limit: 8)))
+            print("\n$ cairn runs --state succeeded      # skipped stages are listed too, without --state")
+            print(RunText.list(try engine.store.recentRuns(of: nil, in: [.succeeded], limit: 20)))
             for arguments in [["log", "--format=%h %s", "cairn/status"],
                               ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,separator=%x2C )", "-3", "cairn/status", "--", "FeaturePipeline/churn-features.yaml"],
                               ["log", "--format=%h %s%n    %(trailers:key=Cairn-Source-Commit,separator=)", "-3", "cairn/status", "--", "ModelDeployment/churn-prod.yaml"],
@@ -178,7 +178,7 @@ enum DemoRuns {
             }
         }
         if !reused.isEmpty {
-            lines.append("reused: " + reused.map { "\($0.stage ?? "") (\($0.reason ?? ""))" }.joined(separator: ", "))
+            lines.append("not run, outputs reused (no input changed): " + reused.compactMap(\.stage).joined(separator: ", "))
         }
         if runs.isEmpty { lines.append("no stage ran") }
         return lines

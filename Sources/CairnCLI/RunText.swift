@@ -49,7 +49,8 @@ enum RunText {
         guard run.state == .skipped else { return run.reason ?? "-" }
         var text = "key \(shortKey(run.key)) matched"
         text += run.reused.map { " run \($0), whose outputs it reused" } ?? " an earlier run"
-        if let reason = run.reason, !reason.isEmpty { text += "; \(reason)" }
+        // The controller's reason says all of that and from which commit; older records may lack it.
+        if let reason = run.reason, !reason.isEmpty { return reason }
         return text
     }
 

@@ -45,7 +45,7 @@ extension Cairn {
         var manifestPath: String = ""
 
         @Option(help: "How long a remote may take to answer when fetching --repo, such as 30s.")
-        var timeout: String = "60s"
+        var fetchTimeout: String = "60s"
 
         @Option(help: "text or json.")
         var format: OutputFormat = .text
@@ -65,14 +65,14 @@ extension Cairn {
             if repo == nil, manifestPath != "" {
                 throw ValidationError("--path names a directory inside --repo; without --repo, give the directory as an argument")
             }
-            _ = try parseTimeout(timeout)
+            _ = try parseTimeout(fetchTimeout)
         }
 
         func run() async throws {
             let set: ManifestSet
             do {
                 if let repo {
-                    set = try await withRepository(repo, timeout: try parseTimeout(timeout)) { repository in
+                    set = try await withRepository(repo, timeout: try parseTimeout(fetchTimeout)) { repository in
                         let commit = try repository.resolveCommit(rev)
                         if let problem = try await untrusted(commit, in: repository) {
                             throw CairnExit.invalid("error: \(problem)")

@@ -35,6 +35,11 @@ public actor Engine {
     public nonisolated let execution: Execution?
     /// Whether the runs a previous process left unfinished have been taken back.
     private var recovered = false
+    /// One wake per run that ended (the newest kept), after its object was queued: what the
+    /// daemon turns into a `jobFinished` trigger and what `reconcileUntilSettled` waits for.
+    public nonisolated let runEndings: AsyncStream<Void>
+    private nonisolated let runEnded: AsyncStream<Void>.Continuation
+    private var watchingRuns = false
     /// The last trusted commit (read from the store once), and verdicts already reached.
     private var trustedTip: ObjectID?
     private var trustLoaded = false
@@ -57,6 +62,7 @@ public actor Engine {
         verifier = CommitVerifier(trust: trust)
         pushConfigured = push
         self.execution = execution
+        (runEndings, runEnded) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         // The repository first: a path that is no repository leaves no state directory behind.
         switch source {
         case .local(let path):
@@ -103,6 +109,7 @@ public actor Engine {
         }
         // Entries left by a pass whose drain was interrupted go out first.
         try writer.drain()
+        watchRuns()
         try await recoverRuns()
         let (commit, refusal) = try await trustedCommit()
         var outcome = try await reconciler.pass(at: commit)
@@ -128,8 +135,21 @@ public actor Engine {
         recovered = true
     }
 
+    /// Listens to the executor's completions for the engine's whole life: the executor's
+    /// stream has one consumer, and it is this one.
+    private func watchRuns() {
+        guard !watchingRuns, let executor = execution?.executor else { return }
+        watchingRuns = true
+        Task { [self] in
+            for await handle in executor.completions {
+                queueObject(of: handle)
+                runEnded.yield()
+            }
+        }
+    }
+
     /// A run ended (and its executor recorded it): its object is looked at on the next pass.
-    public nonisolated func runEnded(_ handle: JobHandle) {
+    private nonisolated func queueObject(of handle: JobHandle) {
         do {
             if let run = try store.run(id: handle.runID) { try store.request(run.object) }
         } catch {
@@ -198,16 +218,8 @@ public actor Engine {
     public func reconcileUntilSettled(timeout: Duration?, progress: @Sendable (PassOutcome, [RunRecord]) -> Void = { _, _ in })
         async throws -> (outcome: PassOutcome, settled: Bool) {
         guard let executor = execution?.executor else { return (try await reconcileOnce(), true) }
-        let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let listener = Task { [self] in
-            for await handle in executor.completions {
-                runEnded(handle)
-                wake.yield()
-            }
-        }
-        defer { listener.cancel() }
         let deadline = timeout.map { Date().addingTimeInterval($0.seconds) }
-        var iterator = wakes.makeAsyncIterator()
+        var iterator = runEndings.makeAsyncIterator()
         while true {
             let outcome = try await reconcileOnce()
             let inFlight = await executor.inFlight()
@@ -218,9 +230,9 @@ public actor Engine {
             // Wake on a run's end, a retry that falls due, or the deadline.
             let alarm = [retry, deadline].compactMap { $0 }.min()
             let timer = alarm.map { at in
-                Task {
+                Task { [runEnded] in
                     guard (try? await Task.sleep(for: .milliseconds(Int64(max(0, at.timeIntervalSinceNow) * 1000) + 5))) != nil else { return }
-                    wake.yield()
+                    runEnded.yield()
                 }
             }
             _ = await iterator.next()

@@ -167,9 +167,8 @@ public struct RunCompletionService: Service {
     }
 
     public func run() async throws {
-        guard let executor = engine.execution?.executor else { return }
-        for await handle in executor.completions.cancelOnGracefulShutdown() {
-            engine.runEnded(handle)
+        guard engine.execution != nil else { return }
+        for await _ in engine.runEndings.cancelOnGracefulShutdown() {
             triggers.send(.jobFinished)
         }
     }

@@ -32,7 +32,9 @@ struct StatusTally: Sendable {
         }
         notReadyByReason[status.reason, default: 0] += sign
         if notReadyByReason[status.reason] == 0 { notReadyByReason[status.reason] = nil }
-        if status.isNotImplemented {
+        // Ready=Unknown: Cairn did not check, because it cannot do that work (yet, or in this
+        // process): not stalled, and not on its way either.
+        if status.ready == .unknown {
             notImplemented += sign
         } else if status.isStalled {
             if sign > 0 { stalled.insert(ref) } else { stalled.remove(ref) }

@@ -102,8 +102,14 @@ import Testing
 func exampleManifests() throws -> [String: String] {
     let directory = packageRoot.appendingPathComponent("Manifests")
     var files: [String: String] = [:]
-    for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) where name.hasSuffix(".yaml") {
-        files[name] = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
+    // Every file but the generated schemas: the manifests and the scripts their stages run.
+    let walker = FileManager.default.enumerator(atPath: directory.path)
+    while let name = walker?.nextObject() as? String {
+        guard !name.hasPrefix("schema"), !name.contains("__pycache__") else { continue }
+        let url = directory.appendingPathComponent(name)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+        files[name] = try String(contentsOf: url, encoding: .utf8)
     }
     return files
 }
