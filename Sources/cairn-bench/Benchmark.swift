@@ -21,6 +21,9 @@ struct CairnBench: AsyncParsableCommand {
         cross-referenced), then a second commit that changes one manifest, and measures:
           read+validate  every manifest from a commit, through the object database (target < 0.6 s at 10,000)
           diff           the two commits' trees, one manifest apart (target < 5 ms)
+        With --hash FILE it only stores FILE in a fresh artifact store (SHA-256, copy, fsync) \
+        and hashes it once more without writing, and prints both throughputs (target ≥ 1 GB/s); \
+        Scripts/bench-pipelines uses it.
         Build in release mode for meaningful figures: swift run -c release cairn-bench
         """)
 
@@ -33,7 +36,21 @@ struct CairnBench: AsyncParsableCommand {
     @Option(help: "text or json.")
     var format: String = "text"
 
+    @Option(help: ArgumentHelp("Only measure storing FILE in a fresh artifact store (and hashing it), then exit.", valueName: "FILE"))
+    var hash: String?
+
     func run() async throws {
+        if let hash {
+            let result = try HashThroughput.measure(file: URL(fileURLWithPath: hash), repeats: repeats)
+            if format == "json" {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            } else {
+                print(result.text)
+            }
+            return
+        }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-bench-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: directory) }
         let repository = try Repository.create(at: directory, bare: true)
