@@ -83,7 +83,13 @@ struct PipelineWalk {
         if let done = runs.first(where: { $0.state == .succeeded && $0.outputs.count == stage.outs.count
                                             && $0.outputs.values.allSatisfy(execution.artifacts.contains) }) {
             produced[index] = done.outputs
-            if done.sourceCommit != context.sourceCommit, !runs.contains(where: { $0.sourceCommit == context.sourceCommit }) {
+            // A skip is worth a record when the stage's outputs come from another run than
+            // the status reported last (its inputs changed, back to a key that ran before, or
+            // the pipeline is new): an unchanged stage at a new commit records nothing, so the
+            // table grows with what happened, not with commits times stages.
+            let reportedBefore = context.previous?.runs?.contains(done.id) ?? false
+            if !reportedBefore, done.sourceCommit != context.sourceCommit,
+               !runs.contains(where: { $0.sourceCommit == context.sourceCommit }) {
                 report.effects.append(.recordRun(skip(stage, key: key, reusing: done)))
             }
             report.add(stage.name, .upToDate(run: done.id, ranAt: done.sourceCommit == context.sourceCommit))

@@ -55,14 +55,21 @@ struct PipelineReport {
             }
         }
         let total = stages.count
-        var progress: [String] = []
-        if !done.isEmpty { progress.append("\(done.count) of \(total) stages up to date (\(done.joined(separator: ", ")))") }
-        if !running.isEmpty { progress.append("running " + running.joined(separator: ", ")) }
-        if !queued.isEmpty { progress.append("queued " + queued.joined(separator: ", ")) }
-        if !retrying.isEmpty {
-            progress.append("retrying " + retrying.map { "\($0.0) at \(Self.time($0.1))" }.joined(separator: ", "))
+        // A status stays readable however many stages share a fate: a few in full, then a count.
+        func first(_ items: [String], _ noun: String) -> String {
+            items.prefix(3).joined(separator: "; ") + (items.count > 3 ? "; and \(items.count - 3) more \(noun) (`cairn runs` lists them)" : "")
         }
-        if !blocked.isEmpty { progress.append("not run yet: " + blocked.joined(separator: ", ")) }
+        func names(_ items: [String]) -> String {
+            items.prefix(10).joined(separator: ", ") + (items.count > 10 ? " and \(items.count - 10) more" : "")
+        }
+        var progress: [String] = []
+        if !done.isEmpty { progress.append("\(done.count) of \(total) stages up to date (\(names(done)))") }
+        if !running.isEmpty { progress.append("running " + names(running)) }
+        if !queued.isEmpty { progress.append("queued " + names(queued)) }
+        if !retrying.isEmpty {
+            progress.append("retrying " + names(retrying.map { "\($0.0) at \(Self.time($0.1))" }))
+        }
+        if !blocked.isEmpty { progress.append("not run yet: " + names(blocked)) }
         let tail = progress.isEmpty ? "" : " (" + progress.joined(separator: "; ") + ")"
         var outcome: Outcome
         let underWay = !running.isEmpty || !queued.isEmpty || !retrying.isEmpty
@@ -70,13 +77,13 @@ struct PipelineReport {
         // pipeline stalled on missing or failed data looks again too, as does a Ready one.
         let nextTick = schedule?.nextMatchUTC(after: now).map { Duration.milliseconds(Int64(max(0, $0.timeIntervalSince(now)) * 1000)) }
         if !problems.isEmpty {
-            outcome = .stalled(reason: problems[0].reason, message: problems.map(\.message).joined(separator: "; ") + tail)
+            outcome = .stalled(reason: problems[0].reason, message: first(problems.map(\.message), "problems") + tail)
             outcome.requeueAfter = nextTick
         } else if !failed.isEmpty, !underWay {
-            outcome = .stalled(reason: "StageFailed", message: failed.joined(separator: "; ") + tail)
+            outcome = .stalled(reason: "StageFailed", message: first(failed, "failed stages") + tail)
             outcome.requeueAfter = nextTick
         } else if underWay {
-            let prefix = failed.isEmpty ? "" : failed.joined(separator: "; ") + "; "
+            let prefix = failed.isEmpty ? "" : first(failed, "failed stages") + "; "
             if let due = retrying.map(\.1).min(), running.isEmpty, queued.isEmpty {
                 outcome = .reconciling(reason: "RetryScheduled", message: prefix + "waiting to retry" + tail,
                                        requeueAfter: .milliseconds(Int64(max(0, due.timeIntervalSince(now)) * 1000) + 10))
@@ -85,7 +92,7 @@ struct PipelineReport {
                 outcome = .reconciling(reason: "Running", message: prefix + "stages are running" + tail, requeueAfter: .seconds(300))
             }
         } else {
-            outcome = .ready(reason: "UpToDate", message: "all \(total) stages are up to date (\(done.joined(separator: ", "))); "
+            outcome = .ready(reason: "UpToDate", message: "all \(total) stages are up to date (\(names(done))); "
                              + "their outputs are in the artifact store")
             outcome.requeueAfter = nextTick
         }

@@ -55,7 +55,11 @@ extension Cairn {
                 print("• \(title)")
                 let (outcome, _) = try await engine.reconcileUntilSettled(timeout: .seconds(600))
                 let runs = try engine.store.recentRuns(limit: 1000).filter { !before.contains($0.id) }.reversed()
-                for line in DemoRuns.describe(Array(runs)) { print("    \(line)") }
+                var stages: [String] = []
+                for manifest in await engine.manifestSet?.ordered ?? [] {
+                    if case .featurePipeline(let spec) = manifest.spec { stages += spec.stages.map(\.name) }
+                }
+                for line in DemoRuns.describe(Array(runs), stages: stages) { print("    \(line)") }
                 var what = outcome.ran ? "reconciled \(outcome.commit.short): \(outcome.objects) objects, \(outcome.changed.count) status change(s)"
                     : "\(outcome.commit.short) is already reconciled: nothing to do"
                 if !outcome.stalled.isEmpty { what += "; stalled: " + outcome.stalled.map(\.description).joined(separator: ", ") }
@@ -71,6 +75,10 @@ extension Cairn {
             try await step("change pipelines/featurize.py: only featurize reruns") {
                 try script.edit("pipelines/featurize.py", "print(f\"wrote {len(rows)} feature rows to {target}\")",
                                 "print(f\"wrote {len(rows)} feature rows ({len(columns)} features) to {target}\")", "Say how many features featurize wrote")
+            }
+            try await step("revert that change: featurize's first run is reused, nothing runs twice") {
+                try script.edit("pipelines/featurize.py", "print(f\"wrote {len(rows)} feature rows ({len(columns)} features) to {target}\")",
+                                "print(f\"wrote {len(rows)} feature rows to {target}\")", "Revert: keep featurize's message as it was")
             }
             try await step("break deployment.yaml (stage: prod, which Model/churn does not have)") {
                 try script.edit("deployment.yaml", "stage: production", "stage: prod", "Serve the prod stage")
@@ -160,7 +168,7 @@ struct GitCommandLine {
 
 /// What the demo says about the runs one step made.
 enum DemoRuns {
-    static func describe(_ runs: [RunRecord]) -> [String] {
+    static func describe(_ runs: [RunRecord], stages: [String]) -> [String] {
         let ran = runs.filter { $0.state != .skipped }
         let reused = runs.filter { $0.state == .skipped }
         var lines: [String] = []
@@ -178,9 +186,14 @@ enum DemoRuns {
             }
         }
         if !reused.isEmpty {
-            lines.append("not run, outputs reused (no input changed): " + reused.compactMap(\.stage).joined(separator: ", "))
+            lines.append("not run, outputs of earlier runs reused: " + reused.compactMap(\.stage).joined(separator: ", "))
         }
-        if runs.isEmpty { lines.append("no stage ran") }
+        let untouched = stages.filter { stage in !runs.contains { $0.stage == stage } }
+        if !untouched.isEmpty, !ran.isEmpty || !reused.isEmpty {
+            lines.append("not run (run key unchanged): " + untouched.joined(separator: ", "))
+        } else if runs.isEmpty {
+            lines.append("no stage ran" + (stages.isEmpty ? "" : ": no stage's run key changed"))
+        }
         return lines
     }
 }

@@ -47,14 +47,18 @@ public final class ArtifactStore: ArtifactIndex, Sendable {
 
     /// Stores the file or directory at `source`. Symlinks are refused: an output that points
     /// elsewhere would restore as a way out of the place it is restored to.
-    public func store(_ source: URL) throws -> Artifact {
+    /// With `consuming`, the files are moved into the store instead of copied (the caller
+    /// gives them up: a run's directory, removed afterwards): they are read once to hash
+    /// them, fsynced and renamed under their digest, so storing costs hashing alone. Across
+    /// file systems it falls back to copying.
+    public func store(_ source: URL, consuming: Bool = false) throws -> Artifact {
         let attributes = try FileManager.default.attributesOfItem(atPath: source.path)
         switch attributes[.type] as? FileAttributeType {
         case .typeRegular?:
-            let (digest, size) = try storeFile(source)
+            let (digest, size) = try storeFile(source, consuming: consuming)
             return Artifact(kind: .file, digest: digest, size: size)
         case .typeDirectory?:
-            return try storeDirectory(source)
+            return try storeDirectory(source, consuming: consuming)
         default:
             throw ArtifactError("\(source.path) is neither a regular file nor a directory (a symlink or a device); outputs must be files or directories")
         }
@@ -91,6 +95,45 @@ public final class ArtifactStore: ArtifactIndex, Sendable {
     // MARK: Writing
 
     /// Copies `source` into a temporary file while hashing it, then renames it under its digest.
+    private func storeFile(_ source: URL, consuming: Bool) throws -> (ContentHash, Int) {
+        if consuming, let moved = try moveFile(source) { return moved }
+        return try storeFile(source)
+    }
+
+    /// Hashes `source` in place and renames it under its digest; nil when it cannot be renamed
+    /// into the store (another file system), and the caller copies it instead.
+    private func moveFile(_ source: URL) throws -> (ContentHash, Int)? {
+        // A file with other names (a hard link the run made to something else) is copied:
+        // moving it would leave the blob sharing its bytes with a file outside the store.
+        var info = stat()
+        guard lstat(source.path, &info) == 0, info.st_nlink == 1 else { return nil }
+        let input = try FileHandle(forReadingFrom: source)
+        var hasher = ContentHasher()
+        var size = 0
+        do {
+            defer { try? input.close() }
+            while let piece = try input.read(upToCount: 4 << 20), !piece.isEmpty {
+                hasher.update(piece)
+                size += piece.count
+            }
+            try input.synchronize()
+        }
+        let digest = hasher.finalize()
+        let target = path(of: digest)
+        if FileManager.default.fileExists(atPath: target.path) {
+            try? FileManager.default.removeItem(at: source)
+            return (digest, size)
+        }
+        try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+        chmod(source.path, 0o444)
+        guard rename(source.path, target.path) == 0 else {
+            if errno == EXDEV { return nil }
+            throw ArtifactError("could not move \(source.path) into the store as \(digest): \(String(cString: strerror(errno)))")
+        }
+        try Self.sync(target.deletingLastPathComponent())
+        return (digest, size)
+    }
+
     private func storeFile(_ source: URL) throws -> (ContentHash, Int) {
         let temporary = scratch.appendingPathComponent(UUID().uuidString)
         defer { try? FileManager.default.removeItem(at: temporary) }
@@ -109,7 +152,7 @@ public final class ArtifactStore: ArtifactIndex, Sendable {
         return digest
     }
 
-    private func storeDirectory(_ source: URL) throws -> Artifact {
+    private func storeDirectory(_ source: URL, consuming: Bool) throws -> Artifact {
         var entries: [DirectoryManifest.Entry] = []
         var total = 0
         var pending = [""]
@@ -123,8 +166,8 @@ public final class ArtifactStore: ArtifactIndex, Sendable {
                 case .typeDirectory?:
                     pending.append(childRelative)
                 case .typeRegular?:
-                    let (digest, size) = try storeFile(child)
                     let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0o644
+                    let (digest, size) = try storeFile(child, consuming: consuming)
                     entries.append(.init(path: childRelative, sha256: digest.hex, size: size, executable: mode & 0o111 != 0))
                     total += size
                 default:

@@ -13,6 +13,8 @@ public struct LocalHostFiles: HostFiles {
     public let searchPath: String
     /// How recent a change makes a file's hash not worth remembering (see `FileStamp.isRacy`).
     public let racyWindow: Double
+    /// The hashes this process already looked up, in front of `cache`.
+    private let memory = InMemoryFileHashCache(limit: 100_000)
 
     public init(policy: ExecutionPolicy, cache: any FileHashCache, searchPath: String = LocalExecutor.runPath, racyWindow: Double = 2) {
         dataRoots = policy.dataRoots
@@ -79,10 +81,19 @@ public struct LocalHostFiles: HostFiles {
 
     private func hashFile(_ path: String, _ info: stat, fresh: inout [(path: String, stamp: FileStamp, hash: ContentHash)]) throws -> ContentHash {
         let stamp = Self.stamp(info)
-        if let known = cache.hash(of: path, stamp: stamp) { return known }
+        // This process's memory first (a pass keys every stage, most naming the same
+        // program), then the store's table, then the file's bytes.
+        if let known = memory.hash(of: path, stamp: stamp) { return known }
+        if let known = cache.hash(of: path, stamp: stamp) {
+            memory.remember([(path, stamp, known)])
+            return known
+        }
         let hash = try Self.sha256(ofFile: path)
         // A file written within the last moments may change again unseen by its stamp.
-        if !stamp.isRacy(hashedAt: Date(), granularity: racyWindow) { fresh.append((path, stamp, hash)) }
+        if !stamp.isRacy(hashedAt: Date(), granularity: racyWindow) {
+            fresh.append((path, stamp, hash))
+            memory.remember([(path, stamp, hash)])
+        }
         return hash
     }
 
@@ -171,8 +182,12 @@ public final class InMemoryFileHashCache: FileHashCache, @unchecked Sendable {
     private var entries: [String: (FileStamp, ContentHash)] = [:]
     /// How many hashes were asked for and found, for tests that check nothing is read twice.
     public private(set) var hits = 0
+    /// The most entries kept; past it the memory starts over (the store's table remains).
+    private let limit: Int
 
-    public init() {}
+    public init(limit: Int = .max) {
+        self.limit = limit
+    }
 
     public func hash(of path: String, stamp: FileStamp) -> ContentHash? {
         lock.withLock {
@@ -184,6 +199,7 @@ public final class InMemoryFileHashCache: FileHashCache, @unchecked Sendable {
 
     public func remember(_ entries: [(path: String, stamp: FileStamp, hash: ContentHash)]) {
         lock.withLock {
+            if self.entries.count + entries.count > limit { self.entries.removeAll(keepingCapacity: true) }
             for entry in entries { self.entries[entry.path] = (entry.stamp, entry.hash) }
         }
     }

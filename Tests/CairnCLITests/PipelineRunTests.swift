@@ -86,6 +86,13 @@ import Testing
         let stored = state.url.appendingPathComponent("artifacts/sha256/\(output.digest.hex.prefix(2))/\(output.digest.hex.dropFirst(2))")
         #expect(try String(contentsOf: stored, encoding: .utf8) == "CHANGED")
 
+        // Reverting the change runs nothing: both keys ran before, their outputs are reused.
+        try repository.commit(["helper.py": "TEXT = 'hello'\n"])
+        #expect(try reconcile().status == 0)
+        #expect(try runs().filter { $0.state == .succeeded }.count == 4)
+        let reused = try runs().filter { $0.state == .skipped }
+        #expect(Set(reused.compactMap(\.reused)) == Set(ran.map(\.id)), "\(reused.map { "\($0.stage ?? "") \($0.reused ?? "")" })")
+
         // `cairn runs` explains every run and skip.
         let listed = try cairn(["runs", "--repo", repository.path, "--state-dir", state.path, "--limit", "20"])
         #expect(listed.stdout.contains("helper.py changed"), "\(listed.stdout)")

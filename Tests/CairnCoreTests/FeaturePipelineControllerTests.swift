@@ -48,12 +48,13 @@ import Testing
     }
 
     func reconcile(_ yaml: String = Self.pipeline, commit: String = "c1", now: Date = Date(timeIntervalSince1970: 1_800_000_000),
-                   policy: ExecutionPolicy = ExecutionPolicy(maxRuns: 4)) async throws -> Outcome {
+                   policy: ExecutionPolicy = ExecutionPolicy(maxRuns: 4), reported: [String]? = nil) async throws -> Outcome {
         let parsed = ManifestParser.parse(Data(yaml.utf8), file: "features.yaml")
         let manifest = try #require(parsed.manifests.first, "\(parsed.diagnostics)")
         let execution = Execution(executor: executor, artifacts: AllArtifacts(), hostFiles: FixedHostFiles(), policy: policy)
         let context = ReconcileContext(object: manifest.ref, sourceCommit: commit, files: CommitFiles(files), dependencies: [:],
-                                       previous: nil, runs: store, execution: execution, now: now, logger: Logger(label: "test"))
+                                       previous: reported.map { Self.status(reporting: $0, ref: manifest.ref) }, runs: store,
+                                       execution: execution, now: now, logger: Logger(label: "test"))
         let outcome = try await FeaturePipelineController().reconcile(manifest, in: context)
         try store.apply({ var changes = PassChanges(); changes.effects = outcome.effects; return changes }())
         return outcome
@@ -110,6 +111,27 @@ import Testing
         let skipped = try store.runs(of: ObjectRef(.featurePipeline, "features"), limit: 50).filter { $0.state == .skipped }
         #expect(Set(skipped.compactMap(\.stage)) == ["ingest", "calendar"])
         #expect(skipped.allSatisfy { $0.reused != nil && $0.sourceCommit == "c2" })
+    }
+
+    static func status(reporting runs: [String], ref: ObjectRef) -> ObjectStatus {
+        var status = ObjectStatus(ref: ref, manifestPath: "features.yaml", generation: "g", observedCommit: "c1", conditions: [])
+        status.runs = runs
+        return status
+    }
+
+    @Test func anUnchangedStageAtANewCommitRecordsNoSkip() async throws {
+        _ = try await reconcile()
+        for stage in ["ingest", "calendar"] { try executor.finish(stage) }
+        _ = try await reconcile()
+        try executor.finish("featurize")
+        let done = try await reconcile()
+        #expect(done.state == .ready)
+        // The next commit changes nothing the stages read, and the status already reports
+        // their runs: nothing ran, nothing is recorded.
+        let again = try await reconcile(commit: "c2", reported: done.runs)
+        #expect(again.state == .ready && again.runs == done.runs)
+        #expect(again.effects.isEmpty)
+        #expect(executor.submitted.count == 3)
     }
 
     @Test func aFailedStageIsRetriedThenStopsItsDependants() async throws {
