@@ -12,6 +12,19 @@ import Testing
 
 /// The defects a review found in the local executor, each with a real run.
 @Suite struct ExecutorReviewTests {
+    @Test func anOutputTheCommitHoldsDoesNotCountAsWritten() async throws {
+        let fixture = try ExecutorFixture()
+        let executor = try fixture.executor(files: ["model/weights.txt": "old\n", "metrics.json": "{}\n"])
+        for outputs in [["model"], ["metrics.json"]] {
+            let spec = job(["true"], outputs: outputs)
+            _ = try await executor.submit(spec)
+            let record = try await fixture.final(spec.runID)
+            #expect(record.state == .failed)
+            #expect(record.message?.hasPrefix("it exited with status 0 but did not write its declared output \(outputs[0])") == true,
+                    "\(record.message ?? "")")
+        }
+    }
+
     @Test func aStoredDirectoryWithAMissingFileBlobIsNotContained() throws {
         let directory = try TemporaryDirectory()
         let store = try ArtifactStore(root: directory.appending("artifacts"))
