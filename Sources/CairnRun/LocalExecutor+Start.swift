@@ -61,6 +61,9 @@ extension LocalExecutor {
         let root = try realPath(work)
         for (path, artifact) in spec.inputs.sorted(by: { $0.key < $1.key }) {
             let target = work.appendingPathComponent(path)
+            if let link = Self.symlinkAncestor(of: path, in: work) {
+                throw ExecutorError("the input \(path) would be restored through \(link), which is a symlink in the checkout and may lead out of the run's directory; nothing was restored")
+            }
             do {
                 try manager.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
                 let parent = try realPath(target.deletingLastPathComponent())

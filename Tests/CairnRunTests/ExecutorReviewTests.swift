@@ -6,6 +6,20 @@ import Foundation
 import Testing
 
 /// A checkout that also holds symlinks (path → where it points), as a commit may.
+struct LinkingCheckout: SourceCheckout {
+    var files: [String: String] = [:]
+    var links: [String: String]
+
+    func checkout(commit: String, into directory: URL) throws {
+        try FilesCheckout(files).checkout(commit: commit, into: directory)
+        for (path, destination) in links {
+            let target = directory.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(atPath: target.path, withDestinationPath: destination)
+        }
+    }
+}
+
 /// A run directory prepared as the executor would, with its row in the ledger as submitted and
 /// no handle: what a daemon leaves when it dies between starting the supervisor and recording it.
 /// SIGKILL for every process whose argv holds `marker`.
@@ -23,6 +37,25 @@ import Testing
             #expect(record.message?.hasPrefix("it exited with status 0 but did not write its declared output \(outputs[0])") == true,
                     "\(record.message ?? "")")
         }
+    }
+
+    @Test(arguments: ["data/raw.csv", "data/sub/raw.csv"])
+    func anInputIsNeverRestoredThroughASymlinkInTheCheckout(path: String) async throws {
+        let fixture = try ExecutorFixture()
+        let outside = fixture.directory.appending("somewhere")
+        try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
+        let file = fixture.directory.appending("raw.csv")
+        try Data("a,b\n1,2\n".utf8).write(to: file)
+        let input = try fixture.artifacts.store(file)
+        let executor = try fixture.executor(source: LinkingCheckout(links: ["data": outside.path]))
+        var spec = job(["true"])
+        spec.inputs = [path: input]
+        _ = try await executor.submit(spec)
+        let record = try await fixture.final(spec.runID)
+        #expect(record.state == .failed && record.handle == nil)
+        #expect(record.message == "could not start: the input \(path) would be restored through data, which is a symlink in the checkout and may lead out of the run's directory; nothing was restored",
+                "\(record.message ?? "")")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside.path).isEmpty, "nothing was created outside")
     }
 
     @Test func aStoredDirectoryWithAMissingFileBlobIsNotContained() throws {
