@@ -17,7 +17,10 @@ extension LocalExecutor {
             let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard log >= 0 else { throw RunFiles.fileError("could not open \(logPath)") }
             defer { close(log) }
+            // A minimal environment: the job's own is in job.json, and the daemon's (tokens and
+            // all) must not be readable by the run through /proc/$PPID/environ.
             let process = try Command(supervisor[0], Array(supervisor.dropFirst()) + [directory.path],
+                                      environment: ["PATH": Self.runPath, "LANG": "C.UTF-8", "HOME": directory.path],
                                       workingDirectory: directory, standardOutput: .descriptor(log), standardError: .descriptor(log))
                 .start()
             let handle = JobHandle(executor: name, id: String(process.processID), runID: spec.runID,

@@ -39,6 +39,21 @@ struct LinkingCheckout: SourceCheckout {
         }
     }
 
+    @Test func aRunCannotReadTheDaemonsEnvironmentThroughItsSupervisor() async throws {
+        let secret = "s3cr3t-\(UUID().uuidString)"
+        setenv("CAIRN_TEST_SECRET", secret, 1)
+        defer { unsetenv("CAIRN_TEST_SECRET") }
+        let fixture = try ExecutorFixture()
+        let executor = try fixture.executor()
+        let spec = job(["python3", "-c", "import os; print(open('/proc/%d/environ' % os.getppid()).read().replace('\\0', '\\n'))"])
+        _ = try await executor.submit(spec)
+        let record = try await fixture.final(spec.runID)
+        #expect(record.state == .succeeded, "\(record.message ?? "")")
+        let log = try String(contentsOfFile: try #require(record.logPath), encoding: .utf8)
+        #expect(log.contains("PATH=/usr/local/bin:/usr/bin:/bin\n"), "it read its supervisor's environment")
+        #expect(!log.contains(secret) && !log.contains("CAIRN_TEST_SECRET"), "the run saw the test process's variable")
+    }
+
     @Test(arguments: ["data/raw.csv", "data/sub/raw.csv"])
     func anInputIsNeverRestoredThroughASymlinkInTheCheckout(path: String) async throws {
         let fixture = try ExecutorFixture()
