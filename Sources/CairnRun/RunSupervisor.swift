@@ -102,27 +102,31 @@ public enum RunSupervisor {
     }
 
     /// Reads the pipe into the log until every writer has closed it, or, once the command has
-    /// exited, `linger` later (a process that left the group may hold it open for ever).
+    /// exited, `linger` later (a process that left the group may hold it open, and keep
+    /// writing, for ever). The deadline is looked at before every read, however busy the pipe.
     private static func drain(_ descriptor: Int32, into log: inout CappedLog, while process: RunningProcess, linger: Duration) {
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 1)
         defer { chunk.deallocate() }
         var deadline: ContinuousClock.Instant?
         while true {
+            var wait: Int32 = 200
+            if deadline == nil, !process.isRunning { deadline = .now + linger }
+            if let deadline {
+                let left = deadline - .now
+                if left <= .zero { return }
+                let milliseconds = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
+                wait = Int32(max(1, min(200, milliseconds)))
+            }
             var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&entry, 1, 200)
+            let ready = poll(&entry, 1, wait)
             if ready < 0 && errno != EINTR { return }
             if ready > 0 {
                 let count = read(descriptor, chunk.baseAddress, chunk.count)
                 if count > 0 {
                     log.append(UnsafeRawBufferPointer(rebasing: chunk[..<count]))
-                    continue
+                } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+                    return
                 }
-                if count == 0 || (errno != EINTR && errno != EAGAIN) { return }
-            }
-            if let deadline {
-                if ContinuousClock.now >= deadline { return }
-            } else if !process.isRunning {
-                deadline = .now + linger
             }
         }
     }

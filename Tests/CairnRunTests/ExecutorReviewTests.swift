@@ -23,6 +23,14 @@ struct LinkingCheckout: SourceCheckout {
 /// A run directory prepared as the executor would, with its row in the ledger as submitted and
 /// no handle: what a daemon leaves when it dies between starting the supervisor and recording it.
 /// SIGKILL for every process whose argv holds `marker`.
+func killMarked(_ marker: String) {
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return }
+    for entry in entries {
+        guard let pid = pid_t(entry), pid != getpid(),
+              let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+        if String(decoding: data, as: UTF8.self).split(separator: "\0").contains(where: { $0 == marker }) { kill(pid, SIGKILL) }
+    }
+}
 
 /// The defects a review found in the local executor, each with a real run.
 @Suite struct ExecutorReviewTests {
@@ -37,6 +45,21 @@ struct LinkingCheckout: SourceCheckout {
             #expect(record.message?.hasPrefix("it exited with status 0 but did not write its declared output \(outputs[0])") == true,
                     "\(record.message ?? "")")
         }
+    }
+
+    @Test func aGrandchildThatLeftTheGroupAndKeepsWritingDoesNotHoldTheRun() async throws {
+        let marker = "cairn-stray-\(UUID().uuidString.prefix(8).lowercased())"
+        defer { killMarked(marker) }
+        let fixture = try ExecutorFixture()
+        let executor = try fixture.executor(grace: .seconds(1))
+        let script = "import os,subprocess,sys; subprocess.Popen(['setsid','sh','-c','while true; do echo x; sleep 0.1; done', sys.argv[1]]); sys.exit(0)"
+        let spec = job(["python3", "-c", script, marker])
+        let started = ContinuousClock.now
+        _ = try await executor.submit(spec)
+        let record = try await fixture.final(spec.runID, within: 40)
+        let took = ContinuousClock.now - started
+        #expect(record.state == .succeeded, "\(record.message ?? "")")
+        #expect(took < .seconds(15), "ended \(took) after it was submitted; grace is 1 s")
     }
 
     @Test func aRunCannotReadTheDaemonsEnvironmentThroughItsSupervisor() async throws {
