@@ -35,7 +35,6 @@ extension LocalExecutor {
                 final = finished(record, cancelRequested: false)
             } else {
                 Self.killCommandGroup(in: directory)
-                try? FileManager.default.removeItem(at: directory.appendingPathComponent(RunFiles.work))
                 record.state = .interrupted
                 record.finishedAt = Date()
                 record.message = record.handle == nil
@@ -44,6 +43,7 @@ extension LocalExecutor {
                 final = record
             }
             if write(final) {
+                removeCheckout(of: final.id)
                 if final.state == .interrupted { report.interrupted.append(final.id) } else { report.finished.append(final.id) }
                 completed.yield(final.handle ?? placeholder(final.id))
             } else {

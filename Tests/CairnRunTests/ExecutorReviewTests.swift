@@ -47,6 +47,33 @@ func killMarked(_ marker: String) {
         }
     }
 
+    @Test func aLedgerThatFailsAtTheEndKeepsTheRunAndItsOutputsUntilItTakesTheRecord() async throws {
+        let fixture = try ExecutorFixture()
+        let executor = try fixture.executor(files: ["work.sh": "sleep 1\necho done > out.txt\n"])
+        let spec = job(["sh", "work.sh"], outputs: ["out.txt"])
+        _ = try await executor.submit(spec)
+        let running = try await fixture.until(spec.runID) { $0.state == .running }
+        fixture.ledger.failWrites = true
+        let directory = fixture.runDirectory(spec.runID)
+        try await fixture.waitForFile(directory.appendingPathComponent("result.json"))
+        let supervisor = try #require(running.handle.flatMap { pid_t($0.id) })
+        #expect(exits(supervisor, within: .seconds(10)))
+        try await Task.sleep(for: .seconds(2))  // The first write failed, and a retry.
+        #expect(await executor.inFlight() == [spec.runID], "still in flight while its end is not recorded")
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("work/out.txt").path), "its checkout is kept")
+        #expect(try fixture.ledger.run(id: spec.runID)?.state == .running)
+
+        fixture.ledger.failWrites = false
+        let record = try await fixture.final(spec.runID, within: 30)
+        #expect(record.state == .succeeded, "\(record.message ?? "")")
+        let output = try #require(record.outputs["out.txt"])
+        let restored = fixture.directory.appending("out.txt")
+        try fixture.artifacts.restore(output, to: restored)
+        #expect(try String(contentsOf: restored, encoding: .utf8) == "done\n")
+        #expect(await executor.inFlight().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("work").path), "removed once recorded")
+    }
+
     @Test func aGrandchildThatLeftTheGroupAndKeepsWritingDoesNotHoldTheRun() async throws {
         let marker = "cairn-stray-\(UUID().uuidString.prefix(8).lowercased())"
         defer { killMarked(marker) }
