@@ -183,9 +183,7 @@ extension LocalExecutor {
 
     /// SIGKILL for the command's group, if the process the supervisor recorded still lives.
     static func killCommandGroup(in directory: URL) {
-        guard let text = try? String(contentsOf: directory.appendingPathComponent(RunFiles.commandPID), encoding: .utf8) else { return }
-        let fields = text.split(whereSeparator: \.isWhitespace)
-        guard let first = fields.first, let pid = Int32(first), fields.count > 1, let ticks = UInt64(fields[1]),
+        guard let (pid, ticks) = RunFiles.readPID(from: directory.appendingPathComponent(RunFiles.commandPID)),
               ProcessTable.startTicks(of: pid) == ticks else { return }
         kill(-pid, SIGKILL)
     }

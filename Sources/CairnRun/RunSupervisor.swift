@@ -15,6 +15,12 @@ public enum RunSupervisor {
     /// Runs the job in `runDirectory`; returns the supervisor's exit status: 0 once
     /// `result.json` is written (whatever the command did), non-zero when it could not be.
     public static func main(runDirectory: URL) -> Int32 {
+        // First of all, so a daemon that dies before recording this run's handle finds us.
+        do {
+            try RunFiles.writePID(getpid(), to: runDirectory.appendingPathComponent(RunFiles.supervisorPID))
+        } catch {
+            report("cannot write \(RunFiles.supervisorPID): \(error)")
+        }
         let job: SupervisedJob
         do {
             job = try RunFiles.read(SupervisedJob.self, from: runDirectory.appendingPathComponent(RunFiles.job))
@@ -81,9 +87,7 @@ public enum RunSupervisor {
                                                          logBytesWritten: 0, logBytesCut: 0))
         }
         close(pipe.write)
-        let ticks = ProcessTable.startTicks(of: process.processID).map(String.init) ?? ""
-        try? RunFiles.writeAtomically(Data("\(process.processID) \(ticks)\n".utf8),
-                                      to: runDirectory.appendingPathComponent(RunFiles.commandPID))
+        try? RunFiles.writePID(process.processID, to: runDirectory.appendingPathComponent(RunFiles.commandPID))
 
         drain(pipe.read, into: &log, while: process, linger: max(grace, .seconds(1)))
         close(pipe.read)

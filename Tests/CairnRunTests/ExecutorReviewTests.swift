@@ -22,6 +22,22 @@ struct LinkingCheckout: SourceCheckout {
 
 /// A run directory prepared as the executor would, with its row in the ledger as submitted and
 /// no handle: what a daemon leaves when it dies between starting the supervisor and recording it.
+func handPreparedRun(_ fixture: ExecutorFixture, argv: [String], outputs: [String] = []) throws -> (runID: String, directory: URL) {
+    let runID = "run-hand-\(UUID().uuidString.prefix(8).lowercased())"
+    let directory = fixture.runDirectory(runID)
+    let work = directory.appendingPathComponent("work")
+    try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+    let job = SupervisedJob(argv: argv, environment: ["PATH": LocalExecutor.runPath, "HOME": directory.path],
+                            workingDirectory: work.path, timeoutSeconds: nil, graceSeconds: 1, logCap: 1 << 20,
+                            secretNames: [], outputs: outputs)
+    try JSONEncoder().encode(job).write(to: directory.appendingPathComponent("job.json"))
+    var record = RunRecord(id: runID, key: "key-\(runID)", object: ObjectRef(.featurePipeline, "features"), state: .submitted,
+                           trigger: "inputs", sourceCommit: String(repeating: "c", count: 40), command: argv, submittedAt: Date())
+    record.logPath = directory.appendingPathComponent("log").path
+    try fixture.ledger.record(record)
+    return (runID, directory)
+}
+
 /// SIGKILL for every process whose argv holds `marker`.
 func killMarked(_ marker: String) {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return }
@@ -45,6 +61,38 @@ func killMarked(_ marker: String) {
             #expect(record.message?.hasPrefix("it exited with status 0 but did not write its declared output \(outputs[0])") == true,
                     "\(record.message ?? "")")
         }
+    }
+
+    @Test func aSupervisorWhoseHandleWasNeverRecordedIsAdoptedFromItsPidFile() async throws {
+        let fixture = try ExecutorFixture()
+        let (runID, directory) = try handPreparedRun(fixture, argv: ["/bin/sh", "-c", "sleep 2; echo done > out.txt"], outputs: ["out.txt"])
+        let supervisor = try Command(try cairnExecutable(), ["_supervise", directory.path],
+                                     standardOutput: .discard, standardError: .discard).start()
+        try await fixture.waitForFile(directory.appendingPathComponent("supervisor.pid"))
+
+        let executor = try fixture.executor()
+        let report = try await executor.recover()
+        #expect(report.adopted == [runID] && report.interrupted.isEmpty && report.finished.isEmpty)
+        let adopted = try #require(try fixture.ledger.run(id: runID))
+        #expect(adopted.state == .running && adopted.startedAt != nil)
+        #expect(adopted.handle?.id == String(supervisor.processID) && adopted.handle?.startTicks == ProcessTable.startTicks(of: supervisor.processID))
+        #expect(await executor.inFlight() == [runID])
+        let record = try await fixture.final(runID)
+        #expect(record.state == .succeeded && record.outputs["out.txt"] != nil, "\(record.message ?? "")")
+        _ = await supervisor.wait()
+    }
+
+    @Test func aRunThatWasQueuedAndNeverStartedSaysSoAndHasNoStartTime() async throws {
+        let fixture = try ExecutorFixture()
+        var queued = RunRecord(id: "run-queued", key: "k-queued", object: ObjectRef(.featurePipeline, "features"), state: .submitted,
+                               trigger: "inputs", sourceCommit: String(repeating: "d", count: 40), command: ["true"], submittedAt: Date())
+        queued.logPath = fixture.runDirectory("run-queued").appendingPathComponent("log").path
+        try fixture.ledger.record(queued)
+        let report = try await fixture.executor().recover()
+        #expect(report.interrupted == ["run-queued"] && report.adopted.isEmpty)
+        let record = try #require(try fixture.ledger.run(id: "run-queued"))
+        #expect(record.state == .interrupted && record.startedAt == nil && record.handle == nil && record.finishedAt != nil)
+        #expect(record.message == "never started (the process that queued it stopped first)")
     }
 
     @Test func aLedgerThatFailsAtTheEndKeepsTheRunAndItsOutputsUntilItTakesTheRecord() async throws {
