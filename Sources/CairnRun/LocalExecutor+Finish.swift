@@ -62,25 +62,28 @@ extension LocalExecutor {
             record.message = "could not start: \(redact(startError, secrets))"
             return record
         }
+        let logNote = result.logError.map { "; its log could not be written (\($0)), so it lacks what came after" } ?? ""
+        let excerpt = { logNote + self.logExcerpt(directory, secrets: secrets) }
         let how = result.signal.map { "was killed by \(signalName($0))" } ?? "exited with status \(result.exitStatus ?? -1)"
         if result.cancelled || cancelRequested {
             record.state = .cancelled
-            record.message = "cancelled; it \(how)" + logExcerpt(directory, secrets: secrets)
+            record.message = "cancelled; it \(how)" + excerpt()
         } else if result.timedOut {
             let limit = jobFile?.timeoutSeconds.map { " of \(Self.format($0))" } ?? ""
             record.state = .failed
-            record.message = "timed out: it ran past its timeout\(limit) and \(how)" + logExcerpt(directory, secrets: secrets)
+            record.message = "timed out: it ran past its timeout\(limit) and \(how)" + excerpt()
         } else if result.exitStatus != 0 {
             record.state = .failed
-            record.message = "it \(how)" + logExcerpt(directory, secrets: secrets)
+            record.message = "it \(how)" + excerpt()
         } else {
             do {
                 record.outputs = try collectOutputs(jobFile?.outputs ?? [], in: directory.appendingPathComponent(RunFiles.work))
                 record.state = .succeeded
                 record.message = "succeeded" + (record.outputs.isEmpty ? "" : "; stored \(record.outputs.count) output\(record.outputs.count == 1 ? "" : "s")")
+                    + logNote
             } catch {
                 record.state = .failed
-                record.message = "it exited with status 0 but \(error)" + logExcerpt(directory, secrets: secrets)
+                record.message = "it exited with status 0 but \(error)" + excerpt()
             }
         }
         return record

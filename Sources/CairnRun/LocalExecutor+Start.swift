@@ -14,7 +14,7 @@ extension LocalExecutor {
         do {
             try prepare(spec, in: directory)
             let logPath = directory.appendingPathComponent(RunFiles.supervisorLog).path
-            let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
             guard log >= 0 else { throw RunFiles.fileError("could not open \(logPath)") }
             defer { close(log) }
             // A minimal environment: the job's own is in job.json, and the daemon's (tokens and

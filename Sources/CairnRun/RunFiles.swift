@@ -52,9 +52,12 @@ public struct SupervisedResult: Codable, Sendable, Hashable {
     /// Bytes the command wrote to its log in all, and how many of the first were cut.
     public var logBytesWritten: Int
     public var logBytesCut: Int
+    /// Why the log could not be written (a full disk, say), when it could not: the output
+    /// after that was read and dropped.
+    public var logError: String?
 
     public init(exitStatus: Int32?, signal: Int32?, timedOut: Bool, cancelled: Bool, startError: String?,
-                startedAt: Date, finishedAt: Date, logBytesWritten: Int, logBytesCut: Int) {
+                startedAt: Date, finishedAt: Date, logBytesWritten: Int, logBytesCut: Int, logError: String? = nil) {
         self.exitStatus = exitStatus
         self.signal = signal
         self.timedOut = timedOut
@@ -64,6 +67,7 @@ public struct SupervisedResult: Codable, Sendable, Hashable {
         self.finishedAt = finishedAt
         self.logBytesWritten = logBytesWritten
         self.logBytesCut = logBytesCut
+        self.logError = logError
     }
 }
 

@@ -102,7 +102,7 @@ public enum RunSupervisor {
         return finish(runDirectory, SupervisedResult(exitStatus: exitStatus, signal: signal, timedOut: outcome.timedOut,
                                                      cancelled: running.withLock { $0.cancelled }, startError: nil,
                                                      startedAt: started, finishedAt: Date(),
-                                                     logBytesWritten: log.written, logBytesCut: log.cut))
+                                                     logBytesWritten: log.written, logBytesCut: log.cut, logError: log.error))
     }
 
     /// Reads the pipe into the log until every writer has closed it, or, once the command has
@@ -127,6 +127,7 @@ public enum RunSupervisor {
             if ready > 0 {
                 let count = read(descriptor, chunk.baseAddress, chunk.count)
                 if count > 0 {
+                    // Appended even after a write error: the log then drops it, and the pipe keeps draining.
                     log.append(UnsafeRawBufferPointer(rebasing: chunk[..<count]))
                 } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
                     return
@@ -145,7 +146,15 @@ public enum RunSupervisor {
         }
     }
 
+    /// A line on standard error (supervisor.log); `write(2)`, so a full disk loses the line
+    /// and never traps.
     private static func report(_ line: String) {
-        FileHandle.standardError.write(Data("cairn _supervise: \(line)\n".utf8))
+        var bytes = Array("cairn _supervise: \(line)\n".utf8)[...]
+        while !bytes.isEmpty {
+            let count = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { return }
+            bytes = bytes.dropFirst(count)
+        }
     }
 }

@@ -48,6 +48,10 @@ func killMarked(_ marker: String) {
     }
 }
 
+func mode(of url: URL) throws -> Int {
+    (try FileManager.default.attributesOfItem(atPath: url.path)[.posixPermissions] as? NSNumber)?.intValue ?? -1
+}
+
 /// The defects a review found in the local executor, each with a real run.
 @Suite struct ExecutorReviewTests {
     @Test func anOutputTheCommitHoldsDoesNotCountAsWritten() async throws {
@@ -135,6 +139,45 @@ func killMarked(_ marker: String) {
         let took = ContinuousClock.now - started
         #expect(record.state == .succeeded, "\(record.message ?? "")")
         #expect(took < .seconds(15), "ended \(took) after it was submitted; grace is 1 s")
+    }
+
+    @Test func aLogThatCannotBeWrittenIsDrainedAndSaidInTheResultAndTheMessage() async throws {
+        let fixture = try ExecutorFixture()
+        let (runID, directory) = try handPreparedRun(fixture, argv: ["/bin/sh", "-c", "for i in $(seq 1 2000); do echo line $i; done; echo done > out.txt"],
+                                                     outputs: ["out.txt"])
+        // Every write to the log fails with ENOSPC, as on a full disk.
+        try FileManager.default.createSymbolicLink(atPath: directory.appendingPathComponent("log").path, withDestinationPath: "/dev/full")
+        let supervisor = try Command(try cairnExecutable(), ["_supervise", directory.path],
+                                     standardOutput: .discard, standardError: .discard).start()
+        let outcome = await supervisor.wait()
+        #expect(outcome.succeeded)
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("result.json"))) as? [String: Any])
+        #expect(result["logError"] as? String == "No space left on device")
+        #expect(result["exitStatus"] as? Int == 0, "the command was not held up by its log: \(result)")
+        try FileManager.default.removeItem(at: directory.appendingPathComponent("log"))
+        _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("log").path, contents: nil)
+
+        let report = try await fixture.executor().recover()
+        #expect(report.finished == [runID])
+        let record = try #require(try fixture.ledger.run(id: runID))
+        #expect(record.state == .succeeded)
+        #expect(record.message?.contains("its log could not be written (No space left on device)") == true, "\(record.message ?? "")")
+    }
+
+    @Test(arguments: [100, 50_000])
+    func theLogIsReadableByItsOwnerOnly(lines: Int) async throws {
+        let fixture = try ExecutorFixture()
+        let executor = try fixture.executor(logCap: 8192)
+        let spec = job(["/bin/sh", "-c", "seq 1 \(lines)"])
+        _ = try await executor.submit(spec)
+        let record = try await fixture.final(spec.runID)
+        #expect(record.state == .succeeded, "\(record.message ?? "")")
+        let directory = fixture.runDirectory(spec.runID)
+        #expect(try mode(of: directory.appendingPathComponent("log")) == 0o600)
+        #expect(try mode(of: directory.appendingPathComponent("supervisor.log")) == 0o600)
+        if lines > 1000 {
+            #expect(try String(contentsOf: directory.appendingPathComponent("log"), encoding: .utf8).hasPrefix("[cairn: the first"), "it rotated")
+        }
     }
 
     @Test func aRunCannotReadTheDaemonsEnvironmentThroughItsSupervisor() async throws {
