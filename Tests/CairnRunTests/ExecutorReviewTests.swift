@@ -69,7 +69,9 @@ func mode(of url: URL) throws -> Int {
 
     @Test func aSupervisorWhoseHandleWasNeverRecordedIsAdoptedFromItsPidFile() async throws {
         let fixture = try ExecutorFixture()
-        let (runID, directory) = try handPreparedRun(fixture, argv: ["/bin/sh", "-c", "sleep 2; echo done > out.txt"], outputs: ["out.txt"])
+        // It ends when the test says so (a file `go`), so it is still running when recovered however slow the machine.
+        let (runID, directory) = try handPreparedRun(fixture, argv: ["/bin/sh", "-c", "until [ -e go ]; do sleep 0.05; done; echo done > out.txt"],
+                                                     outputs: ["out.txt"])
         let supervisor = try Command(try cairnExecutable(), ["_supervise", directory.path],
                                      standardOutput: .discard, standardError: .discard).start()
         try await fixture.waitForFile(directory.appendingPathComponent("supervisor.pid"))
@@ -81,6 +83,7 @@ func mode(of url: URL) throws -> Int {
         #expect(adopted.state == .running && adopted.startedAt != nil)
         #expect(adopted.handle?.id == String(supervisor.processID) && adopted.handle?.startTicks == ProcessTable.startTicks(of: supervisor.processID))
         #expect(await executor.inFlight() == [runID])
+        #expect(FileManager.default.createFile(atPath: directory.appendingPathComponent("work/go").path, contents: nil))
         let record = try await fixture.final(runID)
         #expect(record.state == .succeeded && record.outputs["out.txt"] != nil, "\(record.message ?? "")")
         _ = await supervisor.wait()
@@ -101,12 +104,13 @@ func mode(of url: URL) throws -> Int {
 
     @Test func aLedgerThatFailsAtTheEndKeepsTheRunAndItsOutputsUntilItTakesTheRecord() async throws {
         let fixture = try ExecutorFixture()
-        let executor = try fixture.executor(files: ["work.sh": "sleep 1\necho done > out.txt\n"])
+        let executor = try fixture.executor(files: ["work.sh": "until [ -e go ]; do sleep 0.05; done\necho done > out.txt\n"])
         let spec = job(["sh", "work.sh"], outputs: ["out.txt"])
         _ = try await executor.submit(spec)
         let running = try await fixture.until(spec.runID) { $0.state == .running }
         fixture.ledger.failWrites = true
         let directory = fixture.runDirectory(spec.runID)
+        #expect(FileManager.default.createFile(atPath: directory.appendingPathComponent("work/go").path, contents: nil))
         try await fixture.waitForFile(directory.appendingPathComponent("result.json"))
         let supervisor = try #require(running.handle.flatMap { pid_t($0.id) })
         #expect(exits(supervisor, within: .seconds(10)))
