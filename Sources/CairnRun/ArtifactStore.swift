@@ -39,12 +39,6 @@ public final class ArtifactStore: ArtifactIndex, Sendable {
         FileManager.default.fileExists(atPath: path(of: digest).path)
     }
 
-    /// Whether the store can restore `artifact`: its blob is there (for a directory, its
-    /// manifest; the files it names were stored before the manifest was).
-    public func contains(_ artifact: Artifact) -> Bool {
-        contains(artifact.digest)
-    }
-
     /// Stores the file or directory at `source`. Symlinks are refused: an output that points
     /// elsewhere would restore as a way out of the place it is restored to.
     /// With `consuming`, the files are moved into the store instead of copied (the caller
@@ -253,4 +247,17 @@ public final class ArtifactStore: ArtifactIndex, Sendable {
 public struct ArtifactError: Error, CustomStringConvertible, Sendable {
     public let description: String
     init(_ description: String) { self.description = description }
+}
+
+extension ArtifactStore {
+    /// Whether the store can restore `artifact`: its blob is there, and for a directory every
+    /// blob its manifest names too (a look at each file's existence, no hashing), since a file
+    /// of it may have gone since the manifest was stored.
+    public func contains(_ artifact: Artifact) -> Bool {
+        guard contains(artifact.digest) else { return false }
+        guard artifact.kind == .directory else { return true }
+        guard let bytes = try? Data(contentsOf: path(of: artifact.digest)),
+              let manifest = try? JSONDecoder().decode(DirectoryManifest.self, from: bytes) else { return false }
+        return manifest.entries.allSatisfy { contains(ContentHash(hex: $0.sha256)) }
+    }
 }

@@ -5,20 +5,44 @@ import Glibc
 extension LocalExecutor {
     /// The supervisor of `runID` has exited: record how the run ended, free its slots, start
     /// what waits, and tell the engine.
+    ///
+    /// Until the final record is in the ledger the run stays in flight with its checkout and
+    /// slots, and the write is tried again after 1 s, 2 s, 4 s, … (at most 60 s apart): a
+    /// ledger that fails for a while loses neither the run's end nor its outputs.
     func supervisorEnded(_ runID: String) {
-        guard !detached, let run = active.removeValue(forKey: runID) else { return }
+        guard !detached, var run = active[runID] else { return }
+        let record = run.final ?? finished(run.record, cancelRequested: run.cancelRequested)
+        guard write(record) else {
+            run.final = record
+            run.failedWrites += 1
+            active[runID] = run
+            let delay = min(60, 1 << min(run.failedWrites - 1, 6))
+            logger.error("run \(runID) ended \(record.state.rawValue) but the ledger would not take it (attempt \(run.failedWrites)); it stays in flight with its checkout, trying again in \(delay) s",
+                         metadata: ["cairn.run": "\(runID)"])
+            Task { [weak self] in
+                try? await Task.sleep(for: .seconds(delay))
+                await self?.supervisorEnded(runID)
+            }
+            return
+        }
+        active.removeValue(forKey: runID)
         usedSlots -= run.slots
-        let record = finished(run.record, cancelRequested: run.cancelRequested)
-        if write(record) { completed.yield(run.handle) }
+        removeCheckout(of: runID)
+        completed.yield(run.handle)
         pump()
     }
 
+    /// Removes the run's `work/`, once its end (and its outputs) are in the ledger.
+    func removeCheckout(of runID: String) {
+        try? FileManager.default.removeItem(at: runsDirectory.appendingPathComponent(runID).appendingPathComponent(RunFiles.work))
+    }
+
     /// The run's final record, from the supervisor's `result.json` (and, when it succeeded,
-    /// the outputs it wrote, now in the store). Removes the checkout afterwards.
+    /// the outputs it wrote, now in the store). The checkout stays: the caller removes it once
+    /// the record is written.
     func finished(_ record: RunRecord, cancelRequested: Bool) -> RunRecord {
         var record = record
         let directory = runsDirectory.appendingPathComponent(record.id)
-        defer { try? FileManager.default.removeItem(at: directory.appendingPathComponent(RunFiles.work)) }
         let jobFile = try? RunFiles.read(SupervisedJob.self, from: directory.appendingPathComponent(RunFiles.job))
         let secrets = jobFile.map { file in file.secretNames.compactMap { file.environment[$0] } } ?? []
         record.finishedAt = Date()
@@ -38,25 +62,28 @@ extension LocalExecutor {
             record.message = "could not start: \(redact(startError, secrets))"
             return record
         }
+        let logNote = result.logError.map { "; its log could not be written (\($0)), so it lacks what came after" } ?? ""
+        let excerpt = { logNote + self.logExcerpt(directory, secrets: secrets) }
         let how = result.signal.map { "was killed by \(signalName($0))" } ?? "exited with status \(result.exitStatus ?? -1)"
         if result.cancelled || cancelRequested {
             record.state = .cancelled
-            record.message = "cancelled; it \(how)" + logExcerpt(directory, secrets: secrets)
+            record.message = "cancelled; it \(how)" + excerpt()
         } else if result.timedOut {
             let limit = jobFile?.timeoutSeconds.map { " of \(Self.format($0))" } ?? ""
             record.state = .failed
-            record.message = "timed out: it ran past its timeout\(limit) and \(how)" + logExcerpt(directory, secrets: secrets)
+            record.message = "timed out: it ran past its timeout\(limit) and \(how)" + excerpt()
         } else if result.exitStatus != 0 {
             record.state = .failed
-            record.message = "it \(how)" + logExcerpt(directory, secrets: secrets)
+            record.message = "it \(how)" + excerpt()
         } else {
             do {
                 record.outputs = try collectOutputs(jobFile?.outputs ?? [], in: directory.appendingPathComponent(RunFiles.work))
                 record.state = .succeeded
                 record.message = "succeeded" + (record.outputs.isEmpty ? "" : "; stored \(record.outputs.count) output\(record.outputs.count == 1 ? "" : "s")")
+                    + logNote
             } catch {
                 record.state = .failed
-                record.message = "it exited with status 0 but \(error)" + logExcerpt(directory, secrets: secrets)
+                record.message = "it exited with status 0 but \(error)" + excerpt()
             }
         }
         return record
@@ -133,6 +160,7 @@ extension LocalExecutor {
             if let record = try ledger.run(id: runID), record.state.isFinal { return }
             throw ExecutorError("run \(runID) is not in flight here; nothing to cancel")
         }
+        if run.final != nil { return }  // It has ended; only its record waits for the ledger.
         run.cancelRequested = true
         active[runID] = run
         if let pid = Int32(run.handle.id), ProcessTable.isAlive(pid, startTicks: run.handle.startTicks) {
@@ -158,9 +186,7 @@ extension LocalExecutor {
 
     /// SIGKILL for the command's group, if the process the supervisor recorded still lives.
     static func killCommandGroup(in directory: URL) {
-        guard let text = try? String(contentsOf: directory.appendingPathComponent(RunFiles.commandPID), encoding: .utf8) else { return }
-        let fields = text.split(whereSeparator: \.isWhitespace)
-        guard let first = fields.first, let pid = Int32(first), fields.count > 1, let ticks = UInt64(fields[1]),
+        guard let (pid, ticks) = RunFiles.readPID(from: directory.appendingPathComponent(RunFiles.commandPID)),
               ProcessTable.startTicks(of: pid) == ticks else { return }
         kill(-pid, SIGKILL)
     }

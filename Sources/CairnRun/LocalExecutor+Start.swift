@@ -14,10 +14,13 @@ extension LocalExecutor {
         do {
             try prepare(spec, in: directory)
             let logPath = directory.appendingPathComponent(RunFiles.supervisorLog).path
-            let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
             guard log >= 0 else { throw RunFiles.fileError("could not open \(logPath)") }
             defer { close(log) }
+            // A minimal environment: the job's own is in job.json, and the daemon's (tokens and
+            // all) must not be readable by the run through /proc/$PPID/environ.
             let process = try Command(supervisor[0], Array(supervisor.dropFirst()) + [directory.path],
+                                      environment: ["PATH": Self.runPath, "LANG": "C.UTF-8", "HOME": directory.path],
                                       workingDirectory: directory, standardOutput: .descriptor(log), standardError: .descriptor(log))
                 .start()
             let handle = JobHandle(executor: name, id: String(process.processID), runID: spec.runID,
@@ -57,9 +60,13 @@ extension LocalExecutor {
         } catch {
             throw ExecutorError("could not check out commit \(spec.sourceCommit.prefix(12)) into \(work.path): \(error)")
         }
+        try removeDeclaredOutputs(spec, from: work)
         let root = try realPath(work)
         for (path, artifact) in spec.inputs.sorted(by: { $0.key < $1.key }) {
             let target = work.appendingPathComponent(path)
+            if let link = Self.symlinkAncestor(of: path, in: work) {
+                throw ExecutorError("the input \(path) would be restored through \(link), which is a symlink in the checkout and may lead out of the run's directory; nothing was restored")
+            }
             do {
                 try manager.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
                 let parent = try realPath(target.deletingLastPathComponent())
@@ -99,6 +106,42 @@ extension LocalExecutor {
             throw ExecutorError("could not write the run's files in \(directory.path): \(Self.reason(error))")
         }
         return job
+    }
+
+    /// Removes what the checkout holds at each declared output (file, directory or symlink,
+    /// never followed), so only what the command writes counts as produced.
+    private func removeDeclaredOutputs(_ spec: JobSpec, from work: URL) throws {
+        for path in spec.outputs {
+            if let link = Self.symlinkAncestor(of: path, in: work) {
+                throw ExecutorError("the declared output \(path) lies under \(link), which is a symlink in the checkout; outputs must be written at real paths inside the run's directory")
+            }
+            let target = work.appendingPathComponent(path)
+            var info = stat()
+            guard lstat(target.path, &info) == 0 else { continue }
+            do {
+                if info.st_mode & S_IFMT == S_IFDIR {
+                    try FileManager.default.removeItem(at: target)
+                } else if unlink(target.path) != 0 {
+                    throw RunFiles.fileError("could not remove \(target.path)")
+                }
+            } catch {
+                throw ExecutorError("could not remove the declared output \(path) that the commit holds from \(work.path): \(error is ExecutorError ? "\(error)" : Self.reason(error))")
+            }
+        }
+    }
+
+    /// The first ancestor of the relative `path` (every component but the last) that is a
+    /// symlink in `root`, looked at with lstat, never followed; nil when none is (the walk
+    /// stops at the first that does not exist).
+    static func symlinkAncestor(of path: String, in root: URL) -> String? {
+        var prefix = ""
+        for component in path.split(separator: "/").dropLast() {
+            prefix = prefix.isEmpty ? String(component) : "\(prefix)/\(component)"
+            var info = stat()
+            guard lstat(root.appendingPathComponent(prefix).path, &info) == 0 else { return nil }
+            if info.st_mode & S_IFMT == S_IFLNK { return prefix }
+        }
+        return nil
     }
 
     /// The program `name` means for a run: a path (relative to the checkout) when it holds a

@@ -47,6 +47,10 @@ public actor LocalExecutor: JobExecutor {
         var handle: JobHandle
         var slots: Int
         var cancelRequested = false
+        /// Its final record, once its supervisor has ended, while the ledger would not take it.
+        var final: RunRecord?
+        /// Failed attempts at writing `final`.
+        var failedWrites = 0
     }
 
     var queue: [Queued] = []

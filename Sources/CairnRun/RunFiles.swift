@@ -52,9 +52,12 @@ public struct SupervisedResult: Codable, Sendable, Hashable {
     /// Bytes the command wrote to its log in all, and how many of the first were cut.
     public var logBytesWritten: Int
     public var logBytesCut: Int
+    /// Why the log could not be written (a full disk, say), when it could not: the output
+    /// after that was read and dropped.
+    public var logError: String?
 
     public init(exitStatus: Int32?, signal: Int32?, timedOut: Bool, cancelled: Bool, startError: String?,
-                startedAt: Date, finishedAt: Date, logBytesWritten: Int, logBytesCut: Int) {
+                startedAt: Date, finishedAt: Date, logBytesWritten: Int, logBytesCut: Int, logError: String? = nil) {
         self.exitStatus = exitStatus
         self.signal = signal
         self.timedOut = timedOut
@@ -64,6 +67,7 @@ public struct SupervisedResult: Codable, Sendable, Hashable {
         self.finishedAt = finishedAt
         self.logBytesWritten = logBytesWritten
         self.logBytesCut = logBytesCut
+        self.logError = logError
     }
 }
 
@@ -77,6 +81,9 @@ public enum RunFiles {
     /// The command's pid and start ticks, so an orphaned group can be ended after its
     /// supervisor died.
     public static let commandPID = "command.pid"
+    /// The supervisor's own pid and start ticks, written before anything else it does, so a
+    /// daemon that died before recording the run's handle can still find (and adopt) it.
+    public static let supervisorPID = "supervisor.pid"
     public static let work = "work"
 
     static let encoder: JSONEncoder = {
@@ -134,6 +141,20 @@ public enum RunFiles {
             _ = fsync(directory)
             close(directory)
         }
+    }
+
+    /// Writes this process's pid and start ticks at `url` ("PID TICKS\n").
+    static func writePID(_ pid: Int32, to url: URL) throws {
+        let ticks = ProcessTable.startTicks(of: pid).map(String.init) ?? ""
+        try writeAtomically(Data("\(pid) \(ticks)\n".utf8), to: url)
+    }
+
+    /// A pid file's pid and start ticks; nil when it is missing or unreadable.
+    static func readPID(from url: URL) -> (pid: Int32, ticks: UInt64)? {
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return nil }
+        let fields = text.split(whereSeparator: \.isWhitespace)
+        guard fields.count > 1, let pid = Int32(fields[0]), pid > 0, let ticks = UInt64(fields[1]) else { return nil }
+        return (pid, ticks)
     }
 
     static func fileError(_ what: String, errno number: Int32 = errno) -> ExecutorError {

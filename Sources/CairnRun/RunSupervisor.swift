@@ -15,6 +15,12 @@ public enum RunSupervisor {
     /// Runs the job in `runDirectory`; returns the supervisor's exit status: 0 once
     /// `result.json` is written (whatever the command did), non-zero when it could not be.
     public static func main(runDirectory: URL) -> Int32 {
+        // First of all, so a daemon that dies before recording this run's handle finds us.
+        do {
+            try RunFiles.writePID(getpid(), to: runDirectory.appendingPathComponent(RunFiles.supervisorPID))
+        } catch {
+            report("cannot write \(RunFiles.supervisorPID): \(error)")
+        }
         let job: SupervisedJob
         do {
             job = try RunFiles.read(SupervisedJob.self, from: runDirectory.appendingPathComponent(RunFiles.job))
@@ -81,9 +87,7 @@ public enum RunSupervisor {
                                                          logBytesWritten: 0, logBytesCut: 0))
         }
         close(pipe.write)
-        let ticks = ProcessTable.startTicks(of: process.processID).map(String.init) ?? ""
-        try? RunFiles.writeAtomically(Data("\(process.processID) \(ticks)\n".utf8),
-                                      to: runDirectory.appendingPathComponent(RunFiles.commandPID))
+        try? RunFiles.writePID(process.processID, to: runDirectory.appendingPathComponent(RunFiles.commandPID))
 
         drain(pipe.read, into: &log, while: process, linger: max(grace, .seconds(1)))
         close(pipe.read)
@@ -98,31 +102,36 @@ public enum RunSupervisor {
         return finish(runDirectory, SupervisedResult(exitStatus: exitStatus, signal: signal, timedOut: outcome.timedOut,
                                                      cancelled: running.withLock { $0.cancelled }, startError: nil,
                                                      startedAt: started, finishedAt: Date(),
-                                                     logBytesWritten: log.written, logBytesCut: log.cut))
+                                                     logBytesWritten: log.written, logBytesCut: log.cut, logError: log.error))
     }
 
     /// Reads the pipe into the log until every writer has closed it, or, once the command has
-    /// exited, `linger` later (a process that left the group may hold it open for ever).
+    /// exited, `linger` later (a process that left the group may hold it open, and keep
+    /// writing, for ever). The deadline is looked at before every read, however busy the pipe.
     private static func drain(_ descriptor: Int32, into log: inout CappedLog, while process: RunningProcess, linger: Duration) {
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 1)
         defer { chunk.deallocate() }
         var deadline: ContinuousClock.Instant?
         while true {
+            var wait: Int32 = 200
+            if deadline == nil, !process.isRunning { deadline = .now + linger }
+            if let deadline {
+                let left = deadline - .now
+                if left <= .zero { return }
+                let milliseconds = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
+                wait = Int32(max(1, min(200, milliseconds)))
+            }
             var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&entry, 1, 200)
+            let ready = poll(&entry, 1, wait)
             if ready < 0 && errno != EINTR { return }
             if ready > 0 {
                 let count = read(descriptor, chunk.baseAddress, chunk.count)
                 if count > 0 {
+                    // Appended even after a write error: the log then drops it, and the pipe keeps draining.
                     log.append(UnsafeRawBufferPointer(rebasing: chunk[..<count]))
-                    continue
+                } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+                    return
                 }
-                if count == 0 || (errno != EINTR && errno != EAGAIN) { return }
-            }
-            if let deadline {
-                if ContinuousClock.now >= deadline { return }
-            } else if !process.isRunning {
-                deadline = .now + linger
             }
         }
     }
@@ -137,7 +146,15 @@ public enum RunSupervisor {
         }
     }
 
+    /// A line on standard error (supervisor.log); `write(2)`, so a full disk loses the line
+    /// and never traps.
     private static func report(_ line: String) {
-        FileHandle.standardError.write(Data("cairn _supervise: \(line)\n".utf8))
+        var bytes = Array("cairn _supervise: \(line)\n".utf8)[...]
+        while !bytes.isEmpty {
+            let count = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { return }
+            bytes = bytes.dropFirst(count)
+        }
     }
 }

@@ -101,7 +101,7 @@ import Testing
         let report = try await executor.recover()
         #expect(report.adopted.isEmpty)
         #expect(Set(report.interrupted) == ["run-reused", "run-never"])
-        #expect(try fixture.ledger.run(id: "run-never")?.message == "interrupted: the daemon stopped before the run started")
+        #expect(try fixture.ledger.run(id: "run-never")?.message == "never started (the process that queued it stopped first)")
         #expect(try fixture.ledger.run(id: "run-slurm")?.state == .running, "another executor's run is left to it")
         #expect(kill(me, 0) == 0, "and nothing was sent to the process that has the pid now")
     }

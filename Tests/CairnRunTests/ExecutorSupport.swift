@@ -26,8 +26,9 @@ struct ExecutorFixture {
     }
 
     func executor(files: [String: String] = [:], policy: ExecutionPolicy = ExecutionPolicy(maxRuns: 4),
-                  environment: [String: String] = [:], logCap: Int = 1 << 20, grace: Duration = .seconds(1)) throws -> LocalExecutor {
-        try LocalExecutor(stateDirectory: state, ledger: ledger, artifacts: artifacts, source: FilesCheckout(files),
+                  environment: [String: String] = [:], logCap: Int = 1 << 20, grace: Duration = .seconds(1),
+                  source: (any SourceCheckout)? = nil) throws -> LocalExecutor {
+        try LocalExecutor(stateDirectory: state, ledger: ledger, artifacts: artifacts, source: source ?? FilesCheckout(files),
                           policy: policy, supervisor: [try cairnExecutable(), "_supervise"], environment: environment,
                           logCap: logCap, grace: grace)
     }
