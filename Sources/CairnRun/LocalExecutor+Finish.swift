@@ -106,7 +106,8 @@ extension LocalExecutor {
                 throw ExecutorError("its declared output \(path) resolves to \(resolved), which leaves the run's directory")
             }
             do {
-                stored[path] = try artifacts.store(url)
+                // work/ is given up once the outputs are stored: they are moved in, not copied.
+                stored[path] = try artifacts.store(url, consuming: true)
             } catch {
                 throw ExecutorError("its declared output \(path) could not be stored: \(error)")
             }

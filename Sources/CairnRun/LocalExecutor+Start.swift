@@ -109,7 +109,8 @@ extension LocalExecutor {
     }
 
     /// Removes what the checkout holds at each declared output (file, directory or symlink,
-    /// never followed), so only what the command writes counts as produced.
+    /// never followed), so only what the command writes counts as produced, and makes the
+    /// directory each output goes in (`touch out/x.txt` needs `out/`), as people expect.
     private func removeDeclaredOutputs(_ spec: JobSpec, from work: URL) throws {
         for path in spec.outputs {
             if let link = Self.symlinkAncestor(of: path, in: work) {
@@ -126,6 +127,15 @@ extension LocalExecutor {
                 }
             } catch {
                 throw ExecutorError("could not remove the declared output \(path) that the commit holds from \(work.path): \(error is ExecutorError ? "\(error)" : Self.reason(error))")
+            }
+        }
+        for path in spec.outputs {
+            // No ancestor is a symlink (checked above), so this stays inside work/.
+            let parent = work.appendingPathComponent(path).deletingLastPathComponent()
+            do {
+                try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
+            } catch {
+                throw ExecutorError("could not make the directory of the declared output \(path): \(Self.reason(error))")
             }
         }
     }

@@ -120,9 +120,19 @@ import Testing
         #expect(record.message?.hasPrefix("it exited with status 0 but did not write its declared output model.bin") == true, "\(record.message ?? "")")
     }
 
+    @Test func theDirectoryOfEachDeclaredOutputIsMadeBeforeTheRun() async throws {
+        let fixture = try ExecutorFixture()
+        let executor = try fixture.executor(files: [:])
+        let spec = job(["touch", "deep/er/out.txt"], outputs: ["deep/er/out.txt"])
+        _ = try await executor.submit(spec)
+        let record = try await fixture.final(spec.runID)
+        #expect(record.state == .succeeded, "\(record.message ?? "")")
+        #expect(record.outputs["deep/er/out.txt"] != nil)
+    }
+
     @Test func anOutputThatIsASymlinkLeavingTheDirectoryIsRefused() async throws {
         let fixture = try ExecutorFixture()
-        let executor = try fixture.executor(files: ["link.sh": "ln -s /etc/passwd model.bin\nmkdir -p out && ln -s /etc out/etc\n"])
+        let executor = try fixture.executor(files: ["link.sh": "ln -s /etc/passwd model.bin\nmkdir -p out && rm -rf out/etc && ln -s /etc out/etc\n"])
         let spec = job(["sh", "link.sh"], outputs: ["model.bin"])
         _ = try await executor.submit(spec)
         let record = try await fixture.final(spec.runID)
