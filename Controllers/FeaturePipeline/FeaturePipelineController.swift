@@ -16,6 +16,8 @@ import Foundation
 /// Then one place (`PipelineReport`) turns what the stages found into the object's outcome.
 public struct FeaturePipelineController: Controller {
     public static let kind = Kind.featurePipeline
+    /// What each commit decides of each stage's key, kept for the passes that follow.
+    private let memo = StageKeyMemo()
 
     public init() {}
 
@@ -26,7 +28,7 @@ public struct FeaturePipelineController: Controller {
             return Outcome(.notImplemented, reason: "NoExecutor",
                            message: "this process runs no stages (it was started without an executor), so none was run or checked")
         }
-        var walk = PipelineWalk(object: object, spec: spec, context: context, execution: execution)
+        var walk = PipelineWalk(object: object, spec: spec, context: context, execution: execution, memo: memo)
         try await walk.run()
         return walk.report.outcome(schedule: spec.schedule, now: context.now)
     }
@@ -39,14 +41,16 @@ struct PipelineWalk {
     let context: ReconcileContext
     let execution: Execution
     let graph: StageGraph
+    let memo: StageKeyMemo?
     var report = PipelineReport()
     /// The outputs of each stage that has them, by stage index.
     private var produced: [Int: [String: Artifact]] = [:]
     /// The object's recent runs, read once.
     private var recent: [RunRecord]?
 
-    init(object: Manifest, spec: FeaturePipelineSpec, context: ReconcileContext, execution: Execution) {
+    init(object: Manifest, spec: FeaturePipelineSpec, context: ReconcileContext, execution: Execution, memo: StageKeyMemo? = nil) {
         self.object = object
+        self.memo = memo
         self.spec = spec
         self.context = context
         self.execution = execution
@@ -67,7 +71,7 @@ struct PipelineWalk {
             let key: StageKey
             do {
                 key = try StageKey(stage: stage, index: index, consumed: consumed, object: object, context: context,
-                                   execution: execution)
+                                   execution: execution, memo: memo)
             } catch let problem as StageProblem {
                 report.add(stage.name, .problem(problem))
                 continue

@@ -1,6 +1,7 @@
 import CairnCore
 import CairnManifests
 import Foundation
+import Synchronization
 
 /// Why a stage cannot be keyed or run as written: it stalls the pipeline until git changes.
 struct StageProblem: Error {
@@ -23,11 +24,10 @@ struct StageKey {
     var paramsJSON: String
 
     init(stage: FeaturePipelineSpec.Stage, index: Int, consumed: [String: Artifact], object: Manifest, context: ReconcileContext,
-         execution: Execution) throws {
+         execution: Execution, memo: StageKeyMemo? = nil) throws {
         let policy = execution.policy
         let field = "spec.stages[\(index)]"
         func at(_ path: String) -> String { "\(object.location(of: path))" }
-        var parts: [String: String] = [:]
 
         // What the daemon allows.
         if stage.shell, !policy.allowShell {
@@ -45,14 +45,15 @@ struct StageKey {
                                + "cpus, and this daemon runs at most \(policy.maxRuns) at once (--max-runs)")
         }
 
-        parts["command"] = try Self.hash(stage.command, "argv")
-        if stage.shell { parts["shell"] = "true" }
-        if !stage.env.isEmpty { parts["env"] = stage.env.sorted().joined(separator: ",") }
-        parts["outs"] = try Self.hash(stage.outs.map(\.value).sorted(), "outs")
-        paramsJSON = String(decoding: try CanonicalJSON.encode(stage.params), as: UTF8.self)
-        if !stage.params.isEmpty { parts["params"] = ContentHash.sha256(of: Data(paramsJSON.utf8)).description }
+        // What the commit decides: the same for every pass over one commit, so remembered.
+        let outputs = Set(consumed.keys)
+        let fromCommit = try memo?.repositoryParts(commit: context.sourceCommit, stage: stage, consumed: outputs) {
+            try Self.repositoryParts(stage: stage, field: field, consumed: outputs, at: at, files: context.files, commit: context.sourceCommit)
+        } ?? Self.repositoryParts(stage: stage, field: field, consumed: outputs, at: at, files: context.files, commit: context.sourceCommit)
+        var parts = fromCommit.parts
+        paramsJSON = fromCommit.paramsJSON
 
-        // The program.
+        // What the host decides, looked at every pass (a stat each, through the stat cache).
         let program = stage.shell ? "/bin/sh" : stage.command[0]
         if stage.shell || !Self.isRepositoryRelative(program) {
             guard let found = try execution.hostFiles.program(program) else {
@@ -61,52 +62,64 @@ struct StageKey {
             }
             parts["program"] = "\(found.path) \(found.hash)"
         }
-
-        // Declared dependencies.
-        let outputs = Set(consumed.keys)
-        func consumedOutput(_ path: String) -> String? {
-            outputs.first { path == $0 || path.hasPrefix($0 + "/") || $0.hasPrefix(path + "/") }
-        }
         for (position, dependency) in stage.deps.enumerated() {
-            let location = at("\(field).deps[\(position)]")
-            switch dependency {
-            case .repository(let path):
-                // An upstream output, or inside one: keyed by that output's digest below.
-                if outputs.contains(where: { path.value == $0 || path.value.hasPrefix($0 + "/") }) { continue }
-                // A directory that holds an upstream output keys what the commit has in it too
-                // (when it has anything), besides that output.
-                let holdsOutput = consumedOutput(path.value) != nil
-                guard let hash = try context.files.contentHash(of: path) else {
-                    if holdsOutput { continue }
-                    throw StageProblem(reason: "MissingDependency", message: "\(location): stage \(stage.name) depends on \(path), which is "
-                                       + "not in commit \(context.sourceCommit.prefix(10)) and which no stage before it writes")
-                }
-                parts["dep:\(path)"] = hash.description
-            case .external(let path):
-                parts["data:\(path)"] = try Self.data(path, stage: stage, location: location, execution: execution)
+            if case .external(let path) = dependency {
+                parts["data:\(path)"] = try Self.data(path, stage: stage, location: at("\(field).deps[\(position)]"), execution: execution)
             }
         }
-
-        // Paths the command names, and what Python scripts among them import.
         for argument in StageGraph.pathArguments(of: stage.command) where argument.hasPrefix("/") {
             if parts["data:\(argument)"] == nil {
                 parts["data:\(argument)"] = try Self.data(argument, stage: stage, location: at("\(field)"), execution: execution)
             }
         }
-        let found = try CodeDependencies.find(command: stage.shell ? [] : stage.command, outs: stage.outs, in: context.files)
-        for path in found.paths where parts["dep:\(path)"] == nil && consumedOutput(path.value) == nil {
-            guard let hash = try context.files.contentHash(of: path) else { continue }
-            parts["code:\(path)"] = hash.description
-        }
-        // The scan stopped at its bounds: the key holds what was found, and says it is partial
-        // (list the rest under deps to have them keyed).
-        if found.limitReached { parts["code-scan"] = "truncated at its limits" }
 
         // What upstream stages produced.
         for (path, artifact) in consumed { parts["input:\(path)"] = artifact.digest.description }
 
         self.parts = parts
         key = try ContentKey.of(parts, kind: "run/FeaturePipeline").description
+    }
+
+    /// The parts the commit alone decides: command, shell, env names, outs, params, declared
+    /// repository dependencies and the code found by itself.
+    static func repositoryParts(stage: FeaturePipelineSpec.Stage, field: String, consumed outputs: Set<String>, at: (String) -> String,
+                                files: any SourceFiles, commit: String) throws -> StageKeyMemo.Parts {
+        var parts: [String: String] = [:]
+        parts["command"] = try Self.hash(stage.command, "argv")
+        if stage.shell { parts["shell"] = "true" }
+        if !stage.env.isEmpty { parts["env"] = stage.env.sorted().joined(separator: ",") }
+        parts["outs"] = try Self.hash(stage.outs.map(\.value).sorted(), "outs")
+        let paramsJSON = String(decoding: try CanonicalJSON.encode(stage.params), as: UTF8.self)
+        if !stage.params.isEmpty { parts["params"] = ContentHash.sha256(of: Data(paramsJSON.utf8)).description }
+
+        func consumedOutput(_ path: String) -> String? {
+            outputs.first { path == $0 || path.hasPrefix($0 + "/") || $0.hasPrefix(path + "/") }
+        }
+        for (position, dependency) in stage.deps.enumerated() {
+            guard case .repository(let path) = dependency else { continue }
+            // An upstream output, or inside one: keyed by that output's digest.
+            if outputs.contains(where: { path.value == $0 || path.value.hasPrefix($0 + "/") }) { continue }
+            // A directory that holds an upstream output keys what the commit has in it too
+            // (when it has anything), besides that output.
+            let holdsOutput = consumedOutput(path.value) != nil
+            guard let hash = try files.contentHash(of: path) else {
+                if holdsOutput { continue }
+                throw StageProblem(reason: "MissingDependency", message: "\(at("\(field).deps[\(position)]")): stage \(stage.name) depends on "
+                                   + "\(path), which is not in commit \(commit.prefix(10)) and which no stage before it writes")
+            }
+            parts["dep:\(path)"] = hash.description
+        }
+
+        // Paths the command names, and what Python scripts among them import.
+        let found = try CodeDependencies.find(command: stage.shell ? [] : stage.command, outs: stage.outs, in: files)
+        for path in found.paths where parts["dep:\(path)"] == nil && consumedOutput(path.value) == nil {
+            guard let hash = try files.contentHash(of: path) else { continue }
+            parts["code:\(path)"] = hash.description
+        }
+        // The scan stopped at its bounds: the key holds what was found, and says it is partial
+        // (list the rest under deps to have them keyed).
+        if found.limitReached { parts["code-scan"] = "truncated at its limits" }
+        return StageKeyMemo.Parts(parts: parts, paramsJSON: paramsJSON)
     }
 
     private static func hash(_ value: some Encodable, _ kind: String) throws -> String {
@@ -148,5 +161,35 @@ struct StageKey {
         case "outs": return "the declared outputs"
         default: return part
         }
+    }
+}
+
+/// The key parts a commit alone decides, remembered per commit, stage and the upstream
+/// outputs it consumes, so a pass that a finished run set off does not scan code and hash
+/// files again for every stage of a large pipeline. Bounded: it starts over past 10,000.
+final class StageKeyMemo: Sendable {
+    struct Parts: Sendable {
+        var parts: [String: String]
+        var paramsJSON: String
+    }
+
+    private struct Entry: Hashable {
+        var commit: String
+        var stage: FeaturePipelineSpec.Stage
+        var consumed: Set<String>
+    }
+
+    private let entries = Mutex<[Entry: Parts]>([:])
+
+    func repositoryParts(commit: String, stage: FeaturePipelineSpec.Stage, consumed: Set<String>,
+                         compute: () throws -> Parts) throws -> Parts {
+        let entry = Entry(commit: commit, stage: stage, consumed: consumed)
+        if let known = entries.withLock({ $0[entry] }) { return known }
+        let parts = try compute()
+        entries.withLock { entries in
+            if entries.count >= 10_000 { entries.removeAll(keepingCapacity: true) }
+            entries[entry] = parts
+        }
+        return parts
     }
 }

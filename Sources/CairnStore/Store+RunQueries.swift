@@ -12,7 +12,7 @@ extension Store {
         try pool.read { db in
             try String.fetchAll(db, sql: "SELECT record FROM run WHERE substr(id, 1, length(?1)) = ?1 ORDER BY rowid DESC LIMIT ?2",
                                 arguments: [prefix, limit])
-                .map(Self.decodeRun)
+                .map { try self.decodeRun($0) }
         }
     }
 
@@ -27,7 +27,7 @@ extension Store {
                 let slice = Array(all[start..<min(start + 500, all.count)])
                 let marks = Array(repeating: "?", count: slice.count).joined(separator: ", ")
                 found += try String.fetchAll(db, sql: "SELECT record FROM run WHERE id IN (\(marks))", arguments: StatementArguments(slice))
-                    .map(Self.decodeRun)
+                    .map { try self.decodeRun($0) }
             }
             return found
         }
@@ -47,7 +47,7 @@ extension Store {
         }
         sql += " ORDER BY rowid DESC LIMIT ?"
         arguments += [limit]
-        return try pool.read { db in try String.fetchAll(db, sql: sql, arguments: arguments).map(Self.decodeRun) }
+        return try pool.read { db in try String.fetchAll(db, sql: sql, arguments: arguments).map { try self.decodeRun($0) } }
     }
 
     /// The newest `count` runs of each object, and of each stage of a pipeline apart, newest
@@ -63,7 +63,7 @@ extension Store {
                     WHERE ?1 = 0 OR EXISTS (SELECT 1 FROM json_each(record, '$.outputs'))
                 ) WHERE rank <= ?2 ORDER BY position DESC
                 """, arguments: [withOutputs, count])
-                .map(Self.decodeRun)
+                .map { try self.decodeRun($0) }
         }
     }
 
@@ -72,7 +72,4 @@ extension Store {
         Set(try objects().flatMap { $0.runs ?? [] })
     }
 
-    private static func decodeRun(_ text: String) throws -> RunRecord {
-        try JSONDecoder.store.decode(RunRecord.self, from: Data(text.utf8))
-    }
 }

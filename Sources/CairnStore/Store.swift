@@ -2,6 +2,7 @@ public import Foundation
 public import CairnManifests
 public import CairnCore
 import GRDB
+import Synchronization
 
 /// The metadata store: SQLite in WAL mode under the state directory. Every status change is
 /// written in the same transaction as the outbox entry that will carry it to git, so a crash
@@ -10,6 +11,9 @@ public final class Store: RunRecords, Sendable {
     /// Internal, not private, so the store's `Store+Feature.swift` files can use it.
     let pool: any DatabaseWriter
     public let path: URL
+    /// Run records already decoded, by their stored JSON: a pass looks up every stage's runs,
+    /// and the rows rarely change between passes. Bounded (it starts over past 20,000).
+    private let decodedRuns = Mutex<[String: RunRecord]>([:])
 
     public init(directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -172,7 +176,7 @@ public final class Store: RunRecords, Sendable {
             try String.fetchAll(db, sql: """
                 SELECT record FROM run WHERE key = ? AND json_extract(record, '$.state') <> 'skipped' ORDER BY rowid DESC
                 """, arguments: [key])
-                .map { try JSONDecoder.store.decode(RunRecord.self, from: Data($0.utf8)) }
+                .map { try decodeRun($0) }
         }
     }
 
@@ -180,7 +184,7 @@ public final class Store: RunRecords, Sendable {
         try pool.read { db in
             try String.fetchAll(db, sql: "SELECT record FROM run WHERE object = ? ORDER BY rowid DESC LIMIT ?",
                                 arguments: [object.description, limit])
-                .map { try JSONDecoder.store.decode(RunRecord.self, from: Data($0.utf8)) }
+                .map { try decodeRun($0) }
         }
     }
 
@@ -359,7 +363,7 @@ extension Store: RunLedger {
     public func run(id: String) throws -> RunRecord? {
         try pool.read { db in
             try String.fetchOne(db, sql: "SELECT record FROM run WHERE id = ?", arguments: [id])
-                .map { try JSONDecoder.store.decode(RunRecord.self, from: Data($0.utf8)) }
+                .map { try decodeRun($0) }
         }
     }
 
@@ -367,7 +371,7 @@ extension Store: RunLedger {
         try pool.read { db in
             try String.fetchAll(db, sql: """
                 SELECT record FROM run WHERE json_extract(record, '$.state') IN ('submitted', 'running') ORDER BY rowid
-                """).map { try JSONDecoder.store.decode(RunRecord.self, from: Data($0.utf8)) }
+                """).map { try decodeRun($0) }
         }
     }
 
@@ -380,7 +384,20 @@ extension Store: RunLedger {
             } else {
                 try String.fetchAll(db, sql: "SELECT record FROM run ORDER BY rowid DESC LIMIT ?", arguments: [limit])
             }
-            return try rows.map { try JSONDecoder.store.decode(RunRecord.self, from: Data($0.utf8)) }
+            return try rows.map { try decodeRun($0) }
         }
+    }
+}
+
+extension Store {
+    /// A run record from its stored JSON, decoded once per distinct text.
+    func decodeRun(_ text: String) throws -> RunRecord {
+        if let known = decodedRuns.withLock({ $0[text] }) { return known }
+        let run = try JSONDecoder.store.decode(RunRecord.self, from: Data(text.utf8))
+        decodedRuns.withLock { cache in
+            if cache.count >= 20_000 { cache.removeAll(keepingCapacity: true) }
+            cache[text] = run
+        }
+        return run
     }
 }
