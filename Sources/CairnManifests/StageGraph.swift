@@ -44,6 +44,29 @@ public struct StageGraph: Hashable, Sendable {
 
     public init(_ spec: FeaturePipelineSpec) {
         let stages = spec.stages
+        // Every out by its path, and all of them sorted, so that each path a stage reads finds
+        // the outs at it or above it (its ancestors) and the outs below it (a range of the
+        // sorted list) without comparing every pair of stages.
+        var outsAt: [String: [(stage: Int, out: RepositoryPath)]] = [:]
+        var sorted: [(value: String, stage: Int, out: RepositoryPath)] = []
+        for (index, stage) in stages.enumerated() {
+            for out in stage.outs {
+                outsAt[out.value, default: []].append((index, out))
+                sorted.append((out.value, index, out))
+            }
+        }
+        sorted.sort { $0.value < $1.value }
+        func outs(under path: RepositoryPath) -> ArraySlice<(value: String, stage: Int, out: RepositoryPath)> {
+            let prefix = path.value + "/"
+            var low = 0, high = sorted.count
+            while low < high {
+                let middle = (low + high) / 2
+                if sorted[middle].value < prefix { low = middle + 1 } else { high = middle }
+            }
+            var end = low
+            while end < sorted.count, sorted[end].value.hasPrefix(prefix) { end += 1 }
+            return sorted[low..<end]
+        }
         var edges: [Edge] = []
         for (downstream, stage) in stages.enumerated() {
             var paths: [(Via, RepositoryPath)] = []
@@ -53,14 +76,16 @@ public struct StageGraph: Hashable, Sendable {
             for (index, argument) in Self.pathArgumentIndices(of: stage.command) {
                 if let path = try? RepositoryPath(argument) { paths.append((.argument(index), path)) }
             }
-            for (upstream, other) in stages.enumerated() where upstream != downstream {
-                search: for (via, path) in paths {
-                    for out in other.outs where out.contains(path) || path.contains(out) {
-                        edges.append(Edge(upstream: upstream, downstream: downstream, via: via, path: path, out: out))
-                        break search
-                    }
+            // Per upstream stage, the first path (in the order above) that meets one of its outs.
+            var found: [Int: Edge] = [:]
+            for (via, path) in paths {
+                var matches = ([path.value] + path.ancestors).flatMap { outsAt[$0] ?? [] }
+                matches += outs(under: path).map { ($0.stage, $0.out) }
+                for (upstream, out) in matches where upstream != downstream && found[upstream] == nil {
+                    found[upstream] = Edge(upstream: upstream, downstream: downstream, via: via, path: path, out: out)
                 }
             }
+            edges += found.keys.sorted().compactMap { found[$0] }
         }
         var upstreams = Array(repeating: [Int](), count: stages.count)
         var downstreams = Array(repeating: [Int](), count: stages.count)
@@ -125,18 +150,31 @@ public struct StageGraph: Hashable, Sendable {
         return !ext.isEmpty && ext.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") } && ext.contains { $0.isLetter }
     }
 
-    /// Kahn's algorithm, taking the first-declared ready stage each time.
+    /// Kahn's algorithm, taking the first-declared ready stage each time (a sorted list of
+    /// the ready ones, so the order is stable and the cost stays near linear).
     private static func topologicalOrder(upstreams: [[Int]]) -> [Int] {
-        var remaining = upstreams.map { Set($0) }
-        var done = Array(repeating: false, count: upstreams.count)
+        var waitingOn = upstreams.map { Set($0).count }
+        var downstreams = Array(repeating: [Int](), count: upstreams.count)
+        for (stage, ups) in upstreams.enumerated() {
+            for upstream in Set(ups) { downstreams[upstream].append(stage) }
+        }
+        var ready = waitingOn.indices.filter { waitingOn[$0] == 0 }.reversed() as [Int]  // smallest last
         var order: [Int] = []
         order.reserveCapacity(upstreams.count)
-        while let next = remaining.indices.first(where: { !done[$0] && remaining[$0].isEmpty }) {
-            done[next] = true
+        while let next = ready.popLast() {
             order.append(next)
-            for index in remaining.indices { remaining[index].remove(next) }
+            for stage in downstreams[next] {
+                waitingOn[stage] -= 1
+                if waitingOn[stage] == 0 {
+                    // Keep `ready` sorted from largest to smallest.
+                    let position = ready.firstIndex { $0 < stage } ?? ready.count
+                    ready.insert(stage, at: position)
+                }
+            }
         }
-        order += done.indices.filter { !done[$0] }
+        // Stages on a cycle never become ready: they go last, in declaration order.
+        let placed = Set(order)
+        order += upstreams.indices.filter { !placed.contains($0) }
         return order
     }
 
