@@ -187,7 +187,7 @@ class Bench:
         gib = size / (1 << 30)
         label = f"{gib:g} GiB" if gib >= 1 else f"{size >> 20} MiB"
         store = self.add(Row("hash.store", f"store a {label} output: Cairn ArtifactStore.store (in process) vs `dvc add`",
-                             target=size / 1e9, note="Cairn: SHA-256, copy into the store, fsync; DVC: MD5, move into its cache, copy back; "
+                             target=size / 1e9, note="Cairn: SHA-256 of the output as written, fsync, rename into the store (as the executor stores outputs); DVC: MD5, move into its cache, copy back; "
                                                "dvc add's wall includes its start-up"))
         dvc_net = self.add(Row("hash.dvcnet", "  dvc add less DVC's start-up (dvc status in the same repository)",
                                note="ratio: Cairn's store / this"))
