@@ -149,6 +149,7 @@ extension LocalExecutor {
     public func cancel(runID: String) async throws {
         if let index = queue.firstIndex(where: { $0.record.id == runID }) {
             var record = queue.remove(at: index).record
+            if prepared.remove(runID) != nil { try? FileManager.default.removeItem(at: runsDirectory.appendingPathComponent(runID)) }
             record.state = .cancelled
             record.finishedAt = Date()
             record.message = "cancelled before it started"

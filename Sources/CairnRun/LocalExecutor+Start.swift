@@ -12,7 +12,7 @@ extension LocalExecutor {
         var record = queued.record
         let directory = runsDirectory.appendingPathComponent(spec.runID)
         do {
-            try prepare(spec, in: directory)
+            if prepared.remove(spec.runID) == nil { try prepare(spec, in: directory) }
             let logPath = directory.appendingPathComponent(RunFiles.supervisorLog).path
             let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
             guard log >= 0 else { throw RunFiles.fileError("could not open \(logPath)") }
@@ -46,7 +46,7 @@ extension LocalExecutor {
 
     /// Makes the run's directory: the checkout, the restored inputs, params.json and job.json.
     @discardableResult
-    private func prepare(_ spec: JobSpec, in directory: URL) throws -> SupervisedJob {
+    func prepare(_ spec: JobSpec, in directory: URL) throws -> SupervisedJob {
         let manager = FileManager.default
         let work = directory.appendingPathComponent(RunFiles.work)
         do {

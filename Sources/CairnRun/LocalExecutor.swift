@@ -54,6 +54,9 @@ public actor LocalExecutor: JobExecutor {
     }
 
     var queue: [Queued] = []
+    /// Queued runs whose directory is made already (the head of the queue, prepared while the
+    /// runs before it run), so starting one is only starting its supervisor.
+    var prepared: Set<String> = []
     var active: [String: Active] = [:]
     var usedSlots = 0
     /// Set by `detach`: ends are no longer watched or recorded (a daemon that stops without
@@ -148,6 +151,13 @@ public actor LocalExecutor: JobExecutor {
         while !detached, let head = queue.first, slots(of: head.spec) <= policy.maxRuns - usedSlots {
             queue.removeFirst()
             start(head)
+        }
+        // The next run's checkout is made while the ones before it run (the actor would be
+        // idle meanwhile): its start then costs a spawn, not a checkout. A failure here is
+        // left for `start`, which prepares again and records it.
+        if !detached, let head = queue.first, !prepared.contains(head.spec.runID) {
+            let directory = runsDirectory.appendingPathComponent(head.spec.runID)
+            if (try? prepare(head.spec, in: directory)) != nil { prepared.insert(head.spec.runID) }
         }
     }
 
