@@ -140,10 +140,12 @@ func mode(of url: URL) throws -> Int {
         let spec = job(["python3", "-c", script, marker])
         let started = ContinuousClock.now
         _ = try await executor.submit(spec)
-        let record = try await fixture.final(spec.runID, within: 40)
+        let record = try await fixture.final(spec.runID, within: 90)
         let took = ContinuousClock.now - started
         #expect(record.state == .succeeded, "\(record.message ?? "")")
-        #expect(took < .seconds(15), "ended \(took) after it was submitted; grace is 1 s")
+        // About 1.2 s on a quiet machine; the bound only tells "ends" from "held for ever"
+        // (the writer never stops), with room for a machine busy with the whole suite.
+        #expect(took < .seconds(45), "ended \(took) after it was submitted; grace is 1 s")
     }
 
     @Test func aLogThatCannotBeWrittenIsDrainedAndSaidInTheResultAndTheMessage() async throws {
