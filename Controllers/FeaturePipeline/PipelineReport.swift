@@ -27,20 +27,22 @@ struct PipelineReport {
 
     /// How a failed run ended, in the executor's words (which end with its log's last lines,
     /// secrets redacted), kept to the last 10 lines so a status stays readable.
-    static func summary(of run: RunRecord) -> String {
+    static func detail(of run: RunRecord) -> String {
         if let message = run.message, !message.isEmpty {
             let lines = message.split(separator: "\n", omittingEmptySubsequences: false)
             let kept = lines.count > 11 ? [lines[0]] + ["…"] + lines.suffix(10) : lines
-            return "(run \(run.id)) " + kept.joined(separator: "\n")
+            return kept.joined(separator: "\n")
         }
-        if let signal = run.signal { return "(run \(run.id)) killed by signal \(signal)" }
-        if let status = run.exitStatus { return "(run \(run.id)) exit status \(status)" }
-        return "(run \(run.id)) \(run.state.rawValue)"
+        if let signal = run.signal { return "killed by signal \(signal)" }
+        if let status = run.exitStatus { return "exit status \(status)" }
+        return run.state.rawValue
     }
 
     func outcome(schedule: CronSchedule?, now: Date) -> Outcome {
         var done: [String] = [], running: [String] = [], queued: [String] = [], blocked: [String] = []
         var problems: [StageProblem] = [], failed: [String] = [], retrying: [(String, Date)] = []
+        // The first failure's own words (multi-line: the end of its log) go last in the message.
+        var firstFailure: String?
         var runs: [String] = []
         for (name, state) in stages {
             switch state {
@@ -51,7 +53,10 @@ struct PipelineReport {
                 if isQueued { queued.append(name) } else { running.append(name) }
                 runs.append(run)
             case .retrying(let due, let last): retrying.append((name, due)); runs.append(last.id)
-            case .failed(let run): failed.append("stage \(name) failed \(Self.summary(of: run))"); runs.append(run.id)
+            case .failed(let run):
+                failed.append("stage \(name) failed (run \(run.id))")
+                if firstFailure == nil { firstFailure = "\nstage \(name): " + Self.detail(of: run) }
+                runs.append(run.id)
             }
         }
         let total = stages.count
@@ -80,16 +85,17 @@ struct PipelineReport {
             outcome = .stalled(reason: problems[0].reason, message: first(problems.map(\.message), "problems") + tail)
             outcome.requeueAfter = nextTick
         } else if !failed.isEmpty, !underWay {
-            outcome = .stalled(reason: "StageFailed", message: first(failed, "failed stages") + tail)
+            outcome = .stalled(reason: "StageFailed", message: first(failed, "failed stages") + tail + (firstFailure ?? ""))
             outcome.requeueAfter = nextTick
         } else if underWay {
             let prefix = failed.isEmpty ? "" : first(failed, "failed stages") + "; "
+            let suffix = firstFailure ?? ""
             if let due = retrying.map(\.1).min(), running.isEmpty, queued.isEmpty {
-                outcome = .reconciling(reason: "RetryScheduled", message: prefix + "waiting to retry" + tail,
+                outcome = .reconciling(reason: "RetryScheduled", message: prefix + "waiting to retry" + tail + suffix,
                                        requeueAfter: .milliseconds(Int64(max(0, due.timeIntervalSince(now)) * 1000) + 10))
             } else {
                 // Completions wake the engine; the requeue is a safety net should one be missed.
-                outcome = .reconciling(reason: "Running", message: prefix + "stages are running" + tail, requeueAfter: .seconds(300))
+                outcome = .reconciling(reason: "Running", message: prefix + "stages are running" + tail + suffix, requeueAfter: .seconds(300))
             }
         } else {
             outcome = .ready(reason: "UpToDate", message: "all \(total) stages are up to date (\(names(done))); "

@@ -82,6 +82,7 @@ extension Cairn {
             }
             defer { withExtendedLifetime(lock) {} }
             if let ref { try engine.store.request(ref) }
+            let earlier = Set(try engine.store.recentRuns(limit: 10_000).map(\.id))
             let outcome: PassOutcome
             var settled = true
             do {
@@ -101,7 +102,11 @@ extension Cairn {
             } catch {
                 throw CairnExit.unreadable(describe(error))
             }
-            let report = PassReport(outcome)
+            var report = PassReport(outcome)
+            // The runs this invocation started or took back, and the stages it reused.
+            report.runs = try engine.store.recentRuns(limit: 10_000).filter { !earlier.contains($0.id) || !$0.state.isFinal }.reversed()
+                .map(PassReport.Run.init)
+            report.stateDirectory = options.stateDirectory.path
             print(format == .json ? report.jsonText() : report.text)
             if !settled {
                 throw CairnExit(code: CairnExit.timedOut, message: "error: --timeout \(timeout ?? "") ran out with runs still under way; they go on, "
@@ -146,6 +151,25 @@ struct PassReport: Encodable {
     var refused: Refusal?
     /// Manifest files that could not be read (their objects are kept, stalled).
     var unreadableFiles: [String]
+    /// The runs this invocation started, took back or reused, oldest first.
+    var runs: [Run] = []
+    var stateDirectory: String?
+
+    struct Run: Encodable {
+        var id: String
+        var object: String
+        var stage: String?
+        var state: String
+        var reason: String?
+
+        init(_ record: RunRecord) {
+            id = record.id
+            object = record.object.description
+            stage = record.stage
+            state = record.state.rawValue
+            reason = record.reason
+        }
+    }
 
     struct Refusal: Encodable {
         var commit: String
@@ -172,7 +196,14 @@ struct PassReport: Encodable {
                          + "reconciled the last trusted commit \(commit.prefix(12)) instead")
         }
         lines.append("\(commit.prefix(12)): \(objects) objects, \(ready) Ready"
-                     + (ran ? ", \(changed.count) changed" : ", already reconciled"))
+                     + (ran ? ", \(changed.count) with a new status" : ", already reconciled"))
+        for run in runs {
+            let what = run.state == "skipped" ? "reused" : run.state == "succeeded" ? "ran" : run.state
+            lines.append("  \(what) \(run.object)\(run.stage.map { "/" + $0 } ?? "") (run \(run.id)): \(run.reason ?? "")")
+        }
+        if !runs.isEmpty, let stateDirectory {
+            lines.append("  (`cairn runs --state-dir \(stateDirectory)` and `cairn logs RUN` tell more)")
+        }
         if !stalled.isEmpty { lines.append("stalled: " + stalled.joined(separator: ", ")) }
         if !unreadableFiles.isEmpty { lines.append("could not read: " + unreadableFiles.joined(separator: "; ")) }
         if !waiting.isEmpty { lines.append("waiting: " + waiting.joined(separator: ", ")) }

@@ -32,8 +32,17 @@ extension Cairn {
         @Argument(help: "One run to show in detail: its id, or the start of it.")
         var runID: String?
 
-        @Option(help: "Only the runs of this object, as Kind/name.")
+        @Option(help: "Only the runs of this object, as Kind/name, or of one pipeline stage, as Kind/name/stage (as the OBJECT column shows it).")
         var object: String?
+
+        /// `--object` split into the object and, for `Kind/name/stage`, the stage.
+        var objectFilter: (ref: ObjectRef, stage: String?)? {
+            guard let object else { return nil }
+            if let ref = ObjectRef(parsing: object) { return (ref, nil) }
+            guard let slash = object.lastIndex(of: "/"), let ref = ObjectRef(parsing: String(object[..<slash])) else { return nil }
+            let stage = String(object[object.index(after: slash)...])
+            return stage.isEmpty ? nil : (ref, stage)
+        }
 
         @Option(name: .customLong("state"), help: "Only runs in this state (submitted, running, succeeded, failed, interrupted, cancelled, skipped); repeatable.")
         var states: [String] = []
@@ -47,7 +56,7 @@ extension Cairn {
         var format: OutputFormat = .text
 
         func validate() throws {
-            if let object, ObjectRef(parsing: object) == nil { throw ValidationError(notKindName(object)) }
+            if let object, objectFilter == nil { throw ValidationError(notKindName(object) + " (or Kind/name/stage for one pipeline stage)") }
             for state in states where RunRecord.State(rawValue: state) == nil {
                 throw ValidationError("\(state) is not a run state; states are submitted, running, succeeded, failed, interrupted, cancelled, skipped")
             }
@@ -64,8 +73,9 @@ extension Cairn {
                 print(format == .json ? record.jsonText() : Self.detail(record))
                 return
             }
-            let ref = object.flatMap(ObjectRef.init(parsing:))
-            let runs = try store.recentRuns(of: ref, in: Set(states.compactMap(RunRecord.State.init(rawValue:))), limit: limit)
+            let ref = objectFilter?.ref
+            let runs = try store.recentRuns(of: ref, stage: objectFilter?.stage, in: Set(states.compactMap(RunRecord.State.init(rawValue:))),
+                                            limit: limit)
             if format == .json {
                 print(runs.jsonText())
                 return

@@ -152,8 +152,10 @@ func notKindName(_ text: String) -> String {
 }
 
 /// A plain text table with columns padded to their widest cell; the last column is not padded.
+/// A cell's line breaks (a failed run's log lines in a message) become " / ", so every row
+/// stays one line.
 func table(header: [String], rows: [[String]]) -> String {
-    let all = [header] + rows
+    let all = [header] + rows.map { row in row.map { $0.contains("\n") ? $0.split(separator: "\n").joined(separator: " / ") : $0 } }
     let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
     return all.map { row in
         row.enumerated().map { index, cell in

@@ -220,8 +220,12 @@ public actor Engine {
         guard let executor = execution?.executor else { return (try await reconcileOnce(), true) }
         let deadline = timeout.map { Date().addingTimeInterval($0.seconds) }
         var iterator = runEndings.makeAsyncIterator()
+        // What changed over all the passes, not only the last one.
+        var changed: [ObjectRef] = []
         while true {
-            let outcome = try await reconcileOnce()
+            var outcome = try await reconcileOnce()
+            for ref in outcome.changed where !changed.contains(ref) { changed.append(ref) }
+            outcome.changed = changed
             let inFlight = await executor.inFlight()
             progress(outcome, inFlight.compactMap { try? store.run(id: $0) })
             let retry = outcome.retryDue

@@ -11,6 +11,10 @@ struct StatusBuilder {
     let time: Date
     var manifestPath = ""
     var generation = ""
+    /// The runs a status the engine makes on its own (a broken manifest, a dependency not
+    /// accepted, a backoff) keeps reporting: the last ones the controller reported, whose
+    /// outputs are still the object's.
+    var keptRuns: [String]?
 
     init(ref: ObjectRef, previous: ObjectStatus?, commit: String, time: Date) {
         self.ref = ref
@@ -18,6 +22,7 @@ struct StatusBuilder {
         self.commit = commit
         self.time = time
         self.manifestPath = previous?.manifestPath ?? ""
+        self.keptRuns = previous?.runs
     }
 
     /// The status a controller's outcome describes.
@@ -59,6 +64,7 @@ struct StatusBuilder {
         ]
         var status = ObjectStatus(ref: ref, manifestPath: manifestPath, generation: generation, observedCommit: commit,
                                   conditions: conditions)
+        status.runs = keptRuns
         // The observed commit moves only when something about the object changed.
         if let previous, !status.differsInSubstance(from: previous) { status.observedCommit = previous.observedCommit }
         return status

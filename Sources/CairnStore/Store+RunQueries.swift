@@ -35,15 +35,22 @@ extension Store {
 
     /// The newest runs, of one object or of all, in any of `states` (all states when empty),
     /// newest first.
-    public func recentRuns(of object: ObjectRef?, in states: Set<RunRecord.State>, limit: Int) throws -> [RunRecord] {
-        guard !states.isEmpty else { return try recentRuns(of: object, limit: limit) }
-        let stateList = states.map(\.rawValue).sorted()
-        let marks = Array(repeating: "?", count: stateList.count).joined(separator: ", ")
-        var sql = "SELECT record FROM run WHERE json_extract(record, '$.state') IN (\(marks))"
-        var arguments = StatementArguments(stateList)
+    public func recentRuns(of object: ObjectRef?, stage: String? = nil, in states: Set<RunRecord.State>, limit: Int) throws -> [RunRecord] {
+        guard !states.isEmpty || stage != nil else { return try recentRuns(of: object, limit: limit) }
+        var sql = "SELECT record FROM run WHERE 1"
+        var arguments = StatementArguments()
+        if !states.isEmpty {
+            let stateList = states.map(\.rawValue).sorted()
+            sql += " AND json_extract(record, '$.state') IN (\(Array(repeating: "?", count: stateList.count).joined(separator: ", ")))"
+            arguments += StatementArguments(stateList)
+        }
         if let object {
             sql += " AND object = ?"
             arguments += [object.description]
+        }
+        if let stage {
+            sql += " AND json_extract(record, '$.stage') = ?"
+            arguments += [stage]
         }
         sql += " ORDER BY rowid DESC LIMIT ?"
         arguments += [limit]
