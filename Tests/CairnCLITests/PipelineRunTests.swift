@@ -59,6 +59,7 @@ import Testing
         try repository.commit(Self.scripts.merging(["features.yaml": Self.twoStages]) { $1 })
         let first = try reconcile()
         #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        #expect(first.stdout.contains("ran FeaturePipeline/features/make (run "), "reconcile --once says what ran: \(first.stdout)")
         let ran = try runs()
         #expect(Set(ran.map(\.stage)) == ["make", "upper"])
         #expect(ran.allSatisfy { $0.state == .succeeded })
@@ -67,10 +68,18 @@ import Testing
         let trailers = try repository.git(["log", "-1", "--format=%(trailers:key=Cairn-Run,valueonly)", "cairn/status"])
         #expect(Set(trailers.split(separator: "\n").map(String.init)) == Set(ran.map(\.id)))
 
-        // A commit that changes nothing the stages read runs nothing.
+        // A commit that changes nothing the stages read runs nothing, and records nothing.
         try repository.commit(["README.md": "notes\n"])
         #expect(try reconcile().status == 0)
         #expect(try runs().filter { $0.state == .succeeded }.count == 2)
+        // Nor does breaking the manifest and fixing it: the stalled status kept reporting the
+        // stages' runs, so nothing is "reused" when it is fixed.
+        try repository.commit(["features.yaml": "apiVersion: cairn/v1\nkind: FeaturePipeline\n  bad: [\n"])
+        #expect(try reconcile().status == 1)
+        try repository.commit(["features.yaml": Self.twoStages])
+        #expect(try reconcile().status == 0)
+        let afterFix = try runs()
+        #expect(afterFix.count == 2, "\(afterFix.map { "\($0.id) \($0.state)" })")
 
         // helper.py is imported by make.py, which the command names: make reruns, and upper
         // reruns only because make's output changed.

@@ -85,6 +85,10 @@ struct RunFixture {
         #expect(lines[2].contains("failed (exit 2)") && lines[2].contains("params changed") && lines[2].contains("1m22s"), "\(lines[2])")
         #expect(lines[3].contains("succeeded") && lines[3].contains("2023-11-14T22:14:20Z") && lines[3].contains("dep:data/raw.csv changed"), "\(lines[3])")
 
+        // The OBJECT column's Kind/name/stage filters by stage.
+        let stage = try fixture.cairn(["runs", "--object", "FeaturePipeline/features/clean"])
+        #expect(stage.stdout.split(separator: "\n").count == 3 && stage.stdout.contains("run-b1") && stage.stdout.contains("run-a1"), "\(stage.stdout)")
+        #expect(try fixture.cairn(["runs", "--object", "FeaturePipeline/features/other"]).stdout.split(separator: "\n").count <= 1)
         let one = try fixture.cairn(["runs", "--object", "Model/churn"])
         #expect(one.stdout.split(separator: "\n").count == 2 && one.stdout.contains("run-a2"), "\(one.stdout)")
         let failed = try fixture.cairn(["runs", "--state", "failed", "--state", "skipped", "--limit", "1"])
