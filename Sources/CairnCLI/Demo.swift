@@ -51,10 +51,10 @@ extension Cairn {
 
             func step(_ title: String, _ change: () throws -> Void) async throws {
                 try change()
-                let before = Set(try engine.store.recentRuns(limit: 1000).map(\.id))
+                let mark = try engine.store.runMark()
                 print("• \(title)")
                 let (outcome, _) = try await engine.reconcileUntilSettled(timeout: .seconds(600))
-                let runs = try engine.store.recentRuns(limit: 1000).filter { !before.contains($0.id) }.reversed()
+                let runs = try engine.store.runs(since: mark)
                 var stages: [String] = []
                 for manifest in await engine.manifestSet?.ordered ?? [] {
                     if case .featurePipeline(let spec) = manifest.spec { stages += spec.stages.map(\.name) }

@@ -82,7 +82,7 @@ extension Cairn {
             }
             defer { withExtendedLifetime(lock) {} }
             if let ref { try engine.store.request(ref) }
-            let earlier = Set(try engine.store.recentRuns(limit: 10_000).map(\.id))
+            let mark = try engine.store.runMark()
             let outcome: PassOutcome
             var settled = true
             do {
@@ -104,8 +104,7 @@ extension Cairn {
             }
             var report = PassReport(outcome)
             // The runs this invocation started or took back, and the stages it reused.
-            report.runs = try engine.store.recentRuns(limit: 10_000).filter { !earlier.contains($0.id) || !$0.state.isFinal }.reversed()
-                .map(PassReport.Run.init)
+            report.runs = try engine.store.runs(since: mark).map(PassReport.Run.init)
             report.stateDirectory = options.stateDirectory.path
             print(format == .json ? report.jsonText() : report.text)
             if !settled {

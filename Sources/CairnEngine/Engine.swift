@@ -222,9 +222,10 @@ public actor Engine {
         var iterator = runEndings.makeAsyncIterator()
         // What changed over all the passes, not only the last one.
         var changed: [ObjectRef] = []
+        var seen: Set<ObjectRef> = []
         while true {
             var outcome = try await reconcileOnce()
-            for ref in outcome.changed where !changed.contains(ref) { changed.append(ref) }
+            for ref in outcome.changed where seen.insert(ref).inserted { changed.append(ref) }
             outcome.changed = changed
             let inFlight = await executor.inFlight()
             progress(outcome, inFlight.compactMap { try? store.run(id: $0) })

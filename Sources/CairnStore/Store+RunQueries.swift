@@ -80,3 +80,20 @@ extension Store {
     }
 
 }
+
+extension Store {
+    /// Where the run table ends now: `runs(since:)` later gives what was added or changed
+    /// since, without reading what came before.
+    public func runMark() throws -> Int64 {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(rowid) FROM run") ?? 0 }
+    }
+
+    /// The runs added after `mark`, and those not over yet, oldest first.
+    public func runs(since mark: Int64) throws -> [RunRecord] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT record FROM run WHERE rowid > ? OR json_extract(record, '$.state') IN ('submitted', 'running') ORDER BY rowid
+                """, arguments: [mark]).map { try self.decodeRun($0) }
+        }
+    }
+}

@@ -61,6 +61,19 @@ import Testing
         return record
     }
 
+    @Test func whatWasAddedSinceAMarkAndWhatIsStillGoing() throws {
+        let directory = try TemporaryDirectory()
+        let store = try Store(directory: directory.url)
+        #expect(try store.runMark() == 0)
+        try store.record(run("old", model))
+        try store.record(run("going", model, state: .running, output: false))
+        let mark = try store.runMark()
+        try store.record(run("new", pipeline, stage: "clean"))
+        #expect(try store.runs(since: mark).map(\.id) == ["going", "new"])
+        #expect(try store.recentRuns(of: pipeline, stage: "clean", in: [], limit: 5).map(\.id) == ["new"])
+        #expect(try store.recentRuns(of: pipeline, stage: "join", in: [], limit: 5).isEmpty)
+    }
+
     @Test func prefixesFiltersAndTheNewestRunsOfEachObjectAndStage() throws {
         let directory = try TemporaryDirectory()
         let store = try Store(directory: directory.url)
