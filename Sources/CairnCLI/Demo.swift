@@ -3,6 +3,7 @@ import CairnCore
 import CairnEngine
 import CairnGit
 import CairnRun
+import CairnStore
 import Foundation
 import Logging
 
@@ -42,10 +43,11 @@ extension Cairn {
             _ = try ExampleRepository.create(at: repositoryURL)
             let state = root.appendingPathComponent("state")
             let logger = Logger(label: "cairn")
-            let execution = try RunOptions.parse([]).makeExecution(stateDirectory: state, repository: repositoryURL, logger: logger)
+            let store = try Store(directory: state)
+            let execution = try RunOptions.parse([]).makeExecution(stateDirectory: state, repository: repositoryURL, store: store, logger: logger)
             let engine = try Engine(source: .local(repositoryURL), stateDirectory: state,
                                     configuration: ReconcilerConfiguration(), controllers: try Controllers.registry(),
-                                    execution: execution, push: false, logger: logger) { _, _ in }
+                                    execution: execution, store: store, push: false, logger: logger) { _, _ in }
             let author = Signature(name: "Dana Scientist", email: "dana@example.com")
             let script = DemoScript(repository: try Repository.open(at: repositoryURL), root: repositoryURL, author: author)
 

@@ -76,14 +76,26 @@ struct EngineOptions: ParsableArguments {
     func makeEngine(logger: Logger, runs: RunOptions? = nil) throws -> Engine {
         let deadline = try parseTimeout(fetchTimeout)
         let source: RepositorySource = isLocalPath(repo) ? .local(URL(fileURLWithPath: repo)) : .remote(repo)
-        let execution = try runs.map { options in
-            try options.makeExecution(stateDirectory: stateDirectory,
-                                      repository: isLocalPath(repo) ? URL(fileURLWithPath: repo) : stateDirectory.appendingPathComponent("mirror.git"),
-                                      logger: logger)
+        var store: Store?
+        var execution: Execution?
+        if let runs {
+            // The repository first: a path that is no repository leaves no state directory behind.
+            if isLocalPath(repo) {
+                do {
+                    _ = try Repository.open(at: URL(fileURLWithPath: repo))
+                } catch let error as GitError where error.code == .notFound {
+                    throw CairnExit.unreadable("\(redactedURL(repo)) is not a git repository (\(error.message))")
+                }
+            }
+            let opened = try Store(directory: stateDirectory)
+            store = opened
+            execution = try runs.makeExecution(stateDirectory: stateDirectory,
+                                               repository: isLocalPath(repo) ? URL(fileURLWithPath: repo) : stateDirectory.appendingPathComponent("mirror.git"),
+                                               store: opened, logger: logger)
         }
         do {
             return try Engine(source: source, stateDirectory: stateDirectory, configuration: configuration,
-                              controllers: try Controllers.registry(), execution: execution, trust: trustOptions.trust, push: push,
+                              controllers: try Controllers.registry(), execution: execution, store: store, trust: trustOptions.trust, push: push,
                               logger: logger) { url, mirror in
                 try await RemoteFetcher.fetch(url: url, into: mirror, timeout: deadline)
             }

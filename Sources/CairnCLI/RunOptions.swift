@@ -62,9 +62,8 @@ struct RunOptions: ParsableArguments {
 
 extension RunOptions {
     /// The local executor and what controllers need beside it, under `stateDirectory`.
-    func makeExecution(stateDirectory: URL, repository: URL, logger: Logger) throws -> Execution {
-        try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
-        let store = try Store(directory: stateDirectory)
+    /// `store` is the engine's: one metadata store (and one pool of connections) per process.
+    func makeExecution(stateDirectory: URL, repository: URL, store: Store, logger: Logger) throws -> Execution {
         let artifacts = try ArtifactStore(root: stateDirectory.appendingPathComponent("artifacts"))
         let policy = self.policy
         let executor = try LocalExecutor(stateDirectory: stateDirectory, ledger: store, artifacts: artifacts,

@@ -50,8 +50,10 @@ public actor Engine {
     private var waiting: [CheckedContinuation<Void, Never>] = []
 
     /// With `push`, the status branch and notes are pushed to the remote after each pass.
+    /// `store` shares one metadata store with the executor (its ledger); by default the
+    /// engine opens its own in `stateDirectory`.
     public init(source: RepositorySource, stateDirectory: URL, configuration: ReconcilerConfiguration, controllers: ControllerRegistry,
-                execution: Execution? = nil, trust: CommitTrust = .off, push: Bool, logger: Logger,
+                execution: Execution? = nil, store existing: Store? = nil, trust: CommitTrust = .off, push: Bool, logger: Logger,
                 now: @escaping @Sendable () -> Date = Date.init, fetch: @escaping Fetcher) throws {
         var configuration = configuration
         if case .remote = source { configuration.remoteTracking = true }
@@ -67,11 +69,11 @@ public actor Engine {
         switch source {
         case .local(let path):
             repository = try Repository.open(at: path)
-            store = try Store(directory: stateDirectory)
+            store = try existing ?? Store(directory: stateDirectory)
             mirror = nil
         case .remote:
             // Created empty here; the first pass fetches into it.
-            store = try Store(directory: stateDirectory)
+            store = try existing ?? Store(directory: stateDirectory)
             let directory = stateDirectory.appendingPathComponent("mirror.git")
             repository = try Repository.create(at: directory, bare: true)
             mirror = directory

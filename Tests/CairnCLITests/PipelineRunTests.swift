@@ -245,6 +245,15 @@ import Testing
         #expect(retry.reason?.contains("interrupted") == true, "\(retry.reason ?? "")")
     }
 
+    @Test func aPathThatIsNoRepositoryLeavesNoStateBehind() throws {
+        let nothing = try TemporaryDirectory("not-a-repo")
+        let state = nothing.appending("state")
+        let result = try cairn(["reconcile", "--once", "--repo", nothing.path, "--state-dir", state.path])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("is not a git repository"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: state.path))
+    }
+
     @Test func reconcileOnceTimesOutWithExitFourAndLeavesTheRunGoing() async throws {
         try repository.commit(Self.scripts.merging(["features.yaml": Self.pipeline("""
                 - name: slow
