@@ -16,8 +16,9 @@ extension Cairn {
             commits to the status branch and a note on the commit. When the pass starts runs \
             (pipeline stages), it waits until they have finished and been recorded, passes \
             again, and so on until nothing is left to do, printing what it waits for; --timeout \
-            bounds the wait and --no-wait returns after the first pass (the runs go on, and the \
-            next `cairn run` or `reconcile --once` takes them back). Exits 0 when nothing is \
+            bounds the wait and --no-wait returns after the first pass (running stages go on: \
+            the next `cairn run` or `reconcile --once` takes them back, and starts again those \
+            still queued). Exits 0 when nothing is \
             stalled (objects whose kind's work Cairn cannot do yet, NotImplemented, are counted \
             and shown but are not failures), 1 when an object is stalled, a manifest file cannot \
             be read, or the tip is refused under --verify-commits, 3 when the repository cannot \
