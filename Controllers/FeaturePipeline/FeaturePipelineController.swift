@@ -96,7 +96,7 @@ struct PipelineWalk {
                !runs.contains(where: { $0.sourceCommit == context.sourceCommit }) {
                 report.effects.append(.recordRun(skip(stage, key: key, reusing: done)))
             }
-            report.add(stage.name, .upToDate(run: done.id, ranAt: done.sourceCommit == context.sourceCommit))
+            report.add(stage.name, .upToDate(run: done.id))
             return
         }
         // 4. Under way.

@@ -10,8 +10,8 @@ struct PipelineReport {
         case blocked(by: [String])
         /// Cannot be keyed or run as written.
         case problem(StageProblem)
-        /// Its key succeeded (`ranAt`: in a run for this very commit); its outputs are stored.
-        case upToDate(run: String, ranAt: Bool)
+        /// Its key succeeded; its outputs are stored.
+        case upToDate(run: String)
         case running(run: String, queued: Bool)
         case retrying(after: Date, failed: RunRecord)
         /// Failed, and its retries are used up.
@@ -48,7 +48,7 @@ struct PipelineReport {
             switch state {
             case .blocked: blocked.append(name)
             case .problem(let problem): problems.append(problem)
-            case .upToDate(let run, _): done.append(name); runs.append(run)
+            case .upToDate(let run): done.append(name); runs.append(run)
             case .running(let run, let isQueued):
                 if isQueued { queued.append(name) } else { running.append(name) }
                 runs.append(run)

@@ -181,11 +181,7 @@ public final class Store: RunRecords, Sendable {
     }
 
     public func runs(of object: ObjectRef, limit: Int) throws -> [RunRecord] {
-        try pool.read { db in
-            try String.fetchAll(db, sql: "SELECT record FROM run WHERE object = ? ORDER BY rowid DESC LIMIT ?",
-                                arguments: [object.description, limit])
-                .map { try decodeRun($0) }
-        }
+        try recentRuns(of: object, limit: limit)
     }
 
     // MARK: Writing

@@ -7,20 +7,9 @@ import CairnTestSupport
 import Foundation
 import Logging
 
-/// The example manifests (Manifests/*.yaml), by file name.
+/// The example repository's files (manifests and the scripts they run), by path.
 func exampleManifests() throws -> [String: String?] {
-    let directory = packageRoot.appendingPathComponent("Manifests")
-    var files: [String: String?] = [:]
-    // Every file but the generated schemas: the manifests and the scripts their stages run.
-    let walker = FileManager.default.enumerator(atPath: directory.path)
-    while let name = walker?.nextObject() as? String {
-        guard !name.hasPrefix("schema"), !name.contains("__pycache__") else { continue }
-        let url = directory.appendingPathComponent(name)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
-        files[name] = try String(contentsOf: url, encoding: .utf8)
-    }
-    return files
+    try exampleRepositoryFiles().mapValues { Optional($0) }
 }
 
 /// A git repository with the example manifests and an engine tracking it.

@@ -20,3 +20,19 @@ public func cairnExecutable() throws -> String {
 public func cairn(_ arguments: [String], in directory: URL? = nil, environment: [String: String]? = nil) throws -> ProcessResult {
     try run(try cairnExecutable(), arguments, in: directory, environment: environment, check: false)
 }
+
+/// The example repository as people read it in Manifests/, by relative path: the manifests
+/// and the scripts their stages run, not the generated schema/ (nor Python's caches).
+public func exampleRepositoryFiles() throws -> [String: String] {
+    let directory = packageRoot.appendingPathComponent("Manifests")
+    var files: [String: String] = [:]
+    let walker = FileManager.default.enumerator(atPath: directory.path)
+    while let name = walker?.nextObject() as? String {
+        guard !name.hasPrefix("schema"), !name.contains("__pycache__") else { continue }
+        let url = directory.appendingPathComponent(name)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+        files[name] = try String(contentsOf: url, encoding: .utf8)
+    }
+    return files
+}
