@@ -1,7 +1,9 @@
-"""Train: logistic regression by gradient descent, in the standard library only.
+"""Train: logistic regression by gradient descent, with the standard library only.
 
-Reads hyper-parameters from CAIRN_PARAMS (JSON), writes the model and its metrics to the
-paths the TrainingSchedule names (relative to CAIRN_OUTPUT_DIR when set).
+Reads the features CSV (last column: the label), holds out a seeded fifth of the rows for
+evaluation, and writes the model (weights as JSON) and its metrics (accuracy and AUC on the
+held-out rows). Hyper-parameters come from CAIRN_PARAMS (JSON), which Cairn sets from the
+TrainingSchedule's params. Deterministic: the same features and params give the same bytes.
 """
 import argparse
 import csv
@@ -12,15 +14,17 @@ import random
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--features", required=True)
+parser.add_argument("--model", required=True)
+parser.add_argument("--metrics", required=True)
 args = parser.parse_args()
 params = json.loads(os.environ.get("CAIRN_PARAMS", "{}"))
 C = float(params.get("C", 1.0))
 max_iter = int(params.get("max_iter", 200))
-out_dir = os.environ.get("CAIRN_OUTPUT_DIR", ".")
+seed = int(params.get("seed", 1))
 
 with open(args.features, newline="") as handle:
     rows = [[float(v) for v in row] for row in list(csv.reader(handle))[1:]]
-random.Random(1).shuffle(rows)
+random.Random(seed).shuffle(rows)
 split = int(len(rows) * 0.8)
 train, test = rows[:split], rows[split:]
 weights = [0.0] * (len(rows[0]) - 1)
@@ -39,7 +43,8 @@ for _ in range(max_iter):
         error = predict(row[:-1]) - row[-1]
         grad_w = [g + error * v for g, v in zip(grad_w, row[:-1])]
         grad_b += error
-    weights = [w - 2.0 * (g / len(train) + w / (C * len(train))) for w, g in zip(weights, grad_w)]
+    # L2 regularisation of strength 1/C, as scikit-learn's C.
+    weights = [w - 2.0 * (g + w / C) / len(train) for w, g in zip(weights, grad_w)]
     bias -= 2.0 * grad_b / len(train)
 
 scored = sorted(((predict(r[:-1]), r[-1]) for r in test), key=lambda p: p[0])
@@ -49,8 +54,10 @@ rank_sum = sum(i + 1 for i, (_, y) in enumerate(scored) if y == 1)
 auc = (rank_sum - positives * (positives + 1) / 2) / max(positives * negatives, 1)
 accuracy = sum(1 for p, y in scored if (p >= 0.5) == (y == 1)) / max(len(scored), 1)
 
-with open(os.path.join(out_dir, "model.bin"), "w") as handle:
-    json.dump({"weights": weights, "bias": bias}, handle)
-with open(os.path.join(out_dir, "metrics.json"), "w") as handle:
-    json.dump({"auc": round(auc, 4), "accuracy": round(accuracy, 4)}, handle)
-print(f"auc={auc:.4f} accuracy={accuracy:.4f}")
+for path in (args.model, args.metrics):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+with open(args.model, "w") as handle:
+    json.dump({"kind": "logistic-regression", "weights": [round(w, 10) for w in weights], "bias": round(bias, 10)}, handle, sort_keys=True)
+with open(args.metrics, "w") as handle:
+    json.dump({"auc": round(auc, 4), "accuracy": round(accuracy, 4)}, handle, sort_keys=True)
+print(f"trained on {len(train)} rows (C={C}, max_iter={max_iter}): auc={auc:.4f} accuracy={accuracy:.4f}")

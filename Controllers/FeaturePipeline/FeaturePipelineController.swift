@@ -7,7 +7,7 @@ import Foundation
 ///
 /// Each pass walks the stages in the graph's order, in small steps:
 /// 1. a stage whose upstream stages have not all produced their outputs waits;
-/// 2. its run key is computed from everything its result depends on (`StageKey`); a key that
+/// 2. its run key is computed from everything its result depends on (`RunKey`); a key that
 ///    cannot be computed (a missing dependency, a refused path) stalls the pipeline;
 /// 3. a key that succeeded before is reused: its outputs are in the artifact store;
 /// 4. a key with a run under way is waited for;
@@ -17,7 +17,7 @@ import Foundation
 public struct FeaturePipelineController: Controller {
     public static let kind = Kind.featurePipeline
     /// What each commit decides of each stage's key, kept for the passes that follow.
-    private let memo = StageKeyMemo()
+    private let memo = RunKeyMemo()
 
     public init() {}
 
@@ -41,14 +41,14 @@ struct PipelineWalk {
     let context: ReconcileContext
     let execution: Execution
     let graph: StageGraph
-    let memo: StageKeyMemo?
+    let memo: RunKeyMemo?
     var report = PipelineReport()
     /// The outputs of each stage that has them, by stage index.
     private var produced: [Int: [String: Artifact]] = [:]
     /// The object's recent runs, read once.
     private var recent: [RunRecord]?
 
-    init(object: Manifest, spec: FeaturePipelineSpec, context: ReconcileContext, execution: Execution, memo: StageKeyMemo? = nil) {
+    init(object: Manifest, spec: FeaturePipelineSpec, context: ReconcileContext, execution: Execution, memo: RunKeyMemo? = nil) {
         self.object = object
         self.memo = memo
         self.spec = spec
@@ -68,11 +68,11 @@ struct PipelineWalk {
             }
             var consumed: [String: Artifact] = [:]
             for source in upstream { consumed.merge(produced[source] ?? [:]) { first, _ in first } }
-            let key: StageKey
+            let key: RunKey
             do {
-                key = try StageKey(stage: stage, index: index, consumed: consumed, object: object, context: context,
+                key = try RunKey(stage: stage, field: "spec.stages[\(index)]", kind: "run/FeaturePipeline", consumed: consumed, object: object, context: context,
                                    execution: execution, memo: memo)
-            } catch let problem as StageProblem {
+            } catch let problem as RunProblem {
                 report.add(stage.name, .problem(problem))
                 continue
             }
@@ -81,7 +81,7 @@ struct PipelineWalk {
     }
 
     /// Steps 3 to 6 for one keyed stage.
-    private mutating func settle(_ stage: FeaturePipelineSpec.Stage, key: StageKey, consumed: [String: Artifact], index: Int) async throws {
+    private mutating func settle(_ stage: FeaturePipelineSpec.Stage, key: RunKey, consumed: [String: Artifact], index: Int) async throws {
         let runs = try context.runs.runs(withKey: key.key).filter { $0.state != .skipped }
         // 3. Done before, and its outputs are still in the store.
         if let done = runs.first(where: { $0.state == .succeeded && $0.outputs.count == stage.outs.count
@@ -124,7 +124,7 @@ struct PipelineWalk {
         // 6. Run it.
         let attempt = runs.count + 1
         let reason = runs.isEmpty ? try explain(stage, key: key) : retryReason(stage, last: runs[0], failures: failures.count)
-        let spec = JobSpec(runID: PipelineWalk.runID(key: key.key, attempt: attempt), key: key.key, object: object.ref, stage: stage.name,
+        let spec = JobSpec(runID: RunKey.runID(key: key.key, attempt: attempt), key: key.key, object: object.ref, stage: stage.name,
                            trigger: "inputs", reason: reason, sourceCommit: context.sourceCommit, command: stage.command,
                            shell: stage.shell, passEnvironment: stage.env, params: key.paramsJSON, inputs: consumed,
                            outputs: stage.outs.map(\.value), keyInputs: key.parts, cpus: stage.resources.cpus,
@@ -135,24 +135,17 @@ struct PipelineWalk {
                                                         "cairn.reason": "\(reason)"])
             report.add(stage.name, .running(run: handle.runID, queued: true))
         } catch let error as ExecutorRefusal {
-            report.add(stage.name, .problem(StageProblem(reason: error.reason, message: "stage \(stage.name): \(error.message)")))
+            report.add(stage.name, .problem(RunProblem(reason: error.reason, message: "stage \(stage.name): \(error.message)")))
         }
     }
 
     /// Why a stage runs for the first time under this key: what changed since its last run.
-    private mutating func explain(_ stage: FeaturePipelineSpec.Stage, key: StageKey) throws -> String {
+    private mutating func explain(_ stage: FeaturePipelineSpec.Stage, key: RunKey) throws -> String {
         if recent == nil { recent = try context.runs.runs(of: object.ref, limit: 500) }
         guard let previous = recent?.first(where: { $0.stage == stage.name && !$0.inputs.isEmpty }) else {
             return "first run of stage \(stage.name)"
         }
-        let names = Set(previous.inputs.keys).union(key.parts.keys).sorted()
-        let changed = names.filter { previous.inputs[$0] != key.parts[$0] }.map { name -> String in
-            if previous.inputs[name] == nil { return "\(StageKey.describe(name)) added" }
-            if key.parts[name] == nil { return "\(StageKey.describe(name)) removed" }
-            return "\(StageKey.describe(name)) changed"
-        }
-        return changed.isEmpty ? "its key changed" : changed.prefix(8).joined(separator: ", ")
-            + (changed.count > 8 ? " and \(changed.count - 8) more" : "")
+        return RunKey.changes(from: previous.inputs, to: key.parts)
     }
 
     private func retryReason(_ stage: FeaturePipelineSpec.Stage, last: RunRecord, failures: Int) -> String {
@@ -165,7 +158,7 @@ struct PipelineWalk {
 
     /// The record of a stage not run because its key had succeeded: `cairn runs` shows it
     /// with the run it reused. One per stage, key and source commit (its id says so).
-    private func skip(_ stage: FeaturePipelineSpec.Stage, key: StageKey, reusing done: RunRecord) -> RunRecord {
+    private func skip(_ stage: FeaturePipelineSpec.Stage, key: RunKey, reusing done: RunRecord) -> RunRecord {
         var record = RunRecord(id: "skip-\(context.sourceCommit.prefix(10))-\(key.key.dropFirst(7).prefix(10))", key: key.key,
                                object: object.ref, stage: stage.name, state: .skipped, trigger: "inputs",
                                reason: "no input changed: key \(key.key.dropFirst(7).prefix(12)) matched run \(done.id) "
@@ -182,16 +175,4 @@ struct PipelineWalk {
     static let maximumInterruptions = 3
     static let retryBackoff = Backoff(base: 5, factor: 2, maximum: 600, jitter: 0)
 
-    /// `<first 10 hex digits of the key>-<attempt>-<4 random hex digits>`: sortable by key,
-    /// unique even if two daemons raced (the lock keeps them from it).
-    static func runID(key: String, attempt: Int) -> String {
-        let hex = key.hasPrefix("sha256:") ? key.dropFirst(7) : Substring(key)
-        return "\(hex.prefix(10))-\(attempt)-\(String(UInt16.random(in: 0...UInt16.max), radix: 16).leftPadded(to: 4))"
-    }
-}
-
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
 }

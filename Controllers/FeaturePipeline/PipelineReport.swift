@@ -9,7 +9,7 @@ struct PipelineReport {
         /// Waits for upstream stages that have no outputs yet.
         case blocked(by: [String])
         /// Cannot be keyed or run as written.
-        case problem(StageProblem)
+        case problem(RunProblem)
         /// Its key succeeded; its outputs are stored.
         case upToDate(run: String)
         case running(run: String, queued: Bool)
@@ -40,7 +40,7 @@ struct PipelineReport {
 
     func outcome(schedule: CronSchedule?, now: Date) -> Outcome {
         var done: [String] = [], running: [String] = [], queued: [String] = [], blocked: [String] = []
-        var problems: [StageProblem] = [], failed: [String] = [], retrying: [(String, Date)] = []
+        var problems: [RunProblem] = [], failed: [String] = [], retrying: [(String, Date)] = []
         // The first failure's own words (multi-line: the end of its log) go last in the message.
         var firstFailure: String?
         var runs: [String] = []

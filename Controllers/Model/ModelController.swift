@@ -1,9 +1,9 @@
 public import CairnCore
 public import CairnManifests
 
-/// Model: the registry's stages. Whether each assigned version exists and may hold its stage
-/// needs the model registry, which does not exist yet; until then no assignment is claimed
-/// to hold, so a promotion of a version that does not exist is never Ready.
+/// Model: the registry's stages. Versions are registered (by TrainingSchedules) and listed by
+/// `cairn models`; whether an assignment may hold its stage (the promotion policy) is not
+/// checked yet, so no assignment is claimed to hold and the Model stays Ready=Unknown.
 public struct ModelController: Controller {
     public static let kind = Kind.model
 
@@ -11,11 +11,14 @@ public struct ModelController: Controller {
 
     public func reconcile(_ object: Manifest, in context: ReconcileContext) async throws -> Outcome {
         guard case .model(let spec) = object.spec else { throw ReconcileError.wrongKind(object, Self.kind) }
+        let latest = try context.versions.latestVersionNumber(of: object.ref.name)
+        let registered = latest == 0 ? "no version of \(object.ref.name) is registered yet"
+            : "versions 1 to \(latest) of \(object.ref.name) are registered (`cairn models \(object.ref.name)`)"
         let assignments = spec.stages.compactMap { stage in spec.assignments[stage].map { "\(stage): \($0)" } }
         if assignments.isEmpty {
-            return .notImplemented("the model registry is not built yet: no version of Model/\(object.ref.name) is registered, and no stage is assigned")
+            return .notImplemented("\(registered); no stage is assigned, and stage promotion (its policy) is not built yet")
         }
-        return .notImplemented("the model registry is not built yet: the assignments (\(assignments.joined(separator: ", "))) "
-                               + "were not checked against registered versions")
+        return .notImplemented("\(registered); the assignments (\(assignments.joined(separator: ", "))) are not checked against "
+                               + "the promotion policy yet, so none is claimed to hold")
     }
 }

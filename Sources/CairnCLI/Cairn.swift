@@ -25,8 +25,8 @@ public struct Cairn: AsyncParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Set up", subcommands: [Init.self, Demo.self, Schema.self]),
             CommandGroup(name: "Check", subcommands: [Validate.self]),
-            CommandGroup(name: "Run", subcommands: [Run.self, Reconcile.self]),
-            CommandGroup(name: "Inspect", subcommands: [Status.self, History.self, Runs.self, LogsCommand.self]),
+            CommandGroup(name: "Run", subcommands: [Run.self, Reconcile.self, Trigger.self, Reproduce.self]),
+            CommandGroup(name: "Inspect", subcommands: [Status.self, History.self, Runs.self, LogsCommand.self, Models.self, Lineage.self]),
             CommandGroup(name: "Maintain", subcommands: [GarbageCollect.self]),
         ]
     )

@@ -13,11 +13,14 @@ extension Cairn {
             abstract: "Show Cairn at work on the example repository, made in a new directory that stays for you to explore.",
             discussion: """
             Creates the example churn repository and reconciles it: the feature pipeline runs \
-            for real (two independent stages at once, then the one that needs them). Then it \
-            makes a few commits as a team would (change training params, which runs nothing; \
-            change featurize.py, which reruns only that stage; break a manifest, fix it, delete \
-            a monitor), reconciling after each and waiting for the runs, and shows the result \
-            the way anyone reads it: with `cairn runs` and plain \
+            for real (two independent stages at once, then the one that needs them), then the \
+            training, which registers version 1 of Model/churn. Then it makes commits as a team \
+            would (a README edit, which runs nothing; a featurize.py change, which reruns only \
+            that stage and, its output unchanged, trains nothing; a params change, which trains \
+            version 2; a promotion; a challenger that fails its champion–challenger gate; a \
+            broken manifest, its fix, a deleted monitor), reconciling after each and waiting for \
+            the runs. It shows the registry, a version's lineage, a reproduction of version 2, \
+            and the status the way anyone reads it: with `cairn runs` and plain \
             `git log cairn/status`, `git show cairn/status:<Kind>/<name>.yaml` and \
             `git log --notes=cairn main`. Needs the git command line for that last part.
 
@@ -62,6 +65,9 @@ extension Cairn {
                     if case .featurePipeline(let spec) = manifest.spec { stages += spec.stages.map(\.name) }
                 }
                 for line in DemoRuns.describe(Array(runs), stages: stages) { print("    \(line)") }
+                for version in try runs.compactMap({ try engine.store.version(registeredBy: $0.id) }) {
+                    print("    registered \(version.name): \(ModelText.metrics(version.metrics)); gate \(version.gate.summary)")
+                }
                 var what = outcome.ran ? "reconciled \(outcome.commit.short): \(outcome.objects) objects, \(outcome.changed.count) status change(s)"
                     : "\(outcome.commit.short) is already reconciled: nothing to do"
                 if !outcome.stalled.isEmpty { what += "; stalled: " + outcome.stalled.map(\.description).joined(separator: ", ") }
@@ -70,17 +76,26 @@ extension Cairn {
                 print("    \(what)")
             }
             print("Demo repository: \(repositoryURL.path)\n")
-            try await step("initial commit: the example churn project") {}
-            try await step("change the training params (C: 1.0 → 0.5): nothing the pipeline reads") {
-                try script.edit("training.yaml", "params: {C: 1.0, max_iter: 200}", "params: {C: 0.5, max_iter: 200}", "Regularise churn training harder")
+            try await step("initial commit: the example churn project (the pipeline runs, then the first training)") {}
+            try await step("edit README.md only: nothing the pipeline or the training reads, so nothing runs") {
+                try script.edit("README.md", "# A Cairn repository", "# Churn: a Cairn repository", "README: name the project")
             }
-            try await step("change pipelines/featurize.py: only featurize reruns") {
+            try await step("change pipelines/featurize.py: only featurize reruns; its output is byte for byte the same, so no retraining") {
                 try script.edit("pipelines/featurize.py", "print(f\"wrote {len(rows)} feature rows to {target}\")",
                                 "print(f\"wrote {len(rows)} feature rows ({len(columns)} features) to {target}\")", "Say how many features featurize wrote")
             }
             try await step("revert that change: featurize's first run is reused, nothing runs twice") {
                 try script.edit("pipelines/featurize.py", "print(f\"wrote {len(rows)} feature rows ({len(columns)} features) to {target}\")",
                                 "print(f\"wrote {len(rows)} feature rows to {target}\")", "Revert: keep featurize's message as it was")
+            }
+            try await step("change the training params (C: 1.0 → 0.5): the training's key changed, so it trains version 2") {
+                try script.edit("training.yaml", "params: {C: 1.0, max_iter: 200}", "params: {C: 0.5, max_iter: 200}", "Regularise churn training harder")
+            }
+            try await step("promote version 2 to staging and production (model.yaml): the champion for the next gate") {
+                try script.edit("model.yaml", "assignments: {}", "assignments: {staging: 2, production: 2}", "Promote churn@2")
+            }
+            try await step("a challenger (C: 0.5 → 0.4): version 3 must beat production by 0.005 in AUC, and does not") {
+                try script.edit("training.yaml", "params: {C: 0.5, max_iter: 200}", "params: {C: 0.4, max_iter: 200}", "Try weaker regularisation")
             }
             try await step("break deployment.yaml (stage: prod, which Model/churn does not have)") {
                 try script.edit("deployment.yaml", "stage: production", "stage: prod", "Serve the prod stage")
@@ -96,13 +111,31 @@ extension Cairn {
             let git = GitCommandLine(directory: repositoryURL)
             print("\n$ cairn runs --state succeeded      # skipped stages are listed too, without --state")
             print(RunText.list(try engine.store.recentRuns(of: nil, in: [.succeeded], limit: 20)))
+            print("\n$ cairn models churn")
+            let versions = try engine.store.versions(of: "churn")
+            print(ModelText.versionTable(versions, stages: try ModelText.stages(in: engine.store)["churn"] ?? [:]))
+            if let second = try engine.store.version("churn", 2) {
+                print("\n$ cairn lineage churn@2")
+                print(try LineageTree(store: engine.store).tree(of: second).rendered())
+                print("\n$ cairn reproduce churn@2")
+                let result = try await Reproduce.reproduce(second, state: state, repository: repositoryURL, policy: RunOptions.parse([]).policy,
+                                                           logCap: LocalExecutor.defaultLogCap, quiet: true)
+                print(result.text)
+            }
             for arguments in [["log", "--format=%h %s", "cairn/status"],
+                              ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,key=Cairn-Model-Version,separator=%x2C )", "-4", "cairn/status", "--",
+                               "TrainingSchedule/churn-weekly.yaml"],
                               ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,separator=%x2C )", "-3", "cairn/status", "--", "FeaturePipeline/churn-features.yaml"],
-                              ["log", "--format=%h %s%n    %(trailers:key=Cairn-Source-Commit,separator=)", "-3", "cairn/status", "--", "ModelDeployment/churn-prod.yaml"],
                               ["show", "cairn/status:ModelDeployment/churn-prod.yaml"],
                               ["log", "--notes=cairn", "--format=%h %s%n%N", "-2", "main"]] {
                 print("\n$ git \(arguments.map { $0.contains(" ") || $0.contains("%") ? "'\($0)'" : $0 }.joined(separator: " "))")
                 print(try git.run(arguments), terminator: "")
+            }
+            print("\n$ git show cairn/status:ModelVersion/churn/3.yaml | sed -n '/^gate:/,/^lineage:/p'")
+            let third = try git.run(["show", "cairn/status:ModelVersion/churn/3.yaml"])
+            let lines = third.split(separator: "\n", omittingEmptySubsequences: false)
+            if let gate = lines.firstIndex(where: { $0.hasPrefix("gate:") }), let lineage = lines.firstIndex(where: { $0.hasPrefix("lineage:") }) {
+                print(lines[gate...lineage].joined(separator: "\n"))
             }
             print("""
 
@@ -114,6 +147,9 @@ extension Cairn {
               git log --notes=cairn --format='%h %s%n%N' main   # what Cairn did with each commit
               cairn status --state-dir \(state.path)   # the same from Cairn's store
               cairn runs --state-dir \(state.path)     # every run and skip, and why
+              cairn models churn --state-dir \(state.path)        # the registry: versions, metrics, gates
+              cairn lineage churn@3 --state-dir \(state.path)     # what produced a version, back to the data
+              git show cairn/status:ModelVersion/churn/3.yaml    # the same registry, in git
               cairn logs RUN --state-dir \(state.path) # what a run printed
 
             Next: `cairn init` a repository of your own (or run it in one you have), then `cairn validate` and `cairn reconcile --once` in it.

@@ -13,7 +13,9 @@ extension Cairn {
             discussion: """
             Keeps the outputs of the runs every object's current status reports, of the last \
             --keep-runs runs with outputs of each object (each pipeline stage apart), and of the \
-            runs a kept skipped run reused; a kept directory keeps every file it lists. Every \
+            runs a kept skipped run reused, and of every registered model version (its model and \
+            metrics files and the feature artifacts it was trained on, so `cairn models get` and \
+            `cairn reproduce` keep working); a kept directory keeps every file it lists. Every \
             other blob under <state>/artifacts/sha256 goes, with files under <state>/artifacts/tmp \
             older than an hour. Run directories under <state>/runs (logs, job files) are kept for \
             those runs, for the last --keep-runs runs of each object and stage whatever their \
@@ -128,18 +130,18 @@ struct Retention {
             reused = Set(found.compactMap(\.reused)).subtracting(kept.keys)
         }
         artifacts = kept.values.flatMap(\.outputs.values)
-        // (c) Registered model versions: when the model registry exists, the artifacts of
-        // every registered version are kept here too (`registeredModelArtifacts`).
-        artifacts += Self.registeredModelArtifacts(in: store)
+        // (c) Registered model versions, however old their runs: the model file, the metrics
+        // file and the feature artifacts each was trained on (`cairn reproduce` needs them).
+        for version in try store.allVersions() {
+            artifacts.append(version.artifact)
+            if let metrics = version.lineage.metricsArtifact { artifacts.append(metrics) }
+            artifacts += version.lineage.features.values
+        }
 
         runDirectories = Set(kept.keys)
         runDirectories.formUnion(try store.newestRuns(perObjectAndStage: keepRuns, withOutputs: false).map(\.id))
         runDirectories.formUnion(try store.unfinishedRuns().map(\.id))
     }
-
-    /// Hook for the model registry (not built yet): the artifacts of registered model
-    /// versions, which gc must never remove however old their runs are. None today.
-    static func registeredModelArtifacts(in store: Store) -> [Artifact] { [] }
 }
 
 /// What `cairn gc` prints.

@@ -72,6 +72,15 @@ extension Cairn {
                 try queue(ref)
                 return
             }
+            try await Self.once(options: options, runOptions: runOptions, format: format, noWait: noWait, timeout: timeout) { engine in
+                if let ref { try engine.store.request(ref) }
+            }
+        }
+
+        /// One pass in this process (and, unless `noWait`, the passes until its runs are
+        /// done), printed as a `PassReport`; `prepare` runs first, under the daemon lock.
+        static func once(options: EngineOptions, runOptions: RunOptions, format: OutputFormat, noWait: Bool, timeout: String?,
+                         prepare: (Engine) throws -> Void) async throws {
             let engine = try options.makeEngine(logger: Logger(label: "cairn"), runs: runOptions)
             // The same lock as the daemon's: two processes reconciling one state directory would
             // each write what the other already wrote.
@@ -82,7 +91,7 @@ extension Cairn {
                 throw CairnExit.unreadable(error.description + "; `cairn reconcile Kind/name` (without --once) asks it to reconcile now")
             }
             defer { withExtendedLifetime(lock) {} }
-            if let ref { try engine.store.request(ref) }
+            try prepare(engine)
             let mark = try engine.store.runMark()
             let outcome: PassOutcome
             var settled = true
@@ -105,7 +114,9 @@ extension Cairn {
             }
             var report = PassReport(outcome)
             // The runs this invocation started or took back, and the stages it reused.
-            report.runs = try engine.store.runs(since: mark).map(PassReport.Run.init)
+            let runs = try engine.store.runs(since: mark)
+            report.runs = runs.map(PassReport.Run.init)
+            report.versions = try runs.compactMap { try engine.store.version(registeredBy: $0.id) }.map(PassReport.Version.init)
             report.stateDirectory = options.stateDirectory.path
             print(format == .json ? report.jsonText() : report.text)
             if !settled {
@@ -153,6 +164,24 @@ struct PassReport: Encodable {
     var unreadableFiles: [String]
     /// The runs this invocation started, took back or reused, oldest first.
     var runs: [Run] = []
+    /// The model versions those runs registered.
+    var versions: [Version] = []
+
+    struct Version: Encodable {
+        var name: String
+        var run: String
+        var metrics: [String: Double]
+        var gatePassed: Bool
+        var gate: String
+
+        init(_ version: ModelVersion) {
+            name = version.name
+            run = version.lineage.runID
+            metrics = version.metrics
+            gatePassed = version.gate.passed
+            gate = version.gate.summary
+        }
+    }
     var stateDirectory: String?
 
     struct Run: Encodable {
@@ -200,6 +229,9 @@ struct PassReport: Encodable {
         for run in runs {
             let what = run.state == "skipped" ? "reused" : run.state == "succeeded" ? "ran" : run.state
             lines.append("  \(what) \(run.object)\(run.stage.map { "/" + $0 } ?? "") (run \(run.id)): \(run.reason ?? "")")
+        }
+        for version in versions {
+            lines.append("  registered \(version.name) (run \(version.run)): \(ModelText.metrics(version.metrics)); gate \(version.gate)")
         }
         if !runs.isEmpty, let stateDirectory {
             lines.append("  (`cairn runs --state-dir \(stateDirectory)` and `cairn logs RUN` tell more)")

@@ -22,6 +22,9 @@ public struct Artifact: Hashable, Sendable, Codable {
 /// (`cairn gc` may have removed it, and then the run that made it must run again).
 public protocol ArtifactIndex: Sendable {
     func contains(_ artifact: Artifact) -> Bool
+    /// The bytes of a stored file, checked against its digest; nil when the store lacks it.
+    /// Throws when it is a directory, larger than `limit`, or its bytes do not match.
+    func contents(of artifact: Artifact, limit: Int) throws -> Data?
 }
 
 /// What identifies a file's content cheaply, as git's index does: when size, modification

@@ -14,6 +14,8 @@ public struct JobSpec: Sendable, Hashable {
     public var stage: String?
     /// What started it: `inputs`, `schedule`, `manual`, `monitor`.
     public var trigger: String
+    /// For a forced run: the request it answers (`RunRecord.triggerID`).
+    public var triggerID: String?
     /// Why it runs, in words (which inputs changed), for `cairn runs`.
     public var reason: String
     /// The commit whose files the run works in (hex).

@@ -22,6 +22,13 @@ public struct ReconcileContext {
     public let previous: ObjectStatus?
     /// Runs recorded in the metadata store.
     public let runs: any RunRecords
+    /// The model registry, with the versions this pass registered before this object.
+    public let versions: any ModelVersions
+    /// What the controller kept about objects between passes, and pending manual triggers.
+    public let memory: any ObjectMemory
+    /// The manifests of the objects this one depends on or names, as of `sourceCommit` (a
+    /// TrainingSchedule reads its FeaturePipeline's outputs and its Model's assignments).
+    public let relatedManifests: [ObjectRef: Manifest]
     /// Where jobs run, the artifact store and what the daemon allows; nil where nothing may
     /// run (a controller then says so rather than pretend).
     public let execution: Execution?
@@ -31,13 +38,18 @@ public struct ReconcileContext {
     public let logger: Logger
 
     public init(object: ObjectRef, sourceCommit: String, files: any SourceFiles, dependencies: [ObjectRef: ObjectStatus],
-                previous: ObjectStatus?, runs: any RunRecords, execution: Execution?, now: Date, logger: Logger) {
+                previous: ObjectStatus?, runs: any RunRecords, versions: any ModelVersions = EmptyRecords(),
+                memory: any ObjectMemory = EmptyRecords(), relatedManifests: [ObjectRef: Manifest] = [:],
+                execution: Execution?, now: Date, logger: Logger) {
         self.object = object
         self.sourceCommit = sourceCommit
         self.files = files
         self.dependencies = dependencies
         self.previous = previous
         self.runs = runs
+        self.versions = versions
+        self.memory = memory
+        self.relatedManifests = relatedManifests
         self.execution = execution
         self.now = now
         self.logger = logger

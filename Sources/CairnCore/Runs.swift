@@ -34,6 +34,9 @@ public struct RunRecord: Codable, Hashable, Sendable {
     public var state: State
     /// What started it: `inputs`, `schedule`, `manual`, `monitor`.
     public var trigger: String
+    /// For a forced run (`cairn trigger`, a tick with `always`, a monitor): the request it
+    /// answers. A forced run never reuses an earlier run of its key.
+    public var triggerID: String?
     /// Why it ran, in words: which inputs changed since the last run (or why it was skipped).
     public var reason: String?
     /// The commit of the tracked branch it ran for (hex).
@@ -60,6 +63,10 @@ public struct RunRecord: Codable, Hashable, Sendable {
     public var logPath: String?
     /// What it produced, by declared output path, once it succeeded.
     public var outputs: [String: Artifact]
+    /// The params it got (CAIRN_PARAMS), as canonical JSON.
+    public var params: String?
+    /// The artifacts restored into its checkout before it ran (upstream outputs, features), by path.
+    public var consumed: [String: Artifact]?
 
     public init(id: String, key: String, object: ObjectRef, stage: String? = nil, state: State, trigger: String,
                 reason: String? = nil, sourceCommit: String, command: [String] = [], inputs: [String: String] = [:],
@@ -88,6 +95,7 @@ public struct RunRecord: Codable, Hashable, Sendable {
         stage = try c.decodeIfPresent(String.self, forKey: .stage)
         state = try c.decode(State.self, forKey: .state)
         trigger = try c.decode(String.self, forKey: .trigger)
+        triggerID = try c.decodeIfPresent(String.self, forKey: .triggerID)
         reason = try c.decodeIfPresent(String.self, forKey: .reason)
         sourceCommit = try c.decode(String.self, forKey: .sourceCommit)
         command = try c.decodeIfPresent([String].self, forKey: .command) ?? []
@@ -103,6 +111,8 @@ public struct RunRecord: Codable, Hashable, Sendable {
         message = try c.decodeIfPresent(String.self, forKey: .message)
         logPath = try c.decodeIfPresent(String.self, forKey: .logPath)
         outputs = try c.decodeIfPresent([String: Artifact].self, forKey: .outputs) ?? [:]
+        params = try c.decodeIfPresent(String.self, forKey: .params)
+        consumed = try c.decodeIfPresent([String: Artifact].self, forKey: .consumed)
     }
 }
 
@@ -112,6 +122,7 @@ public protocol RunRecords: Sendable {
     func runs(withKey key: String) throws -> [RunRecord]
     /// The newest runs an object asked for, newest first.
     func runs(of object: ObjectRef, limit: Int) throws -> [RunRecord]
+    func run(id: String) throws -> RunRecord?
 }
 
 /// The runs part of the metadata store as an executor writes it: the row goes in before the
@@ -119,7 +130,6 @@ public protocol RunRecords: Sendable {
 public protocol RunLedger: RunRecords {
     /// Inserts the run, or replaces the one with the same id.
     func record(_ run: RunRecord) throws
-    func run(id: String) throws -> RunRecord?
     /// Runs not yet over (submitted or running), oldest first: what a restarted executor adopts.
     func unfinishedRuns() throws -> [RunRecord]
 }
@@ -131,4 +141,11 @@ public enum StoreEffect: Sendable, Hashable {
     /// Insert the run, or replace the one with the same id (a skipped run, say; runs an
     /// executor started are written by the executor itself, before they start).
     case recordRun(RunRecord)
+    /// Register a model version; the status commit of the pass writes its file
+    /// (`ModelVersion/<model>/<n>.yaml`) and names it in a `Cairn-Model-Version:` trailer.
+    case registerVersion(ModelVersion)
+    /// Replace what a controller keeps about an object between passes (nil forgets it).
+    case remember(ObjectRef, Data?)
+    /// A manual trigger was answered (a run was started for it): remove it.
+    case consumeTrigger(String)
 }

@@ -297,18 +297,26 @@ public final class Reconciler {
         logger[metadataKey: "cairn.commit"] = "\(commit.short)"
         let files = GitSourceFiles(repository: repository, commit: commit, hashes: blobHashes)
         FaultPoint.pause("evaluate")
+        // Versions registered by objects earlier in this pass, by model: later ones number after them.
+        var registered: [String: Int] = [:]
         for ref in work {
             var objectLogger = logger
             objectLogger[metadataKey: "cairn.object"] = "\(ref)"
             let (status, effects) = await evaluate(ref, in: tracked.set, results: evaluation.results, files: files,
-                                                   commit: commit, time: time, logger: objectLogger)
+                                                   commit: commit, time: time, registered: registered, logger: objectLogger)
             evaluation.results[ref] = status
             evaluation.changes.effects += effects
+            let versions = effects.compactMap { effect -> ModelVersion? in
+                if case .registerVersion(let version) = effect { return version }
+                return nil
+            }
+            for version in versions { registered[version.model] = max(registered[version.model] ?? 0, version.version) }
             let previous = statuses[ref]
             if let manifest = tracked.set.manifests[ref], tracked.set.broken[ref] == nil, status.generation != previous?.generation {
                 evaluation.changes.accepted.append((ref, manifest.spec))
             }
-            guard status.differsInSubstance(from: previous) else {
+            // A registered version is always written, with the status that tells of it.
+            guard status.differsInSubstance(from: previous) || !versions.isEmpty else {
                 if status.failures != previous?.failures || status.nextAttempt != previous?.nextAttempt { evaluation.changes.upserts.append(status) }
                 continue
             }
@@ -316,8 +324,14 @@ public final class Reconciler {
             evaluation.changes.upserts.append(status)
             evaluation.changes.events.append(Event(ref: ref, time: time, reason: status.reason, message: status.primaryMessage,
                                                    sourceCommit: commit.hex))
-            evaluation.changes.outbox.append(OutboxEntry(kind: .status, ref: ref, reason: status.reason, body: StatusDocument.render(status, statusBranch: configuration.statusBranch),
-                                                         detail: status.primaryMessage, sourceCommit: commit.hex, createdAt: time, runs: status.runs))
+            var entry = OutboxEntry(kind: .status, ref: ref, reason: status.reason, body: StatusDocument.render(status, statusBranch: configuration.statusBranch),
+                                    detail: status.primaryMessage, sourceCommit: commit.hex, createdAt: time, runs: status.runs)
+            if !versions.isEmpty {
+                entry.files = Dictionary(versions.map { (VersionDocument.path(of: $0), VersionDocument.render($0, statusBranch: configuration.statusBranch)) },
+                                         uniquingKeysWith: { first, _ in first })
+                entry.versions = versions.map(\.name)
+            }
+            evaluation.changes.outbox.append(entry)
         }
         return evaluation
     }
@@ -325,7 +339,7 @@ public final class Reconciler {
     /// One object: stalled when its manifest is broken, paused when suspended, waiting while
     /// something it depends on is not accepted, and otherwise whatever its controller finds.
     private func evaluate(_ ref: ObjectRef, in set: ManifestSet, results: [ObjectRef: ObjectStatus], files: GitSourceFiles,
-                          commit: ObjectID, time: Date, logger: Logger) async -> (ObjectStatus, [StoreEffect]) {
+                          commit: ObjectID, time: Date, registered: [String: Int], logger: Logger) async -> (ObjectStatus, [StoreEffect]) {
         let previous = statuses[ref]
         var builder = StatusBuilder(ref: ref, previous: previous, commit: commit.hex, time: time)
         if let problems = set.broken[ref] {
@@ -349,20 +363,26 @@ public final class Reconciler {
                                      message: "spec.suspend is true; Cairn leaves this object as it is", reconciling: false), [])
         }
         var dependencies: [ObjectRef: ObjectStatus] = [:]
+        var relatedManifests: [ObjectRef: Manifest] = [:]
         var notAccepted: [String] = []
         for dependency in self.dependencies(of: manifest, in: set).sorted() {
             let status = results[dependency] ?? statuses[dependency]
             if let status { dependencies[dependency] = status }
+            relatedManifests[dependency] = set.manifests[dependency]
             if set.broken[dependency] != nil || set.manifests[dependency] == nil || status?.isStalled == true {
                 notAccepted.append("\(dependency) (\(status?.reason ?? "not valid"))")
             }
         }
+        // A training reads the champion from its Model's assignments (the Model depends on
+        // the training, not the other way round, so it is not among the dependencies).
+        if case .trainingSchedule(let spec) = manifest.spec { relatedManifests[ObjectRef(.model, spec.model)] = set.manifests[ObjectRef(.model, spec.model)] }
         if !notAccepted.isEmpty {
             return (builder.notReady(reason: ConditionReason.dependencyNotAccepted,
                                      message: "waiting for " + notAccepted.joined(separator: ", ") + " to be fixed", reconciling: true), [])
         }
         let context = ReconcileContext(object: ref, sourceCommit: commit.hex, files: files, dependencies: dependencies,
-                                       previous: previous, runs: store, execution: execution, now: time, logger: logger)
+                                       previous: previous, runs: store, versions: PassVersions(store: store, registered: registered),
+                                       memory: store, relatedManifests: relatedManifests, execution: execution, now: time, logger: logger)
         do {
             let outcome = try await controllers.controller(for: ref.kind).reconcile(manifest, in: context)
             return (builder.status(for: outcome), outcome.effects)
@@ -543,5 +563,18 @@ public struct TrackedBranchMissing: Error, CustomStringConvertible, Sendable {
         let listed = existing.prefix(20).joined(separator: ", ") + (existing.count > 20 ? ", …" : "")
         return "the branch \(branch) does not exist; "
             + (existing.isEmpty ? "the repository has no branches yet" : "the repository has: \(listed) (choose one with --branch)")
+    }
+}
+
+/// The registry as one object of a pass sees it: the store, plus the version numbers objects
+/// before it in the same pass registered (written with the pass, so not in the store yet).
+struct PassVersions: ModelVersions {
+    let store: Store
+    let registered: [String: Int]
+
+    func version(_ model: String, _ number: Int) throws -> ModelVersion? { try store.version(model, number) }
+    func version(registeredBy runID: String) throws -> ModelVersion? { try store.version(registeredBy: runID) }
+    func latestVersionNumber(of model: String) throws -> Int {
+        max(try store.latestVersionNumber(of: model), registered[model] ?? 0)
     }
 }

@@ -72,9 +72,11 @@ public final class StatusWriter {
                 // outbox), or folded into a restore, which wrote every object's current status.
                 guard !restored, !written.contains(id), let ref = entry.ref else { continue }
                 var changes: [String: Data?] = [StatusDocument.path(of: ref): entry.kind == .status ? Data(entry.body.utf8) : nil]
+                for (path, body) in entry.files ?? [:] { changes[path] = Data(body.utf8) }
                 if tip == nil { changes["README.md"] = Data(StatusDocument.readme(statusBranch: configuration.statusBranch, trackedBranch: configuration.branch).utf8) }
                 let message = "\(ref): \(entry.reason)\n\n\(entry.detail)\n\nCairn-Object: \(ref)\nCairn-Source-Commit: \(entry.sourceCommit)\n"
-                    + (entry.runs ?? []).map { "Cairn-Run: \($0)\n" }.joined() + "Cairn-Outbox: \(store.identity)/\(id)\n"
+                    + (entry.runs ?? []).map { "Cairn-Run: \($0)\n" }.joined()
+                    + (entry.versions ?? []).map { "Cairn-Model-Version: \($0)\n" }.joined() + "Cairn-Outbox: \(store.identity)/\(id)\n"
                 tip = try repository.createCommit(parent: tip, changes: changes, message: message, author: signature)
                 commits += 1
                 if commits == 2 { FaultPoint.hit("between-status-commits") }
@@ -180,11 +182,17 @@ public final class StatusWriter {
             present.insert(path)
             changes[path] = Data(StatusDocument.render(status, statusBranch: configuration.statusBranch).utf8)
         }
+        // The registry: every version's file, as it was written when registered.
+        for version in try store.allVersions() {
+            let path = VersionDocument.path(of: version)
+            present.insert(path)
+            changes[path] = Data(VersionDocument.render(version, statusBranch: configuration.statusBranch).utf8)
+        }
         if let tip {
             // Bounded like any tree a person may push to: what lies beyond the bounds stays as it is.
             for entry in try repository.listTree(in: tip, include: { $0.hasSuffix(".yaml") }).entries where !present.contains(entry.path) {
                 let kind = entry.path.split(separator: "/").first.map(String.init) ?? ""
-                if Kind(rawValue: kind) != nil { changes[entry.path] = .some(nil) }
+                if Kind(rawValue: kind) != nil || kind == "ModelVersion" { changes[entry.path] = .some(nil) }
             }
         }
         logger.warning("restoring the status branch", metadata: ["cairn.reason": "\(why)", "cairn.objects": "\(present.count)"])

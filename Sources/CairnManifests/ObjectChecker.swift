@@ -24,6 +24,7 @@ struct ObjectChecker {
             if let features = spec.features {
                 requireReference(from: manifest, field: "spec.features", to: .featurePipeline, named: features)
             }
+            checkTraining(manifest, spec)
         case .model(let spec):
             var seen: Set<String> = []
             for (index, stage) in spec.stages.enumerated() where !seen.insert(stage).inserted {
@@ -118,6 +119,41 @@ struct ObjectChecker {
         }
         report(manifest, field: field, "stages \(loop) form a cycle",
                hint: reasons.joined(separator: "; ") + "; a stage may not read, directly or through other stages, what it writes itself")
+    }
+
+    private mutating func checkTraining(_ manifest: Manifest, _ spec: TrainingScheduleSpec) {
+        if spec.schedule == nil, spec.retrainOn == .schedule {
+            report(manifest, field: "spec.retrainOn", "retrainOn: schedule needs spec.schedule, and there is none",
+                   hint: "add a schedule such as \"0 3 * * 1\", or use retrainOn: inputs")
+        }
+        if spec.schedule == nil, spec.always {
+            report(manifest, field: "spec.always", "always: true trains at every tick of spec.schedule, and there is none",
+                   hint: "add a schedule, or remove always")
+        }
+        if spec.shell, spec.command.count != 1 {
+            report(manifest, field: "spec.command", "with shell: true, command must be a single script string",
+                   hint: "write command: [\"...\"] with the whole script, or drop shell: true and list the arguments")
+        }
+        if spec.outputs.metrics == spec.outputs.model {
+            report(manifest, field: "spec.outputs.metrics", "the metrics and the model are the same file (\(spec.outputs.model))")
+        }
+        for (index, rule) in spec.gate.enumerated() {
+            let field = "spec.gate[\(index)]"
+            if spec.outputs.metrics == nil {
+                report(manifest, field: field, "a gate rule reads the metrics, and spec.outputs has no metrics file",
+                       hint: "add outputs.metrics, such as metrics.json (a JSON object of metric name to number)")
+                break
+            }
+            if rule.by != nil, rule.beats == nil {
+                report(manifest, field: "\(field).by", "by is the margin of a beats rule, and this rule has no beats",
+                       hint: "write {metric: \(rule.metric), beats: production, by: ...}")
+            }
+            if let stage = rule.beats, case .model(let model)? = manifests[ObjectRef(.model, spec.model)]?.spec, !model.stages.contains(stage) {
+                let hint = nearest(to: stage, in: model.stages).map { "did you mean \(quote($0))?" }
+                    ?? "Model/\(spec.model) has the stages \(model.stages.joined(separator: ", "))"
+                report(manifest, field: "\(field).beats", "Model/\(spec.model) has no stage \(quote(stage))", hint: hint)
+            }
+        }
     }
 
     /// A retrain needs a TrainingSchedule for the deployment's model. A broken schedule may be

@@ -131,10 +131,45 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
         public var metrics: RepositoryPath?
     }
 
+    /// What starts a training (besides `cairn trigger` and, with `always`, every tick).
+    public enum RetrainOn: String, Hashable, Sendable, Codable, CaseIterable {
+        /// Any change of the run key: a commit, or new feature data.
+        case inputs
+        /// Only key changes a commit made; new feature data alone waits for the next commit or tick.
+        case commit
+        /// Only cron ticks, which train when the key changed since the last success.
+        case schedule
+    }
+
     public struct GateRule: Hashable, Sendable, Codable {
         public var metric: String
         public var atLeast: Double?
         public var atMost: Double?
+        /// Champion–challenger: the new version must beat the version that holds this stage
+        /// of the Model (at the training's source commit) by at least `by`.
+        public var beats: String?
+        public var by: Double?
+
+        public init(metric: String, atLeast: Double? = nil, atMost: Double? = nil, beats: String? = nil, by: Double? = nil) {
+            self.metric = metric
+            self.atLeast = atLeast
+            self.atMost = atMost
+            self.beats = beats
+            self.by = by
+        }
+
+        /// The rule as people write it: `auc >= 0.75`, `auc beats production by 0.01`.
+        public var text: String {
+            if let atLeast { return "\(metric) >= \(Self.number(atLeast))" }
+            if let atMost { return "\(metric) <= \(Self.number(atMost))" }
+            if let beats { return "\(metric) beats \(beats)" + ((by ?? 0) == 0 ? "" : " by \(Self.number(by ?? 0))") }
+            return metric
+        }
+
+        /// A number as a rule shows it: whole numbers without a fraction.
+        public static func number(_ value: Double) -> String {
+            value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)"
+        }
     }
 
     public var model: String
@@ -152,12 +187,20 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
     public var timeout: ManifestDuration?
     public var retries: Int
     public var suspend: Bool
+    public var retrainOn: RetrainOn
+    /// Every cron tick trains, even when the key has a successful run (a forced training).
+    public var always: Bool
+    /// Names of environment variables the training receives from the daemon's environment.
+    public var env: [String]
 
     static let gateShape = Shape.object(ObjectShape(fields: [
         .required("metric", .string(.metricName), "the metric from the metrics output, such as auc"),
         .optional("atLeast", .number(minimum: nil, maximum: nil), "the metric must be at least this"),
         .optional("atMost", .number(minimum: nil, maximum: nil), "the metric must be at most this"),
-    ], exactlyOne: [["atLeast", "atMost"]]))
+        .optional("beats", .string(.dnsLabel),
+                  "champion–challenger: the metric must be higher than that of the version holding this stage of the Model, such as production"),
+        .optional("by", .number(minimum: 0, maximum: nil), "with beats: the margin the new version must win by (default 0)"),
+    ], exactlyOne: [["atLeast", "atMost", "beats"]]))
 
     static let shape = Shape.object(ObjectShape(fields: [
         .required("model", .string(.dnsLabel), "the name of the Model this schedule trains versions of"),
@@ -177,6 +220,12 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
         .optional("gate", .array(gateShape, minItems: 0), "rules every new version must pass to be registered as passed"),
         CommonFields.timeout, CommonFields.retries,
         CommonFields.suspend,
+        .optional("retrainOn", .string(.oneOf(RetrainOn.allCases.map(\.rawValue))),
+                  "what starts a training: inputs (default: any change of the run key), commit (only changes a commit made) "
+                  + "or schedule (only cron ticks)"),
+        .optional("always", .boolean, "with schedule: every tick trains, even when nothing changed since the last success"),
+        .optional("env", .array(.string(.environmentName), minItems: 0, unique: true),
+                  "names of environment variables the training receives from the daemon's environment, where the daemon allows them"),
     ]))
 
     init(_ node: YAMLNode) {
@@ -194,11 +243,15 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
         self.outputs = Outputs(model: outputs?["model"]?.path ?? RepositoryPath(unchecked: "model.bin"),
                                metrics: outputs?["metrics"]?.path)
         gate = (node["gate"]?.items ?? []).map {
-            GateRule(metric: $0["metric"]?.text ?? "", atLeast: $0["atLeast"]?.double, atMost: $0["atMost"]?.double)
+            GateRule(metric: $0["metric"]?.text ?? "", atLeast: $0["atLeast"]?.double, atMost: $0["atMost"]?.double,
+                     beats: $0["beats"]?.text, by: $0["by"]?.double)
         }
         timeout = node["timeout"]?.duration
         retries = node["retries"]?.int ?? 0
         suspend = node["suspend"]?.bool ?? false
+        retrainOn = node["retrainOn"]?.text.flatMap(RetrainOn.init(rawValue:)) ?? .inputs
+        always = node["always"]?.bool ?? false
+        env = node["env"]?.strings ?? []
     }
 }
 

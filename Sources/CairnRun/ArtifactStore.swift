@@ -260,4 +260,16 @@ extension ArtifactStore {
               let manifest = try? JSONDecoder().decode(DirectoryManifest.self, from: bytes) else { return false }
         return manifest.entries.allSatisfy { contains(ContentHash(hex: $0.sha256)) }
     }
+
+    public func contents(of artifact: Artifact, limit: Int) throws -> Data? {
+        guard artifact.kind == .file else { throw ArtifactError("\(artifact.digest) is a directory, not a file") }
+        guard artifact.size <= limit else { throw ArtifactError("it holds \(artifact.size) bytes, more than the \(limit) read at most") }
+        let location = path(of: artifact.digest)
+        guard FileManager.default.fileExists(atPath: location.path) else { return nil }
+        let bytes = try Data(contentsOf: location)
+        guard bytes.count <= limit, ContentHash.sha256(of: bytes) == artifact.digest else {
+            throw ArtifactError("the stored bytes of \(artifact.digest) do not match their digest (the store was altered)")
+        }
+        return bytes
+    }
 }

@@ -108,6 +108,9 @@ public actor LocalExecutor: JobExecutor {
                                trigger: spec.trigger, reason: spec.reason, sourceCommit: spec.sourceCommit,
                                command: spec.command, inputs: spec.keyInputs, attempt: spec.attempt, submittedAt: Date())
         record.logPath = runsDirectory.appendingPathComponent(spec.runID).appendingPathComponent(RunFiles.log).path
+        record.triggerID = spec.triggerID
+        record.params = spec.params
+        if !spec.inputs.isEmpty { record.consumed = spec.inputs }
         do {
             try ledger.record(record)
         } catch {

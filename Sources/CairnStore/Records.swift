@@ -41,6 +41,11 @@ public struct OutboxEntry: Codable, Hashable, Sendable {
     public var createdAt: Date
     /// The runs the status reports, written as `Cairn-Run:` trailers.
     public var runs: [String]?
+    /// Files written in the same status commit besides the object's own (a registered
+    /// version's `ModelVersion/<model>/<n>.yaml`), by path.
+    public var files: [String: String]?
+    /// The model versions the commit registers, `churn@3`, written as `Cairn-Model-Version:` trailers.
+    public var versions: [String]?
 
     public init(id: Int64? = nil, kind: Kind, ref: ObjectRef?, reason: String, body: String, detail: String = "",
                 sourceCommit: String, createdAt: Date, runs: [String]? = nil) {

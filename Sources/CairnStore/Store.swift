@@ -126,6 +126,7 @@ public final class Store: RunRecords, Sendable {
                 table.column("hash", .text).notNull()
             }
         }
+        registerRegistryMigration(&migrator)
         return migrator
     }
 
@@ -234,6 +235,8 @@ public final class Store: RunRecords, Sendable {
                 INSERT INTO run (id, key, object, record) VALUES (?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET key = excluded.key, object = excluded.object, record = excluded.record
                 """, arguments: [run.id, run.key, run.object.description, try encode(run)])
+        case .registerVersion, .remember, .consumeTrigger:
+            try applyRegistry(effect, in: db)
         }
     }
 

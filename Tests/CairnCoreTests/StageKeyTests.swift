@@ -3,7 +3,7 @@ import CairnManifests
 import Foundation
 import Testing
 
-@Suite struct StageKeyTests {
+@Suite struct RunKeyTests {
     static let pipeline = """
     apiVersion: cairn/v1
     kind: FeaturePipeline

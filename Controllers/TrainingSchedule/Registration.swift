@@ -1,0 +1,85 @@
+import CairnCore
+import CairnManifests
+import Foundation
+
+/// What the controller keeps about a schedule between passes (the store's `memory` table).
+struct TrainingMemory: Codable, Hashable {
+    /// The cron schedule's handled ticks and those due but not started.
+    var schedule = ScheduleState()
+    /// The first key computed at a commit: under `retrainOn: commit`, only that key trains at
+    /// that commit (a later change, from new feature data alone, waits for a commit or tick).
+    var commit: String?
+    var commitKey: String?
+
+    init() {}
+
+    init(_ data: Data?) {
+        guard let data, let decoded = try? JSONDecoder().decode(TrainingMemory.self, from: data) else { return }
+        self = decoded
+    }
+
+    var encoded: Data? {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .millisecondsSince1970
+        return try? encoder.encode(self)
+    }
+}
+
+/// Turns a training's successful run into a registered version: reads its metrics from the
+/// artifact store, applies the gate, and gathers the lineage from the run's key parts.
+struct Registrar {
+    let object: Manifest
+    let spec: TrainingScheduleSpec
+    let context: ReconcileContext
+    let execution: Execution
+
+    enum Result {
+        case registered(ModelVersion)
+        /// The run ended well but its outputs cannot make a version: it counts as failed.
+        case refused(String)
+    }
+
+    func register(_ run: RunRecord, number: Int) throws -> Result {
+        let modelPath = spec.outputs.model.value
+        guard let model = run.outputs[modelPath] else {
+            return .refused("the training wrote no model at \(modelPath) (spec.outputs.model)")
+        }
+        var metrics: [String: Double] = [:]
+        if let metricsPath = spec.outputs.metrics?.value {
+            guard let stored = run.outputs[metricsPath] else {
+                return .refused("the training wrote no metrics file at \(metricsPath) (spec.outputs.metrics)")
+            }
+            let bytes: Data?
+            do {
+                bytes = try execution.artifacts.contents(of: stored, limit: Metrics.sizeLimit)
+            } catch {
+                return .refused("the metrics file \(metricsPath) cannot be read: \(error)")
+            }
+            guard let bytes else { return .refused("the metrics file \(metricsPath) is no longer in the artifact store") }
+            do {
+                metrics = try Metrics.parse(bytes, path: metricsPath)
+            } catch {
+                return .refused(error.description)
+            }
+        }
+        // The feature artifacts as the run consumed them, by declared path.
+        let consumed = run.consumed ?? [:]
+        var modelSpec: ModelSpec?
+        if case .model(let found)? = context.relatedManifests[ObjectRef(.model, spec.model)]?.spec { modelSpec = found }
+        let gate = Gate(rules: spec.gate, model: modelSpec, modelName: spec.model, versions: context.versions, features: consumed)
+        var lineage = Lineage(
+            schedule: object.ref.name, sourceCommit: run.sourceCommit, runID: run.id, runKey: run.key, trigger: run.trigger,
+            triggerID: run.triggerID, command: run.command, params: run.params ?? "{}", environment: spec.env.sorted(),
+            featurePipeline: spec.features, features: consumed,
+            code: RunKey.paths(in: run.inputs, prefixes: ["dep:", "code:"]), data: RunKey.paths(in: run.inputs, prefixes: ["data:"]),
+            program: run.inputs["program"], startedAt: run.startedAt, finishedAt: run.finishedAt)
+        lineage.metricsPath = spec.outputs.metrics?.value
+        lineage.metricsArtifact = spec.outputs.metrics.flatMap { run.outputs[$0.value] }
+        lineage.timeout = spec.timeout.map { Double($0.milliseconds) / 1000 }
+        let version = ModelVersion(model: spec.model, version: number, artifact: model, artifactPath: modelPath, metrics: metrics,
+                                   gate: try gate.verdict(for: metrics), lineage: lineage, registeredAt: context.now)
+        return .registered(version)
+    }
+
+}

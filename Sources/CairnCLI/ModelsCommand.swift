@@ -1,0 +1,198 @@
+import ArgumentParser
+import CairnCore
+import CairnManifests
+import CairnRun
+import CairnStore
+import Foundation
+
+extension Cairn {
+    struct Models: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The model registry: every model, one model's versions, or a version's artifact.",
+            discussion: """
+            Without NAME: each model with its newest version, how many it has, and which versions \
+            its Model manifest assigns to which stage. With NAME: its versions, newest first, with \
+            their metrics, gate verdict, source commit and trigger. `cairn models get MODEL@VERSION \
+            --to DIR` copies a version's model file out of the artifact store.
+
+            The same registry is on the status branch as ModelVersion/<model>/<version>.yaml, for \
+            readers without the state directory: git show cairn/status:ModelVersion/churn/3.yaml
+
+            Exit code 0 when shown; 1 when NAME has no version; 3 when the state cannot be read.
+
+            Examples:
+              cairn models
+              cairn models churn --limit 5
+              cairn models churn --format json
+              cairn models get churn@3 --to /tmp/churn-3
+            """,
+            subcommands: [List.self, Get.self],
+            defaultSubcommand: List.self)
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "list", abstract: "Every model, or one model's versions (the default of `cairn models`).")
+
+            @Argument(help: "A model: list its versions.")
+            var name: String?
+
+            @Option(help: "How many versions of NAME to list, newest first.")
+            var limit: Int = 50
+
+            @OptionGroup var location: StateOptions
+
+            @Option(help: "text or json.")
+            var format: OutputFormat = .text
+
+            func validate() throws {
+                if limit < 1 { throw ValidationError("--limit must be at least 1") }
+            }
+
+            func run() async throws {
+                let store = try location.openStore()
+                let stages = try ModelText.stages(in: store)
+                guard let name else {
+                    let models = try store.registeredModels()
+                    let rows = ModelText.summaries(models, stages: stages)
+                    if format == .json { print(rows.jsonText()); return }
+                    if rows.isEmpty { print("no model has a registered version yet; a TrainingSchedule registers one when it trains"); return }
+                    print(table(header: ["MODEL", "LATEST", "VERSIONS", "GATE", "STAGES", "REGISTERED"], rows: rows.map { row in
+                        [row.model, "\(row.latest)", "\(row.versions)", row.latestGate,
+                         row.stages.isEmpty ? "-" : row.stages.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
+                         RunText.when(row.registeredAt)]
+                    }))
+                    return
+                }
+                let versions = try store.versions(of: name, limit: limit)
+                if format == .json { print(versions.jsonText()); return }
+                guard !versions.isEmpty else {
+                    throw CairnExit.invalid("error: model \(name) has no registered version; `cairn models` lists those that do")
+                }
+                print(ModelText.versionTable(versions, stages: stages[name] ?? [:]))
+            }
+        }
+
+        struct Get: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Copy a version's model file (and its metrics file) out of the artifact store.",
+                discussion: """
+                Writes DIR/<the model's declared file name> (and the metrics file, when the version \
+                has one), checking every byte against the SHA-256 the registry recorded. DIR is \
+                created; files already there are never overwritten.
+
+                Example:
+                  cairn models get churn@3 --to /tmp/churn-3
+                """)
+
+            @Argument(help: "MODEL@VERSION, such as churn@3.")
+            var version: String
+
+            @Option(help: "The directory to write the files to.")
+            var to: String
+
+            @OptionGroup var location: StateOptions
+
+            @Option(help: "text or json.")
+            var format: OutputFormat = .text
+
+            func validate() throws {
+                if ModelText.parse(version) == nil { throw ValidationError("\(version) is not MODEL@VERSION, such as churn@3") }
+            }
+
+            func run() async throws {
+                let store = try location.openStore()
+                let found = try ModelText.find(version, in: store)
+                let artifacts = try ArtifactStore(root: location.directory.appendingPathComponent("artifacts"))
+                let directory = URL(fileURLWithPath: to)
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                var written: [String: String] = [:]
+                var copies = [(found.artifact, found.artifactPath)]
+                if let metrics = found.lineage.metricsArtifact, let path = found.lineage.metricsPath { copies.append((metrics, path)) }
+                for (artifact, path) in copies {
+                    let name = URL(fileURLWithPath: path).lastPathComponent
+                    let target = directory.appendingPathComponent(name)
+                    guard artifacts.contains(artifact) else {
+                        throw CairnExit.unreadable("error: the artifact store no longer holds \(path) of \(found.name) (\(artifact.digest))")
+                    }
+                    do {
+                        try artifacts.restore(artifact, to: target)
+                    } catch {
+                        throw CairnExit.unreadable("error: could not write \(target.path): \(error)")
+                    }
+                    written[target.path] = artifact.digest.description
+                }
+                if format == .json { print(written.jsonText()); return }
+                for (path, digest) in written.sorted(by: { $0.key < $1.key }) { print("wrote \(path) (\(digest))") }
+            }
+        }
+    }
+}
+
+/// How the registry commands find versions and speak of them.
+enum ModelText {
+    /// `churn@3` → ("churn", 3).
+    static func parse(_ text: String) -> (model: String, version: Int)? {
+        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, let number = Int(parts[1]), number > 0 else { return nil }
+        return (String(parts[0]), number)
+    }
+
+    static func find(_ text: String, in store: Store) throws -> ModelVersion {
+        guard let (model, number) = parse(text) else { throw CairnExit.invalid("error: \(text) is not MODEL@VERSION, such as churn@3") }
+        guard let version = try store.version(model, number) else {
+            let latest = try store.latestVersionNumber(of: model)
+            throw CairnExit.invalid("error: \(model) has no version \(number); "
+                                    + (latest == 0 ? "it has no registered version (`cairn models` lists those that do)"
+                                                   : "its versions are 1 to \(latest)"))
+        }
+        return version
+    }
+
+    /// Which version each stage holds, by model, as the Models' last accepted specs assign them.
+    static func stages(in store: Store) throws -> [String: [String: Int]] {
+        var found: [String: [String: Int]] = [:]
+        for status in try store.objects() where status.ref.kind == .model {
+            if case .model(let spec)? = try store.lastGoodSpec(of: status.ref) { found[status.ref.name] = spec.assignments }
+        }
+        return found
+    }
+
+    struct Summary: Encodable {
+        var model: String
+        var latest: Int
+        var versions: Int
+        var latestGate: String
+        var latestMetrics: [String: Double]
+        var stages: [String: Int]
+        var registeredAt: Date
+    }
+
+    static func summaries(_ models: [(latest: ModelVersion, count: Int)], stages: [String: [String: Int]]) -> [Summary] {
+        models.map { latest, count in
+            Summary(model: latest.model, latest: latest.version, versions: count, latestGate: latest.gate.passed ? "passed" : "failed",
+                    latestMetrics: latest.metrics, stages: stages[latest.model] ?? [:], registeredAt: latest.registeredAt)
+        }
+    }
+
+    /// One model's versions as `cairn models NAME` lists them, with what the newest failed gate said.
+    static func versionTable(_ versions: [ModelVersion], stages held: [String: Int]) -> String {
+        var text = table(header: ["VERSION", "STAGES", "GATE", "METRICS", "COMMIT", "TRIGGER", "REGISTERED"], rows: versions.map { version in
+            ["\(version.version)", held.filter { $0.value == version.version }.keys.sorted().joined(separator: ",").orDash,
+             version.gate.passed ? "passed" : "FAILED", metrics(version.metrics),
+             String(version.lineage.sourceCommit.prefix(10)), version.lineage.trigger, RunText.when(version.registeredAt)]
+        })
+        if let failed = versions.first(where: { !$0.gate.passed }) {
+            text += "\n\n\(failed.name) failed its gate: \(failed.gate.summary)"
+        }
+        return text
+    }
+
+    static func metrics(_ metrics: [String: Double]) -> String {
+        metrics.isEmpty ? "-" : metrics.keys.sorted().prefix(4).map { "\($0)=\(TrainingScheduleSpec.GateRule.number(metrics[$0] ?? 0))" }
+            .joined(separator: " ")
+    }
+}
+
+extension String {
+    var orDash: String { isEmpty ? "-" : self }
+}
