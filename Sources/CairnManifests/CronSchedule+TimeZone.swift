@@ -57,8 +57,9 @@ extension CronSchedule {
     /// The ticks in (after, through], oldest first, at most `limit` (the NEWEST `limit` when there are more), and how many there were in all.
     ///
     /// Ticks are those of ``nextTick(after:in:)``, daylight saving rules included. The total is
-    /// exact and cheap: whole matching days and hours are counted, not listed, so a year of
-    /// "* * * * *" takes a few hundred steps and builds only `limit` dates.
+    /// exact and cheap: whole matching days are counted at once and the rest an hour at a time,
+    /// never listed, so a year of "* * * * *" takes a few hundred steps and builds only `limit`
+    /// dates. An empty range (`through` not after `after`) has no ticks.
     public func ticks(after: Date, through: Date, in timeZone: TimeZone, limit: Int) -> (ticks: [Date], total: Int) {
         let (from, to) = (after.timeIntervalSince1970, through.timeIntervalSince1970)
         guard from < to else { return ([], 0) }
