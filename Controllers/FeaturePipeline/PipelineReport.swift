@@ -118,34 +118,6 @@ extension CronSchedule {
     /// The first minute after `date` the schedule matches, read in UTC; nil when none within
     /// four years (a schedule for 30 February).
     func nextMatchUTC(after date: Date) -> Date? {
-        guard let utc = TimeZone(identifier: "UTC") else { return nil }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = utc
-        var minute = (date.timeIntervalSince1970 / 60).rounded(.down) + 1
-        let limit = minute + 4 * 366 * 24 * 60
-        while minute < limit {
-            let candidate = Date(timeIntervalSince1970: minute * 60)
-            let parts = calendar.dateComponents([.year, .minute, .hour, .day, .month, .weekday], from: candidate)
-            guard let month = parts.month, let day = parts.day, let weekday = parts.weekday, let hour = parts.hour,
-                  let minuteOfHour = parts.minute else { return nil }
-            guard months.contains(month) else {
-                // On to the first minute of the next month.
-                var next = DateComponents(year: parts.year, month: month + 1, day: 1)
-                next.timeZone = utc
-                guard let start = calendar.date(from: next) else { return nil }
-                minute = start.timeIntervalSince1970 / 60
-                continue
-            }
-            let dayOfMonth = daysOfMonth.contains(day)
-            let dayOfWeek = daysOfWeek.contains(weekday - 1)
-            guard dayFieldsBothRestricted ? (dayOfMonth || dayOfWeek) : (dayOfMonth && dayOfWeek) else {
-                minute = (minute / 1440).rounded(.down) * 1440 + 1440
-                continue
-            }
-            guard hours.contains(hour) else { minute = (minute / 60).rounded(.down) * 60 + 60; continue }
-            if minutes.contains(minuteOfHour) { return candidate }
-            minute += 1
-        }
-        return nil
+        nextTick(after: date, in: .gmt)
     }
 }
