@@ -14,7 +14,9 @@ struct TrainingMemory: Codable, Hashable {
     init() {}
 
     init(_ data: Data?) {
-        guard let data, let decoded = try? JSONDecoder().decode(TrainingMemory.self, from: data) else { return }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        guard let data, let decoded = try? decoder.decode(TrainingMemory.self, from: data) else { return }
         self = decoded
     }
 

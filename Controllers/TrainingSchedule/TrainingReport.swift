@@ -43,7 +43,7 @@ struct TrainingReport {
         if let nextTick { delays.append(nextTick.timeIntervalSince(now)) }
         if let retry { delays.append(retry.due.timeIntervalSince(now)) }
         if let soonest = delays.min() {
-            let wait = max(soonest, 0.001)
+            let wait = max(soonest, 1)
             outcome.requeueAfter = min(outcome.requeueAfter ?? .seconds(wait), .milliseconds(Int64(wait * 1000)))
         }
         return outcome

@@ -37,7 +37,7 @@ extension Store: ModelVersions, ObjectMemory {
             // Numbers only grow: a version below the highest given would be a reuse.
             let highest = try Int.fetchOne(db, sql: "SELECT MAX(version) FROM modelVersion WHERE model = ?", arguments: [version.model]) ?? 0
             guard version.version > highest else {
-                throw RegistryError("version \(version.version) of \(version.model) is not above \(highest), the highest given; "
+                throw ModelRegistryError("version \(version.version) of \(version.model) is not above \(highest), the highest given; "
                                     + "a version number is never given twice")
             }
             try db.execute(sql: "INSERT INTO modelVersion (model, version, runID, record) VALUES (?, ?, ?, ?)",
@@ -141,7 +141,7 @@ private func encodeJSON<T: Encodable>(_ value: T) throws -> String {
 }
 
 /// The registry refused a write that would break its promises.
-public struct RegistryError: Error, CustomStringConvertible, Sendable {
+public struct ModelRegistryError: Error, CustomStringConvertible, Sendable {
     public let description: String
     init(_ description: String) { self.description = description }
 }

@@ -280,6 +280,7 @@ final class ScriptedExecutor: JobExecutor, @unchecked Sendable {
 /// Every artifact is in the store.
 struct AllArtifacts: ArtifactIndex {
     func contains(_ artifact: Artifact) -> Bool { true }
+    func contents(of artifact: Artifact, limit: Int) throws -> Data? { nil }
 }
 
 /// Programs resolve under /usr/bin; data under /data exists with a fixed hash.

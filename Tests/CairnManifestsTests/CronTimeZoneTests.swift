@@ -32,6 +32,9 @@ import Testing
         Case(schedule: "@monthly", zone: "America/New_York", after: "2026-02-15T00:00:00Z", next: ["2026-03-01T05:00:00Z", "2026-04-01T04:00:00Z"]),
         Case(schedule: "@yearly", zone: "UTC", after: "2026-01-01T00:00:00Z", next: ["2027-01-01T00:00:00Z"]),
         Case(schedule: "@annually", zone: "Europe/Berlin", after: "2026-06-01T00:00:00Z", next: ["2026-12-31T23:00:00Z"]),
+        // After the last change of the year (found in a demo): the next Monday, 03:00 CET.
+        Case(schedule: "0 3 * * 1", zone: "Europe/Berlin", after: "2026-11-26T15:29:00Z", next: ["2026-11-30T02:00:00Z", "2026-12-07T02:00:00Z"]),
+        Case(schedule: "0 3 * * 1", zone: "UTC", after: "2026-11-26T15:29:00Z", next: ["2026-11-30T03:00:00Z"]),
     ]
 
     static let dayRules: [Case] = [
