@@ -9,15 +9,18 @@ enum ExampleRepository {
         This repository holds the desired state of an ML system as Cairn manifests (`*.yaml`), next to
         the code they run. Cairn checks the manifests, reconciles them and writes each object's status
         to the `cairn/status` branch. The manifests declare feature pipelines, training, the model
-        registry, serving and monitoring. This version of Cairn runs the feature pipeline for real (each
-        stage in its own checkout, outputs kept in a content-addressed store, nothing run twice for the
-        same inputs); training, the registry, serving and monitoring are not carried out yet, so their
-        objects report `Ready: Unknown`, reason `NotImplemented`, saying what was not done.
+        registry, serving and monitoring. This version of Cairn runs the feature pipeline and the
+        training for real (each run in its own checkout, outputs kept in a content-addressed store,
+        nothing run twice for the same inputs) and registers each trained model as a version of
+        `churn` with its metrics, gate verdict and lineage; stage promotion, serving and monitoring are
+        not carried out yet, so their objects report `Ready: Unknown`, reason `NotImplemented`, saying
+        what was not done.
 
         - `features.yaml`: the FeaturePipeline `churn-features`: `pipelines/ingest.py` writes a seeded synthetic
           table, `pipelines/featurize.py` (with `pipelines/transforms.py`) scales it, and
           `pipelines/calendar_features.py`, independent of both, runs alongside `ingest`
-        - `training.yaml`: the TrainingSchedule `churn-weekly` (`train.py`), with its evaluation gate
+        - `training.yaml`: the TrainingSchedule `churn-weekly` (`train.py`, logistic regression in the
+          standard library), with its evaluation gate (a threshold and champion–challenger)
         - `model.yaml`: the Model `churn`, its stages and which version holds each
         - `deployment.yaml`: the ModelDeployment `churn-prod` (`serve.py`)
         - `monitor.yaml`: the Monitor `churn-quality`, the feedback loop from serving to training
@@ -30,7 +33,9 @@ enum ExampleRepository {
            pipeline's runs), then `git log --oneline cairn/status`,
            `git show cairn/status:FeaturePipeline/churn-features.yaml` and `cairn runs`.
         3. Edit a manifest, for example change `params` in `training.yaml`, validate again, commit, and
-           reconcile again (or keep `cairn run` going, which does so every 30 seconds).
+           reconcile again (or keep `cairn run` going, which does so every 30 seconds): it trains the
+           next version. `cairn models churn` lists the versions, `cairn lineage churn@2` shows where one
+           came from, `cairn reproduce churn@2` trains it again and compares.
         4. Add your own objects; `cairn validate` names the file, line and field of every mistake.
         """# + "\n",
         "deployment.yaml": #"""
