@@ -11,9 +11,11 @@ public struct ModelController: Controller {
 
     public func reconcile(_ object: Manifest, in context: ReconcileContext) async throws -> Outcome {
         guard case .model(let spec) = object.spec else { throw ReconcileError.wrongKind(object, Self.kind) }
-        let latest = try context.versions.latestVersionNumber(of: object.ref.name)
-        let registered = latest == 0 ? "no version of \(object.ref.name) is registered yet"
-            : "versions 1 to \(latest) of \(object.ref.name) are registered (`cairn models \(object.ref.name)`)"
+        // Whether any version exists, not how many: a count would write a status commit for
+        // the Model at every training, which the training's own status already records.
+        let registered = try context.versions.latestVersionNumber(of: object.ref.name) == 0
+            ? "no version of \(object.ref.name) is registered yet"
+            : "versions of \(object.ref.name) are registered (`cairn models \(object.ref.name)` lists them)"
         let assignments = spec.stages.compactMap { stage in spec.assignments[stage].map { "\(stage): \($0)" } }
         if assignments.isEmpty {
             return .notImplemented("\(registered); no stage is assigned, and stage promotion (its policy) is not built yet")

@@ -193,6 +193,10 @@ public final class Reconciler {
         statuses = Dictionary(uniqueKeysWithValues: stored.map { ($0.ref, $0) })
         tally = StatusTally(stored)
         dueTimes = Dictionary(uniqueKeysWithValues: stored.compactMap { status in status.nextAttempt.map { (status.ref, $0) } })
+        // Work under way when the last process stopped is looked at on the first pass: that
+        // process may have died after a run's end (whose request it had taken) and before the
+        // pass that would have recorded what the run produced.
+        for status in stored where status.condition("Reconciling")?.status == .true { dueTimes[status.ref] = .distantPast }
         lastReconciled = try store.lastReconciledCommit().flatMap(ObjectID.init(hex:))
         unreadable = try store.invalidFiles()
         // Statuses written before generations were content keys were written by a Cairn whose
@@ -493,6 +497,8 @@ public final class Reconciler {
                                               detail: try store.noteText(on: commit.hex) ?? "", sourceCommit: commit.hex, createdAt: time))
         }
         FaultPoint.hit("before-store-apply")
+        // A training's run has ended (its executor recorded it) and its version is not registered yet.
+        if changes.effects.contains(where: { if case .registerVersion = $0 { true } else { false } }) { FaultPoint.hit("before-registration") }
         try store.apply(changes, now: time)
         FaultPoint.hit("after-store-apply")
         requested = []

@@ -228,6 +228,58 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
                   "names of environment variables the training receives from the daemon's environment, where the daemon allows them"),
     ]))
 
+    private enum CodingKeys: String, CodingKey {
+        case model, features, schedule, timeZone, concurrencyPolicy, catchup, command, shell, deps, params, outputs, gate, timeout,
+             retries, suspend, retrainOn, always, env
+    }
+
+    // Coded by hand so that the fields added with training (`retrainOn`, `always`, `env`) are
+    // left out at their defaults: a spec that does not use them keeps the content key it had
+    // before they existed, and last good specs stored before them still decode.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(String.self, forKey: .model)
+        features = try c.decodeIfPresent(String.self, forKey: .features)
+        schedule = try c.decodeIfPresent(CronSchedule.self, forKey: .schedule)
+        timeZone = try c.decode(String.self, forKey: .timeZone)
+        concurrencyPolicy = try c.decode(ConcurrencyPolicy.self, forKey: .concurrencyPolicy)
+        catchup = try c.decode(Catchup.self, forKey: .catchup)
+        command = try c.decode([String].self, forKey: .command)
+        shell = try c.decode(Bool.self, forKey: .shell)
+        deps = try c.decode([DependencyPath].self, forKey: .deps)
+        params = try c.decode([String: ParameterValue].self, forKey: .params)
+        outputs = try c.decode(Outputs.self, forKey: .outputs)
+        gate = try c.decode([GateRule].self, forKey: .gate)
+        timeout = try c.decodeIfPresent(ManifestDuration.self, forKey: .timeout)
+        retries = try c.decode(Int.self, forKey: .retries)
+        suspend = try c.decode(Bool.self, forKey: .suspend)
+        retrainOn = try c.decodeIfPresent(RetrainOn.self, forKey: .retrainOn) ?? .inputs
+        always = try c.decodeIfPresent(Bool.self, forKey: .always) ?? false
+        env = try c.decodeIfPresent([String].self, forKey: .env) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(model, forKey: .model)
+        try c.encodeIfPresent(features, forKey: .features)
+        try c.encodeIfPresent(schedule, forKey: .schedule)
+        try c.encode(timeZone, forKey: .timeZone)
+        try c.encode(concurrencyPolicy, forKey: .concurrencyPolicy)
+        try c.encode(catchup, forKey: .catchup)
+        try c.encode(command, forKey: .command)
+        try c.encode(shell, forKey: .shell)
+        try c.encode(deps, forKey: .deps)
+        try c.encode(params, forKey: .params)
+        try c.encode(outputs, forKey: .outputs)
+        try c.encode(gate, forKey: .gate)
+        try c.encodeIfPresent(timeout, forKey: .timeout)
+        try c.encode(retries, forKey: .retries)
+        try c.encode(suspend, forKey: .suspend)
+        if retrainOn != .inputs { try c.encode(retrainOn, forKey: .retrainOn) }
+        if always { try c.encode(always, forKey: .always) }
+        if !env.isEmpty { try c.encode(env, forKey: .env) }
+    }
+
     init(_ node: YAMLNode) {
         model = node["model"]?.text ?? ""
         features = node["features"]?.text

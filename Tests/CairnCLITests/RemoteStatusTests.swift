@@ -24,8 +24,10 @@ import Testing
             try run("git", ["--git-dir", remote] + args, environment: GitFixture.environment()).stdout
                 .trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        // One status file per object; the pipeline's ran its stages (Running, then UpToDate).
-        #expect(try remoteGit(["ls-tree", "--name-only", "-r", "cairn/status"]).split(separator: "\n").count == 6)
+        // One status file per object, and the version the training registered; the pipeline
+        // ran its stages (Running, then UpToDate).
+        #expect(try remoteGit(["ls-tree", "--name-only", "-r", "cairn/status"]).split(separator: "\n").count == 7)
+        #expect(try remoteGit(["ls-tree", "--name-only", "-r", "cairn/status"]).contains("ModelVersion/churn/1.yaml"))
         #expect(try remoteGit(["log", "-1", "--format=%s", "cairn/status", "--", "FeaturePipeline/churn-features.yaml"])
                 == "FeaturePipeline/churn-features: UpToDate")
 
@@ -50,12 +52,13 @@ import Testing
 
         let subjects = try remoteGit(["log", "--format=%s", "cairn/status"])
         #expect(subjects.contains("Ana's remark"))
-        #expect(subjects.hasPrefix("TrainingSchedule/churn-weekly: NotImplemented"), "\(subjects)")
+        #expect(subjects.hasPrefix("TrainingSchedule/churn-weekly: Registered"), "\(subjects)")
+        #expect(try remoteGit(["ls-tree", "--name-only", "-r", "cairn/status"]).contains("ModelVersion/churn/2.yaml"))
         #expect(try remoteGit(["ls-tree", "--name-only", "cairn/status"]).contains("NOTES-FROM-ANA.md"))
         let note = try remoteGit(["notes", "--ref=cairn", "show", firstCommit])
         #expect(note.contains("Ana: checked by hand") && note.contains("Cairn reconciled this commit"), "\(note)")
         let newHead = try remoteGit(["rev-parse", "main"])
-        #expect(try remoteGit(["notes", "--ref=cairn", "show", newHead]).contains("TrainingSchedule/churn-weekly: NotImplemented"))
+        #expect(try remoteGit(["notes", "--ref=cairn", "show", newHead]).contains("TrainingSchedule/churn-weekly: "))
         // Nothing was forced: Ana's commit is an ancestor of the remote status tip.
         #expect(try remoteGit(["merge-base", "--is-ancestor", try run("git", ["rev-parse", "HEAD"], in: clone).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines), "cairn/status"]).isEmpty)
@@ -80,7 +83,8 @@ import Testing
         try work.commit(["training.yaml": training.replacingOccurrences(of: "C: 1.0", with: "C: 0.5")])
         try work.git(["push", "-q", "origin", "main"])
         #expect(waitFor("recovered"), "\(logText())")
-        #expect(waitFor("cairn.changed=1"), "\(logText())")
+        // The new commit's params train the second version.
+        #expect(waitFor("cairn.version=churn@2"), "\(logText())")
         #expect(daemon.terminate() == 0)
     }
 
@@ -104,17 +108,18 @@ import Testing
             }
             return false
         }
-        // The first pass's five statuses, and the pipeline's runs ending (how many Running
-        // commits come before UpToDate depends on how the runs interleave with passes).
+        // The first pass's five statuses, the pipeline's runs ending and the first training
+        // (how many Running commits come before UpToDate depends on how the runs interleave
+        // with passes).
         let deadline = Date().addingTimeInterval(60)
-        while !remoteSubjects().contains("FeaturePipeline/churn-features: UpToDate") && Date() < deadline { usleep(200_000) }
+        while !remoteSubjects().contains("TrainingSchedule/churn-weekly: Registered") && Date() < deadline { usleep(200_000) }
         let before = remoteSubjects().count
         #expect(before >= 6, "\(daemon.output)")
         let training = try #require(try exampleManifests()["training.yaml"])
         try work.commit(["training.yaml": training.replacingOccurrences(of: "C: 1.0", with: "C: 4.0")])
         try work.git(["push", "-q", "origin", "main"])
         #expect(waitForRemote(before + 1), "\(daemon.output)")
-        #expect(remoteSubjects().first == "TrainingSchedule/churn-weekly: NotImplemented")
+        #expect(remoteSubjects().first?.hasPrefix("TrainingSchedule/churn-weekly: ") == true, "\(remoteSubjects())")
         #expect(daemon.terminate() == 0)
         #expect(!daemon.output.contains("push failed"), "\(daemon.output)")
     }

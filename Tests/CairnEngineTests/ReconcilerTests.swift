@@ -20,13 +20,13 @@ import Testing
         ])
         // Dependency order: a pipeline before the schedule that reads it, the model after it.
         #expect(try setup.statusSubjects() == [
-            "FeaturePipeline/churn-features: NoExecutor", "TrainingSchedule/churn-weekly: NotImplemented", "Model/churn: NotImplemented",
+            "FeaturePipeline/churn-features: NoExecutor", "TrainingSchedule/churn-weekly: NoExecutor", "Model/churn: NotImplemented",
             "ModelDeployment/churn-prod: NotImplemented", "Monitor/churn-quality: NotImplemented",
         ])
         let head = try setup.git(["rev-parse", "main"])
         #expect(try setup.git(["log", "-1", "--format=%(trailers:key=Cairn-Source-Commit,valueonly)", "cairn/status"]) == head)
         #expect(try setup.git(["log", "-1", "--format=%(trailers:key=Cairn-Object,valueonly)", "cairn/status"]) == "Monitor/churn-quality")
-        #expect(try setup.git(["notes", "--ref=cairn", "show", head]).contains("5 objects, 0 Ready, 1 NoExecutor, 4 NotImplemented."))
+        #expect(try setup.git(["notes", "--ref=cairn", "show", head]).contains("5 objects, 0 Ready, 2 NoExecutor, 3 NotImplemented."))
         #expect(try setup.git(["show", "cairn/status:Model/churn.yaml"]).contains("observedCommit: \(head)"))
         // The tracked branch is untouched.
         #expect(try setup.git(["rev-list", "--count", "main"]) == "1")
