@@ -137,6 +137,13 @@ import Testing
         #expect(ContentHash.sha256(of: copied) == registered[0].artifact.digest)
         #expect(try cairn(["models", "get", "scorer@2", "--to", out.appending("v2").path]).status != 0, "never overwrites")
 
+        // The status branch deleted: the restore writes every version's file again.
+        _ = try repository.git(["branch", "-D", "cairn/status"])
+        try commit(["README.md": "a scorer, trained nightly, restored\n"])
+        #expect(try reconcile().status == 0)
+        #expect(try repository.git(["ls-tree", "-r", "--name-only", "cairn/status", "ModelVersion"]).split(separator: "\n")
+                == ["ModelVersion/scorer/1.yaml", "ModelVersion/scorer/2.yaml"])
+
         // Errors name what is wrong.
         let missing = try cairn(["lineage", "scorer@9"])
         #expect(missing.status == 1 && missing.stderr.contains("its versions are 1 to 2"), "\(missing.stderr)")
