@@ -67,6 +67,11 @@ struct TrainingPass {
             let zone = TimeZone(identifier: spec.timeZone) ?? TimeZone(secondsFromGMT: 0) ?? .current
             let advance = ScheduleClock.advance(&memory.schedule, schedule: schedule, timeZone: zone, catchup: spec.catchup, now: context.now)
             report.nextTick = advance.nextTick
+            // Moving `through` past no tick changes nothing the next pass would decide: it is
+            // not written back, so a pass over a schedule between its ticks writes nothing.
+            if remembered.schedule.through != nil, advance.newlyDue.isEmpty, advance.dropped == 0, advance.missed == 0 {
+                memory.schedule.through = remembered.schedule.through
+            }
             if advance.dropped > 0 {
                 context.logger.notice("dropped missed ticks", metadata: ["cairn.dropped": "\(advance.dropped)",
                                                                          "cairn.catchup": "\(spec.catchup.rawValue)"])
