@@ -11,6 +11,8 @@ struct MetricsProblem: Error, CustomStringConvertible {
 enum Metrics {
     /// Larger metrics files are refused: a metrics file is a handful of numbers.
     static let sizeLimit = 1 << 20
+    static let maximumCount = 256
+    static let maximumNameLength = 128
 
     /// Reads `{"auc": 0.91, "accuracy": 0.87}`. Every value must be a finite number: NaN,
     /// infinities, strings, booleans, nulls and nested values are refused, naming the metric.
@@ -30,8 +32,16 @@ enum Metrics {
             let start = text.prefix(60).replacingOccurrences(of: "\n", with: " ")
             throw MetricsProblem(description: "the metrics file \(path) is not JSON (it starts \"\(start)\")")
         }
+        // A metrics file is a handful of numbers; its names end up in status commits.
+        guard values.count <= maximumCount else {
+            throw MetricsProblem(description: "the metrics file \(path) holds \(values.count) metrics, more than the \(maximumCount) a version keeps")
+        }
         var metrics: [String: Double] = [:]
         for (name, value) in values {
+            guard !name.isEmpty, name.count <= maximumNameLength, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw MetricsProblem(description: "the metrics file \(path) has a metric name that is empty, longer than \(maximumNameLength) "
+                                     + "characters or holds control characters (\"\(name.prefix(40).unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : String($0) }.joined())\")")
+            }
             guard case .number(let number) = value else {
                 throw MetricsProblem(description: "metric \"\(name.prefix(60))\" in \(path) is \(value.description), not a number")
             }
