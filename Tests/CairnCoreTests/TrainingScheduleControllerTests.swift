@@ -1,0 +1,120 @@
+import CairnCore
+import CairnManifests
+import CairnStore
+import CairnTestSupport
+import Foundation
+import Testing
+@testable import TrainingScheduleController
+
+/// The TrainingSchedule controller pass by pass, over a real SQLite store (TrainingBench.swift):
+/// what it trains, what it registers and how, what it waits for, and what its status says.
+@Suite struct TrainingScheduleRegistrationTests {
+    @Test func aKeyWithoutASuccessTrainsAndItsSuccessBecomesVersionOne() async throws {
+        let bench = try TrainingBench(TrainingBench.schedule("gate: [{metric: auc, atLeast: 0.75}]"))
+        let first = try await bench.pass()
+        #expect(first.state == .reconciling && first.reason == "Training", "\(first.message)")
+        let job = try #require(bench.executor.submitted.first)
+        #expect(bench.executor.submitted.count == 1)
+        #expect(job.trigger == "inputs" && job.triggerID == nil && job.reason == "first training")
+        #expect(job.inputs == ["features/churn.csv": try #require(bench.features)])
+        #expect(job.keyInputs["input:features/churn.csv"] == bench.features?.digest.description)
+        #expect(job.outputs == ["model.json", "metrics.json"])
+        #expect(first.registered.isEmpty)
+
+        let run = try bench.executor.succeed(metrics: #"{"auc": 0.83, "accuracy": 0.8}"#)
+        let second = try await bench.pass()
+        #expect(second.state == .ready && second.reason == "Registered", "\(second.message)")
+        #expect(second.registered.count == 1)
+        let version = try #require(second.registered.first)
+        #expect(version.name == "churn@1")
+        #expect(version.metrics == ["auc": 0.83, "accuracy": 0.8])
+        #expect(version.artifact == run.outputs["model.json"] && version.artifactPath == "model.json")
+        #expect(version.gate.passed && version.gate.summary == "passed (auc 0.83 >= 0.75)")
+        let lineage = version.lineage
+        #expect(lineage.schedule == "churn-weekly" && lineage.sourceCommit == "c1")
+        #expect(lineage.runID == job.runID && lineage.runKey == job.key)
+        #expect(lineage.trigger == "inputs" && lineage.triggerID == nil)
+        #expect(lineage.params == job.params && job.params.contains("max_iter"), "\(job.params)")
+        #expect(lineage.featurePipeline == "churn-features" && lineage.features == job.inputs)
+        #expect(lineage.code == ["train.py": ContentHash.sha256(of: Data(TrainingBench.trainPy.utf8)).description])
+        #expect(lineage.metricsPath == "metrics.json" && lineage.metricsArtifact == run.outputs["metrics.json"])
+        #expect(second.message.hasPrefix("registered churn@1 (run \(job.runID), commit c1)"), "\(second.message)")
+        #expect(second.runs == [job.runID])
+        #expect(try bench.store.version("churn", 1) == version)
+
+        // A commit that changes nothing the training reads: nothing trains, nothing is registered.
+        let third = try await bench.pass(commit: "c2")
+        #expect(third.state == .ready && third.reason == "UpToDate", "\(third.message)")
+        #expect(third.message.contains("inputs unchanged since churn@1"))
+        #expect(third.registered.isEmpty && bench.executor.submitted.count == 1)
+        #expect(try bench.store.latestVersionNumber(of: "churn") == 1)
+    }
+
+    @Test func aParamsChangeTrainsVersionTwoAgainstTheChampion() async throws {
+        let gate = "gate: [{metric: auc, beats: production}]"
+        let bench = try TrainingBench(TrainingBench.schedule(gate))
+        let first = try await bench.trainToVersion(metrics: #"{"auc": 0.8}"#)
+        #expect(first.version.name == "churn@1")
+        #expect(first.version.gate.rules.first?.verdict == "no version holds production yet, so there is nothing to beat: passes")
+        // Version 1 is promoted; the Model's change alone trains nothing.
+        bench.models = [TrainingBench.model(assignments: "{production: 1}")]
+        #expect(try await bench.pass(commit: "c2").reason == "UpToDate")
+
+        bench.schedule = TrainingBench.schedule(params: "{C: 0.5, max_iter: 200}", gate)
+        let started = try await bench.pass(commit: "c3")
+        #expect(started.reason == "Training", "\(started.message)")
+        let job = try #require(bench.executor.submitted.last)
+        #expect(bench.executor.submitted.count == 2 && job.reason == "params changed")
+        try bench.executor.succeed(metrics: #"{"auc": 0.82}"#)
+        let registered = try await bench.pass(commit: "c3")
+        #expect(registered.reason == "Registered", "\(registered.message)")
+        let second = try #require(registered.registered.first)
+        #expect(second.name == "churn@2" && second.lineage.sourceCommit == "c3" && second.lineage.runID == job.runID)
+        #expect(second.lineage.params.contains("0.5") && second.lineage.params != first.version.lineage.params)
+        let rule = try #require(second.gate.rules.first)
+        #expect(rule.passed && rule.champion == 1 && rule.sameFeatures == true && rule.threshold == 0.8)
+        #expect(rule.verdict == "auc 0.82 beats production (version 1: 0.8)")
+    }
+
+    @Test func numbersGrowPerModelAcrossSchedulesAndAreNeverGivenTwice() async throws {
+        let bench = try TrainingBench()
+        bench.models = [TrainingBench.model("churn"), TrainingBench.model("fraud")]
+        let trainings: [(schedule: String, commit: String, expected: String)] = [
+            (TrainingBench.schedule(name: "churn-weekly", params: "{C: 1.0}"), "c1", "churn@1"),
+            (TrainingBench.schedule(name: "churn-nightly", params: "{C: 2.0}"), "c1", "churn@2"),
+            (TrainingBench.schedule(name: "fraud-daily", model: "fraud", params: "{C: 3.0}"), "c1", "fraud@1"),
+            (TrainingBench.schedule(name: "churn-weekly", params: "{C: 4.0}"), "c2", "churn@3"),
+        ]
+        for training in trainings {
+            bench.schedule = training.schedule
+            let (version, _) = try await bench.trainToVersion(commit: training.commit)
+            #expect(version.name == training.expected)
+        }
+        let churn = try bench.store.versions(of: "churn")
+        #expect(churn.map(\.version) == [3, 2, 1])
+        #expect(churn.map(\.lineage.schedule) == ["churn-weekly", "churn-nightly", "churn-weekly"])
+        #expect(Set(churn.map(\.lineage.runID)).count == 3)
+        #expect(try bench.store.versions(of: "fraud").map(\.version) == [1])
+    }
+
+    /// The executor recorded the success; the pass that registers it dies before its
+    /// transaction, and the next pass registers it, once.
+    @Test func aSuccessIsRegisteredExactlyOnceAcrossACrash() async throws {
+        let bench = try TrainingBench()
+        try await bench.pass()
+        let run = try bench.executor.succeed()
+        let lost = try await bench.pass(apply: false)
+        #expect(lost.registered.map(\.name) == ["churn@1"])
+        #expect(try bench.store.latestVersionNumber(of: "churn") == 0)
+
+        let again = try await bench.pass()
+        #expect(again.reason == "Registered", "\(again.message)")
+        #expect(again.registered.map(\.name) == ["churn@1"] && again.registered.first?.lineage.runID == run.id)
+        for _ in 0..<2 {
+            let after = try await bench.pass()
+            #expect(after.registered.isEmpty && after.reason == "UpToDate", "\(after.message)")
+        }
+        #expect(try bench.store.versions(of: "churn").map(\.lineage.runID) == [run.id])
+        #expect(bench.executor.submitted.count == 1)
+    }
+}
