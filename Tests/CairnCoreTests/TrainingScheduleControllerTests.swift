@@ -118,3 +118,71 @@ import Testing
         #expect(bench.executor.submitted.count == 1)
     }
 }
+
+// MARK: Metrics
+
+@Suite struct TrainingScheduleMetricsTests {
+    struct Fault: Sendable, CustomTestStringConvertible {
+        var name: String
+        var metrics: String?
+        var model = true
+        /// The metrics file left the artifact store (`cairn gc`) before the pass.
+        var collected = false
+        /// What the run's message and the status say.
+        var says: [String]
+        var testDescription: String { name }
+    }
+
+    static let faults: [Fault] = [
+        Fault(name: "not JSON", metrics: "auc=0.91\n", says: ["the metrics file metrics.json is not JSON", "auc=0.91"]),
+        Fault(name: "NaN", metrics: #"{"auc": NaN}"#, says: ["metrics.json holds NaN"]),
+        Fault(name: "Infinity", metrics: #"{"auc": Infinity}"#, says: ["metrics.json holds Infinity"]),
+        Fault(name: "-Infinity", metrics: #"{"loss": -Infinity}"#, says: ["metrics.json holds -Infinity"]),
+        Fault(name: "a string", metrics: #"{"auc": "0.91"}"#, says: [#"metric "auc" in metrics.json is a string ("0.91"), not a number"#]),
+        Fault(name: "a boolean", metrics: #"{"auc": 0.9, "converged": true}"#, says: [#"metric "converged" in metrics.json is a boolean (true)"#]),
+        Fault(name: "null", metrics: #"{"auc": null}"#, says: [#"metric "auc" in metrics.json is null"#]),
+        Fault(name: "a nested object", metrics: #"{"auc": {"test": 0.9}}"#, says: [#"metric "auc" in metrics.json is a list or an object"#]),
+        Fault(name: "a list at the top", metrics: "[0.91, 0.87]", says: ["metrics.json is JSON but not an object of metric name to number"]),
+        Fault(name: "a number beyond a double", metrics: #"{"auc": 1e999}"#, says: [#"metric "auc" in metrics.json"#]),
+        Fault(name: "no metrics output", metrics: nil, says: ["the training wrote no metrics file at metrics.json"]),
+        Fault(name: "no model output", metrics: #"{"auc": 0.9}"#, model: false, says: ["the training wrote no model at model.json"]),
+        Fault(name: "metrics collected from the artifact store", metrics: #"{"auc": 0.9}"#, collected: true,
+              says: ["the metrics file metrics.json is no longer in the artifact store"]),
+    ]
+
+    /// With retries 0, a run that ended well with outputs that cannot make a version fails the training.
+    @Test(arguments: faults) func outputsThatMakeNoVersionFailTheTraining(_ fault: Fault) async throws {
+        let bench = try TrainingBench()
+        try await bench.pass()
+        let run = try bench.executor.succeed(model: fault.model ? "weights" : nil, metrics: fault.metrics)
+        if fault.collected, let metrics = run.outputs["metrics.json"] { bench.artifacts.remove(metrics) }
+        let outcome = try await bench.pass()
+        #expect(outcome.registered.isEmpty)
+        let failed = try #require(outcome.recordedRuns.first, "\(outcome.reason): \(outcome.message)")
+        #expect(failed.id == run.id && failed.state == .failed)
+        #expect(outcome.state == .stalled && outcome.reason == "TrainingFailed", "\(outcome.message)")
+        for text in fault.says {
+            #expect(failed.message?.contains(text) == true, "\(failed.message ?? "no message")")
+            #expect(outcome.message.contains(text), "\(outcome.message)")
+        }
+        // It stays failed: nothing is registered or run again for the same inputs.
+        #expect(try bench.store.run(id: run.id)?.state == .failed)
+        let later = try await bench.pass()
+        #expect(later.reason == "TrainingFailed" && later.registered.isEmpty && later.recordedRuns.isEmpty)
+        #expect(bench.executor.submitted.count == 1)
+        #expect(try bench.store.latestVersionNumber(of: "churn") == 0)
+    }
+
+    @Test(arguments: [
+        (#"{"auc": 1, "errors": 0}"#, ["auc": 1.0, "errors": 0.0]),
+        (#" {"auc": 0.91, "loss": -2.5e-3} "#, ["auc": 0.91, "loss": -0.0025]),
+        (#"{"NaN_rate": 0.01}"#, ["NaN_rate": 0.01]),
+        ("{}", [:]),
+    ])
+    func numbersAreMetrics(_ text: String, _ metrics: [String: Double]) async throws {
+        let bench = try TrainingBench()
+        let (version, outcome) = try await bench.trainToVersion(metrics: text)
+        #expect(version.metrics == metrics)
+        #expect(outcome.reason == "Registered", "\(outcome.message)")
+    }
+}
