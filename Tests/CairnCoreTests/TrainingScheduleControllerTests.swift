@@ -186,3 +186,98 @@ import Testing
         #expect(outcome.reason == "Registered", "\(outcome.message)")
     }
 }
+
+// MARK: Failures
+
+@Suite struct TrainingScheduleFailureTests {
+    struct Failure: Sendable, CustomTestStringConvertible {
+        var name: String
+        var message: String
+        var exitStatus: Int32?
+        var signal: Int32?
+        var testDescription: String { name }
+    }
+
+    static let failures = [
+        Failure(name: "exits 1", message: "exit status 1; the log ended with: ValueError: no rows", exitStatus: 1),
+        Failure(name: "times out", message: "timed out after 10m0s", signal: 9),
+    ]
+
+    @Test(arguments: failures) func aFailedTrainingIsRetriedAfterItsBackoffThenStalls(_ failure: Failure) async throws {
+        let bench = try TrainingBench(TrainingBench.schedule("retries: 1", "timeout: 10m"))
+        try await bench.pass()
+        let first = try #require(bench.executor.submitted.first)
+        #expect(first.timeout == .seconds(600) && first.attempt == 1)
+        bench.clock.advance(by: 600)
+        try bench.executor.fail(message: failure.message, exitStatus: failure.exitStatus, signal: failure.signal)
+
+        let waiting = try await bench.pass()
+        #expect(waiting.state == .reconciling && waiting.reason == "RetryScheduled", "\(waiting.message)")
+        #expect(waiting.message.contains("run \(first.runID) failed (\(failure.message))"), "\(waiting.message)")
+        #expect(waiting.requeueAfter == .seconds(5))
+        bench.clock.advance(by: 4)
+        #expect(try await bench.pass().reason == "RetryScheduled")
+        #expect(bench.executor.submitted.count == 1)
+
+        bench.clock.advance(by: 1)
+        let retrying = try await bench.pass()
+        #expect(retrying.reason == "Training", "\(retrying.message)")
+        let second = try #require(bench.executor.submitted.last)
+        #expect(bench.executor.submitted.count == 2 && second.attempt == 2 && second.key == first.key)
+        #expect(second.reason == "retry 1 of 1 after run \(first.runID) failed")
+
+        bench.clock.advance(by: 600)
+        try bench.executor.fail(message: failure.message, exitStatus: failure.exitStatus, signal: failure.signal)
+        let stalled = try await bench.pass()
+        #expect(stalled.state == .stalled && stalled.reason == "TrainingFailed", "\(stalled.message)")
+        #expect(stalled.message.contains("run \(second.runID) failed: \(failure.message)"), "\(stalled.message)")
+        bench.clock.advance(by: 3600)
+        #expect(try await bench.pass().reason == "TrainingFailed")
+        #expect(bench.executor.submitted.count == 2)
+
+        // A commit that changes the inputs trains again.
+        bench.files["train.py"] = TrainingBench.trainPy + "# fixed\n"
+        #expect(try await bench.pass(commit: "c2").reason == "Training")
+        #expect(bench.executor.submitted.count == 3 && bench.executor.submitted.last?.attempt == 1)
+    }
+}
+
+// MARK: Features
+
+@Suite struct TrainingScheduleFeatureTests {
+    struct Wait: Sendable, CustomTestStringConvertible {
+        var name: String
+        var arrange: @Sendable (TrainingBench) throws -> Void
+        var says: String
+        var testDescription: String { name }
+    }
+
+    static let waits = [
+        Wait(name: "the pipeline was not reconciled yet", arrange: { $0.pipelineStatus = nil },
+             says: "FeaturePipeline/churn-features has not been reconciled yet"),
+        Wait(name: "the pipeline is not Ready", arrange: { bench in
+            bench.pipelineStatus = TrainingBench.status(TrainingBench.pipelineRef, ready: false, reason: "Running",
+                                                        message: "stage featurize is running", runs: ["features-run-1"])
+        }, says: "FeaturePipeline/churn-features is not Ready (Running: stage featurize is running)"),
+        Wait(name: "its runs lack an output", arrange: { bench in
+            let run = try bench.recordPipelineRun(outputs: [:])
+            bench.pipelineStatus?.runs = [run.id]
+        }, says: "FeaturePipeline/churn-features has not produced features/churn.csv yet"),
+        Wait(name: "its output left the artifact store", arrange: { bench in
+            if let features = bench.features { bench.artifacts.remove(features) }
+        }, says: "FeaturePipeline/churn-features has not produced features/churn.csv yet"),
+    ]
+
+    @Test(arguments: waits) func nothingTrainsUntilTheFeaturesAreThere(_ wait: Wait) async throws {
+        let bench = try TrainingBench()
+        try wait.arrange(bench)
+        let outcome = try await bench.pass()
+        #expect(outcome.state == .reconciling && outcome.reason == "WaitingForFeatures", "\(outcome.message)")
+        #expect(outcome.message.contains(wait.says), "\(outcome.message)")
+        #expect(bench.executor.submitted.isEmpty)
+        // Once the pipeline has written them, it trains on them.
+        try bench.publishFeatures("id,tenure,label\n1,3,0\n2,5,1\n")
+        #expect(try await bench.pass().reason == "Training")
+        #expect(bench.executor.submitted.first?.inputs == ["features/churn.csv": try #require(bench.features)])
+    }
+}
