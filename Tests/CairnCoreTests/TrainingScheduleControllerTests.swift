@@ -281,3 +281,84 @@ import Testing
         #expect(bench.executor.submitted.first?.inputs == ["features/churn.csv": try #require(bench.features)])
     }
 }
+
+// MARK: Gates
+
+@Suite struct TrainingScheduleGateTests {
+    struct Champion: Sendable {
+        var auc: Double
+        /// Whether it was measured on the features the challenger trains on.
+        var sameFeatures: Bool
+    }
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        var name: String
+        var rule: String
+        var metrics: String
+        /// Version 1, holding production when the challenger registers.
+        var champion: Champion?
+        /// production assigned to a version that was never registered.
+        var unregistered: Int?
+        var passed: Bool
+        var verdict: String
+        var sameFeatures: Bool?
+        var testDescription: String { name }
+    }
+
+    static let beats = "{metric: auc, beats: production, by: 0.01}"
+    static let cases = [
+        Case(name: "atLeast, met", rule: "{metric: auc, atLeast: 0.75}", metrics: #"{"auc": 0.8}"#, passed: true, verdict: "auc 0.8 >= 0.75"),
+        Case(name: "atLeast, met exactly", rule: "{metric: auc, atLeast: 0.75}", metrics: #"{"auc": 0.75}"#, passed: true, verdict: "auc 0.75 >= 0.75"),
+        Case(name: "atLeast, missed", rule: "{metric: auc, atLeast: 0.75}", metrics: #"{"auc": 0.7}"#, passed: false, verdict: "auc 0.7 < 0.75"),
+        Case(name: "atMost, met", rule: "{metric: loss, atMost: 0.3}", metrics: #"{"loss": 0.25}"#, passed: true, verdict: "loss 0.25 <= 0.3"),
+        Case(name: "atMost, met exactly", rule: "{metric: loss, atMost: 0.3}", metrics: #"{"loss": 0.3}"#, passed: true, verdict: "loss 0.3 <= 0.3"),
+        Case(name: "atMost, missed", rule: "{metric: loss, atMost: 0.3}", metrics: #"{"loss": 0.4}"#, passed: false, verdict: "loss 0.4 > 0.3"),
+        Case(name: "beats, nobody holds production", rule: beats, metrics: #"{"auc": 0.8}"#, passed: true,
+             verdict: "no version holds production yet, so there is nothing to beat: passes"),
+        Case(name: "beats, the champion scores higher", rule: beats, metrics: #"{"auc": 0.85}"#, champion: Champion(auc: 0.9, sameFeatures: true),
+             passed: false, verdict: "auc 0.85 does not beat production (version 1: 0.9 + 0.01)", sameFeatures: true),
+        Case(name: "beats, the champion scores lower", rule: beats, metrics: #"{"auc": 0.85}"#, champion: Champion(auc: 0.8, sameFeatures: true),
+             passed: true, verdict: "auc 0.85 beats production (version 1: 0.8 + 0.01)", sameFeatures: true),
+        Case(name: "beats, by less than the margin", rule: beats, metrics: #"{"auc": 0.805}"#, champion: Champion(auc: 0.8, sameFeatures: true),
+             passed: false, verdict: "auc 0.805 does not beat production (version 1: 0.8 + 0.01)", sameFeatures: true),
+        Case(name: "beats by exactly the margin", rule: beats, metrics: #"{"auc": 0.81}"#, champion: Champion(auc: 0.8, sameFeatures: true),
+             passed: true, verdict: "auc 0.81 beats production (version 1: 0.8 + 0.01)", sameFeatures: true),
+        Case(name: "beats a champion measured on other features", rule: beats, metrics: #"{"auc": 0.85}"#,
+             champion: Champion(auc: 0.8, sameFeatures: false), passed: true,
+             verdict: "auc 0.85 beats production (version 1: 0.8 + 0.01) (measured on other feature data than the champion's: the comparison is across data)",
+             sameFeatures: false),
+        Case(name: "beats a version that is not registered", rule: beats, metrics: #"{"auc": 0.85}"#, unregistered: 7, passed: false,
+             verdict: "production is assigned version 7 of churn, which is not registered, so it cannot be compared"),
+        Case(name: "the metric is missing", rule: "{metric: auc, atLeast: 0.75}", metrics: #"{"accuracy": 0.9}"#, passed: false,
+             verdict: "the metrics have no auc (they have accuracy)"),
+    ]
+
+    @Test(arguments: cases) func theGateJudgesEachRule(_ gate: Case) async throws {
+        let bench = try TrainingBench(TrainingBench.schedule("gate: [\(gate.rule)]"))
+        if let champion = gate.champion {
+            let features = champion.sameFeatures ? try #require(bench.features) : bench.artifacts.put("id,tenure,label\n9,9,1\n")
+            try bench.store.register(Self.champion(auc: champion.auc, features: ["features/churn.csv": features]))
+            bench.models = [TrainingBench.model(assignments: "{production: 1}")]
+        }
+        if let number = gate.unregistered { bench.models = [TrainingBench.model(assignments: "{production: \(number)}")] }
+        let (version, outcome) = try await bench.trainToVersion(metrics: gate.metrics)
+        let rule = try #require(version.gate.rules.first)
+        #expect(rule.verdict == gate.verdict)
+        #expect(rule.passed == gate.passed && version.gate.passed == gate.passed)
+        #expect(rule.sameFeatures == gate.sameFeatures)
+        #expect(rule.champion == (gate.champion == nil ? gate.unregistered : 1))
+        // A version is registered either way; the status says whether it passed, and why.
+        #expect(version.version == (gate.champion == nil ? 1 : 2))
+        #expect(outcome.state == .ready && outcome.reason == (gate.passed ? "Registered" : "GateFailed"), "\(outcome.message)")
+        #expect(outcome.message.contains(gate.verdict), "\(outcome.message)")
+    }
+
+    static func champion(auc: Double, features: [String: Artifact]) -> ModelVersion {
+        let lineage = Lineage(schedule: "churn-weekly", sourceCommit: "c0", runID: "champion-run", runKey: "sha256:champion", trigger: "inputs",
+                              triggerID: nil, command: ["python3", "train.py"], params: "{}", environment: [], featurePipeline: "churn-features",
+                              features: features, code: [:], data: [:], program: nil, startedAt: nil, finishedAt: nil)
+        return ModelVersion(model: "churn", version: 1, artifact: Artifact(kind: .file, digest: ContentHash.sha256(of: Data("champion".utf8)), size: 8),
+                            artifactPath: "model.json", metrics: ["auc": auc], gate: GateVerdict(rules: []), lineage: lineage,
+                            registeredAt: Date(timeIntervalSince1970: 0))
+    }
+}
