@@ -362,3 +362,107 @@ import Testing
                             registeredAt: Date(timeIntervalSince1970: 0))
     }
 }
+
+// MARK: Concurrency
+
+@Suite struct TrainingScheduleConcurrencyTests {
+    /// Commit c1 starts run A; commit c2 changes train.py while A runs.
+    @Test(arguments: TrainingScheduleSpec.ConcurrencyPolicy.allCases)
+    func aNewKeyWhileATrainingRuns(_ policy: TrainingScheduleSpec.ConcurrencyPolicy) async throws {
+        let bench = try TrainingBench(TrainingBench.schedule("concurrencyPolicy: \(policy.rawValue)"))
+        try await bench.pass(commit: "c1")
+        let a = try #require(bench.executor.submitted.first)
+        bench.files["train.py"] = TrainingBench.trainPy + "# faster\n"
+        let second = try await bench.pass(commit: "c2")
+
+        switch policy {
+        case .Forbid:
+            #expect(second.state == .reconciling && second.reason == "Queued", "\(second.message)")
+            #expect(second.message.contains("run \(a.runID) is under way and concurrencyPolicy is Forbid"), "\(second.message)")
+            #expect(try await bench.pass(commit: "c2").reason == "Queued")
+            #expect(bench.executor.submitted.count == 1 && bench.executor.cancelled.isEmpty)
+            // A ends: its model is registered, and the newest key starts.
+            try bench.executor.succeed(a.runID)
+            let next = try await bench.pass(commit: "c2")
+            #expect(next.reason == "Training", "\(next.message)")
+            #expect(next.registered.map(\.lineage.runID) == [a.runID])
+            let b = try #require(bench.executor.submitted.last)
+            #expect(bench.executor.submitted.count == 2 && b.key != a.key && b.sourceCommit == "c2")
+            #expect(b.reason == "train.py changed")
+        case .Replace:
+            #expect(bench.executor.cancelled == [a.runID])
+            #expect(bench.executor.submitted.count == 2)
+            #expect(second.reason == "Training" && second.message.contains("cancelled \(a.runID) under concurrencyPolicy Replace"),
+                    "\(second.message)")
+            let b = bench.executor.submitted[1]
+            #expect(b.key != a.key && b.sourceCommit == "c2")
+            try bench.executor.endCancelled()
+            #expect(try bench.store.run(id: a.runID)?.state == .cancelled)
+            try bench.executor.succeed(b.runID)
+            let next = try await bench.pass(commit: "c2")
+            #expect(next.reason == "Registered" && next.registered.map(\.lineage.runID) == [b.runID], "\(next.message)")
+        case .Allow:
+            #expect(bench.executor.submitted.count == 2 && bench.executor.cancelled.isEmpty)
+            #expect(second.reason == "Training", "\(second.message)")
+            let b = bench.executor.submitted[1]
+            #expect(try Set(bench.store.unfinishedRuns().map(\.id)) == [a.runID, b.runID])
+            // Both end before the next pass: two numbers, in the order the runs started.
+            try bench.executor.succeed(b.runID)
+            try bench.executor.succeed(a.runID)
+            let next = try await bench.pass(commit: "c2")
+            #expect(next.registered.map(\.name) == ["churn@1", "churn@2"])
+            #expect(next.registered.map(\.lineage.runID) == [a.runID, b.runID])
+            #expect(next.reason == "Registered", "\(next.message)")
+        }
+    }
+}
+
+// MARK: Manual triggers
+
+@Suite struct TrainingScheduleTriggerTests {
+    static let ref = ObjectRef(.trainingSchedule, "churn-weekly")
+
+    func trigger(_ bench: TrainingBench, _ id: String = "manual-1") throws {
+        try bench.store.addTrigger(TriggerRequest(id: id, object: Self.ref, source: "manual", reason: "alice: retrain after the outage",
+                                                  requestedAt: bench.clock.now))
+    }
+
+    @Test func aTriggerTrainsAKeyThatSucceededOnce() async throws {
+        let bench = try TrainingBench()
+        let (first, _) = try await bench.trainToVersion()
+        try trigger(bench)
+        let outcome = try await bench.pass()
+        #expect(outcome.reason == "Training", "\(outcome.message)")
+        #expect(outcome.consumedTriggers == ["manual-1"])
+        #expect(try bench.store.triggers(of: Self.ref).isEmpty)
+        let job = try #require(bench.executor.submitted.last)
+        #expect(bench.executor.submitted.count == 2)
+        #expect(job.triggerID == "manual-1" && job.trigger == "manual" && job.key == first.lineage.runKey)
+        #expect(job.reason == "triggered: alice: retrain after the outage")
+
+        try bench.executor.succeed()
+        let registered = try await bench.pass()
+        let second = try #require(registered.registered.first)
+        #expect(second.name == "churn@2")
+        #expect(second.lineage.trigger == "manual" && second.lineage.triggerID == "manual-1")
+        let after = try await bench.pass()
+        #expect(after.reason == "UpToDate" && bench.executor.submitted.count == 2)
+    }
+
+    @Test func aTriggerWhileATrainingRunsWaitsForIt() async throws {
+        let bench = try TrainingBench()
+        try await bench.pass()
+        let a = try #require(bench.executor.submitted.first)
+        try trigger(bench)
+        let queued = try await bench.pass()
+        #expect(queued.reason == "Queued", "\(queued.message)")
+        #expect(queued.consumedTriggers.isEmpty && bench.executor.submitted.count == 1)
+        #expect(try bench.store.triggers(of: Self.ref).map(\.id) == ["manual-1"])
+
+        try bench.executor.succeed(a.runID)
+        let next = try await bench.pass()
+        #expect(next.registered.map(\.name) == ["churn@1"])
+        #expect(next.consumedTriggers == ["manual-1"])
+        #expect(bench.executor.submitted.count == 2 && bench.executor.submitted.last?.triggerID == "manual-1")
+    }
+}
