@@ -417,6 +417,94 @@ import Testing
     }
 }
 
+// MARK: What starts a training
+
+@Suite struct TrainingScheduleRetrainTests {
+    /// The pipeline writes new feature data at the same commit.
+    @Test(arguments: [TrainingScheduleSpec.RetrainOn.inputs, .commit])
+    func newFeatureDataAtTheSameCommit(_ retrainOn: TrainingScheduleSpec.RetrainOn) async throws {
+        let bench = try TrainingBench(TrainingBench.schedule("retrainOn: \(retrainOn.rawValue)"))
+        try await bench.trainToVersion(commit: "c1")
+        try bench.publishFeatures("id,tenure,label\n1,3,0\n2,8,1\n")
+        let outcome = try await bench.pass(commit: "c1")
+        switch retrainOn {
+        case .inputs:
+            #expect(outcome.reason == "Training", "\(outcome.message)")
+            #expect(bench.executor.submitted.count == 2)
+            #expect(bench.executor.submitted.last?.trigger == "inputs")
+        default:
+            #expect(outcome.state == .ready && outcome.reason == "WaitingForCommit", "\(outcome.message)")
+            #expect(outcome.message.contains("retrainOn is commit: it trains at the next commit"), "\(outcome.message)")
+            #expect(bench.executor.submitted.count == 1)
+            // The next commit trains, whatever it changed.
+            let next = try await bench.pass(commit: "c2")
+            #expect(next.reason == "Training", "\(next.message)")
+            let job = try #require(bench.executor.submitted.last)
+            #expect(bench.executor.submitted.count == 2 && job.trigger == "commit" && job.sourceCommit == "c2")
+            #expect(job.reason == "features/churn.csv changed")
+        }
+    }
+
+    @Test func underRetrainOnScheduleAKeyChangeWaitsForATick() async throws {
+        let bench = try TrainingBench(TrainingBench.schedule(#"schedule: "0 * * * *""#, "retrainOn: schedule"), at: "2027-01-15T10:30:00Z")
+        let first = try await bench.pass()
+        #expect(first.state == .ready && first.reason == "WaitingForTick", "\(first.message)")
+        #expect(first.requeueAfter == .seconds(1800))
+        #expect(bench.executor.submitted.isEmpty)
+
+        bench.clock.advance(by: 1830)                                      // 11:00:30
+        #expect(try await bench.pass().reason == "Training")
+        let tick = try #require(bench.executor.submitted.first)
+        #expect(tick.trigger == "schedule" && tick.triggerID == nil)
+        #expect(tick.reason.hasPrefix("the schedule's tick at 2027-01-15T11:00:00Z"), "\(tick.reason)")
+        try bench.executor.succeed()
+        #expect(try await bench.pass().reason == "Registered")
+
+        bench.schedule = TrainingBench.schedule(params: "{C: 0.1}", #"schedule: "0 * * * *""#, "retrainOn: schedule")
+        bench.clock.advance(by: 600)                                       // 11:10:30
+        let waiting = try await bench.pass(commit: "c2")
+        #expect(waiting.reason == "WaitingForTick", "\(waiting.message)")
+        #expect(bench.executor.submitted.count == 1)
+        bench.clock.advance(by: 3000)                                      // 12:00:30
+        #expect(try await bench.pass(commit: "c2").reason == "Training")
+        let next = try #require(bench.executor.submitted.last)
+        #expect(bench.executor.submitted.count == 2 && next.trigger == "schedule" && next.reason.contains("params changed"))
+        try bench.executor.succeed()
+        #expect(try await bench.pass(commit: "c2").registered.map(\.name) == ["churn@2"])
+        // A tick on inputs that succeeded trains nothing.
+        bench.clock.advance(by: 3600)                                      // 13:00:30
+        #expect(try await bench.pass(commit: "c2").reason == "UpToDate")
+        #expect(bench.executor.submitted.count == 2)
+    }
+
+    @Test func withAlwaysEveryTickTrainsUnchangedInputs() async throws {
+        let bench = try TrainingBench(TrainingBench.schedule(#"schedule: "0 * * * *""#, "always: true"), at: "2027-01-15T10:30:00Z")
+        let (first, _) = try await bench.trainToVersion()
+        #expect(first.lineage.trigger == "inputs")
+
+        bench.clock.advance(by: 1860)                                      // 11:01
+        let ticked = try await bench.pass()
+        #expect(ticked.reason == "Training", "\(ticked.message)")
+        let job = try #require(bench.executor.submitted.last)
+        #expect(bench.executor.submitted.count == 2)
+        #expect(job.trigger == "schedule" && job.triggerID == "tick-2027-01-15T11:00:00Z" && job.key == first.lineage.runKey)
+        #expect(job.reason == "the schedule's tick at 2027-01-15T11:00:00Z (always: true)")
+        #expect(try bench.store.run(id: job.runID)?.triggerID == "tick-2027-01-15T11:00:00Z")
+        try bench.executor.succeed()
+        let registered = try await bench.pass()
+        let second = try #require(registered.registered.first)
+        #expect(second.name == "churn@2" && registered.reason == "Registered", "\(registered.message)")
+        #expect(second.lineage.trigger == "schedule" && second.lineage.triggerID == "tick-2027-01-15T11:00:00Z")
+
+        bench.clock.advance(by: 1800)                                      // 11:31: no tick
+        #expect(try await bench.pass().reason == "UpToDate")
+        #expect(bench.executor.submitted.count == 2)
+        bench.clock.advance(by: 1800)                                      // 12:01
+        try await bench.pass()
+        #expect(bench.executor.submitted.count == 3 && bench.executor.submitted.last?.triggerID == "tick-2027-01-15T12:00:00Z")
+    }
+}
+
 // MARK: Manual triggers
 
 @Suite struct TrainingScheduleTriggerTests {
@@ -464,5 +552,51 @@ import Testing
         #expect(next.registered.map(\.name) == ["churn@1"])
         #expect(next.consumedTriggers == ["manual-1"])
         #expect(bench.executor.submitted.count == 2 && bench.executor.submitted.last?.triggerID == "manual-1")
+    }
+}
+
+// MARK: Catch-up
+
+@Suite struct TrainingScheduleCatchupTests {
+    /// Hourly, `always: true`: trained at 10:30, then down until 13:40, across 11:00, 12:00 and 13:00.
+    @Test(arguments: TrainingScheduleSpec.Catchup.allCases)
+    func missedTicksAfterDowntime(_ catchup: TrainingScheduleSpec.Catchup) async throws {
+        let bench = try TrainingBench(TrainingBench.schedule(#"schedule: "0 * * * *""#, "always: true", "catchup: \(catchup.rawValue)"),
+                                      at: "2027-01-15T10:30:00Z")
+        try await bench.trainToVersion()
+        var ticks: [String?] { bench.executor.submitted.dropFirst().map(\.triggerID) }
+
+        bench.clock.advance(by: 3 * 3600 + 600)                            // 13:40
+        let back = try await bench.pass()
+        #expect(back.requeueAfter == .seconds(1200))
+        switch catchup {
+        case .none:
+            #expect(ticks.isEmpty)
+            #expect(back.reason == "UpToDate" && back.message.contains("(3 missed ticks dropped, catchup: none)"), "\(back.message)")
+        case .latest:
+            #expect(ticks == ["tick-2027-01-15T13:00:00Z"])
+            #expect(back.reason == "Training")
+            try bench.executor.succeed()
+            #expect(try await bench.pass().registered.map(\.name) == ["churn@2"])
+            #expect(try await bench.pass().reason == "UpToDate")
+            #expect(ticks.count == 1)
+        case .all:
+            #expect(ticks == ["tick-2027-01-15T11:00:00Z"])
+            bench.clock.advance(by: 60)
+            let queued = try await bench.pass()
+            #expect(queued.reason == "Queued", "\(queued.message)")
+            #expect(ticks.count == 1)
+            for (number, expected) in [(2, ["tick-2027-01-15T11:00:00Z", "tick-2027-01-15T12:00:00Z"]),
+                                       (3, ["tick-2027-01-15T11:00:00Z", "tick-2027-01-15T12:00:00Z", "tick-2027-01-15T13:00:00Z"])] {
+                try bench.executor.succeed()
+                let next = try await bench.pass()
+                #expect(next.registered.map(\.version) == [number])
+                #expect(ticks == expected)
+            }
+            try bench.executor.succeed()
+            #expect(try await bench.pass().registered.map(\.version) == [4])
+            #expect(try await bench.pass().reason == "UpToDate")
+            #expect(ticks.count == 3)
+        }
     }
 }
