@@ -600,3 +600,22 @@ import Testing
         }
     }
 }
+
+// MARK: Known issues
+// Each test below shows a bug in the controller, reported to the lead; `withKnownIssue`
+// keeps the suite green until it is fixed, and fails the test once it is (remove it then).
+
+extension TrainingScheduleGateTests {
+    /// 0.8 + 0.05 is 0.8500000000000001 in binary floating point, so a challenger that wins by
+    /// exactly `by` is compared with a threshold a hair above its score.
+    @Test func aWinByExactlyTheMarginPassesWhateverTheBinaryFractions() async throws {
+        let bench = try TrainingBench(TrainingBench.schedule("gate: [{metric: auc, beats: production, by: 0.05}]"))
+        try bench.store.register(Self.champion(auc: 0.8, features: ["features/churn.csv": try #require(bench.features)]))
+        bench.models = [TrainingBench.model(assignments: "{production: 1}")]
+        let (version, _) = try await bench.trainToVersion(metrics: #"{"auc": 0.85}"#)
+        let rule = try #require(version.gate.rules.first)
+        withKnownIssue("Gate.swift: `best + margin` rounds above 0.85, and `value == threshold` is then false") {
+            #expect(rule.passed, "\(rule.verdict)")
+        }
+    }
+}
