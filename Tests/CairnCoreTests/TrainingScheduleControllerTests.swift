@@ -619,3 +619,26 @@ extension TrainingScheduleGateTests {
         }
     }
 }
+
+extension TrainingScheduleConcurrencyTests {
+    /// Replace cancelled A for B; then c3 reverts train.py, so A's inputs are current again. A
+    /// did not fail: it was cancelled by the controller itself, so its inputs train again.
+    @Test func aRunReplaceCancelledIsNoFailureOfItsInputs() async throws {
+        let bench = try TrainingBench(TrainingBench.schedule("concurrencyPolicy: Replace"))
+        try await bench.pass(commit: "c1")
+        let a = try #require(bench.executor.submitted.first)
+        bench.files["train.py"] = TrainingBench.trainPy + "# faster\n"
+        try await bench.pass(commit: "c2")
+        try bench.executor.endCancelled()
+        try bench.executor.succeed()
+        #expect(try await bench.pass(commit: "c2").reason == "Registered")
+
+        bench.clock.advance(by: 60)
+        bench.files["train.py"] = TrainingBench.trainPy
+        let reverted = try await bench.pass(commit: "c3")
+        withKnownIssue("TrainingScheduleController.decide counts cancelled runs as failures; only Replace cancels trainings") {
+            #expect(reverted.reason == "Training", "\(reverted.message)")
+            #expect(bench.executor.submitted.last?.key == a.key && bench.executor.submitted.count == 3)
+        }
+    }
+}
