@@ -713,3 +713,22 @@ extension TrainingScheduleMetricsTests {
         }
     }
 }
+
+@Suite struct TrainingScheduleIsolationTests {
+    /// Two schedules train two models with the same command, params and features.
+    @Test func twoModelsTrainedAlikeEachGetAVersion() async throws {
+        let bench = try TrainingBench()
+        bench.models = [TrainingBench.model("churn"), TrainingBench.model("churn-eu")]
+        bench.schedule = TrainingBench.schedule(name: "churn-weekly", model: "churn")
+        try await bench.trainToVersion()
+        bench.schedule = TrainingBench.schedule(name: "churn-eu-weekly", model: "churn-eu")
+        let other = try await bench.pass()
+        if bench.executor.submitted.count == 2 { try bench.executor.succeed() }
+        try await bench.pass()
+        let versions = try bench.store.latestVersionNumber(of: "churn-eu")
+        withKnownIssue("the run key holds no model (TrainingScheduleController.run: runs(withKey:) finds the other schedule's success)") {
+            #expect(!other.message.contains("churn@1"), "Model/churn-eu's schedule reports another model's version: \(other.message)")
+            #expect(versions == 1)
+        }
+    }
+}
