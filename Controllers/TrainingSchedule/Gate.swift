@@ -52,13 +52,16 @@ enum Metrics {
 
     /// One value of the metrics object, as JSON has it.
     enum Value: Decodable, CustomStringConvertible {
-        case number(Double), string(String), boolean(Bool), null, other
+        case number(Double), string(String), boolean(Bool), null, other, outOfRange
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.singleValueContainer()
             if container.decodeNil() { self = .null } else if let flag = try? container.decode(Bool.self) { self = .boolean(flag) }
             else if let number = try? container.decode(Double.self) { self = .number(number) }
-            else if let text = try? container.decode(String.self) { self = .string(text) } else { self = .other }
+            else if let text = try? container.decode(String.self) { self = .string(text) }
+            else if (try? container.decode([Value].self)) != nil || (try? container.decode([String: Value].self)) != nil { self = .other }
+            // What is left is a number JSON allows and a double cannot hold (1e999).
+            else { self = .outOfRange }
         }
 
         var description: String {
@@ -68,6 +71,7 @@ enum Metrics {
             case .boolean(let flag): "a boolean (\(flag))"
             case .null: "null"
             case .other: "a list or an object"
+            case .outOfRange: "a number beyond what a double holds"
             }
         }
     }
@@ -125,7 +129,10 @@ struct Gate {
                                   verdict: "the champion, version \(number), has no \(rule.metric) to compare with")
         }
         let threshold = best + margin
-        let passed = value > threshold || (margin > 0 && value == threshold)
+        // With a margin, winning by exactly it passes, whatever the binary fractions make of
+        // the sum (0.8 + 0.05 is 0.8500000000000001): equal within a part in a billion counts.
+        let tolerance = 1e-9 * max(1, abs(best), abs(margin))
+        let passed = value > threshold || (margin > 0 && value >= threshold - tolerance)
         let same = champion.lineage.features == features
         let across = same ? "" : " (measured on other feature data than the champion's: the comparison is across data)"
         let by = margin == 0 ? "" : " + \(shown(margin))"

@@ -25,6 +25,8 @@ struct TrainingReport {
     /// The key's successful run, and the version it registered.
     var done: RunRecord?
     var version: ModelVersion?
+    /// The newest training, forced, failed after the key's success.
+    var forcedFailure: RunRecord?
     var nextTick: Date?
     var droppedTicks = 0
     var quietTicks = 0
@@ -37,6 +39,7 @@ struct TrainingReport {
         runs += inFlight.map(\.id)
         if let done { runs.append(done.id) }
         if let failed { runs.append(failed.id) }
+        if let forcedFailure { runs.append(forcedFailure.id) }
         var seen: Set<String> = []
         outcome.runs = runs.filter { seen.insert($0).inserted }
         var delays: [TimeInterval] = []
@@ -88,12 +91,20 @@ struct TrainingReport {
             return .ready(reason: fresh.gate.passed ? "Registered" : "GateFailed",
                           message: "registered " + Self.describe(fresh) + tickText(spec))
         }
+        if let failed = forcedFailure {
+            return .ready(reason: "LastTrainingFailed",
+                          message: news + "the last training, run \(failed.id) (trigger \(failed.trigger)), failed"
+                              + (failed.message.map { ": \($0.prefix(300))" } ?? "") + "; the latest for these inputs is still \(current)"
+                              + tickText(spec))
+        }
         return .ready(reason: "UpToDate", message: news + "inputs unchanged since \(current)" + tickText(spec))
     }
 
     /// The versions this pass registered, as a sentence that leads the message.
     private var registeredText: String {
-        let refusedText = refused.map { "run \($0.id) failed: \($0.message ?? "")" }
+        // A refused run the failure or the retry below names is said there, not twice.
+        let named = Set([failed?.id, retry?.after.id, forcedFailure?.id].compactMap { $0 })
+        let refusedText = refused.filter { !named.contains($0.id) }.map { "run \($0.id) failed: \($0.message ?? "")" }
         guard !registered.isEmpty || !refusedText.isEmpty else { return "" }
         let registeredText = registered.map { "registered " + Self.describe($0) }
         return (registeredText + refusedText).joined(separator: "; ") + "; "

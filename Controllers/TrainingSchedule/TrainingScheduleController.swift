@@ -97,7 +97,9 @@ struct TrainingPass {
                                               params: spec.params, env: spec.env, timeout: spec.timeout, retries: spec.retries)
         let key: RunKey
         do {
-            key = try RunKey(stage: stage, field: "spec", kind: "run/TrainingSchedule", consumed: features, object: object,
+            // The model is part of the key's kind: trainings of two models alike are two
+            // trainings, each registering a version of its own model.
+            key = try RunKey(stage: stage, field: "spec", kind: "run/TrainingSchedule/" + spec.model, consumed: features, object: object,
                              context: context, execution: execution, memo: memo)
         } catch let problem as RunProblem {
             report.problem = problem
@@ -111,6 +113,14 @@ struct TrainingPass {
         let keyRuns = try context.runs.runs(withKey: key.key).map { refusedRuns[$0.id] ?? $0 }
         let done = keyRuns.first { $0.state == .succeeded }
         report.done = done
+        // A forced training (trigger, `always` tick) that failed on a key that succeeded
+        // before leaves that success standing, and is said, not hidden behind it.
+        if let done, let index = recent.firstIndex(where: { $0.state.isFinal && $0.state != .skipped }),
+           recent[index].state == .failed || refusedRuns[recent[index].id] != nil, recent[index].triggerID != nil,
+           !recent[...index].contains(where: { $0.id == done.id }) {
+            let last = recent[index]
+            report.forcedFailure = refusedRuns[last.id] ?? last
+        }
         if let done { report.version = try report.registered.first { $0.lineage.runID == done.id } ?? context.versions.version(registeredBy: done.id) }
 
         // 4 and 5. What to start.
@@ -217,13 +227,17 @@ struct TrainingPass {
                 report.waitingIsPolicy = true
                 return nil
             }
-        case .schedule:
+        case .schedule where !keyRuns.contains(where: { $0.triggerID == nil }):
             report.waiting = "the inputs changed since the last training and retrainOn is schedule: it trains at the next tick"
             report.waitingIsPolicy = true
             return nil
+        case .schedule:
+            // A tick started this key already: its failures are retried as any key's are.
+            break
         }
-        // Failed before: retry by policy, or report.
-        let failures = keyRuns.filter { ($0.state == .failed || $0.state == .cancelled) && $0.triggerID == nil }
+        // Failed before: retry by policy, or report. A run that concurrencyPolicy Replace
+        // cancelled did not fail: like an interrupted one, it runs again without backoff.
+        let failures = keyRuns.filter { $0.state == .failed && $0.triggerID == nil }
         let interruptions = keyRuns.filter { $0.state == .interrupted && $0.startedAt != nil }
         if keyRuns.contains(where: { !$0.state.isFinal }) { return nil }
         if let last = keyRuns.first, last.state != .succeeded {
@@ -231,7 +245,7 @@ struct TrainingPass {
                 report.failed = last
                 return nil
             }
-            if last.state != .interrupted, let ended = last.finishedAt {
+            if last.state == .failed, let ended = last.finishedAt {
                 let due = ended.addingTimeInterval(Self.retryBackoff.delay(afterFailures: failures.count, random: 0.5))
                 if due > context.now {
                     report.retry = (due, last)
@@ -240,6 +254,7 @@ struct TrainingPass {
             }
             return Start(trigger: spec.retrainOn == .commit ? "commit" : "inputs",
                          reason: last.state == .interrupted ? "run \(last.id) was interrupted; running it again"
+                             : last.state == .cancelled ? "run \(last.id) was cancelled for a newer training; its inputs are wanted again"
                              : "retry \(failures.count) of \(spec.retries) after run \(last.id) \(last.state.rawValue)")
         }
         return Start(trigger: spec.retrainOn == .commit ? "commit" : "inputs", reason: try explain(key))
@@ -285,6 +300,12 @@ struct TrainingPass {
         withTrigger.triggerID = start.triggerID
         do {
             let handle = try await execution.executor.submit(withTrigger)
+            // The executor answered with a run of this key it already has (one being cancelled
+            // under Replace): a trigger or tick is not answered by it, so it waits.
+            if start.forced || start.consumesTick, handle.runID != withTrigger.runID {
+                report.queued = start.reason
+                return
+            }
             context.logger.info("submitted", metadata: ["cairn.run": "\(handle.runID)", "cairn.trigger": "\(start.trigger)",
                                                         "cairn.reason": "\(start.reason)"])
             report.started = (handle.runID, start)

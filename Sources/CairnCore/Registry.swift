@@ -66,7 +66,7 @@ public struct GateRuleResult: Codable, Hashable, Sendable {
     /// What the value was compared with: the constant, or the champion's value plus `by`.
     public var threshold: Double?
     public var passed: Bool
-    /// For `beats`: the version that held the stage at the source commit, if any.
+    /// For `beats`: the version the Model assigned the stage, as of the commit reconciled when the version was registered.
     public var champion: Int?
     /// For `beats` with a champion: whether both versions were measured on the same feature
     /// artifacts (when not, the comparison is across data and the verdict says so).

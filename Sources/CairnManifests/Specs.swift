@@ -146,7 +146,7 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
         public var atLeast: Double?
         public var atMost: Double?
         /// Champion–challenger: the new version must beat the version that holds this stage
-        /// of the Model (at the training's source commit) by at least `by`.
+        /// of the Model (as of the commit reconciled when the version is registered) by at least `by`.
         public var beats: String?
         public var by: Double?
 
