@@ -89,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "cairn-bench",
             dependencies: [
-                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnCLI", "CairnRun", log,
+                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnCLI", "CairnRun", "CairnStore", log,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: settings

@@ -17,10 +17,10 @@ def progress(message):
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def timed(argv, cwd=None, timeout=600):
+def timed(argv, cwd=None, timeout=600, env=None):
     """Runs argv to its end; returns its wall time and its output (stdout then stderr)."""
     started = time.perf_counter()
-    process = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    process = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, env=env)
     elapsed = time.perf_counter() - started
     output = process.stdout + process.stderr
     if process.returncode != 0:

@@ -11,10 +11,9 @@ import Logging
 /// Measures Cairn on a generated repository and prints the figures with the machine's own.
 /// Figures are printed, never asserted: this machine is shared and noisy, so compare ratios
 /// measured in one run.
-@main
 struct CairnBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cairn-bench",
+        commandName: "manifests",
         abstract: "Measure reading, validating and diffing manifests on a generated repository.",
         discussion: """
         Generates a bare repository with N manifests (N/5 each of the five kinds, all valid and \

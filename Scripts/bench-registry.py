@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Registry benchmark of issue 11: Cairn beside GTO and MLflow on the same registry of
+generated models and versions. Standard library only; run it through Scripts/bench-registry,
+which builds cairn and installs GTO and MLflow into a venv first.
+
+Each registry is filled once (Cairn's and MLflow's from one process each, GTO's by writing its
+git tags directly), then each call is timed two ways: a fresh process, as a person or a script
+meets it, and in process after a warm-up, which is the call itself. Figures are printed, never
+asserted: the machine is shared and noisy, so compare the ratios measured in one run. Progress
+goes to stderr, the table (or JSON) to stdout.
+"""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in Scripts/
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_pipelines_repos as repos  # noqa: E402
+import bench_registry_tools as tools  # noqa: E402
+from bench_pipelines_repos import Failure, progress  # noqa: E402
+
+TOOLS = ("Cairn", "GTO", "GTO, tags only", "MLflow")
+SHORT = {"GTO": "GTO", "GTO, tags only": "GTO tags", "MLflow": "MLflow"}
+# A peer whose listing takes longer than this is measured once (one fresh process for each call,
+# nothing in process): GTO over an artifacts.yaml takes minutes a call.
+SLOW_CALL = 30.0
+
+
+class Row:
+    """One line of the table: each tool's samples, medians, and Cairn's ratio to each peer."""
+
+    def __init__(self, key, label, target=None, note="", show_ratio=True):
+        self.key, self.label, self.target, self.note, self.show_ratio = key, label, target, note, show_ratio
+        self.samples = {name: [] for name in TOOLS}
+        self.errors = {}
+
+    def median(self, name):
+        return statistics.median(self.samples[name]) if self.samples[name] else None
+
+    def ratio(self, peer):
+        cairn, other = self.median("Cairn"), self.median(peer)
+        return cairn / other if self.show_ratio and cairn is not None and other else None
+
+    def json(self):
+        return {"key": self.key, "label": self.label, "target": self.target, "note": self.note,
+                "median": {name: self.median(name) for name in TOOLS},
+                "ratio": {peer: self.ratio(peer) for peer in TOOLS[1:]},
+                "samples": self.samples, "errors": self.errors}
+
+
+class Bench:
+    def __init__(self, args, work):
+        self.args = args
+        n, k = args.models, args.versions
+        self.model = tools.model_name(min(42, n // 2))            # whose history is read
+        self.register_model = tools.model_name(7 if n > 8 else 0)  # which gets the new versions
+        self.tools = [tools.Cairn(args.cairn, args.cairn_bench, work, n, k)]
+        if args.gto:
+            if not args.gto_tags_only:
+                self.tools.append(tools.Gto(args.gto, args.gto_python, work, n, k, annotated=True))
+            self.tools.append(tools.Gto(args.gto, args.gto_python, work, n, k, annotated=False))
+        if args.mlflow_python:
+            self.tools.append(tools.MLflow(args.mlflow_python, work, n, k))
+        size = f"{n} models × {k} versions"
+        m, r = self.model, self.register_model
+        self.fill = Row("fill", f"fill the registry, {size}", show_ratio=False,
+                        note=f"not like for like, how each was built: cairn-bench registry --populate (a transaction a version); "
+                             f"{k} commits (with or without an artifacts.yaml of every model) and a git tag -a a version; "
+                             "one MlflowClient, its schema creation included")
+        self.start = Row("startup", "start-up alone, a process that does nothing",
+                         note="cairn --version; gto --version; python -c 'import mlflow'")
+        self.list = Row("list.process", "list every model, fresh process", target=0.050,
+                        note="cairn models --format json; gto show --json; python: MlflowClient(sqlite) .search_registered_models()")
+        self.list_in = Row("list.inprocess", "  in process, after a warm-up", target=0.050,
+                           note="Store.registeredModels(); gto.api.show(repo); MlflowClient.search_registered_models(); "
+                                f"GTO makes at most {tools.GTO_INNER} calls a repeat (each takes seconds)")
+        self.history = Row("history.process", f"history of {m} ({k} versions), fresh process", target=0.010,
+                           note=f"cairn models {m} --format json; gto history {m} --json; python: .search_model_versions(\"name='{m}'\")")
+        self.history_in = Row("history.inprocess", "  in process, after a warm-up", target=0.010,
+                              note=f"Store.versions(of:); gto.api.history(repo, \"{m}\"); MlflowClient.search_model_versions")
+        self.register = Row("register.process", f"register a version of {r}, fresh process", target=0.020,
+                            note=f"Cairn has no such command (a training's pass registers); gto register {r} HEAD --version vN.0.0 "
+                                 "after an untimed empty commit; python: .create_model_version")
+        self.register_in = Row("register.inprocess", "  in process, after a warm-up", target=0.020,
+                               note="Store.register (one transaction); gto.api.register (a tag); MlflowClient.create_model_version")
+        self.rows = [self.fill, self.start, self.list, self.list_in, self.history, self.history_in, self.register, self.register_in]
+        self.slow = set()
+
+    def attempt(self, row, tool, measure):
+        """Runs one measurement of one tool; a failure voids that cell and is reported, the rest goes on."""
+        if tool.name in row.errors:
+            return
+        try:
+            value = measure()
+        except (Failure, subprocess.TimeoutExpired, OSError, KeyError) as error:
+            text = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+            progress(f"{tool.name}: {row.key} failed: {text}")
+            row.errors[tool.name] = text
+            return
+        if isinstance(value, list):
+            row.samples[tool.name].extend(value)
+        else:
+            row.samples[tool.name].append(value)
+
+    def run(self):
+        for tool in self.tools:
+            progress(f"{tool.name}: filling a registry of {self.args.models} models × {self.args.versions} versions")
+            self.attempt(self.fill, tool, lambda: tool.populate()[0])
+            if self.fill.samples[tool.name]:
+                progress(f"{tool.name}: filled in {self.fill.samples[tool.name][0]:.1f} s")
+        # Interleaved, tool by tool within each repeat, so a busy moment of the machine falls on all of them.
+        for repeat in range(self.args.repeats):
+            progress(f"repeat {repeat + 1}/{self.args.repeats}: fresh processes (list, history, register), then in process "
+                     f"({self.args.inner} calls each)")
+            for tool in self.tools:
+                if tool.name in self.fill.errors or tool.name in self.slow:
+                    continue
+                self.attempt(self.start, tool, tool.start_up)
+                self.attempt(self.list, tool, tool.list)
+                if self.list.samples[tool.name] and self.list.samples[tool.name][-1] > SLOW_CALL:
+                    self.slow.add(tool.name)
+                    progress(f"{tool.name}: one listing took {self.list.samples[tool.name][-1]:.0f} s; its other calls are measured "
+                             "once, in a fresh process only")
+                self.attempt(self.history, tool, lambda: tool.history(self.model))
+                if hasattr(tool, "register"):
+                    self.attempt(self.register, tool, lambda: tool.register(self.register_model))
+                if tool.name in self.slow:
+                    continue
+                result = {}
+
+                def in_process():
+                    result.update(tool.in_process(self.model, self.register_model, self.args.inner))
+                    return result["list"]
+                self.attempt(self.list_in, tool, in_process)
+                if result:
+                    self.history_in.samples[tool.name].extend(result["history"])
+                    self.register_in.samples[tool.name].extend(result["register"])
+            progress("  medians so far: " + "; ".join(
+                f"{row.key} " + " ".join(f"{name} {figure(row.median(name))}" for name in TOOLS if row.median(name) is not None)
+                for row in (self.list, self.list_in, self.history_in, self.register_in)))
+
+
+def figure(value):
+    if value is None:
+        return "—"
+    return f"{value * 1000:.2f} ms" if value < 0.1 else f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
+
+
+def ratio_text(ratio):
+    """0.133, or 1/388 when Cairn takes less than a hundredth of the peer's time."""
+    if ratio is None:
+        return ""
+    return f"{ratio:.3f}" if ratio >= 0.01 else f"1/{1 / ratio:,.0f}"
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 30
+    return {"cpu": cpu, "cores": os.cpu_count(), "memoryGiB": memory, "loadAverage": list(os.getloadavg())}
+
+
+def print_text(report):
+    m = report["machine"]
+    print(f"Registry benchmark, {report['date']}: {report['models']} models × {report['versions']} versions; fresh processes: "
+          f"median of {report['repeats']}; in process: median of {report['repeats']} × {report['inner']} calls "
+          f"(GTO: {report['repeats']} × {min(report['inner'], tools.GTO_INNER)}); "
+          "ratio = Cairn time / peer time (< 1: Cairn is faster; 1/N: Cairn takes an Nth of the peer's time)")
+    print(f"machine: {m['cpu']}, {m['cores']} cores, {m['memoryGiB']} GiB; load average {m['loadAverage'][0]:.2f} at the start, "
+          f"{report['loadAverageAfter'][0]:.2f} at the end")
+    print(f"cairn: release build of {report['cairnCommit']}; gto: {report['gtoVersion'] or 'not installed (column skipped)'}; "
+          f"mlflow: {report['mlflowVersion'] or 'not installed (column skipped)'}")
+    print()
+    width = max(len(r["label"]) for r in report["rows"]) + 2
+    peers = [p for p in TOOLS[1:] if any(r["median"][p] is not None or p in r["errors"] for r in report["rows"])]
+    print(f"{'measurement'.ljust(width)}{'Cairn':>10}" + "".join(f"{SHORT[p]:>10}" for p in peers)
+          + "".join(f"{'÷' + SHORT[p]:>11}" for p in peers) + "  target")
+    for r in report["rows"]:
+        ratios = [ratio_text(r["ratio"][p]) for p in peers]
+        target = "" if r["target"] is None else f"< {r['target'] * 1000:.0f} ms"
+        print(f"{r['label'].ljust(width)}" + "".join(f"{figure(r['median'][n]):>10}" for n in ["Cairn", *peers])
+              + "".join(f"{ratio:>11}" for ratio in ratios) + f"  {target}")
+        for name, error in r["errors"].items():
+            print(f"{'':4}{name} FAILED: {error}")
+        if r["note"]:
+            print(f"{'':4}{r['note']}")
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="Scripts/bench-registry", description=__doc__.split("\n\n")[0]
+                                     + " The wrapper passes --cairn, --cairn-bench, --cairn-commit, --gto, --gto-python and --mlflow-python.")
+    parser.add_argument("--cairn", required=True, help="the cairn binary (release build)")
+    parser.add_argument("--cairn-bench", required=True, help="the cairn-bench binary, for `registry`")
+    parser.add_argument("--cairn-commit", default="unknown", help="the commit cairn was built from, for the report")
+    parser.add_argument("--gto", help="the gto executable; without it the GTO column is skipped")
+    parser.add_argument("--gto-python", help="the Python that has gto installed, for the in-process figures")
+    parser.add_argument("--mlflow-python", help="the Python that has mlflow installed; without it the MLflow column is skipped")
+    parser.add_argument("--models", type=int, default=None, help="how many models (default 100; 50 with --quick)")
+    parser.add_argument("--versions", type=int, default=None, help="versions of each (default 10; 4 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="fresh-process runs of each call, median reported (default 3; 1 with --quick)")
+    parser.add_argument("--inner", type=int, default=None, help="in-process calls each repeat, after one warm-up (default 20; 5 with --quick)")
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.add_argument("--quick", action="store_true", help="a smaller registry and fewer repeats, to try the script")
+    parser.add_argument("--keep", action="store_true", help="keep the registries (their folder is printed)")
+    parser.add_argument("--no-gto", action="store_true", help="skip GTO")
+    parser.add_argument("--gto-tags-only", action="store_true",
+                        help="skip the GTO registry with an artifacts.yaml, whose calls take minutes at full size")
+    parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow")
+    args = parser.parse_args()
+    defaults = {"models": (100, 50), "versions": (10, 4), "repeats": (3, 1), "inner": (20, 5)}
+    for name, (full, quick) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    if args.models < 2 or args.versions < 1 or args.repeats < 1 or args.inner < 1:
+        parser.error("--models must be at least 2, --versions, --repeats and --inner at least 1")
+    if args.no_gto:
+        args.gto = None
+    if args.no_mlflow:
+        args.mlflow_python = None
+    if args.gto and not args.gto_python:
+        parser.error("--gto needs --gto-python, the Python it is installed in")
+    work = tempfile.mkdtemp(prefix="cairn-bench-registry-")
+    repos.prepare_environment(work)
+    # MLflow sends usage data unless told not to: this benchmark makes no connection.
+    os.environ.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GTO_EMOJIS": "false"})
+    load = machine()
+    started = time.monotonic()
+    bench = Bench(args, work)
+    try:
+        bench.run()
+    finally:
+        if args.keep:
+            progress(f"kept the registries under {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    progress(f"done in {time.monotonic() - started:.0f} s")
+    report = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "models": args.models, "versions": args.versions, "repeats": args.repeats, "inner": args.inner,
+        "historyModel": bench.model, "registerModel": bench.register_model,
+        "machine": load, "loadAverageAfter": list(os.getloadavg()), "cairnCommit": args.cairn_commit,
+        "gtoVersion": package_version(args.gto_python, "gto") if args.gto else None,
+        "mlflowVersion": package_version(args.mlflow_python, "mlflow") if args.mlflow_python else None,
+        "rows": [row.json() for row in bench.rows],
+    }
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        print_text(report)
+    return 1 if any(row.errors for row in bench.rows) else 0
+
+
+def package_version(python, package):
+    try:
+        return subprocess.run([python, "-c", f"import importlib.metadata as m; print(m.version('{package}'))"],
+                              capture_output=True, text=True, timeout=120).stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
