@@ -10,6 +10,7 @@ import Logging
 extension Cairn {
     struct Demo: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "demo",
             abstract: "Show Cairn at work on the example repository, made in a new directory that stays for you to explore.",
             discussion: """
             Creates the example churn repository and reconciles it: the feature pipeline runs \

@@ -6,6 +6,7 @@ import Foundation
 extension Cairn {
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "init",
             abstract: "Create a starter repository: example manifests, the code they run, schemas and a README.",
             discussion: """
             In a new or empty DIR (default: the current directory): makes it a git repository on \

@@ -7,6 +7,7 @@ import Foundation
 extension Cairn {
     struct Lineage: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "lineage",
             abstract: "What produced a model version, back to the commit and the data, as a tree.",
             discussion: """
             Shows the version's model file and gate verdict, the training run (trigger, why, \

@@ -8,6 +8,7 @@ import Foundation
 extension Cairn {
     struct Models: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "models",
             abstract: "The model registry: every model, one model's versions, or a version's artifact.",
             discussion: """
             Without NAME: each model with its newest version, how many it has, and which versions \
@@ -74,6 +75,7 @@ extension Cairn {
 
         struct Get: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "get",
                 abstract: "Copy a version's model file (and its metrics file) out of the artifact store.",
                 discussion: """
                 Writes DIR/<the model's declared file name> (and the metrics file, when the version \

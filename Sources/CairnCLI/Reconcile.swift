@@ -10,6 +10,7 @@ import Synchronization
 extension Cairn {
     struct Reconcile: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "reconcile",
             abstract: "Run one reconcile pass, or ask the running daemon to reconcile an object now.",
             discussion: """
             With --once: fetches (for a URL), runs one pass over the branch tip, writes status \

@@ -11,6 +11,7 @@ import Logging
 extension Cairn {
     struct Reproduce: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "reproduce",
             abstract: "Train a registered version again from its lineage and check that the model comes out the same.",
             discussion: """
             Reruns the version's training in a fresh checkout of its source commit, with the same \

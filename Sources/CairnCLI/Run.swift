@@ -10,6 +10,7 @@ import ServiceLifecycle
 extension Cairn {
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "run",
             abstract: "The daemon: reconcile the branch tip every interval, and write status back to git.",
             discussion: """
             Each pass fetches (for a URL), compares the manifests at the tip with the store, \

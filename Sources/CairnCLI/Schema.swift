@@ -5,6 +5,7 @@ import Foundation
 extension Cairn {
     struct Schema: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "schema",
             abstract: "Print or write the JSON Schemas of the manifest kinds, for editors.",
             discussion: """
             The schemas are generated from the same definitions `cairn validate` checks against. \

@@ -47,6 +47,7 @@ struct StateOptions: ParsableArguments {
 extension Cairn {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Show every object's status (or one object's) from the store.",
             discussion: """
             The same is readable with plain git, no Cairn needed: \
@@ -106,6 +107,7 @@ extension Cairn {
 
     struct History: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "history",
             abstract: "Show what happened to one object, newest first, from the store.",
             discussion: """
             From git alone: git log cairn/status -- Model/churn.yaml

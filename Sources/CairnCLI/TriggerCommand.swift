@@ -8,6 +8,7 @@ import Foundation
 extension Cairn {
     struct Trigger: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "trigger",
             abstract: "Train a TrainingSchedule now, even when its inputs did not change.",
             discussion: """
             Records a manual trigger and starts the training: a forced run, which never reuses \

@@ -9,6 +9,7 @@ import Foundation
 extension Cairn {
     struct Validate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "validate",
             abstract: "Check manifests: fields, types, names, paths, references between objects and cycles.",
             discussion: """
             Without --repo, reads every *.yaml and *.yml file under PATH (default: the current \
