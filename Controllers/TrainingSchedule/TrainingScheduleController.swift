@@ -133,9 +133,22 @@ struct TrainingPass {
 
     private mutating func registerFinished(_ recent: [RunRecord]) throws {
         let registrar = Registrar(object: object, spec: spec, context: context, execution: execution)
+        // Newest first, until ten registered ones in a row: what is older was registered by
+        // earlier passes (runs end out of order only among the few under way at once), so a
+        // pass costs a few lookups however long the history.
+        var unregistered: [RunRecord] = []
+        var registeredInARow = 0
+        for run in recent where run.state == .succeeded && run.stage == nil {
+            if try context.versions.version(registeredBy: run.id) != nil {
+                registeredInARow += 1
+                if registeredInARow == 10 { break }
+                continue
+            }
+            registeredInARow = 0
+            unregistered.append(run)
+        }
         var number = try context.versions.latestVersionNumber(of: spec.model)
-        for run in recent.reversed() where run.state == .succeeded && run.stage == nil {
-            guard try context.versions.version(registeredBy: run.id) == nil else { continue }
+        for run in unregistered.reversed() {
             switch try registrar.register(run, number: number + 1) {
             case .registered(let version):
                 number += 1
