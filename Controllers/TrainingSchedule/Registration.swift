@@ -77,6 +77,7 @@ struct Registrar {
             code: RunKey.paths(in: run.inputs, prefixes: ["dep:", "code:"]), data: RunKey.paths(in: run.inputs, prefixes: ["data:"]),
             program: run.inputs["program"], startedAt: run.startedAt, finishedAt: run.finishedAt)
         lineage.metricsPath = spec.outputs.metrics?.value
+        lineage.featureRuns = run.producers
         lineage.metricsArtifact = spec.outputs.metrics.flatMap { run.outputs[$0.value] }
         lineage.timeout = spec.timeout.map { Double($0.milliseconds) / 1000 }
         let version = ModelVersion(model: spec.model, version: number, artifact: model, artifactPath: modelPath, metrics: metrics,

@@ -82,9 +82,12 @@ struct TrainingPass {
 
         // 2. The features.
         var features: [String: Artifact] = [:]
+        var producers: [String: String] = [:]
         if let pipeline = spec.features {
             switch try featureOutputs(of: pipeline) {
-            case .ready(let outputs): features = outputs
+            case .ready(let outputs, let made):
+                features = outputs
+                producers = made
             case .waiting(let why):
                 report.waiting = why
                 return finish()
@@ -125,7 +128,7 @@ struct TrainingPass {
 
         // 4 and 5. What to start.
         guard let start = try decide(key: key, keyRuns: keyRuns, done: done, triggers: triggers) else { return finish() }
-        try await launch(start, key: key, features: features, inFlight: inFlight, keyRuns: keyRuns)
+        try await launch(start, key: key, features: features, producers: producers, inFlight: inFlight, keyRuns: keyRuns)
         return finish()
     }
 
@@ -170,7 +173,8 @@ struct TrainingPass {
     // MARK: Step 2: features
 
     enum Features {
-        case ready([String: Artifact])
+        /// The outputs by path, and the run that produced each.
+        case ready([String: Artifact], producers: [String: String])
         case waiting(String)
     }
 
@@ -186,16 +190,20 @@ struct TrainingPass {
             return .waiting("\(ref) has no readable manifest")
         }
         var outputs: [String: Artifact] = [:]
+        var producers: [String: String] = [:]
         for id in status.runs ?? [] {
             guard let run = try context.runs.run(id: id) else { continue }
-            outputs.merge(run.outputs) { first, _ in first }
+            for (path, artifact) in run.outputs where outputs[path] == nil {
+                outputs[path] = artifact
+                producers[path] = run.id
+            }
         }
         let declared = pipelineSpec.stages.flatMap(\.outs).map(\.value)
         let missing = declared.filter { outputs[$0].map(execution.artifacts.contains) != true }
         guard missing.isEmpty else {
             return .waiting("\(ref) has not produced " + missing.prefix(5).joined(separator: ", ") + " yet")
         }
-        return .ready(outputs.filter { declared.contains($0.key) })
+        return .ready(outputs.filter { declared.contains($0.key) }, producers: producers.filter { declared.contains($0.key) })
     }
 
     // MARK: Steps 4 and 5: what to start
@@ -280,7 +288,7 @@ struct TrainingPass {
         return RunKey.changes(from: previous.inputs, to: key.parts)
     }
 
-    private mutating func launch(_ start: Start, key: RunKey, features: [String: Artifact], inFlight: [RunRecord],
+    private mutating func launch(_ start: Start, key: RunKey, features: [String: Artifact], producers: [String: String], inFlight: [RunRecord],
                                  keyRuns: [RunRecord]) async throws {
         if !inFlight.isEmpty {
             // The same inputs under way already: that run answers a non-forced start.
@@ -311,6 +319,7 @@ struct TrainingPass {
                           timeout: spec.timeout.map { .milliseconds($0.milliseconds) }, attempt: attempt)
         var withTrigger = job
         withTrigger.triggerID = start.triggerID
+        withTrigger.producers = producers
         do {
             let handle = try await execution.executor.submit(withTrigger)
             // The executor answered with a run of this key it already has (one being cancelled

@@ -97,8 +97,10 @@ struct LineageTree {
         if !lineage.features.isEmpty {
             var features = Node(label: "features" + (lineage.featurePipeline.map { " (FeaturePipeline/\($0))" } ?? ""))
             let producers = try lineage.featurePipeline.map { try store.recentRuns(of: ObjectRef(.featurePipeline, $0), in: [.succeeded], limit: 5_000) } ?? []
+            let training = try store.run(id: lineage.runID)
             for (path, artifact) in lineage.features.sorted(by: { $0.key < $1.key }) {
-                features.children.append(try produced(path, digest: artifact.digest.description, by: producers, depth: 0))
+                features.children.append(try produced(path, digest: artifact.digest.description, by: producers,
+                                                      preferring: lineage.featureRuns?[path], consumer: training, depth: 0))
             }
             root.children.append(features)
         }
@@ -106,9 +108,21 @@ struct LineageTree {
     }
 
     /// A consumed output, with the pipeline run that produced it and, in turn, its own inputs.
-    private func produced(_ path: String, digest: String, by runs: [RunRecord], depth: Int) throws -> Node {
+    /// The producer is the run the consumer recorded, when it did (a training records the runs
+    /// its pipeline's status reported); otherwise, of the runs that made these bytes, the one of
+    /// the consumer's commit, or else the newest submitted before the consumer (runs of other
+    /// code can make the same bytes: the one whose code was at that commit is the answer).
+    private func produced(_ path: String, digest: String, by runs: [RunRecord], preferring preferred: String?, consumer: RunRecord?,
+                          depth: Int) throws -> Node {
         var node = Node(label: "\(path) \(short(digest))")
-        guard let producer = runs.first(where: { $0.outputs[path]?.digest.description == digest }) else {
+        let candidates = runs.filter { $0.outputs[path]?.digest.description == digest }
+        let recorded = try preferred.flatMap { id in try candidates.first { $0.id == id } ?? store.run(id: id) }
+            .flatMap { $0.outputs[path]?.digest.description == digest ? $0 : nil }
+        let chosen = recorded
+            ?? candidates.first { $0.sourceCommit == consumer?.sourceCommit }
+            ?? candidates.first { candidate in consumer.map { candidate.submittedAt <= $0.submittedAt } ?? true }
+            ?? candidates.first
+        guard let producer = chosen else {
             node.label += "  (no run that produced it is recorded)"
             return node
         }
@@ -120,7 +134,8 @@ struct LineageTree {
         node.children += files(code: RunKey.paths(in: producer.inputs, prefixes: ["dep:", "code:"]),
                                data: RunKey.paths(in: producer.inputs, prefixes: ["data:"]), program: producer.inputs["program"])
         for (part, upstream) in producer.inputs.sorted(by: { $0.key < $1.key }) where part.hasPrefix("input:") {
-            node.children.append(try produced(String(part.dropFirst("input:".count)), digest: upstream, by: runs, depth: depth + 1))
+            node.children.append(try produced(String(part.dropFirst("input:".count)), digest: upstream, by: runs, preferring: nil,
+                                              consumer: producer, depth: depth + 1))
         }
         return node
     }

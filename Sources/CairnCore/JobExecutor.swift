@@ -30,6 +30,8 @@ public struct JobSpec: Sendable, Hashable {
     public var params: String
     /// Artifacts restored into the checkout before the run starts, by repository path.
     public var inputs: [String: Artifact]
+    /// The run that produced each input, by path, where known (`RunRecord.producers`).
+    public var producers: [String: String] = [:]
     /// Declared outputs, repository paths inside the checkout, collected when the run succeeds.
     public var outputs: [String]
     /// The parts of the key by name, recorded with the run (see `RunRecord.inputs`).

@@ -108,6 +108,9 @@ public struct Lineage: Codable, Hashable, Sendable {
     /// The feature pipeline whose outputs it consumed, and those outputs by declared path.
     public var featurePipeline: String?
     public var features: [String: Artifact]
+    /// The pipeline run that produced each feature artifact, by path (as the pipeline's status
+    /// reported it when the training started).
+    public var featureRuns: [String: String]?
     /// Repository files the key covered (declared deps and code found from the command), by path, with their SHA-256.
     public var code: [String: String]
     /// Files outside the repository the key covered, by absolute path, with their SHA-256.

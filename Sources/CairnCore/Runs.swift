@@ -67,6 +67,9 @@ public struct RunRecord: Codable, Hashable, Sendable {
     public var params: String?
     /// The artifacts restored into its checkout before it ran (upstream outputs, features), by path.
     public var consumed: [String: Artifact]?
+    /// Which run produced each consumed artifact, by path, where the object knew it (a
+    /// training: the runs its feature pipeline's status reported), for lineage.
+    public var producers: [String: String]?
 
     public init(id: String, key: String, object: ObjectRef, stage: String? = nil, state: State, trigger: String,
                 reason: String? = nil, sourceCommit: String, command: [String] = [], inputs: [String: String] = [:],
@@ -113,6 +116,7 @@ public struct RunRecord: Codable, Hashable, Sendable {
         outputs = try c.decodeIfPresent([String: Artifact].self, forKey: .outputs) ?? [:]
         params = try c.decodeIfPresent(String.self, forKey: .params)
         consumed = try c.decodeIfPresent([String: Artifact].self, forKey: .consumed)
+        producers = try c.decodeIfPresent([String: String].self, forKey: .producers)
     }
 }
 

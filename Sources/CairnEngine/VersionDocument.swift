@@ -57,6 +57,7 @@ public enum VersionDocument {
             guard let artifact = lineage.features[path] else { continue }
             lines.append("    \(q(path)):")
             lines += self.artifact(artifact, indent: "      ")
+            if let run = lineage.featureRuns?[path] { lines.append("      run: \(q(run))") }
         }
         lines.append(lineage.code.isEmpty ? "  code: {}" : "  code:")
         lines += lineage.code.keys.sorted().map { "    \(q($0)): \(q(lineage.code[$0] ?? ""))" }

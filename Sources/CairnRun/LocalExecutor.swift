@@ -111,6 +111,7 @@ public actor LocalExecutor: JobExecutor {
         record.triggerID = spec.triggerID
         record.params = spec.params
         if !spec.inputs.isEmpty { record.consumed = spec.inputs }
+        if !spec.producers.isEmpty { record.producers = spec.producers }
         do {
             try ledger.record(record)
         } catch {

@@ -151,6 +151,30 @@ import Testing
         #expect(try cairn(["lineage", "scorer"]).status == 2)
     }
 
+    /// Two runs of different code made the same feature bytes; the version's lineage names
+    /// the one whose code was at its commit (the run the pipeline's status reported), not the
+    /// newest that made them.
+    @Test func lineageNamesTheFeatureRunTheTrainingUsed() throws {
+        let make = try #require(Self.files["make.py"] ?? nil)
+        try commit(Self.files.merging(["features.yaml": Self.pipeline, "training.yaml": Self.training()]) { $1 })
+        #expect(try reconcile().status == 0)
+        let store = try Store(readingFrom: state.url)
+        let first = try #require(try store.recentRuns(of: ObjectRef(.featurePipeline, "features"), limit: 5).first)
+        try commit(["make.py": make + "# the same output\n"])
+        #expect(try reconcile().status == 0)
+        try commit(["make.py": make])
+        #expect(try reconcile().status == 0)
+        try commit(["training.yaml": Self.training(params: "{scale: 5}")])
+        #expect(try reconcile().status == 0)
+        let makeRuns = try store.recentRuns(of: ObjectRef(.featurePipeline, "features"), in: [.succeeded], limit: 5)
+        #expect(makeRuns.count == 2, "make ran for its first code and for the comment, not for the revert")
+        let second = try #require(try versions().first)
+        #expect(second.version == 2 && second.lineage.featureRuns?["features.csv"] == first.id)
+        let lineage = try cairn(["lineage", "scorer@2"])
+        #expect(lineage.stdout.contains("← stage make, run \(first.id)"), "\(lineage.stdout)")
+        #expect(try repository.git(["show", "cairn/status:ModelVersion/scorer/2.yaml"]).contains("run: \"\(first.id)\""))
+    }
+
     @Test func aVersionIsRegisteredExactlyOnceAfterAKillBetweenTheRunsEndAndRegistration() throws {
         try commit(Self.files.merging(["features.yaml": Self.pipeline, "training.yaml": Self.training()]) { $1 })
         var environment = ProcessInfo.processInfo.environment
