@@ -173,6 +173,6 @@ struct PipelineWalk {
     /// Interrupted runs (the daemon died under them) are retried whatever `retries` says,
     /// up to this many times, so a stage that kills its host does not loop for ever.
     static let maximumInterruptions = 3
-    static let retryBackoff = Backoff(base: 5, factor: 2, maximum: 600, jitter: 0)
+    static let retryBackoff = Backoff.runRetries
 
 }

@@ -12,6 +12,12 @@ enum Metrics {
     /// Larger metrics files are refused: a metrics file is a handful of numbers.
     static let sizeLimit = 1 << 20
     static let maximumCount = 256
+
+    /// Text from a metrics file as messages may quote it: control characters (newlines,
+    /// escapes) become `?`, so a file cannot forge lines of a status commit.
+    static func printable(_ text: Substring) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }))
+    }
     static let maximumNameLength = 128
 
     /// Reads `{"auc": 0.91, "accuracy": 0.87}`. Every value must be a finite number: NaN,
@@ -29,7 +35,7 @@ enum Metrics {
             if (try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])) != nil {
                 throw MetricsProblem(description: "the metrics file \(path) is JSON but not an object of metric name to number")
             }
-            let start = text.prefix(60).replacingOccurrences(of: "\n", with: " ")
+            let start = printable(text.prefix(60))
             throw MetricsProblem(description: "the metrics file \(path) is not JSON (it starts \"\(start)\")")
         }
         // A metrics file is a handful of numbers; its names end up in status commits.
@@ -40,7 +46,7 @@ enum Metrics {
         for (name, value) in values {
             guard !name.isEmpty, name.count <= maximumNameLength, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
                 throw MetricsProblem(description: "the metrics file \(path) has a metric name that is empty, longer than \(maximumNameLength) "
-                                     + "characters or holds control characters (\"\(name.prefix(40).unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : String($0) }.joined())\")")
+                                     + "characters or holds control characters (\"\(printable(name.prefix(40)))\")")
             }
             guard case .number(let number) = value else {
                 throw MetricsProblem(description: "metric \"\(name.prefix(60))\" in \(path) is \(value.description), not a number")
@@ -67,7 +73,7 @@ enum Metrics {
         var description: String {
             switch self {
             case .number(let value): "\(value)"
-            case .string(let text): "a string (\"\(text.prefix(40))\")"
+            case .string(let text): "a string (\"\(Metrics.printable(text.prefix(40)))\")"
             case .boolean(let flag): "a boolean (\(flag))"
             case .null: "null"
             case .other: "a list or an object"

@@ -42,13 +42,18 @@ struct Registrar {
         case refused(String)
     }
 
+    /// The model a run trained, as the spec said when it started (older records: as it says now).
+    func model(of run: RunRecord) -> String { run.annotations?["model"] ?? spec.model }
+
     func register(_ run: RunRecord, number: Int) throws -> Result {
-        let modelPath = spec.outputs.model.value
+        let modelName = model(of: run)
+        let modelPath = run.annotations?["outputs.model"] ?? spec.outputs.model.value
+        let metricsPath = run.annotations.map { $0["outputs.metrics"] } ?? spec.outputs.metrics?.value
         guard let model = run.outputs[modelPath] else {
             return .refused("the training wrote no model at \(modelPath) (spec.outputs.model)")
         }
         var metrics: [String: Double] = [:]
-        if let metricsPath = spec.outputs.metrics?.value {
+        if let metricsPath {
             guard let stored = run.outputs[metricsPath] else {
                 return .refused("the training wrote no metrics file at \(metricsPath) (spec.outputs.metrics)")
             }
@@ -68,19 +73,20 @@ struct Registrar {
         // The feature artifacts as the run consumed them, by declared path.
         let consumed = run.consumed ?? [:]
         var modelSpec: ModelSpec?
-        if case .model(let found)? = context.relatedManifests[ObjectRef(.model, spec.model)]?.spec { modelSpec = found }
-        let gate = Gate(rules: spec.gate, model: modelSpec, modelName: spec.model, versions: context.versions, features: consumed)
+        if case .model(let found)? = context.relatedManifests[ObjectRef(.model, modelName)]?.spec { modelSpec = found }
+        let gate = Gate(rules: spec.gate, model: modelSpec, modelName: modelName, versions: context.versions, features: consumed)
         var lineage = Lineage(
             schedule: object.ref.name, sourceCommit: run.sourceCommit, runID: run.id, runKey: run.key, trigger: run.trigger,
             triggerID: run.triggerID, command: run.command, params: run.params ?? "{}", environment: spec.env.sorted(),
             featurePipeline: spec.features, features: consumed,
             code: RunKey.paths(in: run.inputs, prefixes: ["dep:", "code:"]), data: RunKey.paths(in: run.inputs, prefixes: ["data:"]),
             program: run.inputs["program"], startedAt: run.startedAt, finishedAt: run.finishedAt)
-        lineage.metricsPath = spec.outputs.metrics?.value
+        lineage.metricsPath = metricsPath
         lineage.featureRuns = run.producers
-        lineage.metricsArtifact = spec.outputs.metrics.flatMap { run.outputs[$0.value] }
+        lineage.shell = (run.annotations?["shell"]).map { $0 == "true" } ?? spec.shell
+        lineage.metricsArtifact = metricsPath.flatMap { run.outputs[$0] }
         lineage.timeout = spec.timeout.map { Double($0.milliseconds) / 1000 }
-        let version = ModelVersion(model: spec.model, version: number, artifact: model, artifactPath: modelPath, metrics: metrics,
+        let version = ModelVersion(model: modelName, version: number, artifact: model, artifactPath: modelPath, metrics: metrics,
                                    gate: try gate.verdict(for: metrics), lineage: lineage, registeredAt: context.now)
         return .registered(version)
     }

@@ -29,7 +29,6 @@ struct TrainingReport {
     var forcedFailure: RunRecord?
     var nextTick: Date?
     var droppedTicks = 0
-    var quietTicks = 0
 
     func outcome(spec: TrainingScheduleSpec, now: Date) -> Outcome {
         var outcome = decide(spec: spec, now: now)

@@ -114,7 +114,12 @@ struct TrainingPass {
         }
         // Seen as the store will hold them after this pass: refused ones as failed.
         let keyRuns = try context.runs.runs(withKey: key.key).map { refusedRuns[$0.id] ?? $0 }
-        let done = keyRuns.first { $0.state == .succeeded }
+        // A success counts while its model is in the artifact store (gc keeps those of
+        // registered versions; a store that lost one trains the key again).
+        let modelPath = spec.outputs.model.value
+        let done = keyRuns.first { run in
+            run.state == .succeeded && (run.outputs[run.annotations?["outputs.model"] ?? modelPath]).map(execution.artifacts.contains) == true
+        }
         report.done = done
         // A forced training (trigger, `always` tick) that failed on a key that succeeded
         // before leaves that success standing, and is said, not hidden behind it.
@@ -127,7 +132,7 @@ struct TrainingPass {
         if let done { report.version = try report.registered.first { $0.lineage.runID == done.id } ?? context.versions.version(registeredBy: done.id) }
 
         // 4 and 5. What to start.
-        guard let start = try decide(key: key, keyRuns: keyRuns, done: done, triggers: triggers) else { return finish() }
+        guard let start = try decide(key: key, keyRuns: keyRuns, done: done, triggers: triggers, recent: recent) else { return finish() }
         try await launch(start, key: key, features: features, producers: producers, inFlight: inFlight, keyRuns: keyRuns)
         return finish()
     }
@@ -150,11 +155,13 @@ struct TrainingPass {
             registeredInARow = 0
             unregistered.append(run)
         }
-        var number = try context.versions.latestVersionNumber(of: spec.model)
+        var numbers: [String: Int] = [:]
         for run in unregistered.reversed() {
+            let model = registrar.model(of: run)
+            let number = try numbers[model] ?? context.versions.latestVersionNumber(of: model)
             switch try registrar.register(run, number: number + 1) {
             case .registered(let version):
-                number += 1
+                numbers[model] = number + 1
                 report.registered.append(version)
                 report.effects.append(.registerVersion(version))
                 context.logger.info("registered", metadata: ["cairn.version": "\(version.name)", "cairn.run": "\(run.id)",
@@ -219,7 +226,19 @@ struct TrainingPass {
         var consumesTick: Bool = false
     }
 
-    private mutating func decide(key: RunKey, keyRuns: [RunRecord], done: RunRecord?, triggers: [TriggerRequest]) throws -> Start? {
+    private mutating func decide(key: RunKey, keyRuns: [RunRecord], done: RunRecord?, triggers: [TriggerRequest],
+                                 recent: [RunRecord]) throws -> Start? {
+        // A request a run already answers (the process died between submitting it and the
+        // pass that would have consumed the request) is consumed, not answered twice.
+        let answered = Set(recent.compactMap(\.triggerID))
+        var triggers = triggers
+        while let trigger = triggers.first, answered.contains(trigger.id) {
+            report.effects.append(.consumeTrigger(trigger.id))
+            triggers.removeFirst()
+        }
+        while let tick = memory.schedule.pending.first, answered.contains("tick-\(Self.time(tick))") {
+            _ = ScheduleClock.take(&memory.schedule)
+        }
         if let trigger = triggers.first {
             return Start(trigger: trigger.source, triggerID: trigger.id, reason: "triggered: \(trigger.reason)", consumesTrigger: trigger.id)
         }
@@ -234,7 +253,6 @@ struct TrainingPass {
             }
             // Nothing changed since the last success: the tick is handled by doing nothing.
             _ = ScheduleClock.take(&memory.schedule)
-            report.quietTicks += 1
         }
         guard done == nil else { return nil }
         // A key without a success: whether it trains now is retrainOn's call.
@@ -248,17 +266,19 @@ struct TrainingPass {
                 report.waitingIsPolicy = true
                 return nil
             }
-        case .schedule where !keyRuns.contains(where: { $0.triggerID == nil }):
+        case .schedule where keyRuns.isEmpty:
             report.waiting = "the inputs changed since the last training and retrainOn is schedule: it trains at the next tick"
             report.waitingIsPolicy = true
             return nil
         case .schedule:
-            // A tick started this key already: its failures are retried as any key's are.
+            // A tick (or a trigger) started this key already: its failures are retried, or
+            // reported, as any key's are.
             break
         }
         // Failed before: retry by policy, or report. A run that concurrencyPolicy Replace
         // cancelled did not fail: like an interrupted one, it runs again without backoff.
-        let failures = keyRuns.filter { $0.state == .failed && $0.triggerID == nil }
+        // Under retrainOn: schedule every run of a key is forced or a tick's, and all count.
+        let failures = keyRuns.filter { $0.state == .failed && ($0.triggerID == nil || spec.retrainOn == .schedule) }
         let interruptions = keyRuns.filter { $0.state == .interrupted && $0.startedAt != nil }
         if keyRuns.contains(where: { !$0.state.isFinal }) { return nil }
         if let last = keyRuns.first, last.state != .succeeded {
@@ -273,12 +293,12 @@ struct TrainingPass {
                     return nil
                 }
             }
-            return Start(trigger: spec.retrainOn == .commit ? "commit" : "inputs",
+            return Start(trigger: keyTrigger,
                          reason: last.state == .interrupted ? "run \(last.id) was interrupted; running it again"
                              : last.state == .cancelled ? "run \(last.id) was cancelled for a newer training; its inputs are wanted again"
                              : "retry \(failures.count) of \(spec.retries) after run \(last.id) \(last.state.rawValue)")
         }
-        return Start(trigger: spec.retrainOn == .commit ? "commit" : "inputs", reason: try explain(key))
+        return Start(trigger: keyTrigger, reason: try explain(key))
     }
 
     /// Why the key trains for the first time: what changed since the schedule's last training.
@@ -320,6 +340,10 @@ struct TrainingPass {
         var withTrigger = job
         withTrigger.triggerID = start.triggerID
         withTrigger.producers = producers
+        // As the spec says now: a commit that changes it while the run is under way does not
+        // change what this run registers as.
+        withTrigger.annotations = ["model": spec.model, "outputs.model": spec.outputs.model.value, "shell": "\(spec.shell)"]
+        if let metrics = spec.outputs.metrics { withTrigger.annotations["outputs.metrics"] = metrics.value }
         do {
             let handle = try await execution.executor.submit(withTrigger)
             // The executor answered with a run of this key it already has (one being cancelled
@@ -345,7 +369,10 @@ struct TrainingPass {
         return report.outcome(spec: spec, now: context.now)
     }
 
-    static let retryBackoff = Backoff(base: 5, factor: 2, maximum: 600, jitter: 0)
+    static let retryBackoff = Backoff.runRetries
+
+    /// What a start for the key's sake is recorded as: what retrainOn lets start it.
+    private var keyTrigger: String { spec.retrainOn.rawValue }
 
     static func time(_ date: Date) -> String {
         let formatter = ISO8601DateFormatter()

@@ -140,7 +140,8 @@ extension Cairn {
             }
             print("""
 
-            The demo repository stays in \(repositoryURL.path). Look around:
+            The demo repository stays in \(repositoryURL.path). Look around (`cairn` is \(RunOptions.cairnPath);
+            export PATH="\(URL(fileURLWithPath: RunOptions.cairnPath).deletingLastPathComponent().path):$PATH" to type it as below):
 
               cd \(repositoryURL.path)
               git log --oneline cairn/status                    # every status change

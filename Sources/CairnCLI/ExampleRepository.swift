@@ -308,8 +308,10 @@ enum ExampleRepository {
         # yaml-language-server: $schema=schema/cairn.json
         # Continuous training: retrains whenever train.py, the params or the features it reads change
         # (and never twice on the same inputs), and registers each trained model as a version of
-        # Model/churn with its metrics, gate verdict and lineage. Also retrains weekly when the
-        # inputs changed since the last training (Mondays 03:00 in Berlin), or on `cairn trigger`.
+        # Model/churn with its metrics, gate verdict and lineage; `cairn trigger` trains on demand.
+        # The weekly schedule (Mondays 03:00 in Berlin) matters with retrainOn: schedule (train only
+        # then) or always: true (train then even when nothing changed); with retrainOn: inputs a tick
+        # trains only what a change has not trained yet.
         apiVersion: cairn/v1
         kind: TrainingSchedule
         metadata:

@@ -53,8 +53,14 @@ extension Cairn {
 }
 
 /// The lineage of a version as a tree of labelled nodes.
-struct LineageTree {
+final class LineageTree {
     let store: Store
+    /// The producers already drawn, by path and digest: stages sharing an input show it once.
+    private var shown: Set<String> = []
+
+    init(store: Store) {
+        self.store = store
+    }
     /// How deep the walk back through pipeline runs goes at most.
     static let depthLimit = 12
 
@@ -115,6 +121,10 @@ struct LineageTree {
     private func produced(_ path: String, digest: String, by runs: [RunRecord], preferring preferred: String?, consumer: RunRecord?,
                           depth: Int) throws -> Node {
         var node = Node(label: "\(path) \(short(digest))")
+        guard shown.insert(path + " " + digest).inserted else {
+            node.label += "  (its lineage is shown above)"
+            return node
+        }
         let candidates = runs.filter { $0.outputs[path]?.digest.description == digest }
         let recorded = try preferred.flatMap { id in try candidates.first { $0.id == id } ?? store.run(id: id) }
             .flatMap { $0.outputs[path]?.digest.description == digest ? $0 : nil }

@@ -65,10 +65,11 @@ extension Cairn {
                     return
                 }
                 let versions = try store.versions(of: name, limit: limit)
-                if format == .json { print(versions.jsonText()); return }
+                if format == .json { print(versions.jsonText()) }
                 guard !versions.isEmpty else {
                     throw CairnExit.invalid("error: model \(name) has no registered version; `cairn models` lists those that do")
                 }
+                if format == .json { return }
                 print(ModelText.versionTable(versions, stages: stages[name] ?? [:]))
             }
         }
@@ -80,7 +81,7 @@ extension Cairn {
                 discussion: """
                 Writes DIR/<the model's declared file name> (and the metrics file, when the version \
                 has one), checking every byte against the SHA-256 the registry recorded. DIR is \
-                created; files already there are never overwritten.
+                created; files already there are never overwritten (exit 1, nothing written).
 
                 Example:
                   cairn models get churn@3 --to /tmp/churn-3
@@ -106,20 +107,28 @@ extension Cairn {
                 let found = try ModelText.find(version, in: store)
                 let artifacts = try ArtifactStore(root: location.directory.appendingPathComponent("artifacts"))
                 let directory = URL(fileURLWithPath: to)
-                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-                var written: [String: String] = [:]
                 var copies = [(found.artifact, found.artifactPath)]
                 if let metrics = found.lineage.metricsArtifact, let path = found.lineage.metricsPath { copies.append((metrics, path)) }
+                // Everything is checked before anything is written.
+                var targets: [URL] = []
                 for (artifact, path) in copies {
-                    let name = URL(fileURLWithPath: path).lastPathComponent
-                    let target = directory.appendingPathComponent(name)
+                    let target = directory.appendingPathComponent(URL(fileURLWithPath: path).lastPathComponent)
                     guard artifacts.contains(artifact) else {
-                        throw CairnExit.unreadable("error: the artifact store no longer holds \(path) of \(found.name) (\(artifact.digest))")
+                        throw CairnExit.unreadable("the artifact store no longer holds \(path) of \(found.name) (\(artifact.digest))")
                     }
+                    guard !FileManager.default.fileExists(atPath: target.path), !targets.contains(target) else {
+                        throw CairnExit.invalid("error: \(target.path) exists already (or the model and metrics files share a name); "
+                                                + "give --to a new directory: nothing is overwritten")
+                    }
+                    targets.append(target)
+                }
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                var written: [String: String] = [:]
+                for ((artifact, _), target) in zip(copies, targets) {
                     do {
                         try artifacts.restore(artifact, to: target)
                     } catch {
-                        throw CairnExit.unreadable("error: could not write \(target.path): \(error)")
+                        throw CairnExit.unreadable("could not write \(target.path): \(error)")
                     }
                     written[target.path] = artifact.digest.description
                 }
@@ -184,7 +193,7 @@ enum ModelText {
              String(version.lineage.sourceCommit.prefix(10)), version.lineage.trigger, RunText.when(version.registeredAt)]
         })
         if let failed = versions.first(where: { !$0.gate.passed }) {
-            text += "\n\n\(failed.name) failed its gate: \(failed.gate.summary)"
+            text += "\n\n\(failed.name) failed its gate: " + failed.gate.rules.filter { !$0.passed }.map(\.verdict).joined(separator: "; ")
         }
         return text
     }

@@ -24,8 +24,10 @@ extension Cairn {
             the artifact store (`cairn gc` keeps those of registered versions). A program that now \
             resolves to another file (a python3 upgrade) is reported, not refused.
 
-            The run is recorded in a scratch ledger under the state directory, not among the \
-            daemon's runs, and registers nothing; its log stays in the directory it prints.
+            The run is recorded in a scratch ledger under <state>/reproduce/, not among the \
+            daemon's runs, and registers nothing; when the model differs or the training fails, \
+            that directory (log, job file) stays for a look and its path is printed, and when it \
+            matches it is removed.
 
             Exit code 0 when the model matches; 1 when it differs, the training fails, or \
             reproducing is refused; 3 when the state or repository cannot be read.
@@ -124,6 +126,7 @@ extension Cairn {
             let runID = "reproduce-\(found.model)-\(found.version)-\(String(UInt16.random(in: 0...UInt16.max), radix: 16))"
             let job = JobSpec(runID: runID, key: lineage.runKey, object: ObjectRef(.trainingSchedule, lineage.schedule), trigger: "reproduce",
                               reason: "cairn reproduce \(found.name)", sourceCommit: lineage.sourceCommit, command: lineage.command,
+                              shell: lineage.shell ?? false,
                               passEnvironment: lineage.environment, params: lineage.params, inputs: lineage.features, outputs: outputs,
                               timeout: lineage.timeout.map { .milliseconds(Int64($0 * 1000)) })
             if !quiet { FileHandle.standardError.write(Data("training \(found.name) again at commit \(lineage.sourceCommit.prefix(10)) (run \(runID))…\n".utf8)) }
@@ -135,11 +138,15 @@ extension Cairn {
             for await handle in executor.completions where handle.runID == runID { break }
             guard let record = try ledger.run(id: runID) else { throw CairnExit.unreadable("the reproduce run's record is missing") }
             let produced = record.outputs[found.artifactPath]
+            let matches = record.state == .succeeded && produced?.digest == found.artifact.digest
+            // A reproduction that matched leaves nothing behind; one that did not keeps its
+            // directory (log, job file) for a look. Its outputs are in the artifact store either way.
+            if matches { try? FileManager.default.removeItem(at: scratch) }
             var metricsMatch: Bool?
             if let path = lineage.metricsPath, let expected = lineage.metricsArtifact, record.state == .succeeded {
                 metricsMatch = record.outputs[path]?.digest == expected.digest
             }
-            return Result(version: found.name, matches: record.state == .succeeded && produced?.digest == found.artifact.digest,
+            return Result(version: found.name, matches: matches,
                           run: runID, state: record.state.rawValue, expected: found.artifact.digest.description,
                           produced: produced?.digest.description, metricsMatch: metricsMatch, warnings: warnings,
                           runDirectory: scratch.appendingPathComponent("runs").appendingPathComponent(runID).path,

@@ -32,7 +32,7 @@ extension Cairn {
         @Argument(help: "The TrainingSchedule to train, as TrainingSchedule/NAME.")
         var object: String
 
-        @Option(help: "Why, in words; recorded with the run and the version.")
+        @Option(help: "Why, in words; recorded as the run's reason (`cairn runs`, `cairn lineage`); the version records the trigger's id.")
         var reason: String?
 
         @OptionGroup var options: EngineOptions

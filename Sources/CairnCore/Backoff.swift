@@ -9,6 +9,10 @@ public struct Backoff: Sendable, Hashable {
     /// The share of the delay that is randomised, so that many failing objects spread out.
     public var jitter: Double
 
+    /// Between retries of a failed run (a pipeline stage's, a training's): 5 s, doubling, at
+    /// most 10 minutes, no jitter (the run's end time spreads them already).
+    public static let runRetries = Backoff(base: 5, factor: 2, maximum: 600, jitter: 0)
+
     public init(base: Double = 1, factor: Double = 2, maximum: Double = 300, jitter: Double = 0.2) {
         self.base = base
         self.factor = factor

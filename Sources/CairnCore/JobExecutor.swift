@@ -32,6 +32,8 @@ public struct JobSpec: Sendable, Hashable {
     public var inputs: [String: Artifact]
     /// The run that produced each input, by path, where known (`RunRecord.producers`).
     public var producers: [String: String] = [:]
+    /// Recorded with the run as `RunRecord.annotations`.
+    public var annotations: [String: String] = [:]
     /// Declared outputs, repository paths inside the checkout, collected when the run succeeds.
     public var outputs: [String]
     /// The parts of the key by name, recorded with the run (see `RunRecord.inputs`).

@@ -101,6 +101,8 @@ public struct Lineage: Codable, Hashable, Sendable {
     /// For a forced training (manual, a tick with `always`, a monitor): which request it was.
     public var triggerID: String?
     public var command: [String]
+    /// Whether `command` was a script for /bin/sh -c (`shell: true`).
+    public var shell: Bool?
     /// The params as canonical JSON (what the run got as CAIRN_PARAMS).
     public var params: String
     /// Names of the environment variables the run was given.

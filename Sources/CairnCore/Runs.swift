@@ -70,6 +70,10 @@ public struct RunRecord: Codable, Hashable, Sendable {
     /// Which run produced each consumed artifact, by path, where the object knew it (a
     /// training: the runs its feature pipeline's status reported), for lineage.
     public var producers: [String: String]?
+    /// What the object that asked for the run needs to know of it afterwards, as its spec
+    /// said when it ran (a training: its model and output paths), since the spec may change
+    /// while it runs.
+    public var annotations: [String: String]?
 
     public init(id: String, key: String, object: ObjectRef, stage: String? = nil, state: State, trigger: String,
                 reason: String? = nil, sourceCommit: String, command: [String] = [], inputs: [String: String] = [:],
@@ -117,6 +121,7 @@ public struct RunRecord: Codable, Hashable, Sendable {
         params = try c.decodeIfPresent(String.self, forKey: .params)
         consumed = try c.decodeIfPresent([String: Artifact].self, forKey: .consumed)
         producers = try c.decodeIfPresent([String: String].self, forKey: .producers)
+        annotations = try c.decodeIfPresent([String: String].self, forKey: .annotations)
     }
 }
 

@@ -5,7 +5,7 @@ public import CairnCore
 /// written once when the version is registered, in the same commit as the status of the
 /// training that registered it. Fields come in a fixed order; strings are JSON-quoted (valid
 /// YAML), numbers in their shortest exact form, so the file can be read back by any YAML
-/// reader (`cairn plan` reads it from a plain clone).
+/// reader from a plain clone, without Cairn's state.
 public enum VersionDocument {
     public static func path(of version: ModelVersion) -> String { path(model: version.model, version: version.version) }
 

@@ -112,6 +112,7 @@ public actor LocalExecutor: JobExecutor {
         record.params = spec.params
         if !spec.inputs.isEmpty { record.consumed = spec.inputs }
         if !spec.producers.isEmpty { record.producers = spec.producers }
+        if !spec.annotations.isEmpty { record.annotations = spec.annotations }
         do {
             try ledger.record(record)
         } catch {

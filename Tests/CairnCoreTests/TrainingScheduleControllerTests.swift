@@ -537,6 +537,20 @@ import Testing
         #expect(after.reason == "UpToDate" && bench.executor.submitted.count == 2)
     }
 
+    /// The process dies after submitting a trigger's run and before the pass that consumes
+    /// the trigger commits: the next pass sees the run answers it, and does not train twice.
+    @Test func aTriggerAnsweredBeforeACrashIsNotAnsweredTwice() async throws {
+        let bench = try TrainingBench()
+        _ = try await bench.trainToVersion()
+        try trigger(bench)
+        try await bench.pass(apply: false)
+        #expect(bench.executor.submitted.count == 2 && bench.executor.submitted.last?.triggerID == "manual-1")
+        #expect(try bench.store.triggers(of: Self.ref).map(\.id) == ["manual-1"], "the crash left it pending")
+        let after = try await bench.pass()
+        #expect(after.consumedTriggers == ["manual-1"] && bench.executor.submitted.count == 2, "\(after.reason): \(after.message)")
+        #expect(try bench.store.triggers(of: Self.ref).isEmpty)
+    }
+
     /// A forced training that fails leaves the key's success standing, and says so: Ready,
     /// reason LastTrainingFailed, naming the run, until a training succeeds again.
     @Test func aFailedForcedTrainingIsSaidNotHidden() async throws {
