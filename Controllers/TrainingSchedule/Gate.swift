@@ -103,7 +103,7 @@ struct Gate {
             return GateRuleResult(rule: rule.text, metric: rule.metric, value: nil, threshold: rule.atLeast ?? rule.atMost, passed: false,
                                   verdict: "the metrics have no \(rule.metric) (they have \(known.isEmpty ? "none" : known))")
         }
-        let shown = TrainingScheduleSpec.GateRule.number
+        let shown = { (value: Double) in value.shortText }
         if let atLeast = rule.atLeast {
             let passed = value >= atLeast
             return GateRuleResult(rule: rule.text, metric: rule.metric, value: value, threshold: atLeast, passed: passed,

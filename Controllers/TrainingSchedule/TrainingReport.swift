@@ -118,7 +118,7 @@ struct TrainingReport {
 
     /// `churn@3 (run ab12…, commit 1a2b3c4d5e): auc 0.83, accuracy 0.8; gate passed (auc 0.83 >= 0.75)`.
     static func describe(_ version: ModelVersion) -> String {
-        let metrics = version.metrics.keys.sorted().prefix(6).map { "\($0) \(TrainingScheduleSpec.GateRule.number(version.metrics[$0] ?? 0))" }
+        let metrics = version.metrics.keys.sorted().prefix(6).map { "\($0) \((version.metrics[$0] ?? 0).shortText)" }
         return "\(version.name) (run \(version.lineage.runID), commit \(version.lineage.sourceCommit.prefix(10)))"
             + (metrics.isEmpty ? "" : ": " + metrics.joined(separator: ", ")) + "; gate \(version.gate.summary)"
     }

@@ -199,7 +199,7 @@ enum ModelText {
     }
 
     static func metrics(_ metrics: [String: Double]) -> String {
-        metrics.isEmpty ? "-" : metrics.keys.sorted().prefix(4).map { "\($0)=\(TrainingScheduleSpec.GateRule.number(metrics[$0] ?? 0))" }
+        metrics.isEmpty ? "-" : metrics.keys.sorted().prefix(4).map { "\($0)=\((metrics[$0] ?? 0).shortText)" }
             .joined(separator: " ")
     }
 }

@@ -25,14 +25,14 @@ public enum VersionDocument {
             "  path: \(q(version.artifactPath))",
         ] + artifact(version.artifact, indent: "  ")
         lines.append(version.metrics.isEmpty ? "metrics: {}" : "metrics:")
-        lines += version.metrics.keys.sorted().map { "  \(q($0)): \(number(version.metrics[$0] ?? 0))" }
+        lines += version.metrics.keys.sorted().map { "  \(q($0)): \((version.metrics[$0] ?? 0).shortText)" }
         lines += ["gate:", "  passed: \(version.gate.passed)", "  summary: \(q(version.gate.summary))"]
         lines.append(version.gate.rules.isEmpty ? "  rules: []" : "  rules:")
         for rule in version.gate.rules {
             lines.append("    - rule: \(q(rule.rule))")
             lines.append("      metric: \(q(rule.metric))")
-            if let value = rule.value { lines.append("      value: \(number(value))") }
-            if let threshold = rule.threshold { lines.append("      threshold: \(number(threshold))") }
+            if let value = rule.value { lines.append("      value: \(value.shortText)") }
+            if let threshold = rule.threshold { lines.append("      threshold: \(threshold.shortText)") }
             lines.append("      passed: \(rule.passed)")
             if let champion = rule.champion { lines.append("      champion: \(champion)") }
             if let same = rule.sameFeatures { lines.append("      sameFeatures: \(same)") }
@@ -65,18 +65,11 @@ public enum VersionDocument {
         lines += lineage.data.keys.sorted().map { "    \(q($0)): \(q(lineage.data[$0] ?? ""))" }
         if let started = lineage.startedAt { lines.append("  startedAt: \(StatusDocument.timestamp(started))") }
         if let finished = lineage.finishedAt { lines.append("  finishedAt: \(StatusDocument.timestamp(finished))") }
-        if let duration = lineage.duration { lines.append("  durationSeconds: \(number((duration * 1000).rounded() / 1000))") }
+        if let duration = lineage.duration { lines.append("  durationSeconds: \(((duration * 1000).rounded() / 1000).shortText)") }
         return lines.joined(separator: "\n") + "\n"
     }
 
     private static func artifact(_ artifact: Artifact, indent: String) -> [String] {
         ["\(indent)kind: \(artifact.kind.rawValue)", "\(indent)sha256: \(artifact.digest.hex)", "\(indent)size: \(artifact.size)"]
-    }
-
-    /// The shortest text that reads back as the same double (metrics are finite by the time
-    /// they are registered); whole numbers without a fraction.
-    static func number(_ value: Double) -> String {
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-        return "\(value)"
     }
 }

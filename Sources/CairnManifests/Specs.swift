@@ -160,15 +160,10 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
 
         /// The rule as people write it: `auc >= 0.75`, `auc beats production by 0.01`.
         public var text: String {
-            if let atLeast { return "\(metric) >= \(Self.number(atLeast))" }
-            if let atMost { return "\(metric) <= \(Self.number(atMost))" }
-            if let beats { return "\(metric) beats \(beats)" + ((by ?? 0) == 0 ? "" : " by \(Self.number(by ?? 0))") }
+            if let atLeast { return "\(metric) >= \(atLeast.shortText)" }
+            if let atMost { return "\(metric) <= \(atMost.shortText)" }
+            if let beats { return "\(metric) beats \(beats)" + ((by ?? 0) == 0 ? "" : " by \((by ?? 0).shortText)") }
             return metric
-        }
-
-        /// A number as a rule shows it: whole numbers without a fraction.
-        public static func number(_ value: Double) -> String {
-            value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)"
         }
     }
 
