@@ -196,7 +196,10 @@ public final class Reconciler {
         // Work under way when the last process stopped is looked at on the first pass: that
         // process may have died after a run's end (whose request it had taken) and before the
         // pass that would have recorded what the run produced.
-        for status in stored where status.condition("Reconciling")?.status == .true { dueTimes[status.ref] = .distantPast }
+        // An object backing off after errors (failures > 0) keeps its backoff.
+        for status in stored where status.condition("Reconciling")?.status == .true && status.failures == 0 {
+            dueTimes[status.ref] = .distantPast
+        }
         lastReconciled = try store.lastReconciledCommit().flatMap(ObjectID.init(hex:))
         unreadable = try store.invalidFiles()
         // Statuses written before generations were content keys were written by a Cairn whose
