@@ -14,7 +14,8 @@ extension Cairn {
             Without NAME: each model with its newest version, how many it has, and which versions \
             its Model manifest assigns to which stage. With NAME: its versions, newest first, with \
             their metrics, gate verdict, source commit and trigger. `cairn models get MODEL@VERSION \
-            --to DIR` copies a version's model file out of the artifact store.
+            --to DIR` copies a version's model file out of the artifact store; `cairn models diff \
+            A B` shows two versions side by side.
 
             The same registry is on the status branch as ModelVersion/<model>/<version>.yaml, for \
             readers without the state directory: git show cairn/status:ModelVersion/churn/3.yaml
@@ -27,7 +28,7 @@ extension Cairn {
               cairn models churn --format json
               cairn models get churn@3 --to /tmp/churn-3
             """,
-            subcommands: [List.self, Get.self],
+            subcommands: [List.self, Get.self, Diff.self],
             defaultSubcommand: List.self)
 
         struct List: AsyncParsableCommand {
