@@ -19,7 +19,7 @@ extension TrainingPass {
     }
 
     mutating func decide(key: RunKey, keyRuns: [RunRecord], done: RunRecord?, triggers: [TriggerRequest],
-                                 recent: [RunRecord]) throws -> Start? {
+                         recent: [RunRecord]) throws -> Start? {
         // A request a run already answers (the process died between submitting it and the
         // pass that would have consumed the request) is consumed, not answered twice.
         let answered = Set(recent.compactMap(\.triggerID))
@@ -101,7 +101,7 @@ extension TrainingPass {
     }
 
     mutating func launch(_ start: Start, key: RunKey, features: [String: Artifact], producers: [String: String], inFlight: [RunRecord],
-                                 keyRuns: [RunRecord]) async throws {
+                         keyRuns: [RunRecord]) async throws {
         if !inFlight.isEmpty {
             // The same inputs under way already: that run answers a non-forced start.
             if !start.forced, inFlight.contains(where: { $0.key == key.key }) { return }
@@ -124,23 +124,22 @@ extension TrainingPass {
             }
         }
         let attempt = keyRuns.count + 1
-        let job = JobSpec(runID: RunKey.runID(key: key.key, attempt: attempt), key: key.key, object: object.ref, trigger: start.trigger,
+        var job = JobSpec(runID: RunKey.runID(key: key.key, attempt: attempt), key: key.key, object: object.ref, trigger: start.trigger,
                           reason: start.reason, sourceCommit: context.sourceCommit, command: spec.command, shell: spec.shell,
                           passEnvironment: spec.env, params: key.paramsJSON, inputs: features,
                           outputs: [spec.outputs.model.value] + (spec.outputs.metrics.map { [$0.value] } ?? []), keyInputs: key.parts,
                           timeout: spec.timeout.map { .milliseconds($0.milliseconds) }, attempt: attempt)
-        var withTrigger = job
-        withTrigger.triggerID = start.triggerID
-        withTrigger.producers = producers
+        job.triggerID = start.triggerID
+        job.producers = producers
         // As the spec says now: a commit that changes it while the run is under way does not
         // change what this run registers as.
-        withTrigger.annotations = ["model": spec.model, "outputs.model": spec.outputs.model.value, "shell": "\(spec.shell)"]
-        if let metrics = spec.outputs.metrics { withTrigger.annotations["outputs.metrics"] = metrics.value }
+        job.annotations = ["model": spec.model, "outputs.model": spec.outputs.model.value, "shell": "\(spec.shell)"]
+        if let metrics = spec.outputs.metrics { job.annotations["outputs.metrics"] = metrics.value }
         do {
-            let handle = try await execution.executor.submit(withTrigger)
+            let handle = try await execution.executor.submit(job)
             // The executor answered with a run of this key it already has (one being cancelled
             // under Replace): a trigger or tick is not answered by it, so it waits.
-            if start.forced || start.consumesTick, handle.runID != withTrigger.runID {
+            if start.forced || start.consumesTick, handle.runID != job.runID {
                 report.queued = start.reason
                 return
             }

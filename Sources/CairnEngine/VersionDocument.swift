@@ -48,6 +48,7 @@ public enum VersionDocument {
         ]
         if let id = lineage.triggerID { lines.append("  triggerID: \(q(id))") }
         lines.append("  command: [" + lineage.command.map(q).joined(separator: ", ") + "]")
+        if lineage.shell == true { lines.append("  shell: true") }
         lines.append("  params: \(q(lineage.params))")
         if !lineage.environment.isEmpty { lines.append("  environment: [" + lineage.environment.map(q).joined(separator: ", ") + "]") }
         if let program = lineage.program { lines.append("  program: \(q(program))") }
