@@ -237,17 +237,6 @@ def figure(value, unit):
     return f"{value * 1000:.1f} ms" if abs(value) < 1 else f"{value:.2f} s"
 
 
-def machine():
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 30
-    return {"cpu": cpu, "cores": os.cpu_count(), "memoryGiB": memory, "loadAverage": list(os.getloadavg())}
-
-
 def print_text(report):
     m = report["machine"]
     print(f"Pipeline benchmark, {report['date']}: median of {report['repeats']}; ratio = Cairn time / DVC time (< 1: Cairn is faster)")
@@ -290,7 +279,7 @@ def main():
     work = tempfile.mkdtemp(prefix="cairn-bench-pipelines-")
     repos.prepare_environment(work)
     bench = Bench(args, work)
-    load = machine()
+    load = repos.machine()
     steps = {"1": bench.up_to_date, "2": bench.per_stage, "3": bench.parallel, "4": bench.hashing}
     failed = False
     started = time.monotonic()

@@ -160,17 +160,6 @@ def ratio_text(ratio):
     return f"{ratio:.3f}" if ratio >= 0.01 else f"1/{1 / ratio:,.0f}"
 
 
-def machine():
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 30
-    return {"cpu": cpu, "cores": os.cpu_count(), "memoryGiB": memory, "loadAverage": list(os.getloadavg())}
-
-
 def print_text(report):
     m = report["machine"]
     print(f"Registry benchmark, {report['date']}: {report['models']} models × {report['versions']} versions; fresh processes: "
@@ -234,7 +223,7 @@ def main():
     repos.prepare_environment(work)
     # MLflow sends usage data unless told not to: this benchmark makes no connection.
     os.environ.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GTO_EMOJIS": "false"})
-    load = machine()
+    load = repos.machine()
     started = time.monotonic()
     bench = Bench(args, work)
     try:

@@ -13,6 +13,18 @@ class Failure(Exception):
     """A command failed or a tool did not do what the measurement needs; the figure is void."""
 
 
+def machine():
+    """The machine the figures come from: CPU, cores, memory and load, for the report's header."""
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 30
+    return {"cpu": cpu, "cores": os.cpu_count(), "memoryGiB": memory, "loadAverage": list(os.getloadavg())}
+
+
 def progress(message):
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 

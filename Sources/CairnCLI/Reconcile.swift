@@ -61,9 +61,7 @@ extension Cairn {
                 throw ValidationError(notKindName(object))
             }
             if object == nil, !once { throw ValidationError("give --once, or an object (Kind/name) to queue for the daemon") }
-            if let timeout, (try? ManifestDuration(parsing: timeout))?.milliseconds ?? 0 <= 0 {
-                throw ValidationError("--timeout \(timeout) is not a duration such as 30s or 1h")
-            }
+            try Self.checkTimeout(timeout)
         }
 
         func run() async throws {
@@ -75,6 +73,13 @@ extension Cairn {
             }
             try await Self.once(options: options, runOptions: runOptions, format: format, noWait: noWait, timeout: timeout) { engine in
                 if let ref { try engine.store.request(ref) }
+            }
+        }
+
+        /// `--timeout` as `once` takes it: a positive duration such as 30s or 1h.
+        static func checkTimeout(_ timeout: String?) throws {
+            if let timeout, (try? ManifestDuration(parsing: timeout))?.milliseconds ?? 0 <= 0 {
+                throw ValidationError("--timeout \(timeout) is not a duration such as 30s or 1h")
             }
         }
 

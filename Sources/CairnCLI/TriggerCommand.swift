@@ -55,9 +55,7 @@ extension Cairn {
             guard ref.kind == .trainingSchedule else {
                 throw ValidationError("only a TrainingSchedule can be triggered; \(object) is a \(ref.kind.rawValue)")
             }
-            if let timeout, (try? ManifestDuration(parsing: timeout))?.milliseconds ?? 0 <= 0 {
-                throw ValidationError("--timeout \(timeout) is not a duration such as 30s or 1h")
-            }
+            try Reconcile.checkTimeout(timeout)
         }
 
         func run() async throws {
