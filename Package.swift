@@ -70,6 +70,8 @@ let package = Package(
             name: "CairnEngine",
             dependencies: [
                 "CairnCore", "CairnGit", "CairnManifests", "CairnRun", "CairnStore", log,
+                // The status branch's registry files are read back as YAML (StatusBranchRegistry).
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),

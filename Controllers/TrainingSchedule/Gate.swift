@@ -86,8 +86,9 @@ enum Metrics {
 /// Applies a schedule's gate to a new version's metrics.
 struct Gate {
     let rules: [TrainingScheduleSpec.GateRule]
-    /// The Model the schedule trains, as of the commit being reconciled (nil: not readable).
-    let model: ModelSpec?
+    /// Which version holds each stage of the model, as Cairn accepted them (a refused
+    /// promotion names no champion: the version that still holds the stage does).
+    let champions: [String: Int]
     let modelName: String
     let versions: any ModelVersions
     /// The feature artifacts the challenger was trained and measured on.
@@ -118,11 +119,7 @@ struct Gate {
             return GateRuleResult(rule: rule.text, metric: rule.metric, value: value, threshold: nil, passed: true, verdict: "no condition")
         }
         let margin = rule.by ?? 0
-        guard let model else {
-            return GateRuleResult(rule: rule.text, metric: rule.metric, value: value, threshold: nil, passed: false,
-                                  verdict: "Model/\(modelName) could not be read, so the champion of \(stage) is unknown")
-        }
-        guard let number = model.assignments[stage] else {
+        guard let number = champions[stage] else {
             return GateRuleResult(rule: rule.text, metric: rule.metric, value: value, threshold: nil, passed: true,
                                   verdict: "no version holds \(stage) yet, so there is nothing to beat: passes")
         }

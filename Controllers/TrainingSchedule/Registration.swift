@@ -72,9 +72,8 @@ struct Registrar {
         }
         // The feature artifacts as the run consumed them, by declared path.
         let consumed = run.consumed ?? [:]
-        var modelSpec: ModelSpec?
-        if case .model(let found)? = context.relatedManifests[ObjectRef(.model, modelName)]?.spec { modelSpec = found }
-        let gate = Gate(rules: spec.gate, model: modelSpec, modelName: modelName, versions: context.versions, features: consumed)
+        let champions = try context.versions.stageMap(of: modelName).versions
+        let gate = Gate(rules: spec.gate, champions: champions, modelName: modelName, versions: context.versions, features: consumed)
         var lineage = Lineage(
             schedule: object.ref.name, sourceCommit: run.sourceCommit, runID: run.id, runKey: run.key, trigger: run.trigger,
             triggerID: run.triggerID, command: run.command, params: run.params ?? "{}", environment: spec.env.sorted(),

@@ -95,14 +95,10 @@ struct TrainingPass {
         }
 
         // 3. The key.
-        let stage = FeaturePipelineSpec.Stage(name: "", command: spec.command, shell: spec.shell, deps: spec.deps,
-                                              outs: [spec.outputs.model] + (spec.outputs.metrics.map { [$0] } ?? []),
-                                              params: spec.params, env: spec.env, timeout: spec.timeout, retries: spec.retries)
+        let stage = RunKey.stage(of: spec)
         let key: RunKey
         do {
-            // The model is part of the key's kind: trainings of two models alike are two
-            // trainings, each registering a version of its own model.
-            key = try RunKey(stage: stage, field: "spec", kind: "run/TrainingSchedule/" + spec.model, consumed: features, object: object,
+            key = try RunKey(stage: stage, field: "spec", kind: RunKey.kind(of: spec), consumed: features, object: object,
                              context: context, execution: execution, memo: memo)
         } catch let problem as RunProblem {
             report.problem = problem

@@ -24,7 +24,7 @@ public struct Cairn: AsyncParsableCommand {
         subcommands: [FetchHelper.self, Supervise.self],
         groupedSubcommands: [
             CommandGroup(name: "Set up", subcommands: [Init.self, Demo.self, Schema.self]),
-            CommandGroup(name: "Check", subcommands: [Validate.self]),
+            CommandGroup(name: "Check", subcommands: [Validate.self, Plan.self]),
             CommandGroup(name: "Run", subcommands: [Run.self, Reconcile.self, Trigger.self, Reproduce.self]),
             CommandGroup(name: "Inspect", subcommands: [Status.self, History.self, Runs.self, LogsCommand.self, Models.self, Lineage.self]),
             CommandGroup(name: "Maintain", subcommands: [GarbageCollect.self]),

@@ -2,6 +2,7 @@ import ArgumentParser
 import CairnCore
 import CairnEngine
 import CairnGit
+import CairnManifests
 import CairnRun
 import CairnStore
 import Foundation
@@ -17,10 +18,12 @@ extension Cairn {
             for real (two independent stages at once, then the one that needs them), then the \
             training, which registers version 1 of Model/churn. Then it makes commits as a team \
             would (a README edit, which runs nothing; a featurize.py change, which reruns only \
-            that stage and, its output unchanged, trains nothing; a params change, which trains \
-            version 2; a promotion; a challenger that fails its champion–challenger gate; a \
-            broken manifest, its fix, a deleted monitor), reconciling after each and waiting for \
-            the runs. It shows the registry, a version's lineage, a reproduction of version 2, \
+            that stage and, its output unchanged, trains nothing; version 1 promoted to staging, \
+            then to production; a params change, whose version 2 fails its champion–challenger \
+            gate; a broken manifest, its fix, a deleted monitor), reconciling after each and \
+            waiting for the runs. Between them, `cairn plan` refuses a pull request that would \
+            promote the gate-failed version 2, with the Markdown a CI job would post. It shows the \
+            registry and its stage history, a version's lineage, a reproduction of version 2, \
             and the status the way anyone reads it: with `cairn runs` and plain \
             `git log cairn/status`, `git show cairn/status:<Kind>/<name>.yaml` and \
             `git log --notes=cairn main`. Needs the git command line for that last part.
@@ -58,6 +61,7 @@ extension Cairn {
             func step(_ title: String, _ change: () throws -> Void) async throws {
                 try change()
                 let mark = try engine.store.runMark()
+                let stagesBefore = try engine.store.stageHistory(of: "churn").count
                 print("• \(title)")
                 let (outcome, _) = try await engine.reconcileUntilSettled(timeout: .seconds(600))
                 let runs = try engine.store.runs(since: mark)
@@ -68,6 +72,13 @@ extension Cairn {
                 for line in DemoRuns.describe(Array(runs), stages: stages) { print("    \(line)") }
                 for version in try runs.compactMap({ try engine.store.version(registeredBy: $0.id) }) {
                     print("    registered \(version.name): \(ModelText.metrics(version.metrics)); gate \(version.gate.summary)")
+                }
+                let stageChanges = try engine.store.stageHistory(of: "churn")
+                for change in stageChanges.prefix(stageChanges.count - stagesBefore).reversed() {
+                    print("    stage change accepted: churn \(change.summary) (commit \(change.sourceCommit.prefix(7)) by \(change.author))")
+                }
+                if let model = try engine.store.object(ObjectRef(.model, "churn")), model.isStalled {
+                    print("    Model/churn refused: \(model.reason): \(model.primaryMessage)")
                 }
                 var what = outcome.ran ? "reconciled \(outcome.commit.short): \(outcome.objects) objects, \(outcome.changed.count) status change(s)"
                     : "\(outcome.commit.short) is already reconciled: nothing to do"
@@ -89,15 +100,24 @@ extension Cairn {
                 try script.edit("pipelines/featurize.py", "print(f\"wrote {len(rows)} feature rows ({len(columns)} features) to {target}\")",
                                 "print(f\"wrote {len(rows)} feature rows to {target}\")", "Revert: keep featurize's message as it was")
             }
-            try await step("change the training params (C: 1.0 → 0.5): the training's key changed, so it trains version 2") {
+            try await step("promote version 1 to staging (model.yaml): it exists and passed its gate, so the policy accepts it") {
+                try script.edit("model.yaml", "assignments: {}", "assignments: {staging: 1}", "Promote churn@1 to staging")
+            }
+            try await step("promote version 1 to production: it held staging first, as strictOrder asks") {
+                try script.edit("model.yaml", "assignments: {staging: 1}", "assignments: {staging: 1, production: 1}", "Promote churn@1 to production")
+            }
+            try await step("a challenger (params C: 1.0 → 0.5): version 2 must beat production (version 1) by 0.005 in AUC, and does not") {
                 try script.edit("training.yaml", "params: {C: 1.0, max_iter: 200}", "params: {C: 0.5, max_iter: 200}", "Regularise churn training harder")
             }
-            try await step("promote version 2 to staging and production (model.yaml): the champion for the next gate") {
-                try script.edit("model.yaml", "assignments: {}", "assignments: {staging: 2, production: 2}", "Promote churn@2")
-            }
-            try await step("a challenger (C: 0.5 → 0.4): version 3 must beat production by 0.005 in AUC, and does not") {
-                try script.edit("training.yaml", "params: {C: 0.5, max_iter: 200}", "params: {C: 0.4, max_iter: 200}", "Try weaker regularisation")
-            }
+            print("• a pull request (branch promote-churn-2) promotes version 2 to staging; CI runs `cairn plan` on it before anyone merges:")
+            try script.branch("promote-churn-2", from: "main", editing: "model.yaml", "assignments: {staging: 1, production: 1}",
+                              "assignments: {staging: 2, production: 1}", "Promote churn@2 to staging")
+            print("\n$ cairn plan --base main --head promote-churn-2 --format markdown     # exit code 1: not acceptable")
+            let repository = try Repository.open(at: repositoryURL)
+            let registry = try StatusBranchRegistry.find(in: repository, statusBranch: "cairn/status").map(PlanRegistry.statusBranch)
+                ?? .none("the demo's status branch is missing")
+            let plan = try Planner.plan(repository: repository, base: "main", head: "promote-churn-2", registry: registry)
+            print(PlanText.markdown(plan))
             try await step("break deployment.yaml (stage: prod, which Model/churn does not have)") {
                 try script.edit("deployment.yaml", "stage: production", "stage: prod", "Serve the prod stage")
             }
@@ -115,6 +135,8 @@ extension Cairn {
             print("\n$ cairn models churn")
             let versions = try engine.store.versions(of: "churn")
             print(ModelText.versionTable(versions, stages: try ModelText.stages(in: engine.store)["churn"] ?? [:]))
+            print("\n$ cairn models churn --history")
+            try StageText.history(of: "churn", in: engine.store, limit: 20, format: .text)
             if let second = try engine.store.version("churn", 2) {
                 print("\n$ cairn lineage churn@2")
                 print(try LineageTree(store: engine.store).tree(of: second).rendered())
@@ -127,13 +149,15 @@ extension Cairn {
                               ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,key=Cairn-Model-Version,separator=%x2C )", "-4", "cairn/status", "--",
                                "TrainingSchedule/churn-weekly.yaml"],
                               ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,separator=%x2C )", "-3", "cairn/status", "--", "FeaturePipeline/churn-features.yaml"],
+                              ["log", "--format=%h %ad %s%n    %(trailers:key=Cairn-Stage,separator=%x2C )", "--date=iso-strict", "cairn/status", "--",
+                               "Model/churn.yaml"],
                               ["show", "cairn/status:ModelDeployment/churn-prod.yaml"],
                               ["log", "--notes=cairn", "--format=%h %s%n%N", "-2", "main"]] {
                 print("\n$ git \(arguments.map { $0.contains(" ") || $0.contains("%") ? "'\($0)'" : $0 }.joined(separator: " "))")
                 print(try git.run(arguments), terminator: "")
             }
-            print("\n$ git show cairn/status:ModelVersion/churn/3.yaml | sed -n '/^gate:/,/^lineage:/p'")
-            let third = try git.run(["show", "cairn/status:ModelVersion/churn/3.yaml"])
+            print("\n$ git show cairn/status:ModelVersion/churn/2.yaml | sed -n '/^gate:/,/^lineage:/p'")
+            let third = try git.run(["show", "cairn/status:ModelVersion/churn/2.yaml"])
             let lines = third.split(separator: "\n", omittingEmptySubsequences: false)
             if let gate = lines.firstIndex(where: { $0.hasPrefix("gate:") }), let lineage = lines.firstIndex(where: { $0.hasPrefix("lineage:") }) {
                 print(lines[gate...lineage].joined(separator: "\n"))
@@ -150,8 +174,10 @@ extension Cairn {
               cairn status --state-dir \(state.path)   # the same from Cairn's store
               cairn runs --state-dir \(state.path)     # every run and skip, and why
               cairn models churn --state-dir \(state.path)        # the registry: versions, metrics, gates
-              cairn lineage churn@3 --state-dir \(state.path)     # what produced a version, back to the data
-              git show cairn/status:ModelVersion/churn/3.yaml    # the same registry, in git
+              cairn models churn --history --state-dir \(state.path)   # every stage change, by whose commit
+              cairn plan --base main --head promote-churn-2      # a pull request's verdict (add --format markdown)
+              cairn lineage churn@2 --state-dir \(state.path)     # what produced a version, back to the data
+              git show cairn/status:ModelVersion/churn/2.yaml    # the same registry, in git
               cairn logs RUN --state-dir \(state.path) # what a run printed
 
             Next: `cairn init` a repository of your own (or run it in one you have), then `cairn validate` and `cairn reconcile --once` in it.
@@ -174,6 +200,17 @@ struct DemoScript {
 
     func delete(_ path: String, _ message: String) throws {
         try commit([path: nil], message)
+    }
+
+    /// A branch off `base` with one edit, as a pull request would have: main and the working
+    /// tree stay as they are.
+    func branch(_ name: String, from base: String, editing path: String, _ old: String, _ new: String, _ message: String) throws {
+        let parent = try repository.resolveCommit(base)
+        let text = String(decoding: try repository.file(at: path, in: parent) ?? Data(), as: UTF8.self).replacingOccurrences(of: old, with: new)
+        var signature = author
+        signature.time = Date()
+        let commit = try repository.createCommit(parent: parent, changes: [path: Data(text.utf8)], message: message + "\n", author: signature)
+        try repository.updateReference("refs/heads/\(name)", to: commit, expected: nil, logMessage: "demo: a pull request's branch")
     }
 
     private func commit(_ changes: [String: Data?], _ message: String) throws {

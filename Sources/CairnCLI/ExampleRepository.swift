@@ -87,7 +87,8 @@ enum ExampleRepository {
         "model.yaml": #"""
         # yaml-language-server: $schema=schema/cairn.json
         # The registry entry: which version holds each stage. Promote by changing an assignment in a
-        # pull request; the policy says what may move.
+        # pull request; `cairn plan` checks it before merge: the version must have passed its gate
+        # (requireGate) and held staging before production (strictOrder).
         apiVersion: cairn/v1
         kind: Model
         metadata:

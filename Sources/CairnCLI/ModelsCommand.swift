@@ -20,10 +20,19 @@ extension Cairn {
             The same registry is on the status branch as ModelVersion/<model>/<version>.yaml, for \
             readers without the state directory: git show cairn/status:ModelVersion/churn/3.yaml
 
+            With NAME and --history: every stage change, newest first, with the commit that made \
+            it, its author and when Cairn applied it. With --at DATE: which version held each \
+            stage then (a day alone, 2026-10-01, means that day in UTC: the stages at its start, \
+            and the changes during it). The status branch tells the same: \
+            git log cairn/status -- Model/churn.yaml
+
             Exit code 0 when shown; 1 when NAME has no version; 3 when the state cannot be read.
 
             Examples:
               cairn models
+              cairn models churn --history
+              cairn models churn --at 2026-10-01
+              cairn models churn --at 2026-10-01T12:00:00Z --format json
               cairn models churn --limit 5
               cairn models churn --format json
               cairn models get churn@3 --to /tmp/churn-3
@@ -38,8 +47,14 @@ extension Cairn {
             @Argument(help: "A model: list its versions.")
             var name: String?
 
-            @Option(help: "How many versions of NAME to list, newest first.")
+            @Option(help: "How many versions (or stage changes, with --history) of NAME to list, newest first.")
             var limit: Int = 50
+
+            @Flag(help: "List NAME's stage changes instead of its versions.")
+            var history = false
+
+            @Option(help: "Show which version held each stage of NAME at this time: 2026-10-01 (that day, UTC) or 2026-10-01T12:00:00Z.")
+            var at: String?
 
             @OptionGroup var location: StateOptions
 
@@ -48,6 +63,11 @@ extension Cairn {
 
             func validate() throws {
                 if limit < 1 { throw ValidationError("--limit must be at least 1") }
+                if (history || at != nil), name == nil { throw ValidationError("--history and --at need a model NAME") }
+                if history, at != nil { throw ValidationError("give --history or --at, not both") }
+                if let at, StageText.instant(at) == nil {
+                    throw ValidationError("--at \(at) is not a date (2026-10-01) or a time (2026-10-01T12:00:00Z)")
+                }
             }
 
             func run() async throws {
@@ -64,6 +84,10 @@ extension Cairn {
                          RunText.when(row.registeredAt)]
                     }))
                     return
+                }
+                if history { return try StageText.history(of: name, in: store, limit: limit, format: format) }
+                if let at, let instant = StageText.instant(at) {
+                    return try StageText.stages(of: name, at: instant, in: store, format: format)
                 }
                 let versions = try store.versions(of: name, limit: limit)
                 if format == .json { print(versions.jsonText()) }
@@ -160,11 +184,13 @@ enum ModelText {
         return version
     }
 
-    /// Which version each stage holds, by model, as the Models' last accepted specs assign them.
+    /// Which version holds each stage, by model, as Cairn accepted them (a refused promotion
+    /// is not among them).
     static func stages(in store: Store) throws -> [String: [String: Int]] {
         var found: [String: [String: Int]] = [:]
-        for status in try store.objects() where status.ref.kind == .model {
-            if case .model(let spec)? = try store.lastGoodSpec(of: status.ref) { found[status.ref.name] = spec.assignments }
+        for (latest, _) in try store.registeredModels() {
+            let stages = try store.stageMap(of: latest.model).versions
+            if !stages.isEmpty { found[latest.model] = stages }
         }
         return found
     }

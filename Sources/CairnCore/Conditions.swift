@@ -65,6 +65,9 @@ public struct ObjectStatus: Codable, Hashable, Sendable {
     /// The runs this status reports (started, running, or whose outputs it uses): the
     /// status commit's `Cairn-Run:` trailers. Nil when none.
     public var runs: [String]?
+    /// A Model's stages as accepted (who holds each, since when, by whose commit): written in
+    /// its status file, so the file's history is the stage history. Nil for other kinds.
+    public var stages: StageMap?
 
     public init(ref: ObjectRef, manifestPath: String, generation: String, observedCommit: String,
                 conditions: [Condition], failures: Int = 0, nextAttempt: Date? = nil) {
@@ -106,7 +109,7 @@ public struct ObjectStatus: Codable, Hashable, Sendable {
     public func differsInSubstance(from other: ObjectStatus?) -> Bool {
         guard let other else { return true }
         return generation != other.generation || manifestPath != other.manifestPath || conditions.count != other.conditions.count
-            || (runs ?? []) != (other.runs ?? [])
+            || (runs ?? []) != (other.runs ?? []) || !StageMap.sameSubstance(stages, other.stages)
             || zip(conditions, other.conditions).contains { !$0.sameSubstance(as: $1) }
     }
 }

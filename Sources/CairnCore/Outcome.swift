@@ -24,6 +24,8 @@ public struct Outcome: Sendable {
     public var effects: [StoreEffect]
     /// The runs the status reports (`Cairn-Run:` trailers on its status commit).
     public var runs: [String] = []
+    /// For a Model: its stages as accepted after this pass (the status file shows them).
+    public var stages: StageMap?
 
     public init(_ state: State, reason: String, message: String, requeueAfter: Duration? = nil, effects: [StoreEffect] = []) {
         self.state = state

@@ -13,6 +13,8 @@ public struct ReconcileContext {
     public let object: ObjectRef
     /// The commit of the tracked branch this pass reconciles (hex).
     public let sourceCommit: String
+    /// Who made `sourceCommit` and when (what a stage change records); nil where unknown.
+    public var sourceAuthor: CommitAuthor?
     /// The repository's files at `sourceCommit`.
     public let files: any SourceFiles
     /// The current status of every object this one depends on (from this pass when it was
@@ -26,8 +28,8 @@ public struct ReconcileContext {
     public let versions: any ModelVersions
     /// What the controller kept about objects between passes, and pending manual triggers.
     public let memory: any ObjectMemory
-    /// The manifests of the objects this one depends on or names, as of `sourceCommit` (a
-    /// TrainingSchedule reads its FeaturePipeline's outputs and its Model's assignments).
+    /// The manifests of the objects this one depends on, as of `sourceCommit` (a
+    /// TrainingSchedule reads its FeaturePipeline's outputs).
     public let relatedManifests: [ObjectRef: Manifest]
     /// Where jobs run, the artifact store and what the daemon allows; nil where nothing may
     /// run (a controller then says so rather than pretend).

@@ -162,6 +162,10 @@ public protocol ModelVersions {
     func version(registeredBy runID: String) throws -> ModelVersion?
     /// The highest version number the model has been given; 0 when none.
     func latestVersionNumber(of model: String) throws -> Int
+    /// The model's stages as accepted so far (empty when none was ever assigned).
+    func stageMap(of model: String) throws -> StageMap
+    /// How many changes of `stage` of `model` are recorded (the next one's ordinal is one more).
+    func stageChangeCount(of model: String, stage: String) throws -> Int
 }
 
 /// What a controller keeps between passes about one object (a schedule's last tick, a
@@ -200,6 +204,8 @@ public struct EmptyRecords: ModelVersions, ObjectMemory {
     public func version(_ model: String, _ number: Int) throws -> ModelVersion? { nil }
     public func version(registeredBy runID: String) throws -> ModelVersion? { nil }
     public func latestVersionNumber(of model: String) throws -> Int { 0 }
+    public func stageMap(of model: String) throws -> StageMap { StageMap() }
+    public func stageChangeCount(of model: String, stage: String) throws -> Int { 0 }
     public func memory(of object: ObjectRef) throws -> Data? { nil }
     public func triggers(of object: ObjectRef) throws -> [TriggerRequest] { [] }
 }

@@ -88,6 +88,18 @@ public struct RunKey {
         key = try ContentKey.of(parts, kind: kind).description
     }
 
+    /// A training, keyed as a stage without a name whose outs are its outputs (and so read
+    /// the same way by its controller and by `cairn plan`).
+    public static func stage(of spec: TrainingScheduleSpec) -> FeaturePipelineSpec.Stage {
+        FeaturePipelineSpec.Stage(name: "", command: spec.command, shell: spec.shell, deps: spec.deps,
+                                  outs: [spec.outputs.model] + (spec.outputs.metrics.map { [$0] } ?? []),
+                                  params: spec.params, env: spec.env, timeout: spec.timeout, retries: spec.retries)
+    }
+
+    /// The kind a training's key is made in: the model is part of it, so trainings of two
+    /// models alike are two trainings, each registering a version of its own model.
+    public static func kind(of spec: TrainingScheduleSpec) -> String { "run/TrainingSchedule/" + spec.model }
+
     /// The parts the commit alone decides: command, shell, env names, outs, params, declared
     /// repository dependencies and the code found by itself.
     public static func repositoryParts(stage: FeaturePipelineSpec.Stage, field: String, consumed outputs: Set<String>, at: (String) -> String,

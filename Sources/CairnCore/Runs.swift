@@ -157,4 +157,7 @@ public enum StoreEffect: Sendable, Hashable {
     case remember(ObjectRef, Data?)
     /// A manual trigger was answered (a run was started for it): remove it.
     case consumeTrigger(String)
+    /// A stage of a model moved (the Model controller accepted an assignment): record it in the
+    /// stage history; the status commit of the pass names it in a `Cairn-Stage:` trailer.
+    case changeStage(StageChange)
 }

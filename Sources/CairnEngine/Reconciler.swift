@@ -303,6 +303,8 @@ public final class Reconciler {
         var logger = self.logger
         logger[metadataKey: "cairn.commit"] = "\(commit.short)"
         let files = GitSourceFiles(repository: repository, commit: commit, hashes: blobHashes)
+        let author = try repository.commit(commit).author
+        let sourceAuthor = CommitAuthor(name: "\(author.name) <\(author.email)>", time: author.time)
         FaultPoint.pause("evaluate")
         // Versions registered by objects earlier in this pass, by model: later ones number after them.
         var registered: [String: Int] = [:]
@@ -310,7 +312,8 @@ public final class Reconciler {
             var objectLogger = logger
             objectLogger[metadataKey: "cairn.object"] = "\(ref)"
             let (status, effects) = await evaluate(ref, in: tracked.set, results: evaluation.results, files: files,
-                                                   commit: commit, time: time, registered: registered, logger: objectLogger)
+                                                   commit: commit, author: sourceAuthor, time: time, registered: registered,
+                                                   logger: objectLogger)
             evaluation.results[ref] = status
             evaluation.changes.effects += effects
             let versions = effects.compactMap { effect -> ModelVersion? in
@@ -318,12 +321,16 @@ public final class Reconciler {
                 return nil
             }
             for version in versions { registered[version.model] = max(registered[version.model] ?? 0, version.version) }
+            let stageChanges = effects.compactMap { effect -> StageChange? in
+                if case .changeStage(let change) = effect { return change }
+                return nil
+            }
             let previous = statuses[ref]
             if let manifest = tracked.set.manifests[ref], tracked.set.broken[ref] == nil, status.generation != previous?.generation {
                 evaluation.changes.accepted.append((ref, manifest.spec))
             }
             // A registered version is always written, with the status that tells of it.
-            guard status.differsInSubstance(from: previous) || !versions.isEmpty else {
+            guard status.differsInSubstance(from: previous) || !versions.isEmpty || !stageChanges.isEmpty else {
                 if status.failures != previous?.failures || status.nextAttempt != previous?.nextAttempt { evaluation.changes.upserts.append(status) }
                 continue
             }
@@ -338,6 +345,11 @@ public final class Reconciler {
                                          uniquingKeysWith: { first, _ in first })
                 entry.versions = versions.map(\.name)
             }
+            if !stageChanges.isEmpty {
+                entry.stageChanges = stageChanges
+                entry.detail = stageChanges.map { "\($0.summary) (commit \($0.sourceCommit.prefix(10)) by \($0.author))" }
+                    .joined(separator: "\n") + "\n\n" + entry.detail
+            }
             evaluation.changes.outbox.append(entry)
         }
         return evaluation
@@ -346,7 +358,8 @@ public final class Reconciler {
     /// One object: stalled when its manifest is broken, paused when suspended, waiting while
     /// something it depends on is not accepted, and otherwise whatever its controller finds.
     private func evaluate(_ ref: ObjectRef, in set: ManifestSet, results: [ObjectRef: ObjectStatus], files: GitSourceFiles,
-                          commit: ObjectID, time: Date, registered: [String: Int], logger: Logger) async -> (ObjectStatus, [StoreEffect]) {
+                          commit: ObjectID, author: CommitAuthor, time: Date, registered: [String: Int],
+                          logger: Logger) async -> (ObjectStatus, [StoreEffect]) {
         let previous = statuses[ref]
         var builder = StatusBuilder(ref: ref, previous: previous, commit: commit.hex, time: time)
         if let problems = set.broken[ref] {
@@ -380,16 +393,14 @@ public final class Reconciler {
                 notAccepted.append("\(dependency) (\(status?.reason ?? "not valid"))")
             }
         }
-        // A training reads the champion from its Model's assignments (the Model depends on
-        // the training, not the other way round, so it is not among the dependencies).
-        if case .trainingSchedule(let spec) = manifest.spec { relatedManifests[ObjectRef(.model, spec.model)] = set.manifests[ObjectRef(.model, spec.model)] }
         if !notAccepted.isEmpty {
             return (builder.notReady(reason: ConditionReason.dependencyNotAccepted,
                                      message: "waiting for " + notAccepted.joined(separator: ", ") + " to be fixed", reconciling: true), [])
         }
-        let context = ReconcileContext(object: ref, sourceCommit: commit.hex, files: files, dependencies: dependencies,
+        var context = ReconcileContext(object: ref, sourceCommit: commit.hex, files: files, dependencies: dependencies,
                                        previous: previous, runs: store, versions: PassVersions(store: store, registered: registered),
                                        memory: store, relatedManifests: relatedManifests, execution: execution, now: time, logger: logger)
+        context.sourceAuthor = author
         do {
             let outcome = try await controllers.controller(for: ref.kind).reconcile(manifest, in: context)
             return (builder.status(for: outcome), outcome.effects)
@@ -586,4 +597,6 @@ struct PassVersions: ModelVersions {
     func latestVersionNumber(of model: String) throws -> Int {
         max(try store.latestVersionNumber(of: model), registered[model] ?? 0)
     }
+    func stageMap(of model: String) throws -> StageMap { try store.stageMap(of: model) }
+    func stageChangeCount(of model: String, stage: String) throws -> Int { try store.stageChangeCount(of: model, stage: stage) }
 }

@@ -15,6 +15,8 @@ struct StatusBuilder {
     /// accepted, a backoff) keeps reporting: the last ones the controller reported, whose
     /// outputs are still the object's.
     var keptRuns: [String]?
+    /// A Model's stage map is what Cairn accepted, whatever stops it now: kept likewise.
+    var keptStages: StageMap?
 
     init(ref: ObjectRef, previous: ObjectStatus?, commit: String, time: Date) {
         self.ref = ref
@@ -23,6 +25,7 @@ struct StatusBuilder {
         self.time = time
         self.manifestPath = previous?.manifestPath ?? ""
         self.keptRuns = previous?.runs
+        self.keptStages = previous?.stages
     }
 
     /// The status a controller's outcome describes.
@@ -37,6 +40,7 @@ struct StatusBuilder {
         }
         status.nextAttempt = outcome.requeueAfter.map { time.addingTimeInterval($0.seconds) }
         status.runs = outcome.runs.isEmpty ? nil : outcome.runs
+        status.stages = outcome.stages ?? keptStages
         status.observedCommit = status.differsInSubstance(from: previous) ? commit : previous?.observedCommit ?? commit
         return status
     }
@@ -65,6 +69,7 @@ struct StatusBuilder {
         var status = ObjectStatus(ref: ref, manifestPath: manifestPath, generation: generation, observedCommit: commit,
                                   conditions: conditions)
         status.runs = keptRuns
+        status.stages = keptStages
         // The observed commit moves only when something about the object changed.
         if let previous, !status.differsInSubstance(from: previous) { status.observedCommit = previous.observedCommit }
         return status

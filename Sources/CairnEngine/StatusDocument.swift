@@ -33,7 +33,29 @@ public enum StatusDocument {
             lines.append("runs:")
             lines += runs.map { "  - \(quoted($0))" }
         }
+        if let stages = status.stages { lines += render(stages) }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A Model's stages: who holds each now (since when, by whose commit), and which versions
+    /// have held each, which is what `cairn plan` reads from a plain clone to judge strictOrder.
+    static func render(_ stages: StageMap) -> [String] {
+        var lines = [stages.holders.isEmpty ? "stages: {}" : "stages:"]
+        for stage in stages.holders.keys.sorted() {
+            guard let holding = stages.holders[stage] else { continue }
+            lines += [
+                "  \(stage):",
+                "    version: \(holding.version)",
+                "    since: \(timestamp(holding.since))",
+                "    commit: \(holding.commit)",
+                "    author: \(quoted(holding.author))",
+            ]
+        }
+        lines.append(stages.held.isEmpty ? "held: {}" : "held:")
+        for stage in stages.held.keys.sorted() {
+            lines.append("  \(stage): [" + (stages.held[stage] ?? []).map(String.init).joined(separator: ", ") + "]")
+        }
+        return lines
     }
 
     /// A JSON string is a valid YAML double-quoted scalar, with every character escaped safely.

@@ -76,7 +76,8 @@ public final class StatusWriter {
                 if tip == nil { changes["README.md"] = Data(StatusDocument.readme(statusBranch: configuration.statusBranch, trackedBranch: configuration.branch).utf8) }
                 let message = "\(ref): \(entry.reason)\n\n\(entry.detail)\n\nCairn-Object: \(ref)\nCairn-Source-Commit: \(entry.sourceCommit)\n"
                     + (entry.runs ?? []).map { "Cairn-Run: \($0)\n" }.joined()
-                    + (entry.versions ?? []).map { "Cairn-Model-Version: \($0)\n" }.joined() + "Cairn-Outbox: \(store.identity)/\(id)\n"
+                    + (entry.versions ?? []).map { "Cairn-Model-Version: \($0)\n" }.joined()
+                    + (entry.stageChanges ?? []).map { "Cairn-Stage: \(Self.trailer($0))\n" }.joined() + "Cairn-Outbox: \(store.identity)/\(id)\n"
                 tip = try repository.createCommit(parent: tip, changes: changes, message: message, author: signature)
                 commits += 1
                 if commits == 2 { FaultPoint.hit("between-status-commits") }
@@ -99,6 +100,12 @@ public final class StatusWriter {
         try store.markDrained(upTo: entries.last?.id, statusRef: configuration.statusRef, statusTip: tip?.hex)
         knownTip = tip
         return commits
+    }
+
+    /// `churn production 2` (`churn production none` when unassigned): `git log --grep
+    /// "Cairn-Stage: churn production"` is that stage's history.
+    static func trailer(_ change: StageChange) -> String {
+        "\(change.model) \(change.stage) \(change.version.map(String.init) ?? "none")"
     }
 
     /// Records a tip Cairn made itself elsewhere (the pusher rebuilding on a remote's tip).

@@ -46,6 +46,8 @@ public struct OutboxEntry: Codable, Hashable, Sendable {
     public var files: [String: String]?
     /// The model versions the commit registers, `churn@3`, written as `Cairn-Model-Version:` trailers.
     public var versions: [String]?
+    /// The stage changes the commit records, each written as a `Cairn-Stage:` trailer.
+    public var stageChanges: [StageChange]?
 
     public init(id: Int64? = nil, kind: Kind, ref: ObjectRef?, reason: String, body: String, detail: String = "",
                 sourceCommit: String, createdAt: Date, runs: [String]? = nil) {

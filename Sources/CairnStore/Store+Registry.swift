@@ -3,7 +3,7 @@ public import CairnManifests
 public import Foundation
 import GRDB
 
-/// The model registry (`modelVersion`), what controllers keep between passes (`memory`) and
+/// The model registry (`modelVersion`), its stage history (`stageChange`), what controllers keep between passes (`memory`) and
 /// pending manual triggers (`trigger`).
 extension Store: ModelVersions, ObjectMemory {
     static func registerRegistryMigration(_ migrator: inout DatabaseMigrator) {
@@ -50,8 +50,30 @@ extension Store: ModelVersions, ObjectMemory {
             }
         case .consumeTrigger(let id):
             try db.execute(sql: "DELETE FROM trigger WHERE id = ?", arguments: [id])
+        case .changeStage(let change):
+            try db.execute(sql: "INSERT INTO stageChange (model, stage, version, appliedAt, record) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [change.model, change.stage, change.version, Self.milliseconds(change.appliedAt), try encodeJSON(change)])
         }
     }
+
+    static func registerStageMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v6: stage history") { db in
+            // One row per accepted change, never updated or deleted: the stage history.
+            // appliedAt is milliseconds since 1970, so a dated question is one range scan.
+            try db.create(table: "stageChange") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("model", .text).notNull()
+                table.column("stage", .text).notNull()
+                table.column("version", .integer)
+                table.column("appliedAt", .integer).notNull()
+                table.column("record", .jsonText).notNull()
+            }
+            try db.create(index: "stageChange_model_stage", on: "stageChange", columns: ["model", "stage", "id"])
+            try db.create(index: "stageChange_model_time", on: "stageChange", columns: ["model", "appliedAt", "id"])
+        }
+    }
+
+    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
 
     // MARK: Registering outside a pass
 
@@ -59,6 +81,12 @@ extension Store: ModelVersions, ObjectMemory {
     /// registry); a pass registers through `StoreEffect.registerVersion` with its status.
     public func register(_ version: ModelVersion) throws {
         try pool.write { db in try Self.applyRegistry(.registerVersion(version), in: db) }
+    }
+
+    /// Records a stage change in its own transaction (the benchmark and tests); a pass records
+    /// through `StoreEffect.changeStage` with the Model's status.
+    public func recordStageChange(_ change: StageChange) throws {
+        try pool.write { db in try Self.applyRegistry(.changeStage(change), in: db) }
     }
 
     // MARK: Reading the registry
@@ -105,6 +133,73 @@ extension Store: ModelVersions, ObjectMemory {
         try pool.read { db in
             try String.fetchAll(db, sql: "SELECT record FROM modelVersion ORDER BY model, version").map(Self.decodeVersion)
         }
+    }
+
+    // MARK: Stages
+
+    public func stageMap(of model: String) throws -> StageMap {
+        try pool.read { db in
+            var map = StageMap()
+            let latest = try Self.decodeChanges(db, sql: """
+                SELECT record FROM stageChange WHERE id IN (SELECT MAX(id) FROM stageChange WHERE model = ? GROUP BY stage)
+                """, [model])
+            for change in latest {
+                if let version = change.version {
+                    map.holders[change.stage] = StageHolding(version: version, since: change.appliedAt, commit: change.sourceCommit,
+                                                             author: change.author)
+                }
+            }
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT DISTINCT stage, version FROM stageChange WHERE model = ? AND version IS NOT NULL ORDER BY stage, version
+                """, arguments: [model])
+            for row in rows { map.held[row["stage"], default: []].append(row["version"]) }
+            return map
+        }
+    }
+
+    public func stageChangeCount(of model: String, stage: String) throws -> Int {
+        try pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM stageChange WHERE model = ? AND stage = ?", arguments: [model, stage]) ?? 0
+        }
+    }
+
+    /// A model's stage changes, newest first, at most `limit`.
+    public func stageHistory(of model: String, limit: Int = 10_000) throws -> [StageChange] {
+        try pool.read { db in
+            try Self.decodeChanges(db, sql: "SELECT record FROM stageChange WHERE model = ? ORDER BY id DESC LIMIT ?", [model, limit])
+        }
+    }
+
+    /// The change that put each stage where it stood at `date`: by stage, the last one applied
+    /// at or before it (a stage unassigned then has a change without a version, or none).
+    public func stageChanges(of model: String, asOf date: Date) throws -> [StageChange] {
+        try pool.read { db in
+            try Self.decodeChanges(db, sql: """
+                SELECT record FROM stageChange WHERE id IN (
+                    SELECT MAX(id) FROM stageChange WHERE model = ? AND appliedAt <= ? GROUP BY stage)
+                ORDER BY stage
+                """, [model, Self.milliseconds(date)])
+        }
+    }
+
+    /// The changes applied after `start` and at or before `end`, oldest first.
+    public func stageChanges(of model: String, after start: Date, through end: Date, limit: Int = 1_000) throws -> [StageChange] {
+        try pool.read { db in
+            try Self.decodeChanges(db, sql: """
+                SELECT record FROM stageChange WHERE model = ? AND appliedAt > ? AND appliedAt <= ? ORDER BY appliedAt, id LIMIT ?
+                """, [model, Self.milliseconds(start), Self.milliseconds(end), limit])
+        }
+    }
+
+    /// The first change recorded for a model, if any.
+    public func firstStageChange(of model: String) throws -> StageChange? {
+        try pool.read { db in
+            try Self.decodeChanges(db, sql: "SELECT record FROM stageChange WHERE model = ? ORDER BY id LIMIT 1", [model]).first
+        }
+    }
+
+    private static func decodeChanges(_ db: Database, sql: String, _ arguments: StatementArguments) throws -> [StageChange] {
+        try String.fetchAll(db, sql: sql, arguments: arguments).map { try JSONDecoder.store.decode(StageChange.self, from: Data($0.utf8)) }
     }
 
     // MARK: Memory and triggers

@@ -92,7 +92,7 @@ print(tree([("40000", "bomb", bomb), ("40000", "models", models)]))
         #expect(try repository.git(["show", "cairn/status:Model/deep.yaml"]).contains("kept with its last good spec"))
         let back = try cairn(arguments)
         #expect(back.status == 0, "\(back.stdout)")
-        #expect(try repository.git(["show", "cairn/status:Model/deep.yaml"]).contains("reason: \"NotImplemented\""))
+        #expect(try repository.git(["show", "cairn/status:Model/deep.yaml"]).contains("reason: \"NoStageAssigned\""))
     }
 }
 
@@ -116,6 +116,6 @@ print(tree([("40000", "bomb", bomb), ("40000", "models", models)]))
         let state = try TemporaryDirectory("cairn-state")
         let once = try cairn(["reconcile", "--once", "--repo", repository.path, "--state-dir", state.path])
         #expect(once.status == 1 && once.stdout.contains("could not read: bomb.yaml:"), "\(once.stdout)")
-        #expect(try repository.git(["show", "cairn/status:Model/ok.yaml"]).contains("NotImplemented"))
+        #expect(try repository.git(["show", "cairn/status:Model/ok.yaml"]).contains("NoStageAssigned"))
     }
 }

@@ -72,9 +72,11 @@ func relativeFiles(in root: URL) throws -> [String] {
         let result = try cairn(["demo", "--keep", keep.path])
         #expect(result.status == 0, "\(result.stderr)")
         for line in ["ModelDeployment/churn-prod: InvalidManifest", "Monitor/churn-quality: DependencyNotAccepted",
-                     "Monitor/churn-quality: Deleted", "Cairn reconciled this commit: 4 objects, 2 Ready, 2 NotImplemented.",
-                     "registered churn@1", "registered churn@2", "gate failed: auc 0.9338 does not beat production (version 2: 0.9338 + 0.005)",
-                     "reproduced churn@2: the model's SHA-256 matches", "Cairn-Model-Version: churn@3",
+                     "Monitor/churn-quality: Deleted", "Cairn reconciled this commit: 4 objects, 3 Ready, 1 NotImplemented.",
+                     "registered churn@1", "registered churn@2", "gate failed: auc 0.9338 does not beat production (version 1: 0.934 + 0.005)",
+                     "stage change accepted: churn staging: none → 1", "stage change accepted: churn production: none → 1",
+                     "### Cairn plan: ❌ not acceptable", "| churn | staging | @1 → @2 | REFUSED (GateFailed)", "Cairn-Stage: churn production 1",
+                     "production  none → 1", "reproduced churn@2: the model's SHA-256 matches", "Cairn-Model-Version: churn@2",
                      "ran featurize: succeeded", "(pipelines/featurize.py changed)",
                      "not run (run key unchanged): ingest, calendar", "not run, outputs of earlier runs reused: featurize", "no stage ran: no stage's run key changed", "is already reconciled"] {
             #expect(result.stdout.contains(line), "missing: \(line)")

@@ -75,7 +75,7 @@ import Testing
         try repository.commit(files, message: "one stage each")
         #expect(try cairn(arguments).status == 0)
         let subjects = try statusSubjects(repository)
-        #expect(subjects.prefix(12).allSatisfy { $0.hasSuffix(": NotImplemented") }, "\(subjects)")
+        #expect(subjects.prefix(12).allSatisfy { $0.hasSuffix(": NoStageAssigned") }, "\(subjects)")
         #expect(subjects.count == 12 + 14 + 12, "\(subjects)")
     }
 
@@ -99,7 +99,7 @@ import Testing
         let files = try repository.git(["ls-tree", "-r", "--name-only", "cairn/status"]).split(separator: "\n")
         #expect(files.count == objects + 1, "every object's file and the README")
         #expect(try repository.git(["log", "-1", "--format=%s", "cairn/status"]) == "Cairn: restored \(objects) status file(s)")
-        #expect(try repository.git(["show", "cairn/status:Model/m7.yaml"]).contains("reason: \"NotImplemented\""))
+        #expect(try repository.git(["show", "cairn/status:Model/m7.yaml"]).contains("reason: \"NoStageAssigned\""))
         // Restored once: the next run finds the branch as it left it.
         let tip = try repository.git(["rev-parse", "cairn/status"])
         #expect(try cairn(arguments).status == 0)
@@ -192,14 +192,14 @@ import Testing
                                                                    "--interval", "1h"], logTo: parent.appending("log"))
         #expect(daemon.waitFor("started"), "\(daemon.output)")
         let live = try asNobody(["status", "--state-dir", state.path])
-        #expect(live.status == 0 && live.stdout.contains("Model/m1  Unknown  NotImplemented"), "\(live.stdout)\(live.stderr)")
+        #expect(live.status == 0 && live.stdout.contains("Model/m1  True   NoStageAssigned"), "\(live.stdout)\(live.stderr)")
         #expect(daemon.terminate() == 0)
 
         let stopped = try asNobody(["status", "--state-dir", state.path, "--format", "json"])
         #expect(stopped.status == 0, "\(stopped.stderr)")
         #expect((try JSONSerialization.jsonObject(with: Data(stopped.stdout.utf8)) as? [Any])?.count == 3)
         let history = try asNobody(["history", "Model/m2", "--state-dir", state.path])
-        #expect(history.status == 0 && history.stdout.contains("NotImplemented"), "\(history.stderr)")
+        #expect(history.status == 0 && history.stdout.contains("NoStageAssigned"), "\(history.stderr)")
         #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("probe").path))
     }
 }
@@ -222,7 +222,7 @@ import Testing
         try run("git", ["clone", "-q", repository.path, clone.path], environment: environment)
         try run("git", ["fetch", "-q", "origin", "ml/status", "refs/notes/cairn:refs/notes/cairn"], in: clone, environment: environment)
         let log = try run("git", ["log", "--format=%s", "origin/ml/status"], in: clone, environment: environment).stdout
-        #expect(log.contains("Model/m1: NotImplemented"), "\(log)")
+        #expect(log.contains("Model/m1: NoStageAssigned"), "\(log)")
         let notes = try run("git", ["log", "--notes=cairn", "--format=%N", "origin/main"], in: clone, environment: environment).stdout
         #expect(notes.contains("Cairn reconciled this commit: 2 objects"), "\(notes)")
     }

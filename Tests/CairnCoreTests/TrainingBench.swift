@@ -115,6 +115,14 @@ final class TrainingBench {
         return status
     }
 
+    /// Records that `version` holds `stage` of churn, as the Model controller would on a promotion.
+    func hold(_ stage: String, _ version: Int) throws {
+        let count = try store.stageChangeCount(of: "churn", stage: stage)
+        try store.recordStageChange(StageChange(model: "churn", stage: stage, version: version, previous: nil, sourceCommit: "c0",
+                                                author: "Ada <ada@example.com>", committedAt: clock.now, appliedAt: clock.now,
+                                                ordinal: count + 1))
+    }
+
     // MARK: Passes
 
     /// One pass over `yaml` (the bench's schedule unless given) at `commit` and the clock's

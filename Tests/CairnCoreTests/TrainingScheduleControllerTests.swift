@@ -57,7 +57,7 @@ import Testing
         #expect(first.version.name == "churn@1")
         #expect(first.version.gate.rules.first?.verdict == "no version holds production yet, so there is nothing to beat: passes")
         // Version 1 is promoted; the Model's change alone trains nothing.
-        bench.models = [TrainingBench.model(assignments: "{production: 1}")]
+        try bench.hold("production", 1)
         #expect(try await bench.pass(commit: "c2").reason == "UpToDate")
 
         bench.schedule = TrainingBench.schedule(params: "{C: 0.5, max_iter: 200}", gate)
@@ -338,9 +338,9 @@ import Testing
         if let champion = gate.champion {
             let features = champion.sameFeatures ? try #require(bench.features) : bench.artifacts.put("id,tenure,label\n9,9,1\n")
             try bench.store.register(Self.champion(auc: champion.auc, features: ["features/churn.csv": features]))
-            bench.models = [TrainingBench.model(assignments: "{production: 1}")]
+            try bench.hold("production", 1)
         }
-        if let number = gate.unregistered { bench.models = [TrainingBench.model(assignments: "{production: \(number)}")] }
+        if let number = gate.unregistered { try bench.hold("production", number) }
         let (version, outcome) = try await bench.trainToVersion(metrics: gate.metrics)
         let rule = try #require(version.gate.rules.first)
         #expect(rule.verdict == gate.verdict)
@@ -640,7 +640,7 @@ extension TrainingScheduleGateTests {
     @Test func aWinByExactlyTheMarginPassesWhateverTheBinaryFractions() async throws {
         let bench = try TrainingBench(TrainingBench.schedule("gate: [{metric: auc, beats: production, by: 0.05}]"))
         try bench.store.register(Self.champion(auc: 0.8, features: ["features/churn.csv": try #require(bench.features)]))
-        bench.models = [TrainingBench.model(assignments: "{production: 1}")]
+        try bench.hold("production", 1)
         let (version, _) = try await bench.trainToVersion(metrics: #"{"auc": 0.85}"#)
         let rule = try #require(version.gate.rules.first)
         #expect(rule.passed, "\(rule.verdict)")

@@ -28,21 +28,21 @@ import Testing
 }
 
 @Suite struct NotImplementedTests {
-    /// No kind does its real work yet: every object says Ready=Unknown, NotImplemented, with
-    /// what is missing, and a Model promoting a version that exists nowhere is not Ready.
+    /// Kinds whose work is not built say Ready=Unknown, NotImplemented; a Model promoting a
+    /// version that exists nowhere is refused (Stalled, VersionNotFound), never Ready.
     @Test func aPromotionOfAVersionThatDoesNotExistIsNotReady() async throws {
         var files = try exampleManifests()
         let model = try #require(files["model.yaml"] ?? nil)
-        files["model.yaml"] = model.replacingOccurrences(of: "assignments: {}", with: "assignments: {production: 99}")
+        files["model.yaml"] = model.replacingOccurrences(of: "assignments: {}", with: "assignments: {staging: 99}")
         let setup = try Setup(files: files)
         let outcome = try await setup.engine.reconcileOnce()
-        #expect(outcome.ready == 0 && outcome.notImplemented == 5 && outcome.healthy)
+        #expect(outcome.ready == 0 && outcome.stalled == [ObjectRef(.model, "churn")], "\(outcome.stalled)")
         let status = try #require(try setup.engine.store.object(ObjectRef(.model, "churn")))
-        #expect(status.ready == .unknown && !status.isReady)
-        #expect(status.reason == "NotImplemented")
-        #expect(status.primaryMessage.contains("production: 99") && status.primaryMessage.contains("not checked"), "\(status.primaryMessage)")
+        #expect(status.ready == .false && status.isStalled)
+        #expect(status.reason == "VersionNotFound")
+        #expect(status.primaryMessage.contains("staging → churn@99: no such version is registered"), "\(status.primaryMessage)")
         let file = try setup.git(["show", "cairn/status:Model/churn.yaml"])
-        #expect(file.contains("ready: unknown") && file.contains("status: \"Unknown\""), "\(file)")
+        #expect(file.contains("ready: false") && file.contains("stages: {}"), "\(file)")
     }
 
     /// A store written by a Cairn whose controllers said Ready without doing anything: the
@@ -61,8 +61,8 @@ import Testing
         try setup.restart()
         let outcome = try await setup.engine.reconcileOnce()
         #expect(outcome.ran, "not the one-ref-read pass")
-        #expect(try setup.engine.store.object(model)?.reason == "NotImplemented")
-        #expect(outcome.ready == 0)
+        #expect(try setup.engine.store.object(model)?.reason == "NoStageAssigned")
+        #expect(outcome.ready == 1)
         #expect(try await setup.engine.reconcileOnce().ran == false, "once, not on every pass")
     }
 
@@ -91,7 +91,7 @@ import Testing
         let churn = try #require(try setup.engine.store.object(ObjectRef(.model, "churn")))
         #expect(churn.reason == "DependencyNotAccepted")
         #expect(churn.primaryMessage.contains("TrainingSchedule/churn-weekly (InvalidManifest)"), "\(churn.primaryMessage)")
-        #expect(!(try setup.statusSubjects().contains { $0.hasPrefix("Model/fraud") && $0 != "Model/fraud: NotImplemented" }))
+        #expect(!(try setup.statusSubjects().contains { $0.hasPrefix("Model/fraud") && $0 != "Model/fraud: NoStageAssigned" }))
     }
 }
 

@@ -13,20 +13,20 @@ import Testing
     @Test func theFirstPassWritesOneStatusFilePerObjectAndANote() async throws {
         let setup = try Setup()
         let outcome = try await setup.engine.reconcileOnce()
-        #expect(outcome.ran && outcome.healthy && outcome.objects == 5 && outcome.notImplemented == 5 && outcome.ready == 0)
+        #expect(outcome.ran && outcome.healthy && outcome.objects == 5 && outcome.notImplemented == 4 && outcome.ready == 1)
         #expect(try setup.git(["ls-tree", "-r", "--name-only", "cairn/status"]).split(separator: "\n") == [
             "FeaturePipeline/churn-features.yaml", "Model/churn.yaml", "ModelDeployment/churn-prod.yaml",
             "Monitor/churn-quality.yaml", "README.md", "TrainingSchedule/churn-weekly.yaml",
         ])
         // Dependency order: a pipeline before the schedule that reads it, the model after it.
         #expect(try setup.statusSubjects() == [
-            "FeaturePipeline/churn-features: NoExecutor", "TrainingSchedule/churn-weekly: NoExecutor", "Model/churn: NotImplemented",
+            "FeaturePipeline/churn-features: NoExecutor", "TrainingSchedule/churn-weekly: NoExecutor", "Model/churn: NoStageAssigned",
             "ModelDeployment/churn-prod: NotImplemented", "Monitor/churn-quality: NotImplemented",
         ])
         let head = try setup.git(["rev-parse", "main"])
         #expect(try setup.git(["log", "-1", "--format=%(trailers:key=Cairn-Source-Commit,valueonly)", "cairn/status"]) == head)
         #expect(try setup.git(["log", "-1", "--format=%(trailers:key=Cairn-Object,valueonly)", "cairn/status"]) == "Monitor/churn-quality")
-        #expect(try setup.git(["notes", "--ref=cairn", "show", head]).contains("5 objects, 0 Ready, 2 NoExecutor, 3 NotImplemented."))
+        #expect(try setup.git(["notes", "--ref=cairn", "show", head]).contains("5 objects, 1 Ready, 2 NoExecutor, 2 NotImplemented."))
         #expect(try setup.git(["show", "cairn/status:Model/churn.yaml"]).contains("observedCommit: \(head)"))
         // The tracked branch is untouched.
         #expect(try setup.git(["rev-list", "--count", "main"]) == "1")
@@ -54,7 +54,7 @@ import Testing
         #expect(try setup.statusSubjects().suffix(2) == ["ModelDeployment/churn-prod: InvalidManifest", "Monitor/churn-quality: DependencyNotAccepted"])
         let status = try setup.git(["show", "cairn/status:ModelDeployment/churn-prod.yaml"])
         #expect(status.contains("deployment.yaml:10:3: unknown field \\\"modle\\\" in spec"), "\(status)")
-        #expect(try setup.engine.store.object(ObjectRef(.model, "churn"))?.reason == "NotImplemented")
+        #expect(try setup.engine.store.object(ObjectRef(.model, "churn"))?.reason == "NoStageAssigned")
 
         try setup.repository.commit(["deployment.yaml": deployment])
         let fixed = try await setup.engine.reconcileOnce()

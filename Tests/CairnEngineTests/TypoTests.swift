@@ -65,7 +65,7 @@ import Testing
         try setup.repository.commit(["training.yaml": nil])
         let outcome = try await setup.engine.reconcileOnce()
         #expect(try setup.statusSubjects().contains("TrainingSchedule/churn-weekly: Deleted"))
-        #expect(try setup.engine.store.object(ObjectRef(.model, "churn"))?.reason == "NotImplemented", "released")
+        #expect(try setup.engine.store.object(ObjectRef(.model, "churn"))?.reason == "NoStageAssigned", "released")
         // With the schedule gone for good, the monitor that retrains through it is invalid, as validate says.
         #expect(outcome.stalled == [ObjectRef(.monitor, "churn-quality")])
         #expect(try setup.engine.store.object(ObjectRef(.monitor, "churn-quality"))?.primaryMessage
