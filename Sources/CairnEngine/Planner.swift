@@ -136,19 +136,21 @@ public enum Planner {
         var baseSet = headSet
         let scope = path.split(separator: "/").joined(separator: "/")
         func inScope(_ file: String) -> Bool { scope.isEmpty || file.hasPrefix(scope + "/") }
-        var undo: [(path: String, file: ParsedFile?)] = []
+        // By path: what base has there (nil: nothing). A path both left and arrived at (a
+        // rename onto a changed file) keeps what base had.
+        var undo: [String: ParsedFile?] = [:]
         var otherFilesChanged = false
         for change in diff.changes {
             let manifest = inScope(change.path) && ManifestLoader.isManifestPath(change.path)
             let oldManifest = inScope(change.oldPath) && ManifestLoader.isManifestPath(change.oldPath)
             if !manifest && !oldManifest { otherFilesChanged = true; continue }
-            if manifest, change.kind != .deleted { undo.append((change.path, nil)) }
             if oldManifest, change.kind != .added, let blob = change.oldBlob {
-                undo.append((change.oldPath, try ManifestLoader.parse(from: repository, path: change.oldPath, blob: blob)))
+                undo[change.oldPath] = .some(try ManifestLoader.parse(from: repository, path: change.oldPath, blob: blob))
             }
+            if manifest, change.kind != .deleted, undo[change.path] == nil { undo[change.path] = .some(nil) }
         }
         if !diff.refused.isEmpty { otherFilesChanged = true }
-        baseSet.update(undo)
+        baseSet.update(undo.map { (path: $0.key, file: $0.value) })
 
         var plan = Plan(base: baseID.hex, head: headID.hex, comparedWith: compared.hex, baseNote: baseNote, registry: nil,
                         registryProblem: nil, invalid: [], warnings: [], objects: [], promotions: [], runs: [])
