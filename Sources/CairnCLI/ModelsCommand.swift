@@ -72,10 +72,9 @@ extension Cairn {
 
             func run() async throws {
                 let store = try location.openStore()
-                let stages = try ModelText.stages(in: store)
                 guard let name else {
                     let models = try store.registeredModels()
-                    let rows = ModelText.summaries(models, stages: stages)
+                    let rows = ModelText.summaries(models, stages: try ModelText.stages(in: store))
                     if format == .json { print(rows.jsonText()); return }
                     if rows.isEmpty { print("no model has a registered version yet; a TrainingSchedule registers one when it trains"); return }
                     print(table(header: ["MODEL", "LATEST", "VERSIONS", "GATE", "STAGES", "REGISTERED"], rows: rows.map { row in
@@ -89,13 +88,14 @@ extension Cairn {
                 if let at, let instant = StageText.instant(at) {
                     return try StageText.stages(of: name, at: instant, in: store, format: format)
                 }
+                let stages = try store.stageMap(of: name)
                 let versions = try store.versions(of: name, limit: limit)
                 if format == .json { print(versions.jsonText()) }
                 guard !versions.isEmpty else {
                     throw CairnExit.invalid("error: model \(name) has no registered version; `cairn models` lists those that do")
                 }
                 if format == .json { return }
-                print(ModelText.versionTable(versions, stages: stages[name] ?? [:]))
+                print(ModelText.versionTable(versions, stages: stages.versions))
             }
         }
 

@@ -7,15 +7,13 @@ enum StageText {
     /// A time as people write it: `2026-10-01` (that day in UTC, as its first instant and its
     /// length) or RFC 3339 (`2026-10-01T12:00:00Z`, `2026-10-01T14:00:00+02:00`).
     static func instant(_ text: String) -> (start: Date, day: Bool)? {
-        let full = ISO8601DateFormatter()
-        if let date = full.date(from: text) { return (date, false) }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = fractional.date(from: text) { return (date, false) }
-        let day = ISO8601DateFormatter()
-        day.formatOptions = [.withFullDate]
-        guard text.count == 10, let date = day.date(from: text) else { return nil }
-        return (date, true)
+        if text.count == 10 {
+            guard let date = try? Date(text, strategy: Date.ISO8601FormatStyle().year().month().day()) else { return nil }
+            return (date, true)
+        }
+        if let date = try? Date(text, strategy: .iso8601) { return (date, false) }
+        guard let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) else { return nil }
+        return (date, false)
     }
 
     struct Row: Encodable {

@@ -13,6 +13,15 @@ public enum CanonicalJSON {
         try CanonicalValue(encoding: value).write { bytes.append(contentsOf: $0) }
         return Data(bytes)
     }
+
+    /// The names of the top-level members whose canonical values differ between two values
+    /// (present in one only, or different), sorted; nil when either is not a JSON object.
+    /// The trees are compared as they are, nothing is printed.
+    public static func differingMembers(_ old: some Encodable, _ new: some Encodable) throws -> [String]? {
+        guard case .object(let before) = try CanonicalValue(encoding: old),
+              case .object(let after) = try CanonicalValue(encoding: new) else { return nil }
+        return Set(before.keys).union(after.keys).filter { before[$0] != after[$0] }.sorted()
+    }
 }
 
 /// Why a value has no canonical form.

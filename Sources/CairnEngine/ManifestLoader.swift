@@ -29,23 +29,29 @@ public enum ManifestLoader {
         -> [(path: String, blob: ObjectID, parsed: ParsedFile)] {
         let listing = try repository.listTree(in: commit, under: path, limits: limits, include: isManifestPath)
         let entries = listing.entries.filter { $0.kind != .submodule }
-        // Blobs are read here, on the caller's thread (libgit2 objects stay confined to it),
-        // while the files already read are parsed on the other cores.
-        let parsing = ConcurrentParsing(count: entries.count)
-        for (index, entry) in entries.enumerated() {
-            if entry.kind == .symlink {
-                parsing.finished(index, try parse(from: repository, path: entry.path, blob: entry.blob, symlink: true))
+        let parsed = try parse(from: repository, entries.map { ($0.path, $0.blob, $0.kind == .symlink) })
+        return zip(entries, parsed).map { ($0.path, $0.blob, $1) }
+            + listing.refused.map { (treeRefusalPath($0.path), ObjectID.zero, refusedTree($0)) }
+    }
+
+    /// Parses these blobs (a diff's files, say), in their order: each is read here, on the
+    /// caller's thread (libgit2 objects stay confined to it), while the files already read are
+    /// parsed on the other cores.
+    public static func parse(from repository: Repository, _ files: [(path: String, blob: ObjectID, symlink: Bool)]) throws -> [ParsedFile] {
+        let parsing = ConcurrentParsing(count: files.count)
+        for (index, file) in files.enumerated() {
+            if file.symlink {
+                parsing.finished(index, try parse(from: repository, path: file.path, blob: file.blob, symlink: true))
                 continue
             }
-            let size = try repository.blobSize(entry.blob)
+            let size = try repository.blobSize(file.blob)
             if size > ManifestParser.maximumFileSize {
-                parsing.finished(index, ManifestParser.tooLarge(file: entry.path, size: size))
+                parsing.finished(index, ManifestParser.tooLarge(file: file.path, size: size))
             } else {
-                parsing.parse(index, try repository.blob(entry.blob), file: entry.path)
+                parsing.parse(index, try repository.blob(file.blob), file: file.path)
             }
         }
-        return zip(entries, parsing.wait()).map { ($0.path, $0.blob, $1) }
-            + listing.refused.map { (treeRefusalPath($0.path), ObjectID.zero, refusedTree($0)) }
+        return parsing.wait()
     }
 
     /// The key a refused directory has among the files: it names no file, so no diff of a

@@ -133,24 +133,24 @@ public enum Planner {
         let headSet = ManifestSet(files: headFiles.map(\.parsed))
         // Base: head's files with the diff undone, so only changed files are parsed again.
         let diff = try repository.boundedDiff(from: compared, to: headID)
-        var baseSet = headSet
+        var baseFiles: [String: ParsedFile] = [:]
+        for file in headFiles { baseFiles[file.path] = file.parsed }
         let scope = path.split(separator: "/").joined(separator: "/")
         func inScope(_ file: String) -> Bool { scope.isEmpty || file.hasPrefix(scope + "/") }
-        // By path: what base has there (nil: nothing). A path both left and arrived at (a
-        // rename onto a changed file) keeps what base had.
-        var undo: [String: ParsedFile?] = [:]
+        // A path both left and arrived at (a rename onto a changed file) keeps what base had:
+        // arrivals are removed first, then base's files put back.
+        var left: [(path: String, blob: ObjectID, symlink: Bool)] = []
         var otherFilesChanged = false
         for change in diff.changes {
             let manifest = inScope(change.path) && ManifestLoader.isManifestPath(change.path)
             let oldManifest = inScope(change.oldPath) && ManifestLoader.isManifestPath(change.oldPath)
             if !manifest && !oldManifest { otherFilesChanged = true; continue }
-            if oldManifest, change.kind != .added, let blob = change.oldBlob {
-                undo[change.oldPath] = .some(try ManifestLoader.parse(from: repository, path: change.oldPath, blob: blob))
-            }
-            if manifest, change.kind != .deleted, undo[change.path] == nil { undo[change.path] = .some(nil) }
+            if manifest, change.kind != .deleted { baseFiles[change.path] = nil }
+            if oldManifest, change.kind != .added, let blob = change.oldBlob { left.append((change.oldPath, blob, false)) }
         }
         if !diff.refused.isEmpty { otherFilesChanged = true }
-        baseSet.update(undo.map { (path: $0.key, file: $0.value) })
+        for parsed in try ManifestLoader.parse(from: repository, left) { baseFiles[parsed.path] = parsed }
+        let baseSet = BaseObjects(files: baseFiles.values)
 
         var plan = Plan(base: baseID.hex, head: headID.hex, comparedWith: compared.hex, baseNote: baseNote, registry: nil,
                         registryProblem: nil, invalid: [], warnings: [], objects: [], promotions: [], runs: [])
@@ -177,9 +177,9 @@ public enum Planner {
 
     // MARK: Objects
 
-    static func objectChanges(from base: ManifestSet, to head: ManifestSet) -> [Plan.ObjectChange] {
+    static func objectChanges(from base: BaseObjects, to head: ManifestSet) -> [Plan.ObjectChange] {
         var changes: [Plan.ObjectChange] = []
-        let refs = Set(base.manifests.keys).union(head.manifests.keys).union(head.broken.keys).union(base.broken.keys)
+        let refs = Set(base.manifests.keys).union(head.manifests.keys).union(head.broken.keys).union(base.failed)
         for ref in refs.sorted() {
             let old = base.manifests[ref]
             let new = head.manifests[ref]
@@ -202,7 +202,7 @@ public enum Planner {
                 }
             case (nil, nil):
                 if let problems = head.broken[ref] {
-                    changes.append(.init(object: ref.description, change: base.broken[ref] == nil ? .created : .changed,
+                    changes.append(.init(object: ref.description, change: base.failed.contains(ref) ? .changed : .created,
                                          file: problems.first?.location.file ?? "", fields: ["(invalid at head)"]))
                 }
             }
@@ -210,38 +210,37 @@ public enum Planner {
         return changes
     }
 
-    /// The top-level spec fields that differ, as `spec.params`.
+    /// The top-level spec fields that differ, as `spec.params`, compared as canonical JSON
+    /// trees (so `10m` and `600s` are one value, as content keys see them).
     private static func changedFields(_ old: Manifest, _ new: Manifest) -> [String] {
-        let before = fields(of: old.spec)
-        let after = fields(of: new.spec)
-        var names = Set(before.keys).union(after.keys).filter { before[$0] != after[$0] }.sorted().map { "spec.\($0)" }
-        if old.labels != new.labels { names.insert("metadata.labels", at: 0) }
+        var names: [String] = []
+        if old.labels != new.labels { names.append("metadata.labels") }
+        if old.spec != new.spec {
+            let members = (try? differingMembers(old.spec, new.spec)) ?? nil
+            if let members, !members.isEmpty {
+                names += members.map { "spec.\($0)" }
+            } else {
+                names.append(members == nil ? "spec" : "spec (the same values, spelled differently)")
+            }
+        }
         return names
     }
 
-    private static func fields(of spec: Spec) -> [String: String] {
-        let data: Data?
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        switch spec {
-        case .featurePipeline(let spec): data = try? encoder.encode(spec)
-        case .trainingSchedule(let spec): data = try? encoder.encode(spec)
-        case .model(let spec): data = try? encoder.encode(spec)
-        case .modelDeployment(let spec): data = try? encoder.encode(spec)
-        case .monitor(let spec): data = try? encoder.encode(spec)
+    /// The members of two specs' JSON forms that differ; nil for specs of two kinds.
+    private static func differingMembers(_ old: Spec, _ new: Spec) throws -> [String]? {
+        switch (old, new) {
+        case (.featurePipeline(let a), .featurePipeline(let b)): try CanonicalJSON.differingMembers(a, b)
+        case (.trainingSchedule(let a), .trainingSchedule(let b)): try CanonicalJSON.differingMembers(a, b)
+        case (.model(let a), .model(let b)): try CanonicalJSON.differingMembers(a, b)
+        case (.modelDeployment(let a), .modelDeployment(let b)): try CanonicalJSON.differingMembers(a, b)
+        case (.monitor(let a), .monitor(let b)): try CanonicalJSON.differingMembers(a, b)
+        default: nil
         }
-        guard let data, let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
-        var fields: [String: String] = [:]
-        for (key, value) in object {
-            let text = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])) ?? Data()
-            fields[key] = String(decoding: text, as: UTF8.self)
-        }
-        return fields
     }
 
     // MARK: Promotions
 
-    private static func promotions(from base: ManifestSet, to head: ManifestSet, registry: PlanRegistry, plan: inout Plan) throws -> [Plan.Promotion] {
+    private static func promotions(from base: BaseObjects, to head: ManifestSet, registry: PlanRegistry, plan: inout Plan) throws -> [Plan.Promotion] {
         var found: [Plan.Promotion] = []
         let versions: (any ModelVersions)?
         switch registry {
@@ -271,15 +270,23 @@ public enum Planner {
                 continue
             }
             let stages = try versions.stageMap(of: model)
-            let verdicts = try PromotionPolicy.judge(model: model, spec: spec, stages: stages) { try versions.version(model, $0) }
+            // Each version is read once: the policy, the challenger and the champion ask for the same ones.
+            var read: [Int: ModelVersion?] = [:]
+            func version(_ number: Int) throws -> ModelVersion? {
+                if let known = read[number] { return known }
+                let found = try versions.version(model, number)
+                read[number] = .some(found)
+                return found
+            }
+            let verdicts = try PromotionPolicy.judge(model: model, spec: spec, stages: stages) { try version($0) }
             for verdict in verdicts where moved.contains(verdict.stage) {
                 let decision: Plan.Promotion.Decision = switch verdict.decision {
                 case .accepted: .accepted
                 case .refused: .refused
                 case .unchanged: .unchanged
                 }
-                let challenger = try verdict.desired.flatMap { try versions.version(model, $0) }.map(Plan.VersionSummary.init)
-                let champion = try verdict.current.flatMap { try versions.version(model, $0) }.map(Plan.VersionSummary.init)
+                let challenger = try verdict.desired.flatMap { try version($0) }.map(Plan.VersionSummary.init)
+                let champion = try verdict.current.flatMap { try version($0) }.map(Plan.VersionSummary.init)
                 found.append(Plan.Promotion(model: model, stage: verdict.stage, from: before[verdict.stage], to: verdict.desired,
                                             holder: verdict.current, decision: decision, rule: verdict.reason, message: verdict.message,
                                             challenger: challenger, champion: champion))
@@ -293,7 +300,7 @@ public enum Planner {
     /// The pipeline stages and trainings whose keys, as far as the commits decide them (command,
     /// params, declared and found code), differ; `only` limits it to these objects when no file
     /// but manifests changed (no other object's key can then have moved).
-    private static func runChanges(repository: Repository, base: ObjectID, head: ObjectID, baseSet: ManifestSet, headSet: ManifestSet,
+    private static func runChanges(repository: Repository, base: ObjectID, head: ObjectID, baseSet: BaseObjects, headSet: ManifestSet,
                                    only: Set<String>?) throws -> [Plan.RunChange] {
         let hashes = BlobHashes()
         let baseFiles = GitSourceFiles(repository: repository, commit: base, hashes: hashes)
@@ -315,6 +322,8 @@ public enum Planner {
                     if let old, let oldIndex = old.stages.firstIndex(where: { $0.name == stage.name }) {
                         oldConsumed = Set(StageGraph(old).upstream(of: oldIndex).flatMap { old.stages[$0].outs.map(\.value) })
                     }
+                    // With no file but manifests changed, a stage written and fed as before keys as before.
+                    if only != nil, oldStage == stage, oldConsumed == consumed { continue }
                     let reasons = try keyChanges(old: oldStage, oldConsumed: oldConsumed, new: stage, consumed: consumed,
                                                  baseFiles: baseFiles, headFiles: headFiles, baseCommit: base.hex, headCommit: head.hex)
                     if !reasons.isEmpty {
@@ -325,10 +334,12 @@ public enum Planner {
             case .trainingSchedule(let spec):
                 var old: TrainingScheduleSpec?
                 if case .trainingSchedule(let found)? = baseSet.manifests[manifest.ref]?.spec { old = found }
-                let consumed = featureOutputs(spec.features, in: headSet)
-                var reasons = try keyChanges(old: old.map(RunKey.stage(of:)), oldConsumed: featureOutputs(old?.features, in: baseSet),
-                                             new: RunKey.stage(of: spec), consumed: consumed, baseFiles: baseFiles, headFiles: headFiles,
-                                             baseCommit: base.hex, headCommit: head.hex)
+                let consumed = featureOutputs(spec.features, in: headSet.manifests)
+                let oldConsumed = featureOutputs(old?.features, in: baseSet.manifests)
+                let unchanged = only != nil && old.map(RunKey.stage(of:)) == RunKey.stage(of: spec) && oldConsumed == consumed
+                var reasons = unchanged ? [] : try keyChanges(old: old.map(RunKey.stage(of:)), oldConsumed: oldConsumed,
+                                                              new: RunKey.stage(of: spec), consumed: consumed, baseFiles: baseFiles,
+                                                              headFiles: headFiles, baseCommit: base.hex, headCommit: head.hex)
                 if let old, old.model != spec.model { reasons.insert("trains another model (\(old.model) → \(spec.model))", at: 0) }
                 if let pipeline = spec.features, let stages = pipelinesChanging[pipeline] {
                     reasons.append("its features may change: FeaturePipeline/\(pipeline) reruns " + stages.joined(separator: ", ")
@@ -347,8 +358,8 @@ public enum Planner {
         return false
     }
 
-    private static func featureOutputs(_ pipeline: String?, in set: ManifestSet) -> Set<String> {
-        guard let pipeline, case .featurePipeline(let spec)? = set.manifests[ObjectRef(.featurePipeline, pipeline)]?.spec else { return [] }
+    private static func featureOutputs(_ pipeline: String?, in manifests: [ObjectRef: Manifest]) -> Set<String> {
+        guard let pipeline, case .featurePipeline(let spec)? = manifests[ObjectRef(.featurePipeline, pipeline)]?.spec else { return [] }
         return Set(spec.stages.flatMap(\.outs).map(\.value))
     }
 
@@ -386,6 +397,32 @@ public enum Planner {
             case (nil, nil): name
             }
         }.joined(separator: ", ")
+    }
+}
+
+/// Base's objects as a plan needs them: the definition of each that wins (the first in file
+/// and line order, as in a `ManifestSet`; nil when that one failed to parse) and which were
+/// defined but failed. Base is not what the plan validates, so no cross-object checks are run:
+/// they would cost as much as head's.
+struct BaseObjects {
+    private(set) var manifests: [ObjectRef: Manifest] = [:]
+    private(set) var failed: Set<ObjectRef> = []
+
+    init(files: some Sequence<ParsedFile>) {
+        var first: [ObjectRef: SourceLocation] = [:]
+        func offer(_ ref: ObjectRef, _ location: SourceLocation, _ manifest: Manifest?) {
+            if let seen = first[ref], seen < location { return }
+            first[ref] = location
+            manifests[ref] = manifest
+        }
+        for file in files {
+            for failure in file.failures {
+                guard let ref = failure.ref else { continue }
+                failed.insert(ref)
+                offer(ref, failure.location, nil)
+            }
+            for manifest in file.manifests { offer(manifest.ref, manifest.location, manifest) }
+        }
     }
 }
 
