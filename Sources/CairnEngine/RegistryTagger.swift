@@ -39,13 +39,12 @@ final class RegistryTagger {
     // MARK: Planning
 
     private func plan(_ backlog: Store.RegistryTagBacklog) throws {
+        // GTO numbers a model's tags after the highest counter of any of its tags, people's too.
+        // One listing for all models: a backfill may cover many.
         var counters: [String: Int] = [:]
-        for model in backlog.models {
-            // GTO numbers a model's tags after the highest counter of any of its tags, people's too.
-            for name in try repository.tagNames(matching: model + "#*") + repository.tagNames(matching: model + "@*") {
-                guard let parsed = GTOTag.parse(name), parsed.artifact == model, let counter = parsed.counter else { continue }
-                counters[model] = max(counters[model] ?? 0, counter)
-            }
+        for name in try repository.tagNames() {
+            guard let parsed = GTOTag.parse(name), backlog.models.contains(parsed.artifact), let counter = parsed.counter else { continue }
+            counters[parsed.artifact] = max(counters[parsed.artifact] ?? 0, counter)
         }
         let cairn = "\(configuration.author.name) <\(configuration.author.email)>"
         var planner = RegistryTagPlanner(existing: try store.registryTags(of: backlog.models), repositoryCounters: counters, cairn: cairn)

@@ -7,10 +7,11 @@ import Testing
 /// `--registry-tags`: the registry as annotated tags in GTO's grammar, checked with git (and
 /// with GTO itself when CAIRN_GTO names its binary), through the real `cairn` binary.
 ///
-/// Serialized, and small: each test blocks a thread on its subprocesses, and a full `swift
-/// test` run has two. Most tests fill the registry straight into the store (versions at real
-/// commits, stage changes as the Model controller records them) and let `cairn reconcile`
-/// write the tags; one trains and promotes for real.
+/// Serialized, small, and async: every subprocess is awaited (`runAsync`), never waited for on
+/// one of the cooperative pool's threads, which all suites share (two on a two-core machine).
+/// Most tests fill the registry straight into the store (versions at real commits, stage
+/// changes as the Model controller records them) and let `cairn reconcile` write the tags;
+/// one trains and promotes for real.
 @Suite(.serialized) struct RegistryTagsTests {
     let repository: GitFixture
     let state: TemporaryDirectory
@@ -20,20 +21,42 @@ import Testing
         state = try TemporaryDirectory("cairn-state")
     }
 
-    func cairn(_ arguments: [String], environment: [String: String]? = nil) throws -> ProcessResult {
-        try CairnTestSupport.cairn(arguments + ["--state-dir", state.path], environment: environment)
+    func cairn(_ arguments: [String], environment: [String: String]? = nil) async throws -> ProcessResult {
+        try await cairnAsync(arguments + ["--state-dir", state.path], environment: environment)
     }
 
-    func reconcile(tags: Bool = true, repo: String? = nil, _ extra: [String] = [], environment: [String: String]? = nil) throws -> ProcessResult {
-        try cairn(["reconcile", "--once", "--repo", repo ?? repository.path] + (tags ? ["--registry-tags"] : []) + extra,
-                  environment: environment)
+    func reconcile(tags: Bool = true, repo: String? = nil, _ extra: [String] = [], environment: [String: String]? = nil) async throws -> ProcessResult {
+        try await cairn(["reconcile", "--once", "--repo", repo ?? repository.path] + (tags ? ["--registry-tags"] : []) + extra,
+                        environment: environment)
     }
 
-    /// `name → commit` for every tag, and whether each is annotated.
-    func tags(in git: GitFixture? = nil, gitDirectory: String? = nil) throws -> [String: String] {
-        let arguments = (gitDirectory.map { ["--git-dir", $0] } ?? []) + ["for-each-ref", "--format=%(refname:short) %(objecttype) %(*objectname)", "refs/tags"]
-        let listing = try gitDirectory == nil ? (git ?? repository).git(arguments)
-            : run("git", arguments, environment: GitFixture.environment()).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    /// git in the test's repository (or in `gitDirectory`), awaited; its output trimmed.
+    @discardableResult
+    func git(_ arguments: [String], gitDirectory: String? = nil) async throws -> String {
+        try await runAsync("git", (gitDirectory.map { ["--git-dir", $0] } ?? ["-C", repository.path]) + arguments,
+                           environment: GitFixture.environment()).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Writes `files` (nil deletes) and commits them all; returns the commit id.
+    @discardableResult
+    func commit(_ files: [String: String?], message: String = "change") async throws -> String {
+        for (path, text) in files {
+            let target = repository.url.appendingPathComponent(path)
+            if let text {
+                try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try Data(text.utf8).write(to: target)
+            } else {
+                try? FileManager.default.removeItem(at: target)
+            }
+        }
+        try await git(["add", "-A"])
+        try await git(["commit", "-q", "-m", message])
+        return try await git(["rev-parse", "HEAD"])
+    }
+
+    /// `name → commit` for every tag; each must be annotated.
+    func tags(gitDirectory: String? = nil) async throws -> [String: String] {
+        let listing = try await git(["for-each-ref", "--format=%(refname:short) %(objecttype) %(*objectname)", "refs/tags"], gitDirectory: gitDirectory)
         var result: [String: String] = [:]
         for line in listing.split(separator: "\n") {
             let parts = line.split(separator: " ").map(String.init)
@@ -86,39 +109,39 @@ import Testing
         ]
     }
 
-    @Test func tagsFollowARealTrainingAndItsPromotionsOnlyWhenAskedFor() throws {
-        let trained = try repository.commit(Self.manifests(assignments: "{}"))
-        let first = try reconcile(tags: false)
+    @Test func tagsFollowARealTrainingAndItsPromotionsOnlyWhenAskedFor() async throws {
+        let trained = try await self.commit(Self.manifests(assignments: "{}"))
+        let first = try await reconcile(tags: false)
         #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
         #expect(first.stdout.contains("registered scorer@1"), "\(first.stdout)")
-        #expect(try repository.git(["tag", "-l"]).isEmpty, "off by default: no tag without --registry-tags")
+        #expect(try await git(["tag", "-l"]).isEmpty, "off by default: no tag without --registry-tags")
 
         // Turned on later: the version registered before is tagged too, then each promotion.
-        try repository.commit(Self.manifests(assignments: "{staging: 1}"), message: "Promote scorer 1 to staging")
-        #expect(try reconcile().status == 0)
-        #expect(try tags() == ["scorer@v1.0.0": trained, "scorer#staging#1": trained])
-        #expect(try repository.git(["tag", "-l", "--format=%(contents:subject)|%(taggername) %(taggeremail)", "scorer@v1.0.0"])
+        try await self.commit(Self.manifests(assignments: "{staging: 1}"), message: "Promote scorer 1 to staging")
+        #expect(try await reconcile().status == 0)
+        #expect(try await tags() == ["scorer@v1.0.0": trained, "scorer#staging#1": trained])
+        #expect(try await git(["tag", "-l", "--format=%(contents:subject)|%(taggername) %(taggeremail)", "scorer@v1.0.0"])
                 == "Registering artifact scorer version v1.0.0|Cairn <cairn@localhost>")
-        #expect(try repository.git(["tag", "-l", "--format=%(contents:subject)|%(taggername) %(taggeremail)", "scorer#staging#1"])
+        #expect(try await git(["tag", "-l", "--format=%(contents:subject)|%(taggername) %(taggeremail)", "scorer#staging#1"])
                 == "Assigning stage staging to artifact scorer version v1.0.0|Ada Tester <ada@example.com>",
                 "a stage tag names the author of the commit that moved the stage")
 
         // One commit leaves staging and takes production: GTO numbers both in one sequence.
-        try repository.commit(Self.manifests(assignments: "{production: 1}"), message: "Promote scorer 1 to production")
-        let promoted = try reconcile()
+        try await self.commit(Self.manifests(assignments: "{production: 1}"), message: "Promote scorer 1 to production")
+        let promoted = try await reconcile()
         #expect(promoted.status == 0, "\(promoted.stdout)\(promoted.stderr)")
         let expected = ["scorer@v1.0.0": trained, "scorer#staging#1": trained, "scorer#staging!#2": trained, "scorer#production#3": trained]
-        #expect(try tags() == expected)
-        #expect(try repository.git(["tag", "-l", "--format=%(contents:subject)", "scorer#staging!#2"])
+        #expect(try await tags() == expected)
+        #expect(try await git(["tag", "-l", "--format=%(contents:subject)", "scorer#staging!#2"])
                 == "Unassigning stage 'staging' to artifact 'scorer' version 'v1.0.0'")
-        let objects = try repository.git(["for-each-ref", "--format=%(objectname)", "refs/tags"])
+        let objects = try await git(["for-each-ref", "--format=%(objectname)", "refs/tags"])
 
         // Again: nothing new, nothing moved, nothing to report.
-        #expect(try reconcile().status == 0)
-        #expect(try repository.git(["for-each-ref", "--format=%(objectname)", "refs/tags"]) == objects)
-        let status = try cairn(["status"])
+        #expect(try await reconcile().status == 0)
+        #expect(try await git(["for-each-ref", "--format=%(objectname)", "refs/tags"]) == objects)
+        let status = try await cairn(["status"])
         #expect(status.status == 0 && !status.stdout.contains("registry tag"), "\(status.stdout)")
-        try expectGTOAgrees(model: "scorer", tagged: [1])
+        try await expectGTOAgrees(model: "scorer", tagged: [1])
     }
 
     // MARK: A registry filled into the store
@@ -149,108 +172,107 @@ import Testing
                                                 ordinal: try store.stageChangeCount(of: "scorer", stage: stage) + 1))
     }
 
-    @Test func aKillBetweenWritingATagAndRecordingItNeitherLosesNorDuplicatesIt() throws {
-        let commit = try repository.commit(["README.md": "scorer\n"])
+    @Test func aKillBetweenWritingATagAndRecordingItNeitherLosesNorDuplicatesIt() async throws {
+        let commit = try await self.commit(["README.md": "scorer\n"])
         try fill { store in
             try register(1, at: commit, in: store)
             try move("staging", from: nil, to: 1, at: 1_500, commit: commit, in: store)
         }
         var environment = ProcessInfo.processInfo.environment
         environment["CAIRN_FAULT"] = "after-registry-tag"
-        let killed = try reconcile(environment: environment)
+        let killed = try await reconcile(environment: environment)
         #expect(killed.termination == .signaled(SIGKILL), "the fault point kills the process: \(killed.stderr)")
-        #expect(try tags() == ["scorer@v1.0.0": commit], "the first tag is in git, and the store does not know yet")
-        let written = try repository.git(["rev-parse", "refs/tags/scorer@v1.0.0"])
+        #expect(try await tags() == ["scorer@v1.0.0": commit], "the first tag is in git, and the store does not know yet")
+        let written = try await git(["rev-parse", "refs/tags/scorer@v1.0.0"])
         #expect(try Store(readingFrom: state.url).registryTagsToWrite().compactMap(\.name) == ["scorer@v1.0.0", "scorer#staging#1"])
 
-        let again = try reconcile()
+        let again = try await reconcile()
         #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
-        #expect(try tags() == ["scorer@v1.0.0": commit, "scorer#staging#1": commit])
-        #expect(try repository.git(["rev-parse", "refs/tags/scorer@v1.0.0"]) == written, "adopted, not written again")
+        #expect(try await tags() == ["scorer@v1.0.0": commit, "scorer#staging#1": commit])
+        #expect(try await git(["rev-parse", "refs/tags/scorer@v1.0.0"]) == written, "adopted, not written again")
         let store = try Store(readingFrom: state.url)
         let recorded = try store.registryTags(of: ["scorer"])
         #expect(recorded.map(\.name) == ["scorer@v1.0.0", "scorer#staging#1"] && recorded.allSatisfy { $0.state == .created })
         #expect(recorded.first?.object == written)
 
         // A rerun (and a new stage change after it) names nothing twice.
-        #expect(try reconcile().status == 0)
+        #expect(try await reconcile().status == 0)
         try fill { try move("production", from: nil, to: 1, at: 2_000, commit: commit, in: $0) }
-        #expect(try reconcile().status == 0)
-        #expect(try tags() == ["scorer@v1.0.0": commit, "scorer#staging#1": commit, "scorer#production#2": commit])
+        #expect(try await reconcile().status == 0)
+        #expect(try await tags() == ["scorer@v1.0.0": commit, "scorer#staging#1": commit, "scorer#production#2": commit])
         #expect(try store.registryTags(of: ["scorer"]).count == 3)
     }
 
-    @Test func aTagSomeoneElseMadeIsNeverMovedAndIsReported() throws {
-        let commit = try repository.commit(["README.md": "scorer\n"])
-        let other = try repository.commit(["README.md": "scorer, later\n"])
-        try repository.git(["tag", "-a", "-m", "mine", "scorer@v1.0.0", other])
-        let theirs = try repository.git(["rev-parse", "refs/tags/scorer@v1.0.0"])
+    @Test func aTagSomeoneElseMadeIsNeverMovedAndIsReported() async throws {
+        let commit = try await self.commit(["README.md": "scorer\n"])
+        let other = try await self.commit(["README.md": "scorer, later\n"])
+        try await git(["tag", "-a", "-m", "mine", "scorer@v1.0.0", other])
+        let theirs = try await git(["rev-parse", "refs/tags/scorer@v1.0.0"])
         try fill { store in
             try register(1, at: commit, in: store)
             try move("production", from: nil, to: 1, at: 1_500, commit: other, in: store)
         }
-        let held = try reconcile()
+        let held = try await reconcile()
         #expect(held.status == 0, "the registry is fine; only its tag is held: \(held.stdout)\(held.stderr)")
         #expect(held.stderr.contains("registry tag held") && held.stderr.contains("scorer@v1.0.0"), "\(held.stderr)")
-        #expect(try repository.git(["rev-parse", "refs/tags/scorer@v1.0.0"]) == theirs, "never moved")
-        #expect(try tags() == ["scorer@v1.0.0": other], "the stage tag waits for the version's own tag")
-        let status = try cairn(["status"])
+        #expect(try await git(["rev-parse", "refs/tags/scorer@v1.0.0"]) == theirs, "never moved")
+        #expect(try await tags() == ["scorer@v1.0.0": other], "the stage tag waits for the version's own tag")
+        let status = try await cairn(["status"])
         #expect(status.stdout.contains("2 registry tag(s) are not written"), "\(status.stdout)")
         #expect(status.stdout.contains("scorer@v1.0.0 (held): a tag named scorer@v1.0.0 exists and points at commit \(other.prefix(12))"),
                 "\(status.stdout)")
         #expect(status.stdout.contains("git tag -d 'scorer@v1.0.0'"), "\(status.stdout)")
-        #expect(try reconcile().status == 0)
-        #expect(try repository.git(["rev-parse", "refs/tags/scorer@v1.0.0"]) == theirs, "still never moved")
+        #expect(try await reconcile().status == 0)
+        #expect(try await git(["rev-parse", "refs/tags/scorer@v1.0.0"]) == theirs, "still never moved")
 
         // They remove theirs and tag the right commit themselves: adopted, and the stage follows.
-        try repository.git(["tag", "-d", "scorer@v1.0.0"])
-        try repository.git(["tag", "-a", "-m", "Registering artifact scorer version v1.0.0", "scorer@v1.0.0", commit])
-        let right = try repository.git(["rev-parse", "refs/tags/scorer@v1.0.0"])
-        #expect(try reconcile().status == 0)
-        #expect(try tags() == ["scorer@v1.0.0": commit, "scorer#production#1": commit])
-        #expect(try repository.git(["rev-parse", "refs/tags/scorer@v1.0.0"]) == right)
+        try await git(["tag", "-d", "scorer@v1.0.0"])
+        try await git(["tag", "-a", "-m", "Registering artifact scorer version v1.0.0", "scorer@v1.0.0", commit])
+        let right = try await git(["rev-parse", "refs/tags/scorer@v1.0.0"])
+        #expect(try await reconcile().status == 0)
+        #expect(try await tags() == ["scorer@v1.0.0": commit, "scorer#production#1": commit])
+        #expect(try await git(["rev-parse", "refs/tags/scorer@v1.0.0"]) == right)
         #expect(try Store(readingFrom: state.url).registryTags(of: ["scorer"]).map(\.state) == [.created, .created])
-        #expect(!(try cairn(["status"]).stdout.contains("registry tag")))
+        #expect(!(try await cairn(["status"]).stdout.contains("registry tag")))
     }
 
-    @Test func tagsArePushedWithTheStatusBranchAndARemoteTagIsNeverForced() throws {
+    @Test func tagsArePushedWithTheStatusBranchAndARemoteTagIsNeverForced() async throws {
         let served = try TemporaryDirectory("cairn-served")
         let remote = served.appending("ml.git").path
         // One object, so that there is a status branch to push: a Model nothing is assigned to.
-        let first = try repository.commit(["README.md": "scorer\n",
+        let first = try await self.commit(["README.md": "scorer\n",
                                            "other.yaml": "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: other}\nspec: {stages: [production]}\n"])
-        let second = try repository.commit(["README.md": "scorer, later\n"])
-        try run("git", ["clone", "-q", "--bare", repository.path, remote], environment: GitFixture.environment())
+        let second = try await self.commit(["README.md": "scorer, later\n"])
+        try await git(["clone", "-q", "--bare", repository.path, remote])
         // Someone tagged version 2 on the remote by hand, at another commit than Cairn's version 2.
-        try run("git", ["--git-dir", remote, "tag", "-a", "-m", "by hand", "scorer@v2.0.0", first], environment: GitFixture.environment())
-        let theirs = try run("git", ["--git-dir", remote, "rev-parse", "refs/tags/scorer@v2.0.0"], environment: GitFixture.environment()).stdout
+        try await git(["tag", "-a", "-m", "by hand", "scorer@v2.0.0", first], gitDirectory: remote)
+        let theirs = try await git(["rev-parse", "refs/tags/scorer@v2.0.0"], gitDirectory: remote)
         try fill { store in
             try register(1, at: first, in: store)
             try move("staging", from: nil, to: 1, at: 1_500, commit: first, in: store)
             try register(2, at: second, in: store)
         }
-        let pushed = try reconcile(repo: "file://" + remote, ["--push"])
+        let pushed = try await reconcile(repo: "file://" + remote, ["--push"])
         #expect(pushed.status == 0, "\(pushed.stdout)\(pushed.stderr)")
-        #expect(try tags(gitDirectory: remote) == ["scorer@v1.0.0": first, "scorer#staging#1": first, "scorer@v2.0.0": first])
-        #expect(try run("git", ["--git-dir", remote, "rev-parse", "refs/tags/scorer@v2.0.0"], environment: GitFixture.environment()).stdout
-                == theirs, "the remote's tag is never forced")
-        #expect(try run("git", ["--git-dir", remote, "log", "--format=%s", "cairn/status"], environment: GitFixture.environment()).stdout
-                .contains("Model/other: NoStageAssigned"), "the status branch went with the tags")
-        #expect(try cairn(["status"]).stdout.contains("scorer@v2.0.0 (held)"))
+        #expect(try await tags(gitDirectory: remote) == ["scorer@v1.0.0": first, "scorer#staging#1": first, "scorer@v2.0.0": first])
+        #expect(try await git(["rev-parse", "refs/tags/scorer@v2.0.0"], gitDirectory: remote) == theirs, "the remote's tag is never forced")
+        #expect(try await git(["log", "--format=%s", "cairn/status"], gitDirectory: remote).contains("Model/other: NoStageAssigned"),
+                "the status branch went with the tags")
+        #expect(try await cairn(["status"]).stdout.contains("scorer@v2.0.0 (held)"))
 
         // A later promotion is pushed on the next pass.
         try fill { try move("production", from: nil, to: 1, at: 3_000, commit: second, in: $0) }
-        #expect(try reconcile(repo: "file://" + remote, ["--push"]).status == 0)
-        #expect(try tags(gitDirectory: remote)["scorer#production#2"] == first)
+        #expect(try await reconcile(repo: "file://" + remote, ["--push"]).status == 0)
+        #expect(try await tags(gitDirectory: remote)["scorer#production#2"] == first)
     }
 
     /// GTO reads what Cairn wrote as `cairn models` tells it: two versions, a stage that moves
     /// on and back (where GTO's sorts differ unless the version left is unassigned), a stage
     /// unassigned, and a retraining at the same commit (one version per commit for GTO).
     @Test(.enabled(if: ProcessInfo.processInfo.environment["CAIRN_GTO"] != nil, "CAIRN_GTO names no gto binary"))
-    func gtoReadsTheTagsAsCairnModelsTellsThem() throws {
-        let first = try repository.commit(["README.md": "scorer\n"])
-        let second = try repository.commit(["README.md": "scorer, later\n"])
+    func gtoReadsTheTagsAsCairnModelsTellsThem() async throws {
+        let first = try await self.commit(["README.md": "scorer\n"])
+        let second = try await self.commit(["README.md": "scorer, later\n"])
         try fill { store in
             try register(1, at: first, in: store)
             try move("staging", from: nil, to: 1, at: 1_100, commit: first, in: store)
@@ -262,29 +284,29 @@ import Testing
             try move("production", from: 2, to: 1, at: 3_100, commit: second, in: store)
             try move("staging", from: 2, to: nil, at: 3_200, commit: second, in: store)
         }
-        let pass = try reconcile()
+        let pass = try await reconcile()
         #expect(pass.status == 0, "\(pass.stdout)\(pass.stderr)")
-        #expect(try cairn(["status"]).stdout.contains("1 registry tag(s) were skipped"))
-        try expectGTOAgrees(model: "scorer", tagged: [1, 2])
+        #expect(try await cairn(["status"]).stdout.contains("1 registry tag(s) were skipped"))
+        try await expectGTOAgrees(model: "scorer", tagged: [1, 2])
     }
 
     // MARK: GTO as the witness
 
     /// With CAIRN_GTO set, `gto show` and `gto history` must read the tags as `cairn models`
     /// tells the registry (a gto that fails fails the test); without it, nothing is checked.
-    func expectGTOAgrees(model: String, tagged: Set<Int>) throws {
+    func expectGTOAgrees(model: String, tagged: Set<Int>) async throws {
         guard let gto = ProcessInfo.processInfo.environment["CAIRN_GTO"] else { return }
         func json(_ result: ProcessResult) throws -> Any { try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) }
-        func gtoJSON(_ arguments: [String]) throws -> Any {
-            try json(try run(gto, arguments + ["--json", "-r", repository.path], in: repository.url, environment: GitFixture.environment()))
+        func gtoJSON(_ arguments: [String]) async throws -> Any {
+            try json(try await runAsync(gto, arguments + ["--json", "-r", repository.path], in: repository.url, environment: GitFixture.environment()))
         }
-        func cairnJSON(_ arguments: [String]) throws -> Any { try json(try cairn(arguments + ["--format", "json"])) }
+        func cairnJSON(_ arguments: [String]) async throws -> Any { try json(try await cairn(arguments + ["--format", "json"])) }
 
         // Who holds each stage, and the latest version.
-        let summary = try #require((try cairnJSON(["models"]) as? [[String: Any]])?.first { $0["model"] as? String == model })
+        let summary = try #require((try await cairnJSON(["models"]) as? [[String: Any]])?.first { $0["model"] as? String == model })
         let stages = try #require(summary["stages"] as? [String: Int])
         for sort in ["timestamp", "semver"] {
-            let shown = try #require((try gtoJSON(["show", "--sort", sort]) as? [String: Any])?[model] as? [String: Any], "gto show lists \(model)")
+            let shown = try #require((try await gtoJSON(["show", "--sort", sort]) as? [String: Any])?[model] as? [String: Any], "gto show lists \(model)")
             let held = (shown["stage"] as? [String: Any] ?? [:]).compactMapValues { $0 as? String }
             #expect(held == stages.mapValues(GTOTag.semver), "gto show --sort \(sort): \(held), cairn models: \(stages)")
             let latest = try #require(tagged.max())
@@ -292,27 +314,27 @@ import Testing
         }
 
         // Each tagged version at its source commit.
-        let versions = try #require(try cairnJSON(["models", model]) as? [[String: Any]])
+        let versions = try #require(try await cairnJSON(["models", model]) as? [[String: Any]])
         let commits = Dictionary(uniqueKeysWithValues: versions.compactMap { version -> (String, String)? in
             guard let number = version["version"] as? Int, tagged.contains(number),
                   let commit = (version["lineage"] as? [String: Any])?["sourceCommit"] as? String else { return nil }
             return (GTOTag.semver(number), commit)
         })
-        let gtoVersions = try #require(try gtoJSON(["show", model]) as? [[String: Any]])
+        let gtoVersions = try #require(try await gtoJSON(["show", model]) as? [[String: Any]])
         #expect(Dictionary(uniqueKeysWithValues: gtoVersions.compactMap { version -> (String, String)? in
             guard let name = version["version"] as? String, let commit = version["commit_hexsha"] as? String else { return nil }
             return (name, commit)
         }) == commits)
 
         // The stage history, event by event, in order.
-        let changes = try #require(try cairnJSON(["models", model, "--history"]) as? [[String: Any]])
+        let changes = try #require(try await cairnJSON(["models", model, "--history"]) as? [[String: Any]])
         var expected: [String] = []
         for change in changes.reversed() {
             let stage = change["stage"] as? String ?? "?"
             if let previous = change["previous"] as? Int, tagged.contains(previous) { expected.append("unassignment \(stage) \(GTOTag.semver(previous))") }
             if let version = change["version"] as? Int, tagged.contains(version) { expected.append("assignment \(stage) \(GTOTag.semver(version))") }
         }
-        let events = try #require(try gtoJSON(["history", model]) as? [[String: Any]])
+        let events = try #require(try await gtoJSON(["history", model]) as? [[String: Any]])
         let read = events.reversed().compactMap { event -> String? in
             guard let kind = event["event"] as? String, kind == "assignment" || kind == "unassignment" else { return nil }
             return "\(kind) \(event["stage"] as? String ?? "?") \(event["version"] as? String ?? "?")"
