@@ -25,7 +25,7 @@ public struct ModelController: Controller {
         return report(verdicts, model: name, spec: spec, stages: stages, changes: changes)
     }
 
-    /// One `StageChange` per accepted verdict, numbered per stage (GTO's `model#stage#N`).
+    /// One `StageChange` per accepted verdict, numbered per stage (`StageChange.ordinal`).
     private func record(_ verdicts: [StageVerdict], model: String, in context: ReconcileContext) throws -> [StageChange] {
         try verdicts.filter { $0.decision == .accepted }.map { verdict in
             StageChange(model: model, stage: verdict.stage, version: verdict.desired, previous: verdict.current,

@@ -30,6 +30,9 @@ struct EngineOptions: ParsableArguments {
     @Flag(help: "Push the status branch and refs/notes/cairn to the remote after each pass (for a URL).")
     var push = false
 
+    @Flag(help: "Also write the registry as annotated git tags in GTO's grammar (churn@v3.0.0, churn#production#4), pushed with the status branch under --push, for gto show and CI that reacts to tags.")
+    var registryTags = false
+
     @Option(help: "How long a remote may take to answer a fetch, such as 60s.")
     var fetchTimeout: String = "60s"
 
@@ -69,6 +72,7 @@ struct EngineOptions: ParsableArguments {
     var configuration: ReconcilerConfiguration {
         var configuration = ReconcilerConfiguration(branch: branch, path: path, statusBranch: statusBranch)
         configuration.treeLimits = TreeLimits(maxDepth: maxTreeDepth, maxEntries: maxTreeEntries)
+        configuration.registryTags = registryTags
         return configuration
     }
 

@@ -100,11 +100,33 @@ extension Cairn {
                     print("\(unreadable.count) manifest file(s) could not be read (their objects keep their last good spec):")
                     for line in unreadable { print("  \(line)") }
                 }
+                if object == nil { try printRegistryTagProblems(store) }
             }
             if objects.contains(where: \.isStalled) || (object == nil && (!unreadable.isEmpty || refusal != nil)) { throw CairnExit.invalid() }
         }
-    }
 
+        /// Registry tags (`--registry-tags`) that are not where Cairn means them: held, skipped,
+        /// or refused by the remote. Reported, never failing the command: the registry is fine.
+        private func printRegistryTagProblems(_ store: Store) throws {
+            let problems = try store.registryTagProblems()
+            // Held and refused tags want a person; skipped ones are for ever, so only counted.
+            let actionable = problems.filter { $0.state != .skipped }
+            if !actionable.isEmpty {
+                print("\(actionable.count) registry tag(s) are not written as Cairn means them (--registry-tags):")
+                for tag in actionable.prefix(20) {
+                    print("  \(tag.label) (\(tag.state == .held ? "held" : "not pushed")): \(tag.problem ?? "")")
+                }
+                if actionable.count > 20 { print("  ... and \(actionable.count - 20) more") }
+            }
+            if let first = problems.first(where: { $0.state == .skipped }) {
+                let count = problems.count - actionable.count
+                print("\(count) registry tag(s) were skipped, as GTO could not read them as meant; the first: \(first.label): \(first.problem ?? "")")
+            }
+        }
+    }
+}
+
+extension Cairn {
     struct History: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "history",

@@ -19,8 +19,11 @@ public struct StageChange: Codable, Hashable, Sendable {
     public var committedAt: Date
     /// When Cairn accepted the change: from this instant the stage held `version`.
     public var appliedAt: Date
-    /// The how-many-th assignment of a version to this stage this is (1, 2, …): GTO's
-    /// `model#stage#N`. Unassignments count too, so N never repeats.
+    /// The how-many-th change of this stage of this model this is (1, 2, …); unassignments
+    /// count too, so it never repeats within a stage. Counted per stage, so it is *not* the
+    /// `N` of GTO's `model#stage#N`: GTO numbers every stage tag of a model in one sequence,
+    /// across all its stages (`gto/tag.py`, `name_tag`), which is what `RegistryTagPlanner`
+    /// gives the tags `--registry-tags` writes.
     public var ordinal: Int
 
     public init(model: String, stage: String, version: Int?, previous: Int?, sourceCommit: String, author: String,

@@ -83,7 +83,7 @@ public actor Engine {
         writer = StatusWriter(repository: repository, store: store, configuration: configuration, logger: logger)
         if push, case .remote(let url) = source {
             pusher = StatusPusher(repository: repository, url: url, configuration: configuration, logger: logger, fetch: fetch,
-                                  rebuilt: { [writer] tip in try writer.adopt(tip: tip) })
+                                  tagger: writer.tagger, rebuilt: { [writer] tip in try writer.adopt(tip: tip) })
         } else {
             pusher = nil
         }

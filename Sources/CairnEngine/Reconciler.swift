@@ -18,6 +18,8 @@ public struct ReconcilerConfiguration: Sendable {
     public var remoteTracking: Bool
     /// What reading one commit's tree may cost (depth, entries).
     public var treeLimits: TreeLimits = .standard
+    /// Also write the registry as annotated tags in GTO's grammar (`--registry-tags`).
+    public var registryTags = false
 
     public init(branch: String = "main", path: String = "", statusBranch: String = "cairn/status",
                 notesRef: String = "refs/notes/cairn", author: Signature = Signature(name: "Cairn", email: "cairn@localhost"),

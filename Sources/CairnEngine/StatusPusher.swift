@@ -2,10 +2,11 @@ import Foundation
 import CairnGit
 import Logging
 
-/// Pushes the status branch and the notes ref to the remote. Never forced: when the remote
-/// moved (a person, or another writer, pushed), it fetches, rebuilds Cairn's own commits on
-/// the remote's new tip, and tries again, a bounded number of times. Nothing of theirs or ours
-/// is lost; the tracked branch is never touched.
+/// Pushes the status branch and the notes ref to the remote, then the registry's tags (with
+/// `--registry-tags`). Never forced: when the remote moved (a person, or another writer,
+/// pushed), it fetches, rebuilds Cairn's own commits on the remote's new tip, and tries again,
+/// a bounded number of times. Nothing of theirs or ours is lost; the tracked branch is never
+/// touched, and no tag on the remote is ever moved.
 final class StatusPusher {
     let repository: Repository
     let url: String
@@ -14,11 +15,14 @@ final class StatusPusher {
     let fetch: Fetcher
     /// Told the status branch's new tip after a rebuild, so the writer knows it as its own.
     let rebuilt: (ObjectID) throws -> Void
+    /// The registry's tags to push after the branches, when they are written.
+    let tagger: RegistryTagger?
     static let attempts = 5
 
     init(repository: Repository, url: String, configuration: ReconcilerConfiguration, logger: Logger,
-         fetch: @escaping Fetcher, rebuilt: @escaping (ObjectID) throws -> Void) {
+         fetch: @escaping Fetcher, tagger: RegistryTagger? = nil, rebuilt: @escaping (ObjectID) throws -> Void) {
         self.rebuilt = rebuilt
+        self.tagger = tagger
         self.repository = repository
         self.url = url
         self.configuration = configuration
@@ -30,6 +34,11 @@ final class StatusPusher {
     var remoteNotesRef: String { "refs/remotes/origin-notes/" + configuration.notesRef.dropFirst("refs/notes/".count) }
 
     func push() async throws {
+        try await pushBranches()
+        try tagger?.push { refspecs in try repository.push(to: url, refspecs: refspecs) }
+    }
+
+    private func pushBranches() async throws {
         for attempt in 1...Self.attempts {
             var refspecs: [String] = []
             if let local = try repository.referenceTarget(configuration.statusRef), local != (try repository.referenceTarget(remoteStatusRef)) {

@@ -25,18 +25,29 @@ public final class StatusWriter {
     private var knownTipLoaded = false
     /// How far back a drain looks for its own entries when the branch moved without it.
     static let searchLimit = 100_000
+    /// Writes the registry's tags after each drain, when the configuration asks for them.
+    let tagger: RegistryTagger?
 
     public init(repository: Repository, store: Store, configuration: ReconcilerConfiguration, logger: Logger) {
         self.repository = repository
         self.store = store
         self.configuration = configuration
         self.logger = logger
+        tagger = configuration.registryTags
+            ? RegistryTagger(repository: repository, store: store, configuration: configuration, logger: logger) : nil
     }
 
-    /// Writes every pending outbox entry to git; returns how many status commits it made.
-    /// With nothing pending and the branch as Cairn left it, this costs one ref read.
+    /// Writes every pending outbox entry to git, then, with `registryTags`, the registry's
+    /// tags (`RegistryTagger`); returns how many status commits it made. With nothing pending
+    /// and the branch as Cairn left it, this costs one ref read (and one store read for tags).
     @discardableResult
     public func drain(now: Date = Date()) throws -> Int {
+        let commits = try drainOutbox(now: now)
+        try tagger?.sync()
+        return commits
+    }
+
+    private func drainOutbox(now: Date) throws -> Int {
         if !knownTipLoaded {
             knownTip = try store.statusTip(of: configuration.statusRef).flatMap(ObjectID.init(hex:))
             knownTipLoaded = true

@@ -128,6 +128,7 @@ public final class Store: RunRecords, Sendable {
         }
         registerRegistryMigration(&migrator)
         registerStageMigration(&migrator)
+        registerRegistryTagMigration(&migrator)
         return migrator
     }
 

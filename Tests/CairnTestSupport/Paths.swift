@@ -21,6 +21,12 @@ public func cairn(_ arguments: [String], in directory: URL? = nil, environment: 
     try run(try cairnExecutable(), arguments, in: directory, environment: environment, check: false)
 }
 
+/// Runs the real `cairn` binary, awaiting it without holding a thread (see `runAsync`).
+@discardableResult
+public func cairnAsync(_ arguments: [String], in directory: URL? = nil, environment: [String: String]? = nil) async throws -> ProcessResult {
+    try await runAsync(try cairnExecutable(), arguments, in: directory, environment: environment, check: false)
+}
+
 /// The example repository as people read it in Manifests/, by relative path: the manifests
 /// and the scripts their stages run, not the generated schema/ (nor Python's caches).
 public func exampleRepositoryFiles() throws -> [String: String] {

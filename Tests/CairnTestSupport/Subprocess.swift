@@ -24,6 +24,21 @@ public struct SubprocessError: Error, CustomStringConvertible {
 public func run(_ executable: String, _ arguments: [String], in directory: URL? = nil,
                 environment: [String: String]? = nil, check: Bool = true) throws -> ProcessResult {
     let outcome = try Command(executable, arguments, environment: environment, workingDirectory: directory).runSynchronously()
+    return try result(of: outcome, executable, arguments, check: check)
+}
+
+/// As `run`, but awaits the child instead of blocking a thread. Swift Testing runs tests on
+/// the cooperative pool, which has one thread per core (two on the CI machine): a suite that
+/// blocks on many long `cairn` processes can leave other suites' async tests no thread to
+/// resume on, and their timing checks fail. Long-running children belong here.
+@discardableResult
+public func runAsync(_ executable: String, _ arguments: [String], in directory: URL? = nil,
+                     environment: [String: String]? = nil, check: Bool = true) async throws -> ProcessResult {
+    let outcome = try await Command(executable, arguments, environment: environment, workingDirectory: directory).run()
+    return try result(of: outcome, executable, arguments, check: check)
+}
+
+private func result(of outcome: ProcessOutcome, _ executable: String, _ arguments: [String], check: Bool) throws -> ProcessResult {
     let (seconds, attoseconds) = outcome.elapsed.components
     let result = ProcessResult(
         status: outcome.termination.shellStatus,
