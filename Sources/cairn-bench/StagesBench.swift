@@ -48,6 +48,9 @@ struct StagesBench: ParsableCommand {
     @Flag(help: "Keep the state directory and print where it is.")
     var keep = false
 
+    @Option(help: "Fill this new state directory and keep it (implies --keep).")
+    var directory: String?
+
     @Option(help: "Write the fixture's versions and changes to this file, as JSON.")
     var export: String?
 
@@ -69,8 +72,13 @@ struct StagesBench: ParsableCommand {
 
     func run() throws {
         let binary = try Sampling.cairnBinary(cairn)
-        let state = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-bench-stages-\(UUID().uuidString.prefix(8))")
-        defer { if !keep { try? FileManager.default.removeItem(at: state) } }
+        let state = directory.map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("cairn-bench-stages-\(UUID().uuidString.prefix(8))")
+        if FileManager.default.fileExists(atPath: state.appendingPathComponent("cairn.sqlite").path) {
+            throw ValidationError("\(state.path) holds a store already; give a new --directory")
+        }
+        let keeping = keep || directory != nil
+        defer { if !keeping { try? FileManager.default.removeItem(at: state) } }
         let fixture = StagesFixture(model: model, changes: changes)
         progress("stages: recording \(fixture.versions.count) versions and \(changes) stage changes of \(model) in \(state.path)")
         let started = ContinuousClock.now
@@ -84,8 +92,8 @@ struct StagesBench: ParsableCommand {
                 .write(to: URL(fileURLWithPath: export))
         }
         progress(String(format: "stages: filled in %.1f s", filled))
-        let report = try measure(fixture, state: state, cairn: binary)
-        if keep { progress("stages: kept the state directory \(state.path); rerun: \(report.command)") }
+        let report = try measure(fixture, state: state, cairn: binary, kept: keeping)
+        if keeping { progress("stages: kept the state directory \(state.path); rerun: \(report.command)") }
         try report.emit(format: format)
     }
 
@@ -95,7 +103,7 @@ struct StagesBench: ParsableCommand {
         var changes: [StageChange]
     }
 
-    func measure(_ fixture: StagesFixture, state: URL, cairn: String) throws -> BenchReport<StagesAnswer> {
+    func measure(_ fixture: StagesFixture, state: URL, cairn: String, kept: Bool) throws -> BenchReport<StagesAnswer> {
         guard let start = Self.day(at) else { throw ValidationError("--at \(at) is not a day") }
         let expected = fixture.answer(atDay: start)
         let arguments = ["models", model, "--at", at, "--state-dir", state.path, "--format", "json"]
@@ -105,7 +113,7 @@ struct StagesBench: ParsableCommand {
         var store = try Store(readingFrom: state)
 
         var report = BenchReport(title: "\(model) with \(fixture.changes.count) stage changes (\(fixture.versions.count) versions), its stages on \(at)",
-                                 repeats: repeats, answer: expected, fixture: keep ? state.path : nil,
+                                 repeats: repeats, answer: expected, fixture: kept ? state.path : nil,
                                  command: "cairn " + arguments.joined(separator: " "))
         try report.measure([
             .init(key: "process", label: "cairn models \(model) --at \(at), as a command", target: 0.010) {
