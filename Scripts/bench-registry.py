@@ -10,9 +10,7 @@ asserted: the machine is shared and noisy, so compare the ratios measured in one
 goes to stderr, the table (or JSON) to stdout.
 """
 import argparse
-import datetime
 import functools
-import json
 import os
 import shutil
 import subprocess
@@ -194,20 +192,12 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     progress(f"done in {time.monotonic() - started:.0f} s")
     report = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        **table.header(args, load),
         "models": args.models, "versions": args.versions, "repeats": args.repeats, "inner": args.inner,
         "historyModel": bench.model, "registerModel": bench.register_model,
-        "machine": load, "loadAverageAfter": list(os.getloadavg()), "cairnCommit": args.cairn_commit,
-        "gtoVersion": package_version(args.gto_python, "gto") if args.gto else None,
         "mlflowVersion": package_version(args.mlflow_python, "mlflow") if args.mlflow_python else None,
-        "rows": [row.json() for row in bench.rows],
     }
-    if args.format == "json":
-        print(json.dumps(report, indent=2))
-    else:
-        print_text(report)
-    return 1 if any(row.errors for row in bench.rows) else 0
-
+    return table.emit(report, bench.rows, args.format, print_text)
 
 if __name__ == "__main__":
     sys.exit(main())

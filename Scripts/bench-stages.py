@@ -13,9 +13,7 @@ reference. Figures are printed, never asserted: the machine is shared and noisy,
 the ratios measured in one run. Progress goes to stderr, the table (or JSON) to stdout.
 """
 import argparse
-import datetime
 import functools
-import json
 import os
 import shutil
 import subprocess
@@ -29,7 +27,7 @@ import bench_pipelines_repos as repos  # noqa: E402
 import bench_report as table  # noqa: E402
 import bench_stages_tools as tools  # noqa: E402
 from bench_pipelines_repos import Failure, progress  # noqa: E402
-from bench_report import figure, package_version  # noqa: E402
+from bench_report import figure  # noqa: E402
 
 TOOLS = ("Cairn", "GTO")
 SHORT = {"GTO": "GTO"}
@@ -134,7 +132,7 @@ def print_text(report):
           f"gto: {report['gtoVersion'] or 'not installed (column skipped)'}")
     print(f"plan: {report['plan']['title']}; every answer: {describe_plan(report['plan']['answer'])}")
     answer = report["stages"]["answer"]
-    print(f"stages: {report['stages']['title']}; every answer (GTO's too): "
+    print(f"stages: {report['stages']['title']}; every answer" + (" (GTO's too): " if report["gtoVersion"] else ": ")
           + ", ".join(f"{stage} {version}" for stage, version in sorted(answer["holders"].items()))
           + "; that day: " + (", ".join(answer["changesThatDay"]) or "no change"))
     print()
@@ -202,21 +200,13 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     progress(f"done in {time.monotonic() - started:.0f} s")
     report = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        **table.header(args, load),
         "repeats": args.repeats, "gtoRepeats": args.gto_repeats, "gtoInner": args.gto_inner,
-        "machine": load, "loadAverageAfter": list(os.getloadavg()), "cairnCommit": args.cairn_commit,
-        "gtoVersion": package_version(args.gto_python, "gto") if args.gto else None,
         "gtoRepo": bench.gto.repo if bench.gto and args.keep else None,
         "plan": {key: value for key, value in bench.plan.items() if key != "rows"},
         "stages": {key: value for key, value in bench.stages.items() if key != "rows"},
-        "rows": [row.json() for row in bench.rows],
     }
-    if args.format == "json":
-        print(json.dumps(report, indent=2))
-    else:
-        print_text(report)
-    return 1 if any(row.errors for row in bench.rows) else 0
-
+    return table.emit(report, bench.rows, args.format, print_text)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,9 @@
 """The tables of Scripts/bench-registry.py and Scripts/bench-stages.py: rows of samples per
 tool, medians, Cairn's ratio to each peer, and how a figure and a ratio are written.
 Standard library only."""
+import datetime
+import json
+import os
 import statistics
 import subprocess
 
@@ -65,3 +68,20 @@ def package_version(python, package):
                               capture_output=True, text=True, timeout=120).stdout.strip() or None
     except (OSError, subprocess.TimeoutExpired):
         return None
+
+
+def header(args, load):
+    """What every report starts with: when, on which machine and load, which cairn and GTO."""
+    return {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "machine": load, "loadAverageAfter": list(os.getloadavg()), "cairnCommit": args.cairn_commit,
+            "gtoVersion": package_version(args.gto_python, "gto") if args.gto else None}
+
+
+def emit(report, rows, form, print_text):
+    """Prints the report with its rows as JSON or as text; the exit status: 1 when a measurement failed."""
+    report["rows"] = [row.json() for row in rows]
+    if form == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        print_text(report)
+    return 1 if any(row.errors for row in rows) else 0
