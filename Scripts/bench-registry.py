@@ -10,11 +10,9 @@ asserted: the machine is shared and noisy, so compare the ratios measured in one
 goes to stderr, the table (or JSON) to stdout.
 """
 import argparse
-import datetime
-import json
+import functools
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,7 +22,9 @@ sys.dont_write_bytecode = True  # no __pycache__ in Scripts/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_pipelines_repos as repos  # noqa: E402
 import bench_registry_tools as tools  # noqa: E402
+import bench_report as table  # noqa: E402
 from bench_pipelines_repos import Failure, progress  # noqa: E402
+from bench_report import figure, package_version  # noqa: E402
 
 TOOLS = ("Cairn", "GTO", "GTO, tags only", "MLflow")
 SHORT = {"GTO": "GTO", "GTO, tags only": "GTO tags", "MLflow": "MLflow"}
@@ -33,26 +33,8 @@ SHORT = {"GTO": "GTO", "GTO, tags only": "GTO tags", "MLflow": "MLflow"}
 SLOW_CALL = 30.0
 
 
-class Row:
-    """One line of the table: each tool's samples, medians, and Cairn's ratio to each peer."""
-
-    def __init__(self, key, label, target=None, note="", show_ratio=True):
-        self.key, self.label, self.target, self.note, self.show_ratio = key, label, target, note, show_ratio
-        self.samples = {name: [] for name in TOOLS}
-        self.errors = {}
-
-    def median(self, name):
-        return statistics.median(self.samples[name]) if self.samples[name] else None
-
-    def ratio(self, peer):
-        cairn, other = self.median("Cairn"), self.median(peer)
-        return cairn / other if self.show_ratio and cairn is not None and other else None
-
-    def json(self):
-        return {"key": self.key, "label": self.label, "target": self.target, "note": self.note,
-                "median": {name: self.median(name) for name in TOOLS},
-                "ratio": {peer: self.ratio(peer) for peer in TOOLS[1:]},
-                "samples": self.samples, "errors": self.errors}
+# Every row has a column for each tool, Cairn first.
+Row = functools.partial(table.Row, tools=TOOLS)
 
 
 class Bench:
@@ -147,19 +129,6 @@ class Bench:
                 for row in (self.list, self.list_in, self.history_in, self.register_in)))
 
 
-def figure(value):
-    if value is None:
-        return "—"
-    return f"{value * 1000:.2f} ms" if value < 0.1 else f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
-
-
-def ratio_text(ratio):
-    """0.133, or 1/388 when Cairn takes less than a hundredth of the peer's time."""
-    if ratio is None:
-        return ""
-    return f"{ratio:.3f}" if ratio >= 0.01 else f"1/{1 / ratio:,.0f}"
-
-
 def print_text(report):
     m = report["machine"]
     print(f"Registry benchmark, {report['date']}: {report['models']} models × {report['versions']} versions; fresh processes: "
@@ -171,19 +140,7 @@ def print_text(report):
     print(f"cairn: release build of {report['cairnCommit']}; gto: {report['gtoVersion'] or 'not installed (column skipped)'}; "
           f"mlflow: {report['mlflowVersion'] or 'not installed (column skipped)'}")
     print()
-    width = max(len(r["label"]) for r in report["rows"]) + 2
-    peers = [p for p in TOOLS[1:] if any(r["median"][p] is not None or p in r["errors"] for r in report["rows"])]
-    print(f"{'measurement'.ljust(width)}{'Cairn':>10}" + "".join(f"{SHORT[p]:>10}" for p in peers)
-          + "".join(f"{'÷' + SHORT[p]:>11}" for p in peers) + "  target")
-    for r in report["rows"]:
-        ratios = [ratio_text(r["ratio"][p]) for p in peers]
-        target = "" if r["target"] is None else f"< {r['target'] * 1000:.0f} ms"
-        print(f"{r['label'].ljust(width)}" + "".join(f"{figure(r['median'][n]):>10}" for n in ["Cairn", *peers])
-              + "".join(f"{ratio:>11}" for ratio in ratios) + f"  {target}")
-        for name, error in r["errors"].items():
-            print(f"{'':4}{name} FAILED: {error}")
-        if r["note"]:
-            print(f"{'':4}{r['note']}")
+    table.print_rows(report["rows"], TOOLS, SHORT)
 
 
 def main():
@@ -235,28 +192,12 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     progress(f"done in {time.monotonic() - started:.0f} s")
     report = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        **table.header(args, load),
         "models": args.models, "versions": args.versions, "repeats": args.repeats, "inner": args.inner,
         "historyModel": bench.model, "registerModel": bench.register_model,
-        "machine": load, "loadAverageAfter": list(os.getloadavg()), "cairnCommit": args.cairn_commit,
-        "gtoVersion": package_version(args.gto_python, "gto") if args.gto else None,
         "mlflowVersion": package_version(args.mlflow_python, "mlflow") if args.mlflow_python else None,
-        "rows": [row.json() for row in bench.rows],
     }
-    if args.format == "json":
-        print(json.dumps(report, indent=2))
-    else:
-        print_text(report)
-    return 1 if any(row.errors for row in bench.rows) else 0
-
-
-def package_version(python, package):
-    try:
-        return subprocess.run([python, "-c", f"import importlib.metadata as m; print(m.version('{package}'))"],
-                              capture_output=True, text=True, timeout=120).stdout.strip() or None
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
+    return table.emit(report, bench.rows, args.format, print_text)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,5 +1,6 @@
-"""The peers' side of Scripts/bench-registry.py, run by the benchmark venv's Python (where GTO
-and MLflow are installed), never by the system python3. Each command prints one JSON line.
+"""The peers' side of Scripts/bench-registry.py and Scripts/bench-stages.py, run by the benchmark
+venv's Python (where GTO and MLflow are installed), never by the system python3. Each command
+prints one JSON line. `held_at` uses the standard library only, so the system python3 imports it too.
 
   mlflow-populate --db F --artifacts D --models N --versions K   fill an MLflow registry from this one client
   mlflow-time --db F --model M --register-model R --inner N     time list, history, register in this process
@@ -7,11 +8,14 @@ and MLflow are installed), never by the system python3. Each command prints one 
                                                                  caller times the whole process)
   gto-time --repo D --model M --register-model R --first V --inner N
                                                                  time gto.api show, history, register in this process
+  gto-stages-time --repo D --model M --at DAY --inner N          time gto.api history (and reading the stages held on
+                                                                 DAY from it) and show, for Scripts/bench-stages.py
 
 Imports of mlflow and gto happen inside the commands, so a one-call process pays for what a
 user's script would pay for and nothing else.
 """
 import argparse
+import datetime
 import hashlib
 import json
 import os
@@ -152,9 +156,51 @@ def gto_time(args):
     emit({"list": listing, "history": versions, "register": register, "next": number, **counts})
 
 
+def held_at(events, day):
+    """Which version held each stage at the start of `day` (YYYY-MM-DD, UTC), and the assignments
+    during it, oldest first, from GTO's history events (`gto history --json` or gto.api.history):
+    the question `cairn models NAME --at DAY` answers. Versions as numbers: v436.0.0 is 436."""
+    start = datetime.datetime.fromisoformat(day).replace(tzinfo=datetime.timezone.utc)
+    end = start + datetime.timedelta(days=1)
+
+    def when(event):
+        stamp = event["timestamp"]
+        stamp = datetime.datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=datetime.timezone.utc)
+
+    assignments = sorted(((when(e), e) for e in events if e["event"] == "assignment"), key=lambda pair: pair[0])
+    holders, during = {}, []
+    for stamp, event in assignments:
+        version = int(event["version"].lstrip("v").split(".")[0])
+        if stamp <= start:
+            holders[event["stage"]] = version
+        elif stamp < end:
+            during.append(f"{event['stage']} {version}")
+    return {"holders": holders, "changesThatDay": during}
+
+
+def gto_stages_time(args):
+    from gto import api
+
+    answers = {}
+
+    def history():
+        events = api.history(args.repo, args.model)
+        answers["heldAt"] = held_at(events, args.at)
+        answers["assignments"] = sum(1 for event in events if event["event"] == "assignment")
+
+    def show():
+        versions = api.show(args.repo, args.model)
+        answers["current"] = {stage["stage"]: int(version["version"].lstrip("v").split(".")[0])
+                              for version in versions for stage in version["stages"]}
+
+    emit({"history": timed_calls(history, args.inner), "show": timed_calls(show, args.inner), **answers})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["mlflow-populate", "mlflow-time", "mlflow-list", "mlflow-history", "mlflow-register", "gto-time"])
+    parser.add_argument("command", choices=["mlflow-populate", "mlflow-time", "mlflow-list", "mlflow-history", "mlflow-register", "gto-time",
+                                            "gto-stages-time"])
     parser.add_argument("--db")
     parser.add_argument("--artifacts", default="/nonexistent/artifacts")
     parser.add_argument("--repo")
@@ -164,6 +210,7 @@ def main():
     parser.add_argument("--register-model", default="m007")
     parser.add_argument("--first", type=int, default=11, help="gto-time: the major number of the first version it registers")
     parser.add_argument("--inner", type=int, default=20)
+    parser.add_argument("--at", default="2026-10-01", help="gto-stages-time: the day whose stages are read from the history")
     args = parser.parse_args()
     if args.command == "mlflow-populate":
         mlflow_populate(args)
@@ -171,6 +218,8 @@ def main():
         mlflow_time(args)
     elif args.command.startswith("mlflow-"):
         mlflow_once(args)
+    elif args.command == "gto-stages-time":
+        gto_stages_time(args)
     else:
         gto_time(args)
 

@@ -187,13 +187,11 @@ extension CairnBench {
     /// Starts the real daemon over the repository, makes it reconcile one change (so it holds
     /// the parsed manifests), lets it idle, and reads its VmRSS in KiB.
     func idleResidentMemory(directory: URL, state: URL, repository: Repository, signature: Signature) throws -> Int? {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("cairn")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+        guard let binary = try? Sampling.cairnBinary(nil) else {
             print("note: no cairn binary beside cairn-bench (swift build -c release builds both); memory not measured")
             return nil
         }
-        let daemon = try Command(binary.path, ["run", "--repo", directory.path, "--state-dir", state.path, "--interval", "1s", "--log-level", "error"],
+        let daemon = try Command(binary, ["run", "--repo", directory.path, "--state-dir", state.path, "--interval", "1s", "--log-level", "error"],
                                  standardOutput: .discard, standardError: .discard).start()
         defer {
             daemon.stop()

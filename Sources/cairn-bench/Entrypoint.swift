@@ -1,12 +1,13 @@
 import ArgumentParser
 
 /// `cairn-bench`: manifests and the daemon over a generated repository (the default, so
-/// `cairn-bench --manifests N` and `cairn-bench --hash FILE` work as they did), or `registry`.
+/// `cairn-bench --manifests N` and `cairn-bench --hash FILE` work as they did), `registry`,
+/// or issue 12's `plan` and `stages`.
 @main
 struct CairnBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cairn-bench",
-        abstract: "Cairn's benchmarks: manifests and the daemon (the default), or the model registry.",
-        subcommands: [CairnBench.self, RegistryBench.self],
+        abstract: "Cairn's benchmarks: manifests and the daemon (the default), the model registry, plans and stage history.",
+        subcommands: [CairnBench.self, RegistryBench.self, PlanBench.self, StagesBench.self],
         defaultSubcommand: CairnBench.self)
 }

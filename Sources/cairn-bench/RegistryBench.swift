@@ -70,27 +70,18 @@ struct RegistryBench: ParsableCommand {
             if FileManager.default.fileExists(atPath: database.path) {
                 throw ValidationError("\(database.path) exists; --populate fills a fresh state directory (remove it, or give another)")
             }
-            try emit(Self.populate(Store(directory: directory), models: models, versions: versions))
+            try Self.populate(Store(directory: directory), models: models, versions: versions).emit(format: format)
             return
         }
         guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("cairn.sqlite").path) else {
             throw ValidationError("no store in \(directory.path); fill one first with --populate")
         }
-        try emit(Self.time(Store(directory: directory), model: model, registerModel: registerModel, repeats: repeats))
-    }
-
-    private func emit(_ report: some Encodable & TextReport) throws {
-        if format == "text" { print(report.text); return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        try Self.time(Store(directory: directory), model: model, registerModel: registerModel, repeats: repeats).emit(format: format)
     }
 }
 
-protocol TextReport { var text: String { get } }
-
 extension RegistryBench {
-    struct Population: Encodable, TextReport {
+    struct Population: TextReport {
         var models: Int
         var versions: Int
         var seconds: Double
@@ -100,7 +91,7 @@ extension RegistryBench {
         }
     }
 
-    struct Timings: Encodable, TextReport {
+    struct Timings: TextReport {
         var machine: Machine
         var models: Int
         var historyModel: String
@@ -138,17 +129,9 @@ extension RegistryBench {
     }
 
     static func time(_ store: Store, model: String, registerModel: String, repeats: Int) throws -> Timings {
-        func measure(_ body: () throws -> Void) rethrows -> [Double] {
-            try body()   // warm-up: SQLite's page cache, the decoder's first use
-            return try (0..<repeats).map { _ in
-                let started = ContinuousClock.now
-                try body()
-                return (ContinuousClock.now - started).seconds
-            }
-        }
         var listed = 0, history = 0
-        let list = try measure { listed = try store.registeredModels().count }
-        let versions = try measure { history = try store.versions(of: model).count }
+        let list = try Sampling.inProcess(repeats: repeats) { listed = try store.registeredModels().count }
+        let versions = try Sampling.inProcess(repeats: repeats) { history = try store.versions(of: model).count }
         guard history > 0 else { throw ValidationError("\(model) has no version in \(store.path.path); --model names a populated model") }
         // Each registration is the next number of registerModel; the record is made before the
         // clock starts, so what is timed is `register`: encoding the record, the number check, the insert, the commit.
@@ -164,8 +147,4 @@ extension RegistryBench {
         return Timings(machine: .current, models: listed, historyModel: model, historyVersions: history, registerModel: registerModel,
                        repeats: repeats, listSeconds: list, historySeconds: versions, registerSeconds: register)
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
