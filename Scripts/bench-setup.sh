@@ -26,12 +26,17 @@ bench_python_venv() {   # bench_python_venv WHAT-IS-SKIPPED-WITHOUT-IT
   return 1
 }
 
-# Measured as it would be deployed, and in the same build directory as Scripts/bench-pipelines:
+# Measured as it would be deployed, and in one build directory for every benchmark script:
 # release, with the Swift runtime linked in statically, which starts each `cairn` process sooner.
+# Only the two products are built: a dependency's dynamic library (GRDB's) does not link
+# against the static runtime.
 bench_build() {
   local build=(swift build -c release --static-swift-stdlib --scratch-path .build/static)
   say "building release cairn and cairn-bench (${build[*]}; a first build takes many minutes)"
-  "${build[@]}" 2>&1 | awk '/^\[[0-9]+\/[0-9]+\]/ { if (++n % 40 == 1) print "[bench]   " $0; fflush(); next } { print; fflush() }' >&2
+  for product in cairn cairn-bench; do
+    "${build[@]}" --product "$product" 2>&1 \
+      | awk '/^\[[0-9]+\/[0-9]+\]/ { if (++n % 40 == 1) print "[bench]   " $0; fflush(); next } { print; fflush() }' >&2
+  done
   bin="$("${build[@]}" --show-bin-path)"
 }
 

@@ -19,11 +19,17 @@ final class BlobHashes {
 }
 
 /// A controller's view of the repository's files at one commit, read through the object
-/// database (no checkout).
+/// database (no checkout). A commit's files never change, so what was looked up is kept: many
+/// objects name the same scripts, and each lookup walks trees and inflates objects.
 final class GitSourceFiles: SourceFiles {
     private let repository: Repository
     private let commit: ObjectID
     private let hashes: BlobHashes
+    private var pathHashes: [RepositoryPath: ContentHash?] = [:]
+    private var texts: [RepositoryPath: Data?] = [:]
+    private var textBytes = 0
+    /// What the kept contents may add up to; past it, files are read each time.
+    private let textBudget = 16 << 20
 
     init(repository: Repository, commit: ObjectID, hashes: BlobHashes) {
         self.repository = repository
@@ -32,10 +38,23 @@ final class GitSourceFiles: SourceFiles {
     }
 
     func contents(of path: RepositoryPath) throws -> Data? {
-        try repository.file(at: path.value, in: commit)
+        if let known = texts[path] { return known }
+        let data = try repository.file(at: path.value, in: commit)
+        if textBytes + (data?.count ?? 0) <= textBudget {
+            texts[path] = .some(data)
+            textBytes += data?.count ?? 0
+        }
+        return data
     }
 
     func contentHash(of path: RepositoryPath) throws -> ContentHash? {
+        if let known = pathHashes[path] { return known }
+        let hash = try findContentHash(of: path)
+        pathHashes[path] = .some(hash)
+        return hash
+    }
+
+    private func findContentHash(of path: RepositoryPath) throws -> ContentHash? {
         let entries: [TreeEntry]
         do {
             entries = try repository.listFiles(in: commit, under: path.value)

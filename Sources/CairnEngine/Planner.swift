@@ -115,6 +115,8 @@ public enum PlanRegistry {
 public enum Planner {
     /// Plans the change from `base` to `head` (revisions), reading manifests under `path`.
     public static func plan(repository: Repository, base: String, head: String, path: String = "", registry: PlanRegistry) throws -> Plan {
+        // Keys look up code paths under the same large directories many times over.
+        Repository.cacheLargeTrees()
         let headID = try resolve(repository, head, "head")
         let baseID = try resolve(repository, base, "base")
         var compared = baseID
@@ -141,15 +143,20 @@ public enum Planner {
         // arrivals are removed first, then base's files put back.
         var left: [(path: String, blob: ObjectID, symlink: Bool)] = []
         var otherFilesChanged = false
+        // The objects the changed files define, at either end: no other object can differ.
+        var touchedRefs: Set<ObjectRef> = []
         for change in diff.changes {
             let manifest = inScope(change.path) && ManifestLoader.isManifestPath(change.path)
             let oldManifest = inScope(change.oldPath) && ManifestLoader.isManifestPath(change.oldPath)
             if !manifest && !oldManifest { otherFilesChanged = true; continue }
-            if manifest, change.kind != .deleted { baseFiles[change.path] = nil }
+            if manifest, change.kind != .deleted, let arrived = baseFiles.removeValue(forKey: change.path) { touchedRefs.formUnion(arrived.refs) }
             if oldManifest, change.kind != .added, let blob = change.oldBlob { left.append((change.oldPath, blob, false)) }
         }
         if !diff.refused.isEmpty { otherFilesChanged = true }
-        for parsed in try ManifestLoader.parse(from: repository, left) { baseFiles[parsed.path] = parsed }
+        for parsed in try ManifestLoader.parse(from: repository, left) {
+            baseFiles[parsed.path] = parsed
+            touchedRefs.formUnion(parsed.refs)
+        }
         let baseSet = BaseObjects(files: baseFiles.values)
 
         var plan = Plan(base: baseID.hex, head: headID.hex, comparedWith: compared.hex, baseNote: baseNote, registry: nil,
@@ -158,7 +165,7 @@ public enum Planner {
             let line = "\(diagnostic.location): \(diagnostic.message)" + (diagnostic.hint.map { " (\($0))" } ?? "")
             if diagnostic.severity == .error { plan.invalid.append(line) } else { plan.warnings.append(line) }
         }
-        plan.objects = objectChanges(from: baseSet, to: headSet)
+        plan.objects = objectChanges(from: baseSet, to: headSet, among: touchedRefs)
         plan.promotions = try promotions(from: baseSet, to: headSet, registry: registry, plan: &plan)
         let touched = Set(plan.objects.filter { $0.change != .deleted && $0.change != .moved }.map(\.object))
         plan.runs = try runChanges(repository: repository, base: compared, head: headID, baseSet: baseSet, headSet: headSet,
@@ -177,9 +184,9 @@ public enum Planner {
 
     // MARK: Objects
 
-    static func objectChanges(from base: BaseObjects, to head: ManifestSet) -> [Plan.ObjectChange] {
+    /// How the objects in `refs` (those the changed files define) differ from base to head.
+    static func objectChanges(from base: BaseObjects, to head: ManifestSet, among refs: Set<ObjectRef>) -> [Plan.ObjectChange] {
         var changes: [Plan.ObjectChange] = []
-        let refs = Set(base.manifests.keys).union(head.manifests.keys).union(head.broken.keys).union(base.failed)
         for ref in refs.sorted() {
             let old = base.manifests[ref]
             let new = head.manifests[ref]
@@ -254,8 +261,8 @@ public enum Planner {
             versions = nil
             plan.registryProblem = why
         }
-        for (ref, manifest) in head.manifests.sorted(by: { $0.key < $1.key }) {
-            guard case .model(let spec) = manifest.spec else { continue }
+        for ref in head.manifests.keys.filter({ $0.kind == .model }).sorted() {
+            guard case .model(let spec)? = head.manifests[ref]?.spec else { continue }
             var before: [String: Int] = [:]
             if case .model(let old)? = base.manifests[ref]?.spec { before = old.assignments }
             let moved = Set(before.keys).union(spec.assignments.keys).filter { before[$0] != spec.assignments[$0] }

@@ -20,6 +20,18 @@ enum LibGit2 {
     }
 }
 
+extension Repository {
+    /// Keeps trees of up to 1 MiB in libgit2's object cache, for the rest of the process
+    /// (libgit2 caches none over 4 KiB by default, so a directory of thousands of manifests is
+    /// inflated and parsed again at every path looked up under it). For one-shot commands that
+    /// look up many paths in a few commits, such as `cairn plan`; the daemon keeps the default,
+    /// so that what it caches stays small over months of commits.
+    public static func cacheLargeTrees() {
+        LibGit2.ensureInitialised()
+        _ = cairn_opts_set_cache_object_limit(GIT_OBJECT_TREE, 1 << 20)
+    }
+}
+
 /// Turns a libgit2 return code into a thrown `GitError`, reading `git_error_last()` right away
 /// on the same thread (libgit2 keeps its last error per thread).
 @discardableResult
