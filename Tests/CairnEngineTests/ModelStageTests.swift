@@ -125,6 +125,28 @@ import Testing
         #expect(try stages.held() == ["staging": 1, "production": 3])
     }
 
+    /// "Promote to staging first, then to production in a later commit": the later commit need
+    /// not touch the Model. An engine that keeps running (the daemon) moves production at the
+    /// next commit, as one started afresh for each commit (`reconcile --once`) does.
+    @Test func aStageRefusedAsOutOfOrderMovesAtTheNextCommitEvenOneThatLeavesTheModelAlone() async throws {
+        let stages = try Stages()
+        let (both, _) = try await stages.commit(churn: ["staging": 1, "production": 1])
+        #expect(both.stalled == [ObjectRef(.model, "churn")])
+        #expect(try stages.status().reason == "OrderViolated")
+        #expect(try stages.held() == ["staging": 1])
+        let readme = try stages.setup.repository.commit(["README.md": "churn, promoted\n"])
+        let next = try await stages.setup.engine.reconcileOnce()
+        let message = try stages.status().primaryMessage
+        #expect(next.stalled.isEmpty, "\(message)")
+        #expect(try stages.held() == ["staging": 1, "production": 1])
+        #expect(try stages.store.stageHistory(of: "churn").first?.sourceCommit == readme)
+        // Once it holds, a further commit changes nothing.
+        try stages.setup.repository.commit(["README.md": "churn, promoted twice\n"])
+        let quiet = try await stages.setup.engine.reconcileOnce()
+        #expect(!quiet.changed.contains(ObjectRef(.model, "churn")))
+        #expect(try stages.store.stageHistory(of: "churn").count == 2)
+    }
+
     @Test func anUndeclaredStageIsALocatedErrorThatStallsOnlyItsModel() async throws {
         let stages = try Stages()
         try await stages.commit(churn: ["staging": 1])
