@@ -24,17 +24,28 @@ public struct SubprocessError: Error, CustomStringConvertible {
 public func run(_ executable: String, _ arguments: [String], in directory: URL? = nil,
                 environment: [String: String]? = nil, check: Bool = true) throws -> ProcessResult {
     let outcome = try Command(executable, arguments, environment: environment, workingDirectory: directory).runSynchronously()
-    let (seconds, attoseconds) = outcome.elapsed.components
-    let result = ProcessResult(
-        status: outcome.termination.shellStatus,
-        stdout: outcome.standardOutput.text,
-        stderr: outcome.standardError.text,
-        elapsed: TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18,
-        termination: outcome.termination)
-    if check, outcome.termination != .exited(0) {
-        throw SubprocessError(description: "\(executable) \(arguments.joined(separator: " ")) \(outcome.termination): \(result.stderr)")
+    return try ProcessResult(outcome, of: executable, arguments, check: check)
+}
+
+/// `run`, awaiting the child instead of blocking a thread: for async tests that start many
+/// processes or slow ones, so that they do not hold threads of the cooperative pool that
+/// every other test shares.
+@discardableResult
+public func runAsync(_ executable: String, _ arguments: [String], in directory: URL? = nil,
+                     environment: [String: String]? = nil, check: Bool = true) async throws -> ProcessResult {
+    let outcome = try await Command(executable, arguments, environment: environment, workingDirectory: directory).run()
+    return try ProcessResult(outcome, of: executable, arguments, check: check)
+}
+
+extension ProcessResult {
+    init(_ outcome: ProcessOutcome, of executable: String, _ arguments: [String], check: Bool) throws {
+        let (seconds, attoseconds) = outcome.elapsed.components
+        self.init(status: outcome.termination.shellStatus, stdout: outcome.standardOutput.text, stderr: outcome.standardError.text,
+                  elapsed: TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18, termination: outcome.termination)
+        if check, outcome.termination != .exited(0) {
+            throw SubprocessError(description: "\(executable) \(arguments.joined(separator: " ")) \(outcome.termination): \(stderr)")
+        }
     }
-    return result
 }
 
 /// The full path of a program on PATH.
