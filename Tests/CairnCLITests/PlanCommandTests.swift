@@ -149,4 +149,112 @@ import Testing
         #expect(good["acceptable"] as? Bool == true)
         #expect((good["promotions"] as? [[String: Any]])?.map { $0["decision"] as? String } == ["accepted"])
     }
+
+    /// Text a pull request controls (a param's value, a manifest's field name and file name)
+    /// reaches the Markdown as the same text, and as nothing else: no HTML, no link, no
+    /// autolink, no broken table, no code span it opened itself. The commit's subject and
+    /// author are hostile too, so that every line is checked should a plan ever show them.
+    @Test func markdownShowsHostileTextAsTextAndNothingElse() async throws {
+        let fixture = try await StageFixture.make()
+        let hostile = #"| <script>alert(1)</script> [x](http://evil) `rm -rf` http://evil.example www.evil.example *bold* &amp;"#
+        // In YAML's double quotes: the hostile text, then a line break and what would be a heading
+        // and a table row of their own at the start of a line.
+        let note = hostile + #"\r\n# forged heading\n| forged | row |"#
+        let bad = """
+        apiVersion: cairn/v1
+        kind: Model
+        metadata: {name: evil}
+        spec:
+          stages: [staging]
+          "[x](http://evil.example)": 1
+
+        """
+        try await fixture.pullRequest("hostile", ["training.yaml": StageFixture.training(score: 20, params: ", note: \"\(note)\""),
+                                                  "evil|<script>.yaml": bad],
+                                      message: "Promote \(hostile)", author: "Mallory [x](http://evil) `tick` | <mallory@evil.example>")
+        let plan = try await fixture.plan(["--base", "main", "--head", "hostile", "--format", "markdown"])
+        #expect(plan.status == 1, "the manifest is invalid: \(plan.stdout)\(plan.stderr)")
+        let markdown = plan.stdout
+        #expect(markdown.contains("#### Runs whose key changes") && markdown.contains("#### Invalid manifests at head"), "\(markdown)")
+
+        // Lines as Markdown ends them: at "\r\n" too, which is one Character, not "\n".
+        let lines = markdown.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(MarkdownLine.init)
+        let shown = lines.map(\.text).joined(separator: "\n")
+        #expect(shown.contains("params: note added (\(hostile) # forged heading | forged | row |)"), "the param reads as written: \(markdown)")
+        #expect(!lines.contains { $0.text.contains("forged") && !$0.text.contains("params: note added") }, "a line break from the change: \(markdown)")
+        #expect(shown.contains(#"evil|<script>.yaml:6:3: unknown field "[x](http://evil.example)" in spec"#), "\(markdown)")
+        #expect(shown.contains("| Model/evil | created | evil|<script>.yaml | (invalid at head) |"), "\(markdown)")
+        for line in lines {
+            #expect(line.tags.allSatisfy(MarkdownLine.planTags.contains), "HTML from the change: \(line.source)")
+            #expect(line.links == 0, "a link from the change: \(line.source)")
+            let plain = line.outsideCode.lowercased()
+            #expect(!plain.contains("://") && !plain.contains("www."), "an address GitHub would autolink: \(line.source)")
+        }
+        // Every row of a table has as many cells as its header.
+        var header: Int?
+        for line in lines {
+            guard line.source.hasPrefix("|") else { header = nil; continue }
+            if let header { #expect(line.pipes == header, "a row with more cells than its header: \(line.source)") } else { header = line.pipes }
+        }
+    }
+}
+
+/// What a line of the plan's Markdown shows a reader, as GitHub and GitLab read the Markdown the
+/// plan writes: backslash escapes, code spans of one backtick, table pipes, and raw HTML tags.
+struct MarkdownLine {
+    /// The tags the plan writes itself.
+    static let planTags: Set<String> = ["<details>", "</details>", "<summary>", "</summary>"]
+    /// What a backslash escapes: ASCII punctuation (CommonMark).
+    static let escapable = Set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+    let source: String
+    /// The text as shown (code spans' content included).
+    private(set) var text = ""
+    /// The text as shown outside code spans: where autolinks happen.
+    private(set) var outsideCode = ""
+    /// Raw HTML tags, as written.
+    private(set) var tags: [String] = []
+    /// Unescaped `[`: the start of a link or image.
+    private(set) var links = 0
+    /// Unescaped `|`: cell boundaries in a table row.
+    private(set) var pipes = 0
+
+    init(_ line: Substring) {
+        source = String(line)
+        let characters = Array(line)
+        var index = 0
+        func show(_ character: Character) {
+            text.append(character)
+            outsideCode.append(character)
+        }
+        while index < characters.count {
+            let character = characters[index]
+            switch character {
+            case "\\" where index + 1 < characters.count && Self.escapable.contains(characters[index + 1]):
+                show(characters[index + 1])
+                index += 2
+                continue
+            case "`":
+                if let end = characters[(index + 1)...].firstIndex(of: "`") {
+                    text += String(characters[(index + 1)..<end])
+                    index = end + 1
+                    continue
+                }
+                show(character)
+            case "<":
+                let end = characters[index...].firstIndex(of: ">") ?? characters.count - 1
+                tags.append(String(characters[index...end]))
+                show(character)
+            case "[":
+                links += 1
+                show(character)
+            case "|":
+                pipes += 1
+                show(character)
+            default:
+                show(character)
+            }
+            index += 1
+        }
+    }
 }
