@@ -93,4 +93,37 @@ import Testing
         #expect(result.stderr.contains("error: --at \(date) is not a date (2026-10-01) or a time (2026-10-01T12:00:00Z)"), "\(result.stderr)")
         #expect(result.stdout.isEmpty)
     }
+
+    /// Every form of the question about a model Cairn has never heard of is an error, on
+    /// standard error, with nothing on standard output for a script to take as an answer.
+    @Test(arguments: [
+        [], ["--format", "json"], ["--history"], ["--history", "--format", "json"],
+        ["--at", "2026-10-01"], ["--at", "2026-10-01T12:00:00Z", "--format", "json"],
+    ])
+    func aModelThatDoesNotExistIsAnErrorInEveryForm(form: [String]) async throws {
+        let fixture = try await StageFixture.make()
+        let result = try await fixture.cairn(["models", "nope"] + form)
+        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        #expect(result.stderr.hasPrefix("error: model nope has no registered version"), "\(result.stderr)")
+        #expect(result.stdout.isEmpty, "\(result.stdout)")
+    }
+
+    /// A model with a version and no stage change yet exists: its history is empty, not an error.
+    @Test func aModelWithAVersionAndNoStageChangeHasAnEmptyHistory() async throws {
+        let fixture = try await StageFixture.make()
+        do {
+            let store = try Store(directory: fixture.state)
+            var version = try #require(try store.version("scorer", 1))
+            version.model = "fresh"
+            version.lineage.runID = "run-of-fresh"
+            try store.register(version)
+        }
+        let json = try await fixture.cairn(["models", "fresh", "--history", "--format", "json"])
+        #expect(json.status == 0, "\(json.stderr)")
+        #expect((try Self.json(json) as? [Any])?.isEmpty == true, "\(json.stdout)")
+        let text = try await fixture.cairn(["models", "fresh", "--history"])
+        #expect(text.status == 0 && text.stdout.hasPrefix("no stage of fresh has been assigned yet"), "\(text.stdout)\(text.stderr)")
+        let at = try await fixture.cairn(["models", "fresh", "--at", Self.time(Date())])
+        #expect(at.status == 0 && at.stdout.hasPrefix("no stage of fresh was assigned at "), "\(at.stdout)\(at.stderr)")
+    }
 }
