@@ -12,16 +12,49 @@ import Testing
 /// directly (training them is another suite's subject), so each pass judges only assignments.
 ///
 /// churn has three versions: 1 passed its gate, 2 failed it, 3 passed.
-@Suite struct ModelStageTests {
+///
+/// Serialized, and every git call awaited: a test here holds no thread of the cooperative pool
+/// while git runs, which the process-heavy suites of the full run need.
+@Suite(.serialized) struct ModelStageTests {
     /// The repository holds Model/churn (model.yaml) and its neighbour Model/other (other.yaml).
     final class Stages {
-        let setup: Setup
-        var store: Store { setup.engine.store }
+        let repository: TemporaryDirectory
+        let state: TemporaryDirectory
+        private(set) var engine: Engine!
+        var store: Store { engine.store }
+        private var clock = 1_700_000_000
 
-        init() throws {
-            setup = try Setup(files: ["model.yaml": Self.model("churn", [:]), "other.yaml": Self.model("other", [:])])
-            for (number, passed) in [(1, true), (2, false), (3, true)] { try store.register(Self.version("churn", number, passed: passed)) }
-            try store.register(Self.version("other", 1, passed: true))
+        private init() throws {
+            repository = try TemporaryDirectory("cairn-git")
+            state = try TemporaryDirectory("cairn-state")
+        }
+
+        static func make() async throws -> Stages {
+            let stages = try Stages()
+            try await stages.git(["init", "-q", "-b", "main"])
+            try await stages.commit(["model.yaml": model("churn", [:]), "other.yaml": model("other", [:])])
+            stages.engine = try Setup.engine(stages.repository.url, stages.state.url)
+            for (number, passed) in [(1, true), (2, false), (3, true)] { try stages.store.register(version("churn", number, passed: passed)) }
+            try stages.store.register(version("other", 1, passed: true))
+            return stages
+        }
+
+        /// git in the repository, with a fixed identity and a clock a minute on per call; its
+        /// trimmed standard output.
+        @discardableResult
+        func git(_ arguments: [String]) async throws -> String {
+            clock += 60
+            let result = try await runAsync("git", arguments, in: repository.url, environment: GitFixture.environment(time: clock))
+            return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        /// Writes `files` and commits them (as `author`); returns the commit.
+        @discardableResult
+        func commit(_ files: [String: String], author: String = "Ada Tester <ada@example.com>") async throws -> String {
+            for (path, text) in files { try repository.write(path, text) }
+            try await git(["add", "-A"])
+            try await git(["commit", "-q", "--author", author, "-m", "change"])
+            return try await git(["rev-parse", "HEAD"])
         }
 
         /// A Model with stages [staging, production]; assignments in block style, one a line,
@@ -54,20 +87,23 @@ import Testing
                     author: String = "Ada Tester <ada@example.com>") async throws -> (PassOutcome, String) {
             var files = ["model.yaml": Self.model("churn", churn, policy: policy)]
             if let other { files["other.yaml"] = Self.model("other", other) }
-            for (path, text) in files { try setup.repository.directory.write(path, text) }
-            try setup.git(["add", "-A"])
-            try setup.git(["commit", "-q", "--author", author, "-m", "assign stages"])
-            let commit = try setup.git(["rev-parse", "HEAD"])
-            return (try await setup.engine.reconcileOnce(), commit)
+            let commit = try await commit(files, author: author)
+            return (try await engine.reconcileOnce(), commit)
+        }
+
+        /// Commits a README change (nothing a Model reads), reconciles, and returns the pass and the commit.
+        func commitReadme(_ text: String) async throws -> (PassOutcome, String) {
+            let commit = try await commit(["README.md": text])
+            return (try await engine.reconcileOnce(), commit)
         }
 
         func status(_ name: String = "churn") throws -> ObjectStatus { try #require(try store.object(ObjectRef(.model, name))) }
         func held(_ name: String = "churn") throws -> [String: Int] { try store.stageMap(of: name).versions }
-        func statusFile(_ name: String = "churn") throws -> String { try setup.git(["show", "cairn/status:Model/\(name).yaml"]) }
+        func statusFile(_ name: String = "churn") async throws -> String { try await git(["show", "cairn/status:Model/\(name).yaml"]) }
     }
 
     @Test func aPromotionToAMissingVersionStallsWithVersionNotFoundAndTheStageStays() async throws {
-        let stages = try Stages()
+        let stages = try await Stages.make()
         try await stages.commit(churn: ["staging": 1])
         let (pass, _) = try await stages.commit(churn: ["staging": 9])
         #expect(pass.stalled == [ObjectRef(.model, "churn")])
@@ -77,13 +113,13 @@ import Testing
         #expect(try stages.held() == ["staging": 1])
         #expect(try stages.store.stageHistory(of: "churn").count == 1, "a refusal is no stage change")
         // The refusal is in the status a reader sees in git, with the stage where it was.
-        let file = try stages.statusFile()
+        let file = try await stages.statusFile()
         #expect(file.contains("reason: \"VersionNotFound\"") && file.contains("no such version is registered"), "\(file)")
         #expect(file.contains("stages:\n  staging:\n    version: 1\n"), "\(file)")
     }
 
     @Test func aPromotionToAGateFailedVersionIsRefusedWithGateFailed() async throws {
-        let stages = try Stages()
+        let stages = try await Stages.make()
         try await stages.commit(churn: ["staging": 1])
         try await stages.commit(churn: ["staging": 2])
         let status = try stages.status()
@@ -91,11 +127,10 @@ import Testing
         #expect(status.primaryMessage.contains("churn@2: the version failed its gate (failed: auc 0.6 < 0.8)"), "\(status.primaryMessage)")
         #expect(try stages.held() == ["staging": 1])
         // Judged again at a commit that does not touch it, it is refused again, and says nothing new.
-        let statusCommits = try stages.setup.git(["rev-list", "--count", "cairn/status"])
-        try stages.setup.repository.commit(["README.md": "churn\n"])
-        let quiet = try await stages.setup.engine.reconcileOnce()
+        let statusCommits = try await stages.git(["rev-list", "--count", "cairn/status"])
+        let (quiet, _) = try await stages.commitReadme("churn\n")
         #expect(quiet.stalled == [ObjectRef(.model, "churn")] && quiet.changed.isEmpty)
-        #expect(try stages.setup.git(["rev-list", "--count", "cairn/status"]) == statusCommits)
+        #expect(try await stages.git(["rev-list", "--count", "cairn/status"]) == statusCommits)
 
         // The same version is accepted where the policy does not ask for a passed gate.
         try await stages.commit(churn: ["staging": 2], policy: "{requireGate: false}")
@@ -104,7 +139,7 @@ import Testing
     }
 
     @Test func outOfOrderIsRefusedUntilTheVersionHeldThePreviousStageInAnEarlierCommit() async throws {
-        let stages = try Stages()
+        let stages = try await Stages.make()
         try await stages.commit(churn: ["production": 1])
         var status = try stages.status()
         #expect(status.isStalled && status.reason == "OrderViolated", "\(status.primaryMessage)")
@@ -129,26 +164,24 @@ import Testing
     /// not touch the Model. An engine that keeps running (the daemon) moves production at the
     /// next commit, as one started afresh for each commit (`reconcile --once`) does.
     @Test func aStageRefusedAsOutOfOrderMovesAtTheNextCommitEvenOneThatLeavesTheModelAlone() async throws {
-        let stages = try Stages()
+        let stages = try await Stages.make()
         let (both, _) = try await stages.commit(churn: ["staging": 1, "production": 1])
         #expect(both.stalled == [ObjectRef(.model, "churn")])
         #expect(try stages.status().reason == "OrderViolated")
         #expect(try stages.held() == ["staging": 1])
-        let readme = try stages.setup.repository.commit(["README.md": "churn, promoted\n"])
-        let next = try await stages.setup.engine.reconcileOnce()
+        let (next, readme) = try await stages.commitReadme("churn, promoted\n")
         let message = try stages.status().primaryMessage
         #expect(next.stalled.isEmpty, "\(message)")
         #expect(try stages.held() == ["staging": 1, "production": 1])
         #expect(try stages.store.stageHistory(of: "churn").first?.sourceCommit == readme)
         // Once it holds, a further commit changes nothing.
-        try stages.setup.repository.commit(["README.md": "churn, promoted twice\n"])
-        let quiet = try await stages.setup.engine.reconcileOnce()
+        let (quiet, _) = try await stages.commitReadme("churn, promoted twice\n")
         #expect(!quiet.changed.contains(ObjectRef(.model, "churn")))
         #expect(try stages.store.stageHistory(of: "churn").count == 2)
     }
 
     @Test func anUndeclaredStageIsALocatedErrorThatStallsOnlyItsModel() async throws {
-        let stages = try Stages()
+        let stages = try await Stages.make()
         try await stages.commit(churn: ["staging": 1])
         // churn assigns a stage it does not declare; in the same commit, other promotes its version 1.
         let (pass, _) = try await stages.commit(churn: ["staging": 1, "canary": 3], other: ["staging": 1])
@@ -158,7 +191,7 @@ import Testing
         // Line 8 is `    canary: 3`: file, line and column of the field, and the stage it names.
         #expect(status.primaryMessage.hasPrefix("model.yaml:8:5: stage \"canary\" is assigned but not declared in spec.stages"),
                 "\(status.primaryMessage)")
-        #expect(try stages.statusFile().contains("model.yaml:8:5"))
+        #expect(try await stages.statusFile().contains("model.yaml:8:5"))
         // churn keeps its last good stages; its neighbour moves as if nothing happened.
         #expect(try stages.held() == ["staging": 1])
         #expect(try stages.status("other").reason == "StagesHeld")
@@ -166,7 +199,7 @@ import Testing
     }
 
     @Test func ofTwoStagesInOneCommitTheAcceptedOneMovesAndIsRecordedWhenTheOtherIsRefused() async throws {
-        let stages = try Stages()
+        let stages = try await Stages.make()
         try await stages.commit(churn: ["staging": 1])
         try await stages.commit(churn: ["staging": 1, "production": 1])
         // Staging to 3 (passed its gate); production to 2 (failed it).
@@ -179,12 +212,12 @@ import Testing
         let change = try #require(try stages.store.stageHistory(of: "churn").first)
         #expect(change.summary == "staging: 1 → 3" && change.sourceCommit == commit && change.author == "Dana Scientist <dana@example.com>")
         // The status commit of that pass names the one move, and only it.
-        let trailers = try stages.setup.git(["log", "-1", "--format=%(trailers:key=Cairn-Stage,valueonly)", "cairn/status", "--", "Model/churn.yaml"])
+        let trailers = try await stages.git(["log", "-1", "--format=%(trailers:key=Cairn-Stage,valueonly)", "cairn/status", "--", "Model/churn.yaml"])
         #expect(trailers == "churn staging 3")
     }
 
     @Test func aRefusedAssignmentIsAcceptedFromTheCommitThatFixesIt() async throws {
-        let stages = try Stages()
+        let stages = try await Stages.make()
         try await stages.commit(churn: ["staging": 1])
         try await stages.commit(churn: ["staging": 9])
         #expect(try stages.status().reason == "VersionNotFound")
@@ -201,27 +234,27 @@ import Testing
     /// What git says (the stage map in Model/churn.yaml, the `Cairn-Stage:` trailers of its
     /// history) is what the store says, after accepted, refused and undone changes.
     @Test func theStatusBranchAndItsTrailersAgreeWithTheStore() async throws {
-        let stages = try Stages()
+        let stages = try await Stages.make()
         try await stages.commit(churn: ["staging": 1])
         try await stages.commit(churn: ["staging": 1, "production": 1])
         try await stages.commit(churn: ["staging": 3, "production": 2])   // production refused
         try await stages.commit(churn: ["staging": 3, "production": 3])
         try await stages.commit(churn: ["staging": 3])                    // production unassigned
 
-        let repository = try Repository.open(at: stages.setup.repository.url)
+        let repository = try Repository.open(at: stages.repository.url)
         let branch = try #require(try StatusBranchRegistry.find(in: repository, statusBranch: "cairn/status"))
         let fromGit = try branch.stageMap(of: "churn")
         let fromStore = try stages.store.stageMap(of: "churn")
         #expect(fromStore.versions == ["staging": 3] && fromStore.held == ["staging": [1, 3], "production": [1, 3]])
         #expect(StageMap.sameSubstance(fromGit, fromStore), "git: \(fromGit), store: \(fromStore)")
 
-        let trailers = try stages.setup.git(["log", "--format=%(trailers:key=Cairn-Stage,valueonly)", "cairn/status", "--", "Model/churn.yaml"])
+        let trailers = try await stages.git(["log", "--format=%(trailers:key=Cairn-Stage,valueonly)", "cairn/status", "--", "Model/churn.yaml"])
             .split(separator: "\n").map(String.init)
         let history = try stages.store.stageHistory(of: "churn")
         #expect(trailers == history.map { "churn \($0.stage) \($0.version.map(String.init) ?? "none")" }, "\(trailers)")
         #expect(trailers == ["churn production none", "churn production 3", "churn staging 3", "churn production 1", "churn staging 1"])
         // Each trailer is on the status commit made from the commit that moved the stage.
-        let sources = try stages.setup.git(["log", "--format=%(trailers:key=Cairn-Source-Commit,valueonly)", "--grep", "Cairn-Stage:",
+        let sources = try await stages.git(["log", "--format=%(trailers:key=Cairn-Source-Commit,valueonly)", "--grep", "Cairn-Stage:",
                                             "cairn/status", "--", "Model/churn.yaml"])
             .split(separator: "\n").map(String.init)
         #expect(Array(Set(sources)).sorted() == Array(Set(history.map(\.sourceCommit))).sorted())
