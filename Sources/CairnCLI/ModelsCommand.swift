@@ -90,11 +90,10 @@ extension Cairn {
                 }
                 let stages = try store.stageMap(of: name)
                 let versions = try store.versions(of: name, limit: limit)
-                if format == .json { print(versions.jsonText()) }
                 guard !versions.isEmpty else {
                     throw CairnExit.invalid("error: model \(name) has no registered version; `cairn models` lists those that do")
                 }
-                if format == .json { return }
+                if format == .json { print(versions.jsonText()); return }
                 print(ModelText.versionTable(versions, stages: stages.versions))
             }
         }

@@ -175,16 +175,42 @@ enum PlanText {
     private static func number(_ value: Double?) -> String { value?.shortText ?? "-" }
 
     /// Text from the change, safe in Markdown: one line, and every character Markdown or HTML
-    /// gives a meaning to is escaped.
+    /// gives a meaning to is escaped. A word that GitHub or GitLab would make a link of by
+    /// itself (`http://evil.example`, `www.evil.example`; their autolinks ignore backslashes,
+    /// and GitLab's run on the rendered text) goes in a code span instead: the same characters,
+    /// and no link. Such a word ends at a space, a `|` or a backtick, so it can hold neither a
+    /// table's cell separator nor the end of its own code span.
     static func md(_ text: String) -> String {
         var out = ""
+        var word = ""
+        func endWord() {
+            guard !word.isEmpty else { return }
+            let lowercased = word.lowercased()
+            if lowercased.contains("://") || lowercased.contains("www.") {
+                out += "`" + word + "`"
+            } else {
+                for character in word { out += escaped(character) }
+            }
+            word = ""
+        }
         for character in text {
-            switch character {
-            case "\n", "\r": out += " "
-            case "\\", "`", "*", "_", "[", "]", "<", ">", "|", "#", "~", "&": out += "\\\(character)"
-            default: out.append(character)
+            if character.isWhitespace || character == "|" || character == "`" {
+                endWord()
+                out += escaped(character)
+            } else {
+                word.append(character)
             }
         }
+        endWord()
         return out
+    }
+
+    private static func escaped(_ character: Character) -> String {
+        // A newline, "\r\n" too: one Character, which a case "\n" does not match.
+        if character.isNewline { return " " }
+        return switch character {
+        case "\\", "`", "*", "_", "[", "]", "<", ">", "|", "#", "~", "&": "\\\(character)"
+        default: String(character)
+        }
     }
 }

@@ -38,9 +38,9 @@ enum StageText {
 
     static func history(of model: String, in store: Store, limit: Int, format: OutputFormat) throws {
         let changes = try store.stageHistory(of: model, limit: limit)
+        if changes.isEmpty { try requireKnown(model, in: store) }
         if format == .json { print(changes.map(Row.init).jsonText()); return }
         guard !changes.isEmpty else {
-            try explainEmpty(model, in: store)
             print("no stage of \(model) has been assigned yet; a commit that sets spec.assignments in its Model manifest does that")
             return
         }
@@ -104,14 +104,14 @@ enum StageText {
         if let firstChange, date < firstChange.appliedAt {
             return "no stage of \(model) was assigned yet at \(when): its first stage change was at \(RunText.when(firstChange.appliedAt))"
         }
-        if firstChange == nil, first == nil {
-            return "\(model) has no registered version and no stage history"
-        }
+        if firstChange == nil, first == nil { try requireKnown(model, in: store) }
         return "no stage of \(model) was assigned at \(when)"
     }
 
-    private static func explainEmpty(_ model: String, in store: Store) throws {
-        if try store.latestVersionNumber(of: model) == 0 {
+    /// A model with neither a version nor a stage change is one Cairn has never heard of: an
+    /// error (exit 1, on standard error) in every form, JSON too, never an empty answer.
+    private static func requireKnown(_ model: String, in store: Store) throws {
+        if try store.latestVersionNumber(of: model) == 0, try store.firstStageChange(of: model) == nil {
             throw CairnExit.invalid("error: model \(model) has no registered version and no stage history; `cairn models` lists those that do")
         }
     }

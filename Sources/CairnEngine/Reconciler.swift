@@ -278,6 +278,10 @@ public final class Reconciler {
         // whose inputs are the same.
         if tip != lastReconciled {
             start.formUnion(set.manifests.keys.lazy.filter { Self.keyedByRepositoryFiles.contains($0.kind) })
+            // strictOrder counts commits: a promotion refused because its version has held the
+            // stage before only since this commit is allowed at the next, whatever that one
+            // touches. A stalled Model is judged again (a few registry reads) at each new commit.
+            start.formUnion(statuses.lazy.filter { $0.key.kind == .model && $0.value.isStalled }.map(\.key))
         }
         // A schedule whose file broke or went has no edges left: the Model its last good spec
         // trained is touched too, so it is held back, or released.
