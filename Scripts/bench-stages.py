@@ -61,8 +61,10 @@ class Bench:
         self.show_in = Row("show.inprocess", "  beside gto.api.show, in process", target=0.010,
                            note="Cairn: the store's queries again; gto.api.show(repo, M)")
         self.open = Row("open", "  of Cairn's command: opening the store read-only", show_ratio=False, note="Store(readingFrom:), in process")
-        self.rows = [self.plan_process, self.plan_in, self.validate, self.diff, self.start,
-                     self.at, self.show, self.at_in, self.show_in, self.open]
+        # The rows beside gto show repeat Cairn's figures: without GTO they say nothing.
+        self.rows = [self.plan_process, self.plan_in, self.validate, self.diff, self.start, self.at]
+        self.rows += [self.show] if args.gto else []
+        self.rows += [self.at_in] + ([self.show_in] if args.gto else []) + [self.open]
 
     def run(self):
         args = self.args
@@ -123,9 +125,10 @@ class Bench:
 
 def print_text(report):
     m = report["machine"]
+    gto = (f"GTO: median of {report['gtoRepeats']} fresh processes and {report['gtoRepeats']} × {report['gtoInner']} calls in process; "
+           "ratio = Cairn time / GTO time (1/N: Cairn takes an Nth)") if report["gtoVersion"] else "GTO not measured"
     print(f"Plan and stage-history benchmark (issue 12), {report['date']}; Cairn: median of {report['repeats']} (plan) and "
-          f"{report['repeats'] * 5} (stages) after a warm-up; GTO: median of {report['gtoRepeats']} fresh processes and "
-          f"{report['gtoRepeats']} × {report['gtoInner']} calls in process; ratio = Cairn time / GTO time (1/N: Cairn takes an Nth)")
+          f"{report['repeats'] * 5} (stages) after a warm-up; {gto}")
     print(f"machine: {m['cpu']}, {m['cores']} cores, {m['memoryGiB']} GiB; load average {m['loadAverage'][0]:.2f} at the start, "
           f"{report['loadAverageAfter'][0]:.2f} at the end")
     print(f"cairn: {report['plan']['machine']['build']} build of {report['cairnCommit']}; "
@@ -137,9 +140,11 @@ def print_text(report):
           + "; that day: " + (", ".join(answer["changesThatDay"]) or "no change"))
     print()
     table.print_rows(report["rows"], TOOLS, SHORT)
-    for name in ("plan", "stages"):
-        if report[name].get("fixture"):
-            print(f"\n{name} fixture kept in {report[name]['fixture']}; rerun: {report[name]['command']}")
+    kept = [name for name in ("plan", "stages") if report[name].get("fixture")]
+    if kept:
+        print()
+    for name in kept:
+        print(f"{name} fixture kept in {report[name]['fixture']}; rerun: {report[name]['command']}")
     if report.get("gtoRepo"):
         print(f"GTO repository kept in {report['gtoRepo']}")
 

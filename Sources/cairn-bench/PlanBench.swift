@@ -37,42 +37,22 @@ struct PlanBench: ParsableCommand {
     @Option(help: "How many manifests the repository has (a multiple of 5, at least 2,000).")
     var manifests: Int = 10_000
 
-    @Option(help: "How many times to time each command and call, after one warm-up.")
-    var repeats: Int = 5
-
-    @Option(help: "text or json.")
-    var format: String = "text"
-
-    @Flag(help: "Keep the fixture (repository and state directory) and print where it is.")
-    var keep = false
-
-    @Option(help: "Make the fixture in this new directory and keep it (implies --keep).")
-    var directory: String?
-
-    @Option(help: "The cairn binary (default: the one beside cairn-bench).")
-    var cairn: String?
+    @OptionGroup var options: FixtureOptions
 
     func validate() throws {
         if manifests < 2_000 || !manifests.isMultiple(of: 5) { throw ValidationError("--manifests must be a multiple of 5, at least 2,000") }
-        if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
-        if !["json", "text"].contains(format) { throw ValidationError("--format is json or text") }
     }
 
     func run() throws {
-        let binary = try Sampling.cairnBinary(cairn)
-        let folder = directory.map { URL(fileURLWithPath: $0) }
-            ?? FileManager.default.temporaryDirectory.appendingPathComponent("cairn-bench-plan-\(UUID().uuidString.prefix(8))")
-        if FileManager.default.fileExists(atPath: folder.appendingPathComponent("repo.git").path) {
-            throw ValidationError("\(folder.path) holds a fixture already; give a new --directory")
-        }
-        let keeping = keep || directory != nil
-        defer { if !keeping { try? FileManager.default.removeItem(at: folder) } }
+        let binary = try Sampling.cairnBinary(options.cairn)
+        let (folder, kept) = try options.folder("plan", marker: "repo.git")
+        defer { if !kept { try? FileManager.default.removeItem(at: folder) } }
         let started = ContinuousClock.now
         let fixture = try PlanFixture.make(in: folder, manifests: manifests)
         progress(String(format: "plan: fixture made in %.1f s", (ContinuousClock.now - started).seconds))
-        let report = try Self.measure(fixture, cairn: binary, repeats: repeats, kept: keeping ? folder.path : nil)
-        if keeping { progress("plan: kept the fixture in \(folder.path); rerun: \(report.command)") }
-        try report.emit(format: format)
+        let report = try Self.measure(fixture, cairn: binary, repeats: options.repeats, kept: kept ? folder.path : nil)
+        if kept { progress("plan: kept the fixture in \(folder.path); rerun: \(report.command)") }
+        try report.emit(format: options.format)
     }
 
     static func measure(_ fixture: PlanFixture, cairn: String, repeats: Int, kept: String?) throws -> BenchReport<PlanSummary> {

@@ -54,6 +54,40 @@ enum Sampling {
     }
 }
 
+/// The options of the subcommands that make a fixture and time commands over it (`plan`, `stages`).
+struct FixtureOptions: ParsableArguments {
+    @Option(help: "How many rounds: each command and call is timed once a round, after one warm-up of each.")
+    var repeats: Int = 10
+
+    @Option(help: "text or json.")
+    var format: String = "text"
+
+    @Flag(help: "Keep the fixture and print where it is, with the command to rerun over it.")
+    var keep = false
+
+    @Option(help: "Make the fixture in this new directory and keep it (implies --keep).")
+    var directory: String?
+
+    @Option(help: "The cairn binary (default: the one beside cairn-bench).")
+    var cairn: String?
+
+    func validate() throws {
+        if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+        if !["json", "text"].contains(format) { throw ValidationError("--format is json or text") }
+    }
+
+    /// Where the fixture goes (--directory, or a new temporary directory named for `name`) and
+    /// whether it stays; refuses a directory that holds `marker`, a fixture made before.
+    func folder(_ name: String, marker: String) throws -> (url: URL, kept: Bool) {
+        let url = directory.map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("cairn-bench-\(name)-\(UUID().uuidString.prefix(8))")
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent(marker).path) {
+            throw ValidationError("\(url.path) holds a fixture already; give a new --directory")
+        }
+        return (url, keep || directory != nil)
+    }
+}
+
 /// A report a subcommand prints: as JSON (the default for scripts) or as text for people.
 protocol TextReport: Encodable { var text: String { get } }
 

@@ -39,28 +39,13 @@ struct StagesBench: ParsableCommand {
     @Option(help: "The day asked about, as YYYY-MM-DD (UTC).")
     var at: String = "2026-10-01"
 
-    @Option(help: "How many times to time each command and call, after one warm-up.")
-    var repeats: Int = 20
-
-    @Option(help: "text or json.")
-    var format: String = "text"
-
-    @Flag(help: "Keep the state directory and print where it is.")
-    var keep = false
-
-    @Option(help: "Fill this new state directory and keep it (implies --keep).")
-    var directory: String?
-
     @Option(help: "Write the fixture's versions and changes to this file, as JSON.")
     var export: String?
 
-    @Option(help: "The cairn binary (default: the one beside cairn-bench).")
-    var cairn: String?
+    @OptionGroup var options: FixtureOptions
 
     func validate() throws {
         if changes < 2 { throw ValidationError("--changes must be at least 2") }
-        if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
-        if !["json", "text"].contains(format) { throw ValidationError("--format is json or text") }
         if Self.day(at) == nil { throw ValidationError("--at \(at) is not a day such as 2026-10-01") }
     }
 
@@ -71,14 +56,9 @@ struct StagesBench: ParsableCommand {
     }
 
     func run() throws {
-        let binary = try Sampling.cairnBinary(cairn)
-        let state = directory.map { URL(fileURLWithPath: $0) }
-            ?? FileManager.default.temporaryDirectory.appendingPathComponent("cairn-bench-stages-\(UUID().uuidString.prefix(8))")
-        if FileManager.default.fileExists(atPath: state.appendingPathComponent("cairn.sqlite").path) {
-            throw ValidationError("\(state.path) holds a store already; give a new --directory")
-        }
-        let keeping = keep || directory != nil
-        defer { if !keeping { try? FileManager.default.removeItem(at: state) } }
+        let binary = try Sampling.cairnBinary(options.cairn)
+        let (state, kept) = try options.folder("stages", marker: "cairn.sqlite")
+        defer { if !kept { try? FileManager.default.removeItem(at: state) } }
         let fixture = StagesFixture(model: model, changes: changes)
         progress("stages: recording \(fixture.versions.count) versions and \(changes) stage changes of \(model) in \(state.path)")
         let started = ContinuousClock.now
@@ -92,9 +72,9 @@ struct StagesBench: ParsableCommand {
                 .write(to: URL(fileURLWithPath: export))
         }
         progress(String(format: "stages: filled in %.1f s", filled))
-        let report = try measure(fixture, state: state, cairn: binary, kept: keeping)
-        if keeping { progress("stages: kept the state directory \(state.path); rerun: \(report.command)") }
-        try report.emit(format: format)
+        let report = try measure(fixture, state: state, cairn: binary, kept: kept)
+        if kept { progress("stages: kept the state directory \(state.path); rerun: \(report.command)") }
+        try report.emit(format: options.format)
     }
 
     struct Export: Encodable {
@@ -113,7 +93,7 @@ struct StagesBench: ParsableCommand {
         var store = try Store(readingFrom: state)
 
         var report = BenchReport(title: "\(model) with \(fixture.changes.count) stage changes (\(fixture.versions.count) versions), its stages on \(at)",
-                                 repeats: repeats, answer: expected, fixture: kept ? state.path : nil,
+                                 repeats: options.repeats, answer: expected, fixture: kept ? state.path : nil,
                                  command: "cairn " + arguments.joined(separator: " "))
         try report.measure([
             .init(key: "process", label: "cairn models \(model) --at \(at), as a command", target: 0.010) {
