@@ -226,13 +226,25 @@ public actor Engine {
         var changed: [ObjectRef] = []
         var seen: Set<ObjectRef> = []
         while true {
+            let mark = try store.runMark()
             var outcome = try await reconcileOnce()
             for ref in outcome.changed where seen.insert(ref).inserted { changed.append(ref) }
             outcome.changed = changed
             let inFlight = await executor.inFlight()
             progress(outcome, inFlight.compactMap { try? store.run(id: $0) })
             let retry = outcome.retryDue
-            if inFlight.isEmpty, retry == nil { return (outcome, true) }
+            if inFlight.isEmpty, retry == nil {
+                // A run this pass started and that is over already has not been looked at: its
+                // end reaches the engine on another task, possibly after this check, so its
+                // object is asked for here and one more pass sees it. (A run of an earlier pass
+                // was in flight at that pass's check, and its end woke this loop after its
+                // object was queued.)
+                let ended = try store.runs(since: mark).filter(\.state.isFinal)
+                if ended.isEmpty { return (outcome, true) }
+                for run in ended { try store.request(run.object) }
+                if let deadline, Date() >= deadline { return (outcome, false) }
+                continue
+            }
             if let deadline, Date() >= deadline { return (outcome, false) }
             // Wake on a run's end, a retry that falls due, or the deadline.
             let alarm = [retry, deadline].compactMap { $0 }.min()
