@@ -20,7 +20,7 @@ extension Cairn {
 
             Promotions are judged against the registry as the daemon has it: from --state-dir \
             when given, otherwise from the status branch (--status-branch, local or as \
-            origin/<name>), which a plain clone has after `git fetch origin cairn/status`. When \
+            origin/<name>, whichever is newer), which a plain clone has after `git fetch origin cairn/status`. When \
             neither can be read, promotions are reported unchecked, never guessed.
 
             When --base is not an ancestor of --head (the target branch moved on), head is \

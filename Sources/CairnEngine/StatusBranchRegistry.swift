@@ -24,12 +24,22 @@ public final class StatusBranchRegistry: ModelVersions {
         self.tip = tip
     }
 
-    /// The status branch, local or fetched from origin; nil when neither is there.
+    /// The status branch, local or fetched from origin; nil when neither is there. With both,
+    /// the local one unless it is behind origin's: a branch someone checked out once and never
+    /// pulled would judge by an old registry, whereas a daemon's own branch is ahead or level.
     public static func find(in repository: Repository, statusBranch: String) throws -> StatusBranchRegistry? {
-        for (name, ref) in [(statusBranch, "refs/heads/\(statusBranch)"), ("origin/\(statusBranch)", "refs/remotes/origin/\(statusBranch)")] {
-            if let tip = try repository.referenceTarget(ref) { return StatusBranchRegistry(repository: repository, branch: name, tip: tip) }
+        let local = try repository.referenceTarget("refs/heads/\(statusBranch)")
+        let remote = try repository.referenceTarget("refs/remotes/origin/\(statusBranch)")
+        switch (local, remote) {
+        case (let local?, let remote?) where local != remote && repository.isAncestor(local, of: remote):
+            return StatusBranchRegistry(repository: repository, branch: "origin/\(statusBranch)", tip: remote)
+        case (let local?, _):
+            return StatusBranchRegistry(repository: repository, branch: statusBranch, tip: local)
+        case (nil, let remote?):
+            return StatusBranchRegistry(repository: repository, branch: "origin/\(statusBranch)", tip: remote)
+        case (nil, nil):
+            return nil
         }
-        return nil
     }
 
     public var commit: String { tip.hex }

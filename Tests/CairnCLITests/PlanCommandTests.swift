@@ -92,6 +92,27 @@ import Testing
         #expect(order.status == 1 && order.stdout.contains("REFUSED (OrderViolated)"), "\(order.stdout)\(order.stderr)")
     }
 
+    /// A local status branch someone checked out once and never pulled is behind origin's: the
+    /// plan judges by origin's, which knows the newer versions, and says so.
+    @Test func aStaleLocalStatusBranchGivesWayToOrigins() async throws {
+        let fixture = try await StageFixture.make()
+        let clone = fixture.root.appending("clone")
+        try await fixture.git(["clone", "-q", fixture.repository.path, clone.path], in: fixture.root.url)
+        let registered = try await fixture.git(["log", "--format=%H", "origin/cairn/status", "--", "ModelVersion/scorer/3.yaml"], in: clone)
+        let before = try #require(registered.split(separator: "\n").last.map(String.init))
+        try await fixture.git(["branch", "cairn/status", "\(before)^"], in: clone)
+        try await fixture.git(["checkout", "-q", "-b", "good", "origin/main"], in: clone)
+        try Data(StageFixture.model("{staging: 3, production: 1}").utf8).write(to: clone.appendingPathComponent("model.yaml"))
+        try await fixture.git(["commit", "-q", "-am", "promote"], in: clone)
+        let good = try await fixture.plan(["--base", "origin/main", "--head", "good"], state: false, repo: clone)
+        #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
+        #expect(good.stdout.contains("judged from the status branch origin/cairn/status at "), "\(good.stdout)")
+        // Level with origin (or ahead, as a daemon's own branch is), the local branch is used.
+        try await fixture.git(["branch", "-f", "cairn/status", "origin/cairn/status"], in: clone)
+        let level = try await fixture.plan(["--base", "origin/main", "--head", "good"], state: false, repo: clone)
+        #expect(level.status == 0 && level.stdout.contains("judged from the status branch cairn/status at "), "\(level.stdout)")
+    }
+
     /// A clone of main alone, no state directory: nothing to judge promotions by. The plan says
     /// so and what it could not check, and it does not call a promotion allowed or the change
     /// acceptable.
