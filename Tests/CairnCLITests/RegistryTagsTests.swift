@@ -40,15 +40,7 @@ import Testing
     /// Writes `files` (nil deletes) and commits them all; returns the commit id.
     @discardableResult
     func commit(_ files: [String: String?], message: String = "change") async throws -> String {
-        for (path, text) in files {
-            let target = repository.url.appendingPathComponent(path)
-            if let text {
-                try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try Data(text.utf8).write(to: target)
-            } else {
-                try? FileManager.default.removeItem(at: target)
-            }
-        }
+        try GitFixture.write(files, in: repository.url)
         try await git(["add", "-A"])
         try await git(["commit", "-q", "-m", message])
         return try await git(["rev-parse", "HEAD"])

@@ -101,15 +101,7 @@ final class StageFixture: @unchecked Sendable {
     /// Writes files (nil deletes) and commits them on the branch checked out.
     @discardableResult
     func commit(_ files: [String: String?], message: String = "change", author: String? = nil) async throws -> String {
-        for (path, text) in files {
-            let target = repository.appendingPathComponent(path)
-            if let text {
-                try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try Data(text.utf8).write(to: target)
-            } else {
-                try? FileManager.default.removeItem(at: target)
-            }
-        }
+        try GitFixture.write(files, in: repository)
         try await git(["add", "-A"])
         try await git(["commit", "-q", "-m", message] + (author.map { ["--author", $0] } ?? []))
         return try await git(["rev-parse", "HEAD"])

@@ -40,8 +40,16 @@ public final class GitFixture: @unchecked Sendable {
     /// Writes files (nil deletes) in the working tree and commits them all; returns the commit id.
     @discardableResult
     public func commit(_ files: [String: String?], message: String = "change") throws -> String {
+        try Self.write(files, in: url)
+        try git(["add", "-A"])
+        try git(["commit", "-q", "--allow-empty", "-m", message])
+        return try git(["rev-parse", "HEAD"])
+    }
+
+    /// Writes `files` (paths relative to `directory`; nil deletes one), making directories as needed.
+    public static func write(_ files: [String: String?], in directory: URL) throws {
         for (path, text) in files {
-            let target = url.appendingPathComponent(path)
+            let target = directory.appendingPathComponent(path)
             if let text {
                 try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
                 try Data(text.utf8).write(to: target)
@@ -49,8 +57,5 @@ public final class GitFixture: @unchecked Sendable {
                 try? FileManager.default.removeItem(at: target)
             }
         }
-        try git(["add", "-A"])
-        try git(["commit", "-q", "--allow-empty", "-m", message])
-        return try git(["rev-parse", "HEAD"])
     }
 }
