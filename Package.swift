@@ -36,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: controllerTargets + [
         .systemLibrary(
@@ -46,6 +48,17 @@ let package = Package(
         // The process runner and the content-addressed artifact store (the job executors come here).
         .target(name: "CairnRun", dependencies: ["CairnCore", log], swiftSettings: settings),
         .target(name: "CairnGit", dependencies: ["CLibGit2"], swiftSettings: settings),
+        // Serving: the deployment targets (supervised processes behind Cairn's own reverse
+        // proxy, a TF Serving directory, apply/remove commands) behind CairnCore's `Deployer`.
+        .target(
+            name: "CairnServe",
+            dependencies: [
+                "CairnCore", "CairnManifests", "CairnRun", log,
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: settings
+        ),
         // The parser reads libyaml's events through Yams' `CYaml` module (see YAMLReader.swift);
         // the Yams product is what builds and links that libyaml.
         .target(
@@ -81,7 +94,7 @@ let package = Package(
         .target(
             name: "CairnCLI",
             dependencies: [
-                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnRun", "CairnStore", log,
+                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnRun", "CairnServe", "CairnStore", log,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ] + controllerDependencies,
@@ -132,6 +145,12 @@ let package = Package(
             dependencies: [
                 "CairnEngine", "CairnCore", "CairnStore", "CairnGit", "CairnManifests", "CairnTestSupport", "CairnCLI", log,
             ] + controllerDependencies,
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "CairnServeTests",
+            dependencies: ["CairnServe", "CairnCore", "CairnManifests", "CairnRun", "CairnTestSupport",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: settings
         ),
         .testTarget(

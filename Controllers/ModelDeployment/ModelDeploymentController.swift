@@ -1,7 +1,17 @@
 public import CairnCore
 public import CairnManifests
+import Foundation
 
-/// ModelDeployment: serves the version a stage holds. Serving does not exist yet, so it says so.
+/// ModelDeployment: serves the version its selector names (whichever holds a stage, or a
+/// fixed one) on its target, through the daemon's `Deployer`.
+///
+/// Steps: resolve the desired version from the registry; if that version failed here before
+/// and git has not changed it since, hold it back (serving the last healthy one when
+/// `rollback.onFailedHealth`); otherwise ask the target for it; then report. Ready only when
+/// the target was checked and serves the desired version. When the desired version fails and
+/// rollback is on, the last healthy version is put back, the failed one is held (no retry,
+/// no flapping) until the desired version changes in git or a person asks with
+/// `cairn trigger`, and the reverse assignment is proposed on a branch for people to merge.
 public struct ModelDeploymentController: Controller {
     public static let kind = Kind.modelDeployment
 
@@ -9,11 +19,206 @@ public struct ModelDeploymentController: Controller {
 
     public func reconcile(_ object: Manifest, in context: ReconcileContext) async throws -> Outcome {
         guard case .modelDeployment(let spec) = object.spec else { throw ReconcileError.wrongKind(object, Self.kind) }
-        let which: String
-        switch spec.selector {
-        case .stage(let stage): which = "the version in stage \(stage) of Model/\(spec.model)"
-        case .version(let version): which = "version \(version) of Model/\(spec.model)"
+        guard let deployer = context.deployer else {
+            return .notImplemented("this process deploys nothing (no serving was configured); `cairn run` and `cairn reconcile` do")
         }
-        return .notImplemented("serving is not built yet: nothing was deployed, and \(which) is not served by Cairn")
+        var memory = try DeploymentMemory.load(context.memory.memory(of: object.ref))
+        let before = memory
+        var step = Step(object: object, spec: spec, context: context, deployer: deployer)
+
+        guard let desired = try step.desiredVersion() else {
+            return try await step.nothingAssigned(memory: &memory, before: before)
+        }
+        // A manual trigger asks for the held version to be tried again.
+        let triggers = try context.memory.triggers(of: object.ref)
+        if !triggers.isEmpty, memory.held != nil {
+            memory.held = nil
+            step.retry = true
+        }
+        step.consumed = triggers.map(\.id)
+        // Git moved the desired version away from the one that failed: the hold has done its job.
+        if let held = memory.held, held.version != desired.version { memory.held = nil }
+        if let held = memory.held {
+            return try await step.holding(held, desired: desired, memory: &memory, before: before)
+        }
+        if memory.lastRequested != desired.version {
+            memory.lastRequested = desired.version
+            step.retry = true
+        }
+        let observation = try await deployer.ensure(step.request(for: desired), retry: step.retry)
+        switch observation.phase {
+        case .serving:
+            memory.lastHealthy = desired
+            return step.finish(.ready(reason: "Serving", message: step.describe(observation)), observation, memory: memory, before: before)
+        case .progressing:
+            return step.finish(.reconciling(reason: observation.reason, message: step.describe(observation)), observation,
+                               memory: memory, before: before)
+        case .refused:
+            return step.finish(.stalled(reason: observation.reason, message: observation.message), observation, memory: memory, before: before)
+        case .failed:
+            let held = DeploymentMemory.Held(version: desired.version, reason: observation.reason, message: observation.message,
+                                             sourceCommit: context.sourceCommit, proposed: false)
+            memory.held = held
+            return try await step.holding(held, desired: desired, memory: &memory, before: before, failure: observation)
+        }
+    }
+}
+
+/// What the controller keeps about a deployment between passes (as JSON in the store).
+struct DeploymentMemory: Codable, Equatable {
+    /// The last version the target was checked to serve: what a rollback goes back to.
+    var lastHealthy: ServedVersion?
+    /// The version the controller last asked for; a new one is a fresh attempt.
+    var lastRequested: Int?
+    /// A version that failed and is not tried again until git changes it or a person asks.
+    var held: Held?
+
+    struct Held: Codable, Equatable {
+        var version: Int
+        var reason: String
+        var message: String
+        /// The commit at which it failed.
+        var sourceCommit: String
+        /// Whether the rollback's proposal was written (once per hold).
+        var proposed: Bool
+    }
+
+    static func load(_ data: Data?) throws -> DeploymentMemory {
+        guard let data else { return DeploymentMemory() }
+        // What an older Cairn kept, or a damaged row, starts afresh rather than stalls.
+        return (try? JSONDecoder().decode(DeploymentMemory.self, from: data)) ?? DeploymentMemory()
+    }
+
+    var encoded: Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(self)) ?? Data()
+    }
+}
+
+/// One reconcile of one deployment: the pieces the steps share.
+private struct Step {
+    let object: Manifest
+    let spec: ModelDeploymentSpec
+    let context: ReconcileContext
+    let deployer: any Deployer
+    var retry = false
+    var consumed: [String] = []
+
+    init(object: Manifest, spec: ModelDeploymentSpec, context: ReconcileContext, deployer: any Deployer) {
+        self.object = object
+        self.spec = spec
+        self.context = context
+        self.deployer = deployer
+    }
+
+    /// The version the selector names, as registered; nil when no version holds the stage.
+    /// A version the registry does not have stalls the object (until git or a training changes that).
+    func desiredVersion() throws -> ServedVersion? {
+        let number: Int
+        switch spec.selector {
+        case .stage(let stage):
+            guard let holder = try context.versions.stageMap(of: spec.model).holders[stage] else { return nil }
+            number = holder.version
+        case .version(let version):
+            number = version
+        }
+        guard let version = try context.versions.version(spec.model, number) else {
+            throw ReconcileError(.terminal, reason: "VersionNotFound",
+                                 message: "\(spec.model)@\(number) is not registered; nothing was deployed")
+        }
+        return ServedVersion(version)
+    }
+
+    func request(for version: ServedVersion) -> DeploymentRequest {
+        DeploymentRequest(deployment: object.ref.name, version: version, target: spec.target, sourceCommit: context.sourceCommit)
+    }
+
+    /// Nothing holds the stage: whatever was served is taken down.
+    func nothingAssigned(memory: inout DeploymentMemory, before: DeploymentMemory) async throws -> Outcome {
+        try await deployer.remove(deployment: object.ref.name)
+        memory = DeploymentMemory()
+        let stage = if case .stage(let stage) = spec.selector { stage } else { "" }
+        var outcome = Outcome.ready(reason: "NothingToServe",
+                                    message: "no version of \(spec.model) holds \(stage); nothing is served")
+        outcome.effects = effects(memory: memory, before: before)
+        return outcome
+    }
+
+    /// The desired version is held after a failure: serve the last healthy one instead (with
+    /// rollback on and one to go back to), and propose the reverse assignment once.
+    func holding(_ held: DeploymentMemory.Held, desired: ServedVersion, memory: inout DeploymentMemory, before: DeploymentMemory,
+                 failure: DeploymentObservation? = nil) async throws -> Outcome {
+        let failed = "\(desired) failed on its target (\(held.reason): \(held.message))"
+        let notRetried = "it is not tried again until git assigns another version or `cairn trigger \(object.ref)` asks"
+        guard spec.rollbackOnFailedHealth, let fallback = memory.lastHealthy, fallback.version != desired.version else {
+            let why = spec.rollbackOnFailedHealth ? "there is no earlier healthy version to go back to" : "rollback.onFailedHealth is off"
+            let outcome = Outcome(.notReady, reason: held.reason, message: "\(failed); \(why); \(notRetried)")
+            return finish(outcome, failure, memory: memory, before: before)
+        }
+        let observation = try await deployer.ensure(request(for: fallback), retry: true)
+        var outcome: Outcome
+        switch observation.phase {
+        case .serving:
+            outcome = Outcome(.notReady, reason: "RolledBack",
+                              message: "\(failed); rolled back to \(fallback), which serves and is healthy; \(notRetried)")
+        case .progressing:
+            outcome = .reconciling(reason: "RollingBack", message: "\(failed); rolling back to \(fallback): \(observation.message)")
+        case .failed, .refused:
+            outcome = Outcome(.notReady, reason: "RollbackFailed",
+                              message: "\(failed); the rollback to \(fallback) failed too (\(observation.reason): \(observation.message))")
+        }
+        if !held.proposed, let proposal = proposal(back: fallback, from: desired, held: held) {
+            outcome.proposal = proposal
+            memory.held?.proposed = true
+        }
+        return finish(outcome, observation, memory: memory, before: before)
+    }
+
+    /// The reverse assignment, as an edit of the manifest that chose the failed version: the
+    /// Model's `assignments.<stage>`, or this deployment's own `version`.
+    func proposal(back fallback: ServedVersion, from failed: ServedVersion, held: DeploymentMemory.Held) -> Proposal? {
+        let edit: ManifestEdit
+        let what: String
+        switch spec.selector {
+        case .stage(let stage):
+            let modelRef = ObjectRef(.model, spec.model)
+            guard let model = context.relatedManifests[modelRef] else { return nil }
+            edit = ManifestEdit(file: model.location.file, object: modelRef, field: ["spec", "assignments", stage],
+                                expected: String(failed.version), value: String(fallback.version))
+            what = "\(spec.model) \(stage)"
+        case .version:
+            edit = ManifestEdit(file: object.location.file, object: object.ref, field: ["spec", "version"],
+                                expected: String(failed.version), value: String(fallback.version))
+            what = "\(object.ref)"
+        }
+        let body = """
+            \(object.ref) rolled back from \(failed) to \(fallback) by itself: \(failed) failed on its \
+            target at commit \(String(held.sourceCommit.prefix(10))) (\(held.reason): \(held.message)).
+
+            Cairn serves \(fallback) now and will not try \(failed) again until git changes. Merge this \
+            branch to make git say what serves; or fix \(failed)'s problem and assign a new version.
+            """
+        return Proposal(slug: "\(spec.model)-rollback", baseCommit: context.sourceCommit, edits: [edit],
+                        subject: "Roll back \(what) to \(fallback)", body: body)
+    }
+
+    /// The observation in words, with any drift Cairn put back.
+    func describe(_ observation: DeploymentObservation) -> String {
+        observation.drift.isEmpty ? observation.message
+            : observation.message + "; put back: " + observation.drift.joined(separator: "; ")
+    }
+
+    func finish(_ outcome: Outcome, _ observation: DeploymentObservation?, memory: DeploymentMemory, before: DeploymentMemory) -> Outcome {
+        var outcome = outcome
+        if let recheck = observation?.recheckAfter { outcome.requeueAfter = recheck }
+        outcome.effects += effects(memory: memory, before: before)
+        return outcome
+    }
+
+    func effects(memory: DeploymentMemory, before: DeploymentMemory) -> [StoreEffect] {
+        var effects: [StoreEffect] = consumed.map(StoreEffect.consumeTrigger)
+        if memory != before { effects.append(.remember(object.ref, memory == DeploymentMemory() ? nil : memory.encoded)) }
+        return effects
     }
 }

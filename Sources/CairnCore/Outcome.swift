@@ -11,6 +11,10 @@ public struct Outcome: Sendable {
         case reconciling
         /// The spec cannot work as written until it changes (or until git changes).
         case stalled
+        /// The actual state does not match and Cairn is not working on it, yet the spec is not
+        /// at fault (a deployment rolled back from a failed version): Ready=False, neither
+        /// Reconciling nor Stalled, so what depends on it carries on.
+        case notReady
         /// The controller cannot do this kind's work yet: Ready=Unknown, never True.
         case notImplemented
     }
@@ -26,6 +30,9 @@ public struct Outcome: Sendable {
     public var runs: [String] = []
     /// For a Model: its stages as accepted after this pass (the status file shows them).
     public var stages: StageMap?
+    /// A change to propose to the tracked branch (a rollback's reverse assignment), written
+    /// on a proposal branch with the status commit of this pass.
+    public var proposal: Proposal?
 
     public init(_ state: State, reason: String, message: String, requeueAfter: Duration? = nil, effects: [StoreEffect] = []) {
         self.state = state

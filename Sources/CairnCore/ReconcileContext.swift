@@ -34,6 +34,9 @@ public struct ReconcileContext {
     /// Where jobs run, the artifact store and what the daemon allows; nil where nothing may
     /// run (a controller then says so rather than pretend).
     public let execution: Execution?
+    /// Where models are served (process, directory and command targets); nil where nothing
+    /// may be deployed (a ModelDeployment then says so rather than pretend).
+    public var deployer: (any Deployer)?
     /// The pass's time: one instant for every object of a pass.
     public let now: Date
     /// Carries `cairn.object` and `cairn.commit` metadata.

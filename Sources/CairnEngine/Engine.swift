@@ -33,6 +33,8 @@ public actor Engine {
     private let verifier: CommitVerifier
     /// Where runs go, when this process may start them.
     public nonisolated let execution: Execution?
+    /// Where ModelDeployments serve, when this process deploys.
+    public nonisolated let deployer: (any Deployer)?
     /// Whether the runs a previous process left unfinished have been taken back.
     private var recovered = false
     /// One wake per run that ended (the newest kept), after its object was queued: what the
@@ -53,7 +55,8 @@ public actor Engine {
     /// `store` shares one metadata store with the executor (its ledger); by default the
     /// engine opens its own in `stateDirectory`.
     public init(source: RepositorySource, stateDirectory: URL, configuration: ReconcilerConfiguration, controllers: ControllerRegistry,
-                execution: Execution? = nil, store existing: Store? = nil, trust: CommitTrust = .off, push: Bool, logger: Logger,
+                execution: Execution? = nil, deployer: (any Deployer)? = nil, store existing: Store? = nil, trust: CommitTrust = .off,
+                push: Bool, logger: Logger,
                 now: @escaping @Sendable () -> Date = Date.init, fetch: @escaping Fetcher) throws {
         var configuration = configuration
         if case .remote = source { configuration.remoteTracking = true }
@@ -64,6 +67,7 @@ public actor Engine {
         verifier = CommitVerifier(trust: trust)
         pushConfigured = push
         self.execution = execution
+        self.deployer = deployer
         (runEndings, runEnded) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         // The repository first: a path that is no repository leaves no state directory behind.
         switch source {
@@ -79,7 +83,7 @@ public actor Engine {
             mirror = directory
         }
         reconciler = Reconciler(repository: repository, store: store, configuration: configuration, controllers: controllers,
-                                execution: execution, logger: logger, now: now)
+                                execution: execution, deployer: deployer, logger: logger, now: now)
         writer = StatusWriter(repository: repository, store: store, configuration: configuration, logger: logger)
         if push, case .remote(let url) = source {
             pusher = StatusPusher(repository: repository, url: url, configuration: configuration, logger: logger, fetch: fetch,
@@ -124,7 +128,16 @@ public actor Engine {
     /// Before the first pass: runs a previous process left unfinished are adopted, recorded as
     /// they ended, or marked interrupted, and their objects are looked at again.
     private func recoverRuns() async throws {
-        guard !recovered, let executor = execution?.executor else { return }
+        guard !recovered else { return }
+        if let deployer {
+            let found = try await deployer.recover()
+            reconciler.recovered(deployments: found)
+            for name in found { reconciler.request(ObjectRef(.modelDeployment, name)) }
+        }
+        guard let executor = execution?.executor else {
+            recovered = true
+            return
+        }
         let report = try await executor.recover()
         for id in report.adopted + report.finished + report.interrupted {
             if let run = try store.run(id: id) { reconciler.request(run.object) }
@@ -140,8 +153,22 @@ public actor Engine {
     /// Listens to the executor's completions for the engine's whole life: the executor's
     /// stream has one consumer, and it is this one.
     private func watchRuns() {
-        guard !watchingRuns, let executor = execution?.executor else { return }
+        guard !watchingRuns else { return }
         watchingRuns = true
+        if let deployer {
+            // A deployment changed by itself (healthy, crashed, applied): looked at on the next pass.
+            Task { [self] in
+                for await name in deployer.changes {
+                    do {
+                        try store.request(ObjectRef(.modelDeployment, name))
+                    } catch {
+                        logger.error("could not queue a deployment that changed", metadata: ["cairn.deployment": "\(name)", "cairn.error": "\(error)"])
+                    }
+                    runEnded.yield()
+                }
+            }
+        }
+        guard let executor = execution?.executor else { return }
         Task { [self] in
             for await handle in executor.completions {
                 queueObject(of: handle)
@@ -219,7 +246,8 @@ public actor Engine {
     /// pass, the runs still under way.
     public func reconcileUntilSettled(timeout: Duration?, progress: @Sendable (PassOutcome, [RunRecord]) -> Void = { _, _ in })
         async throws -> (outcome: PassOutcome, settled: Bool) {
-        guard let executor = execution?.executor else { return (try await reconcileOnce(), true) }
+        let executor = execution?.executor
+        guard executor != nil || deployer != nil else { return (try await reconcileOnce(), true) }
         let deadline = timeout.map { Date().addingTimeInterval($0.seconds) }
         var iterator = runEndings.makeAsyncIterator()
         // What changed over all the passes, not only the last one.
@@ -230,10 +258,12 @@ public actor Engine {
             var outcome = try await reconcileOnce()
             for ref in outcome.changed where seen.insert(ref).inserted { changed.append(ref) }
             outcome.changed = changed
-            let inFlight = await executor.inFlight()
+            let inFlight = await executor?.inFlight() ?? []
             progress(outcome, inFlight.compactMap { try? store.run(id: $0) })
             let retry = outcome.retryDue
-            if inFlight.isEmpty, retry == nil {
+            // A deployment switching versions, or applying, ends with a change that wakes this loop.
+            let deploying = await deployer?.inFlight() ?? []
+            if inFlight.isEmpty, retry == nil, deploying.isEmpty {
                 // A run this pass started and that is over already has not been looked at: its
                 // end reaches the engine on another task, possibly after this check, so its
                 // object is asked for here and one more pass sees it. (A run of an earlier pass

@@ -58,6 +58,8 @@ public struct PassOutcome: Sendable {
     /// The tip Cairn refused to reconcile (its signatures are not trusted), and why; `commit`
     /// is then the last trusted commit.
     public var refused: (commit: ObjectID, reason: String)?
+    /// The objects this pass deleted (their manifests were removed).
+    public var deleted: [ObjectRef] = []
     /// Manifest files that could not be read, each with its first problem.
     public var unreadableFiles: [String]
 
@@ -85,6 +87,8 @@ public final class Reconciler {
     private var lastSet = ManifestSet(files: [])
     /// Objects someone asked to reconcile now (`cairn reconcile Kind/name`).
     private var requested: Set<ObjectRef> = []
+    /// What controllers proposed in the pass under way, by object (written with their status).
+    private var proposals: [ObjectRef: Proposal] = [:]
     /// The store's object statuses and last reconciled commit, read once and kept in step.
     private var statuses: [ObjectRef: ObjectStatus] = [:]
     private var tally = StatusTally([])
@@ -100,14 +104,18 @@ public final class Reconciler {
     private var lastGood: [ObjectRef: Spec?] = [:]
     /// The manifest files the last pass could not read.
     private var unreadable: [String] = []
+    /// Where ModelDeployments serve, when this process deploys.
+    private let deployer: (any Deployer)?
 
     public init(repository: Repository, store: Store, configuration: ReconcilerConfiguration, controllers: ControllerRegistry,
-                execution: Execution? = nil, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
+                execution: Execution? = nil, deployer: (any Deployer)? = nil, logger: Logger,
+                now: @escaping @Sendable () -> Date = Date.init) {
         self.repository = repository
         self.store = store
         self.configuration = configuration
         self.controllers = controllers
         self.execution = execution
+        self.deployer = deployer
         self.logger = logger
         self.now = now
     }
@@ -150,8 +158,10 @@ public final class Reconciler {
         do {
             let tracked = try trackManifests(at: tip)
             let work = selectWork(tracked, tip: tip, time: time)
+            proposals = [:]
             let evaluation = try await evaluateObjects(work, tracked: tracked, commit: tip, time: time)
             let outcome = try recordPass(evaluation, tracked: tracked, commit: tip, time: time)
+            await prune(deleted: outcome.deleted.filter { $0.kind == .modelDeployment }, in: tracked.set)
             if tracked.fullLoad { Self.returnFreedMemory() }
             return outcome
         } catch {
@@ -159,6 +169,34 @@ public final class Reconciler {
             throw error
         }
     }
+
+    /// Takes down what deleted deployments served (prune), once git records them deleted, and
+    /// on the first pass what a previous daemon left serving for deployments that are gone.
+    /// A failure is logged and tried again at the next pass's full load of orphans.
+    private func prune(deleted: [ObjectRef], in set: ManifestSet) async {
+        guard let deployer else { return }
+        var names = Set(deleted.map(\.name))
+        if let recovered = recoveredDeployments {
+            names.formUnion(recovered.filter { set.manifests[ObjectRef(.modelDeployment, $0)] == nil && set.broken[ObjectRef(.modelDeployment, $0)] == nil })
+            recoveredDeployments = nil
+        }
+        for name in names.sorted() {
+            do {
+                try await deployer.remove(deployment: name)
+                logger.info("Pruned", metadata: ["cairn.object": "\(ObjectRef(.modelDeployment, name))"])
+            } catch {
+                logger.error("could not take a deleted deployment down", metadata: [
+                    "cairn.object": "\(ObjectRef(.modelDeployment, name))", "cairn.error": "\(error)"])
+            }
+        }
+    }
+
+    /// The deployments a previous daemon left (from `Deployer.recover`): those whose manifest
+    /// is gone are taken down after the next pass.
+    public func recovered(deployments: [String]) {
+        recoveredDeployments = (recoveredDeployments ?? []) + deployments
+    }
+    private var recoveredDeployments: [String]?
 
     /// A full load parses every file on every core and frees the parse trees again; glibc
     /// keeps what was freed in each thread's arena. Handing it back once after a full load
@@ -335,8 +373,8 @@ public final class Reconciler {
             if let manifest = tracked.set.manifests[ref], tracked.set.broken[ref] == nil, status.generation != previous?.generation {
                 evaluation.changes.accepted.append((ref, manifest.spec))
             }
-            // A registered version is always written, with the status that tells of it.
-            guard status.differsInSubstance(from: previous) || !versions.isEmpty || !stageChanges.isEmpty else {
+            // A registered version is always written, with the status that tells of it (and a proposal).
+            guard status.differsInSubstance(from: previous) || !versions.isEmpty || !stageChanges.isEmpty || proposals[ref] != nil else {
                 if status.failures != previous?.failures || status.nextAttempt != previous?.nextAttempt { evaluation.changes.upserts.append(status) }
                 continue
             }
@@ -356,6 +394,7 @@ public final class Reconciler {
                 entry.detail = stageChanges.map { "\($0.summary) (commit \($0.sourceCommit.prefix(10)) by \($0.author))" }
                     .joined(separator: "\n") + "\n\n" + entry.detail
             }
+            entry.proposal = proposals[ref]
             evaluation.changes.outbox.append(entry)
         }
         return evaluation
@@ -407,8 +446,10 @@ public final class Reconciler {
                                        previous: previous, runs: store, versions: PassVersions(store: store, registered: registered),
                                        memory: store, relatedManifests: relatedManifests, execution: execution, now: time, logger: logger)
         context.sourceAuthor = author
+        context.deployer = deployer
         do {
             let outcome = try await controllers.controller(for: ref.kind).reconcile(manifest, in: context)
+            if let proposal = outcome.proposal { proposals[ref] = proposal }
             return (builder.status(for: outcome), outcome.effects)
         } catch let error as ReconcileError where error.disposition == .terminal {
             return (builder.stalled(reason: error.reason, message: error.message), [])
@@ -534,7 +575,9 @@ public final class Reconciler {
         if changes.reconciledCommit != nil { lastReconciled = commit }
         if tracked.fullLoad { reevaluateAll = false }
         unreadable = unreadableNow
-        return outcome(commit, ran: true, changed: changes.events.map(\.ref))
+        var result = outcome(commit, ran: true, changed: changes.events.map(\.ref))
+        result.deleted = changes.deletions
+        return result
     }
 
     private func keepUnread(_ ref: ObjectRef, commit: ObjectID, time: Date, into evaluation: inout Evaluation) {

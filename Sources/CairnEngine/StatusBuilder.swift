@@ -35,6 +35,7 @@ struct StatusBuilder {
         case .ready: status = make(ready: .true, reconciling: false, stalled: false, reason: outcome.reason, message: outcome.message)
         case .reconciling: status = notReady(reason: outcome.reason, message: outcome.message, reconciling: true)
         case .stalled: status = stalled(reason: outcome.reason, message: outcome.message)
+        case .notReady: status = notReady(reason: outcome.reason, message: outcome.message, reconciling: false)
         case .notImplemented:
             status = make(ready: .unknown, reconciling: false, stalled: false, reason: outcome.reason, message: outcome.message)
         }

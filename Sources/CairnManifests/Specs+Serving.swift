@@ -14,10 +14,12 @@ public struct ModelDeploymentSpec: Hashable, Sendable, Codable {
     public enum Target: Hashable, Sendable, Codable {
         /// A supervised local serving process.
         case process(command: [String], port: Int?, health: Health?)
-        /// A directory of versions, `<path>/<version>/`, for a server that watches it (TF Serving layout).
-        case directory(path: String, layout: String)
-        /// Commands that hand the version to another system.
-        case command(apply: [String], remove: [String])
+        /// A directory of versions, `<path>/<version>/`, for a server that watches it (TF Serving
+        /// layout), keeping the newest `keep` versions.
+        case directory(path: String, layout: String, keep: Int)
+        /// Commands that hand the version to another system; `check` (optional) says whether it
+        /// serves the version now. `remove` and `check` are empty when not given.
+        case command(apply: [String], remove: [String], check: [String], timeout: ManifestDuration?)
     }
 
     public var model: String
@@ -42,10 +44,13 @@ public struct ModelDeploymentSpec: Hashable, Sendable, Codable {
             .optional("directory", .object(ObjectShape(fields: [
                 .required("path", .string(.text), "the base directory; versions go to <path>/<version>/ (outside the repository, under a root the daemon allows)"),
                 .optional("layout", .string(.oneOf(["tfserving", "plain"])), "tfserving (default): <path>/<version>/; plain: <path>/ holds one version"),
+                .optional("keep", .integer(minimum: 1), "how many versions stay in a tfserving directory, the served one included (default 2); older ones are removed"),
             ])), "copy the model into a directory a model server watches"),
             .optional("command", .object(ObjectShape(fields: [
                 .required("apply", .array(.string(.text), minItems: 1), "the command that rolls a version out"),
                 .optional("remove", .array(.string(.text), minItems: 1), "the command that takes it down"),
+                .optional("check", .array(.string(.text), minItems: 1), "a command that exits 0 when the version is served (run after apply, and again to find drift)"),
+                .optional("timeout", .string(.duration), "how long apply, remove or check may take (default 5m)"),
             ])), "hand the version over to another system with commands"),
         ], exactlyOne: [["process", "directory", "command"]])), "where the model is served"),
         .optional("rollback", .object(ObjectShape(fields: [
@@ -63,10 +68,12 @@ public struct ModelDeploymentSpec: Hashable, Sendable, Codable {
                 command: process["command"]?.strings ?? [], port: process["port"]?.int,
                 health: process["health"].map { Health(path: $0["path"]?.text ?? "/", timeout: $0["timeout"]?.duration) })
         } else if let directory = target?["directory"] {
-            self.target = .directory(path: directory["path"]?.text ?? "", layout: directory["layout"]?.text ?? "tfserving")
+            self.target = .directory(path: directory["path"]?.text ?? "", layout: directory["layout"]?.text ?? "tfserving",
+                                     keep: directory["keep"]?.int ?? 2)
         } else {
             let command = target?["command"]
-            self.target = .command(apply: command?["apply"]?.strings ?? [], remove: command?["remove"]?.strings ?? [])
+            self.target = .command(apply: command?["apply"]?.strings ?? [], remove: command?["remove"]?.strings ?? [],
+                                   check: command?["check"]?.strings ?? [], timeout: command?["timeout"]?.duration)
         }
         rollbackOnFailedHealth = node["rollback"]?["onFailedHealth"]?.bool ?? true
         suspend = node["suspend"]?.bool ?? false

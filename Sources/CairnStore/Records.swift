@@ -48,6 +48,10 @@ public struct OutboxEntry: Codable, Hashable, Sendable {
     public var versions: [String]?
     /// The stage changes the commit records, each written as a `Cairn-Stage:` trailer.
     public var stageChanges: [StageChange]?
+    /// A change proposed with this status (a rollback's reverse assignment): the writer puts
+    /// it on its own branch, `cairn/proposals/<slug>-<n>`, before the status commit, which
+    /// names the branch in a `Cairn-Proposal:` trailer.
+    public var proposal: Proposal?
 
     public init(id: Int64? = nil, kind: Kind, ref: ObjectRef?, reason: String, body: String, detail: String = "",
                 sourceCommit: String, createdAt: Date, runs: [String]? = nil) {
