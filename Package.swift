@@ -97,6 +97,8 @@ let package = Package(
                 "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnRun", "CairnServe", "CairnStore", log,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // The demo calls the model it serves through Cairn's proxy.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ] + controllerDependencies,
             swiftSettings: settings
         ),

@@ -17,6 +17,8 @@ parser.add_argument("--features", required=True)
 parser.add_argument("--model", required=True)
 parser.add_argument("--metrics", required=True)
 args = parser.parse_args()
+# The model file's format, which serve.py must read.
+MODEL_FORMAT = 1
 params = json.loads(os.environ.get("CAIRN_PARAMS", "{}"))
 C = float(params.get("C", 1.0))
 max_iter = int(params.get("max_iter", 200))
@@ -57,7 +59,8 @@ accuracy = sum(1 for p, y in scored if (p >= 0.5) == (y == 1)) / max(len(scored)
 for path in (args.model, args.metrics):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
 with open(args.model, "w") as handle:
-    json.dump({"kind": "logistic-regression", "weights": [round(w, 10) for w in weights], "bias": round(bias, 10)}, handle, sort_keys=True)
+    json.dump({"format": MODEL_FORMAT, "kind": "logistic-regression", "weights": [round(w, 10) for w in weights],
+               "bias": round(bias, 10)}, handle, sort_keys=True)
 with open(args.metrics, "w") as handle:
     json.dump({"auc": round(auc, 4), "accuracy": round(accuracy, 4)}, handle, sort_keys=True)
 print(f"trained on {len(train)} rows (C={C}, max_iter={max_iter}): auc={auc:.4f} accuracy={accuracy:.4f}")

@@ -5,7 +5,9 @@ import CairnGit
 import CairnManifests
 import CairnRun
 import CairnStore
+import CairnServe
 import Foundation
+import Glibc
 import Logging
 
 extension Cairn {
@@ -52,11 +54,21 @@ extension Cairn {
             let logger = Logger(label: "cairn")
             let store = try Store(directory: state)
             let execution = try RunOptions.parse([]).makeExecution(stateDirectory: state, repository: repositoryURL, store: store, logger: logger)
+            let serving = try RunOptions.parse([]).makeDeployer(stateDirectory: state, repository: repositoryURL, workingTree: repositoryURL,
+                                                                processes: true, logger: logger)
             let engine = try Engine(source: .local(repositoryURL), stateDirectory: state,
                                     configuration: ReconcilerConfiguration(), controllers: try Controllers.registry(),
-                                    execution: execution, store: store, push: false, logger: logger) { _, _ in }
+                                    execution: execution, deployer: serving, store: store, push: false, logger: logger) { _, _ in }
             let author = Signature(name: "Dana Scientist", email: "dana@example.com")
             let script = DemoScript(repository: try Repository.open(at: repositoryURL), root: repositoryURL, author: author)
+            // The example serves on 8601; where that is taken here, the demo serves elsewhere.
+            var port = 8601
+            if !LocalPort.isFree(port) {
+                port = try LocalPort.free()
+                try script.edit("deployment.yaml", "port: 8601", "port: \(port)", "Serve on port \(port): 8601 is taken on this machine")
+            }
+            let traffic = DemoTraffic(port: port)
+            var deploymentSeen: String?
 
             func step(_ title: String, _ change: () throws -> Void) async throws {
                 try change()
@@ -79,6 +91,11 @@ extension Cairn {
                 }
                 if let model = try engine.store.object(ObjectRef(.model, "churn")), model.isStalled {
                     print("    Model/churn refused: \(model.reason): \(model.primaryMessage)")
+                }
+                if let deployment = try engine.store.object(ObjectRef(.modelDeployment, "churn-prod")),
+                   deployment.primaryMessage != deploymentSeen {
+                    deploymentSeen = deployment.primaryMessage
+                    print("    ModelDeployment/churn-prod: \(deployment.reason): \(deployment.primaryMessage)")
                 }
                 var what = outcome.ran ? "reconciled \(outcome.commit.short): \(outcome.objects) objects, \(outcome.changed.count) status change(s)"
                     : "\(outcome.commit.short) is already reconciled: nothing to do"
@@ -103,9 +120,10 @@ extension Cairn {
             try await step("promote version 1 to staging (model.yaml): it exists and passed its gate, so the policy accepts it") {
                 try script.edit("model.yaml", "assignments: {}", "assignments: {staging: 1}", "Promote churn@1 to staging")
             }
-            try await step("promote version 1 to production: it held staging first, as strictOrder asks") {
+            try await step("promote version 1 to production: it held staging first, as strictOrder asks; ModelDeployment/churn-prod serves it") {
                 try script.edit("model.yaml", "assignments: {staging: 1}", "assignments: {staging: 1, production: 1}", "Promote churn@1 to production")
             }
+            try await callModel(traffic)
             try await step("a challenger (params C: 1.0 → 0.5): version 2 must beat production (version 1) by 0.005 in AUC, and does not") {
                 try script.edit("training.yaml", "params: {C: 1.0, max_iter: 200}", "params: {C: 0.5, max_iter: 200}", "Regularise churn training harder")
             }
@@ -118,7 +136,48 @@ extension Cairn {
                 ?? .none("the demo's status branch is missing")
             let plan = try Planner.plan(repository: repository, base: "main", head: "promote-churn-2", registry: registry)
             print(PlanText.markdown(plan))
-            try await step("break deployment.yaml (stage: prod, which Model/churn does not have)") {
+            try await step("more data (ingest 3000 rows, not 2000): version 3 beats production (version 1) and passes its gate") {
+                try script.edit("features.yaml", "--rows, \"2000\"", "--rows, \"3000\"", "Ingest 3000 customers")
+            }
+            try await step("train.py writes models in format 2: version 4 scores as version 3 did and passes its gate (production still holds 1), but serve.py reads format 1 only") {
+                try script.edit("train.py", "MODEL_FORMAT = 1", "MODEL_FORMAT = 2", "Write models in format 2")
+            }
+            try await step("promote version 3 to staging") {
+                try script.edit("model.yaml", "assignments: {staging: 1, production: 1}", "assignments: {staging: 3, production: 1}", "Promote churn@3 to staging")
+            }
+            print("• promote version 3 to production: blue/green, while a client calls the model through the proxy on 127.0.0.1:\(port)")
+            let (_, tally) = try await traffic.during {
+                try await step("(merged)") {
+                    try script.edit("model.yaml", "assignments: {staging: 3, production: 1}", "assignments: {staging: 3, production: 3}",
+                                    "Promote churn@3 to production")
+                }
+            }
+            print("    \(tally.summary)")
+            try await callModel(traffic)
+            try await step("promote version 4 to staging") {
+                try script.edit("model.yaml", "assignments: {staging: 3, production: 3}", "assignments: {staging: 4, production: 3}", "Promote churn@4 to staging")
+            }
+            print("• promote version 4 to production: its server cannot read the model, so it never becomes healthy; version 3 goes on serving, and Cairn proposes the rollback in git")
+            let (_, brokenTally) = try await traffic.during {
+                try await step("(merged)") {
+                    try script.edit("model.yaml", "assignments: {staging: 4, production: 3}", "assignments: {staging: 4, production: 4}",
+                                    "Promote churn@4 to production")
+                }
+            }
+            print("    \(brokenTally.summary)")
+            try await callModel(traffic)
+            let git = GitCommandLine(directory: repositoryURL)
+            for arguments in [["branch", "--list", "cairn/proposals/*"],
+                              ["log", "-1", "--format=%h %an: %s%n%n%b", "cairn/proposals/churn-rollback-1"],
+                              ["diff", "main", "cairn/proposals/churn-rollback-1"]] {
+                print("\n$ git \(arguments.joined(separator: " "))")
+                print(try git.run(arguments), terminator: "")
+            }
+            print("A person (or a CI job) merges that branch as a pull request; then git says what serves again.")
+            try await step("squash-merge the rollback proposal (as a person would, after review): git and what serves agree again") {
+                try script.take("model.yaml", from: "cairn/proposals/churn-rollback-1", "Roll churn production back to churn@3 (squash-merged cairn/proposals/churn-rollback-1)")
+            }
+            try await step("break deployment.yaml (stage: prod, which Model/churn does not have): the deployment stalls and goes on serving") {
                 try script.edit("deployment.yaml", "stage: production", "stage: prod", "Serve the prod stage")
             }
             try await step("fix it") {
@@ -129,7 +188,6 @@ extension Cairn {
             }
             try await step("an unchanged branch: one ref read, nothing written") {}
 
-            let git = GitCommandLine(directory: repositoryURL)
             print("\n$ cairn runs --state succeeded      # skipped stages are listed too, without --state")
             print(RunText.list(try engine.store.recentRuns(of: nil, in: [.succeeded], limit: 20)))
             print("\n$ cairn models churn")
@@ -151,6 +209,8 @@ extension Cairn {
                               ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,separator=%x2C )", "-3", "cairn/status", "--", "FeaturePipeline/churn-features.yaml"],
                               ["log", "--format=%h %ad %s%n    %(trailers:key=Cairn-Stage,separator=%x2C )", "--date=iso-strict", "cairn/status", "--",
                                "Model/churn.yaml"],
+                              ["log", "--format=%h %s%n    %(trailers:key=Cairn-Proposal,separator=%x2C )", "-6", "cairn/status", "--",
+                               "ModelDeployment/churn-prod.yaml"],
                               ["show", "cairn/status:ModelDeployment/churn-prod.yaml"],
                               ["log", "--notes=cairn", "--format=%h %s%n%N", "-2", "main"]] {
                 print("\n$ git \(arguments.map { $0.contains(" ") || $0.contains("%") ? "'\($0)'" : $0 }.joined(separator: " "))")
@@ -182,7 +242,51 @@ extension Cairn {
 
             Next: `cairn init` a repository of your own (or run it in one you have), then `cairn validate` and `cairn reconcile --once` in it.
             """)
+            await traffic.shutdown()
+            await serving.shutdown()
+            print("(The demo's model servers and proxy stopped with it; `cairn run` keeps a deployment serving.)")
         }
+    }
+}
+
+/// One prediction through the proxy, shown as a person would type it.
+private func callModel(_ traffic: DemoTraffic) async throws {
+    print("\n$ curl -s -X POST 127.0.0.1:\(traffic.port)/predict -d '{\"features\": [0.5, 0.2, 0.8, 0.1]}'")
+    switch await traffic.predict() {
+    case .success(let text): print(text + "\n")
+    case .failure(let error): print("(no answer: \(error))\n")
+    }
+}
+
+/// A port on 127.0.0.1, to serve the demo's model on.
+enum LocalPort {
+    /// Whether nothing listens on `port` (binding it succeeds).
+    static func isFree(_ port: Int) -> Bool {
+        (try? bind(port)) != nil
+    }
+
+    /// A port the kernel says is free now.
+    static func free() throws -> Int {
+        try bind(0)
+    }
+
+    private static func bind(_ port: Int) throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw CairnExit.unreadable("could not open a socket: \(String(cString: strerror(errno)))") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw CairnExit.unreadable("port \(port) is taken") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 
@@ -196,6 +300,15 @@ struct DemoScript {
         let url = root.appendingPathComponent(path)
         let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: old, with: new)
         try commit([path: Data(text.utf8)], message)
+    }
+
+    /// Takes `path`'s content from another branch onto main, as a squash merge of a one-file
+    /// pull request would.
+    func take(_ path: String, from branch: String, _ message: String) throws {
+        guard let data = try repository.file(at: path, in: try repository.resolveCommit(branch)) else {
+            throw CairnExit.unreadable("the demo expected \(path) on \(branch)")
+        }
+        try commit([path: data], message)
     }
 
     func delete(_ path: String, _ message: String) throws {

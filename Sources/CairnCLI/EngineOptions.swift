@@ -3,6 +3,7 @@ import CairnCore
 import CairnEngine
 import CairnGit
 import CairnManifests
+import CairnServe
 import CairnStore
 import Foundation
 import Logging
@@ -76,12 +77,14 @@ struct EngineOptions: ParsableArguments {
         return configuration
     }
 
-    /// The engine; with `runs`, one that may start runs (the local executor, under those options).
-    func makeEngine(logger: Logger, runs: RunOptions? = nil) throws -> Engine {
+    /// The engine; with `runs`, one that may start runs (the local executor, under those
+    /// options) and deploy (with process targets only when `serveProcesses`: a process that stays).
+    func makeEngine(logger: Logger, runs: RunOptions? = nil, serveProcesses: Bool = false) throws -> Engine {
         let deadline = try parseTimeout(fetchTimeout)
         let source: RepositorySource = isLocalPath(repo) ? .local(URL(fileURLWithPath: repo)) : .remote(repo)
         var store: Store?
         var execution: Execution?
+        var deployer: ServingDeployer?
         if let runs {
             // The repository first: a path that is no repository leaves no state directory behind.
             if isLocalPath(repo) {
@@ -93,13 +96,16 @@ struct EngineOptions: ParsableArguments {
             }
             let opened = try Store(directory: stateDirectory)
             store = opened
-            execution = try runs.makeExecution(stateDirectory: stateDirectory,
-                                               repository: isLocalPath(repo) ? URL(fileURLWithPath: repo) : stateDirectory.appendingPathComponent("mirror.git"),
-                                               store: opened, logger: logger)
+            let repository = isLocalPath(repo) ? URL(fileURLWithPath: repo) : stateDirectory.appendingPathComponent("mirror.git")
+            execution = try runs.makeExecution(stateDirectory: stateDirectory, repository: repository, store: opened, logger: logger)
+            deployer = try runs.makeDeployer(stateDirectory: stateDirectory, repository: repository,
+                                             workingTree: isLocalPath(repo) ? URL(fileURLWithPath: repo) : nil,
+                                             processes: serveProcesses, logger: logger)
         }
         do {
             return try Engine(source: source, stateDirectory: stateDirectory, configuration: configuration,
-                              controllers: try Controllers.registry(), execution: execution, store: store, trust: trustOptions.trust, push: push,
+                              controllers: try Controllers.registry(), execution: execution, deployer: deployer, store: store,
+                              trust: trustOptions.trust, push: push,
                               logger: logger) { url, mirror in
                 try await RemoteFetcher.fetch(url: url, into: mirror, timeout: deadline)
             }

@@ -198,11 +198,22 @@ enum ExampleRepository {
             return [round((v - low) / span, 6) for v in values]
         """# + "\n",
         "serve.py": #"""
-        """Serve: answers /healthz and POST /predict for one model version on 127.0.0.1."""
+        """Serve: answers GET /healthz and POST /predict for one model version on 127.0.0.1.
+
+        Cairn starts one of these per version, on a port it picks (CAIRN_PORT), behind its own proxy
+        on the deployment's public port, and switches the proxy only once /healthz answers 200. The
+        model is the file the training wrote, read from Cairn's artifact store (CAIRN_MODEL_PATH).
+        A model this code cannot read stops the server before it is healthy, so Cairn keeps the
+        version that serves and rolls the stage back.
+        """
         import argparse
         import json
         import math
+        import os
+        import sys
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        READS_FORMAT = 1
 
         parser = argparse.ArgumentParser()
         parser.add_argument("--model", required=True)
@@ -210,9 +221,14 @@ enum ExampleRepository {
         args = parser.parse_args()
         with open(args.model) as handle:
             model = json.load(handle)
+        if model.get("format", 1) != READS_FORMAT:
+            sys.exit(f"serve.py: {args.model} is a model in format {model.get('format')}; this server reads format {READS_FORMAT}")
+        version = os.environ.get("CAIRN_MODEL_VERSION", "?")
 
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def _reply(self, status, body):
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -223,16 +239,21 @@ enum ExampleRepository {
 
             def do_GET(self):
                 if self.path == "/healthz":
-                    self._reply(200, {"status": "ok"})
+                    self._reply(200, {"status": "ok", "version": version})
                 else:
                     self._reply(404, {"error": "not found"})
 
             def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length)
                 if self.path != "/predict":
                     return self._reply(404, {"error": "not found"})
-                features = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))["features"]
+                try:
+                    features = json.loads(body)["features"]
+                except (ValueError, KeyError, TypeError):
+                    return self._reply(400, {"error": 'expected {"features": [numbers]}'})
                 z = model["bias"] + sum(w * v for w, v in zip(model["weights"], features))
-                self._reply(200, {"churn_probability": 1 / (1 + math.exp(-z))})
+                self._reply(200, {"churn_probability": round(1 / (1 + math.exp(-max(min(z, 30), -30))), 6), "version": version})
 
             def log_message(self, *args):
                 pass
@@ -260,6 +281,8 @@ enum ExampleRepository {
         parser.add_argument("--model", required=True)
         parser.add_argument("--metrics", required=True)
         args = parser.parse_args()
+        # The model file's format, which serve.py must read.
+        MODEL_FORMAT = 1
         params = json.loads(os.environ.get("CAIRN_PARAMS", "{}"))
         C = float(params.get("C", 1.0))
         max_iter = int(params.get("max_iter", 200))
@@ -300,7 +323,8 @@ enum ExampleRepository {
         for path in (args.model, args.metrics):
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(args.model, "w") as handle:
-            json.dump({"kind": "logistic-regression", "weights": [round(w, 10) for w in weights], "bias": round(bias, 10)}, handle, sort_keys=True)
+            json.dump({"format": MODEL_FORMAT, "kind": "logistic-regression", "weights": [round(w, 10) for w in weights],
+                       "bias": round(bias, 10)}, handle, sort_keys=True)
         with open(args.metrics, "w") as handle:
             json.dump({"auc": round(auc, 4), "accuracy": round(accuracy, 4)}, handle, sort_keys=True)
         print(f"trained on {len(train)} rows (C={C}, max_iter={max_iter}): auc={auc:.4f} accuracy={accuracy:.4f}")

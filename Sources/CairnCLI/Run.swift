@@ -61,7 +61,7 @@ extension Cairn {
             } catch {
                 throw CairnExit.unreadable(error.description)
             }
-            let engine = try options.makeEngine(logger: logger, runs: runOptions)
+            let engine = try options.makeEngine(logger: logger, runs: runOptions, serveProcesses: true)
             let milliseconds = (try? ManifestDuration(parsing: interval))?.milliseconds ?? 30_000
             let period = Duration.milliseconds(milliseconds)
             let pushes = engine.pushes ? Triggers() : nil

@@ -2,6 +2,7 @@ import ArgumentParser
 import CairnCore
 import CairnEngine
 import CairnRun
+import CairnServe
 import CairnStore
 import Foundation
 import Logging
@@ -71,6 +72,22 @@ extension RunOptions {
                                          supervisor: [Self.cairnPath, "_supervise"], environment: ProcessInfo.processInfo.environment,
                                          logCap: try logLimitBytes(), logger: logger)
         return Execution(executor: executor, artifacts: artifacts, hostFiles: LocalHostFiles(policy: policy, cache: store), policy: policy)
+    }
+
+    /// Where ModelDeployments serve, under `<state>/serving`. `processes`: whether process
+    /// targets may run (only in a process that stays, such as `cairn run`); `workingTree` is
+    /// the local repository's, which a relative directory target lies under.
+    func makeDeployer(stateDirectory: URL, repository: URL, workingTree: URL?, processes: Bool, logger: Logger) throws -> ServingDeployer {
+        let environment = ServingEnvironment(
+            directory: stateDirectory.appendingPathComponent("serving"),
+            artifacts: try ArtifactStore(root: stateDirectory.appendingPathComponent("artifacts")),
+            source: GitCheckout(repository: repository), repositoryRoot: workingTree, dataRoots: policy.dataRoots,
+            processes: processes, logger: logger)
+        do {
+            return try ServingDeployer(environment: environment)
+        } catch {
+            throw CairnExit.unreadable("could not prepare serving in \(environment.directory.path): \(error)")
+        }
     }
 
     /// This binary, which runs each job's supervisor (`cairn _supervise`).

@@ -9,27 +9,33 @@ extension Cairn {
     struct Trigger: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "trigger",
-            abstract: "Train a TrainingSchedule now, even when its inputs did not change.",
+            abstract: "Train a TrainingSchedule now, or try a ModelDeployment's held version again.",
             discussion: """
-            Records a manual trigger and starts the training: a forced run, which never reuses \
-            an earlier run of the same key, and whose run and registered version record the \
-            trigger's id (lineage trigger `manual`). The schedule's concurrencyPolicy applies: \
-            under Forbid it starts when the run under way ends.
+            For a TrainingSchedule: records a manual trigger and starts the training: a forced \
+            run, which never reuses an earlier run of the same key, and whose run and registered \
+            version record the trigger's id (lineage trigger `manual`). The schedule's \
+            concurrencyPolicy applies: under Forbid it starts when the run under way ends.
+
+            For a ModelDeployment: a version that failed on its target is held (not tried again, \
+            the last healthy version serving instead) until git assigns another version; a \
+            trigger asks Cairn to try the held version once more, after its problem was fixed \
+            outside git (a port freed, a disk remounted).
 
             With a `cairn run` holding the state directory, the daemon is woken and trains; \
             otherwise this process runs the pass itself and waits for the training, as \
             `cairn reconcile --once` does (--no-wait returns at once; --timeout bounds the wait).
 
             Exit code 0 when the trigger was handed over or its training ran; 1 when the object \
-            is not a TrainingSchedule Cairn knows, or the pass left something stalled; 3 when \
+            is not a TrainingSchedule or ModelDeployment Cairn knows, or the pass left something stalled; 3 when \
             the state or repository cannot be read; 4 when --timeout ran out.
 
             Examples:
               cairn trigger TrainingSchedule/churn-weekly
               cairn trigger TrainingSchedule/churn-weekly --reason "new labels landed"
+              cairn trigger ModelDeployment/churn-prod --reason "GPU driver fixed"
             """)
 
-        @Argument(help: "The TrainingSchedule to train, as TrainingSchedule/NAME.")
+        @Argument(help: "The TrainingSchedule to train, as TrainingSchedule/NAME, or the ModelDeployment to retry, as ModelDeployment/NAME.")
         var object: String
 
         @Option(help: "Why, in words; recorded as the run's reason (`cairn runs`, `cairn lineage`); the version records the trigger's id.")
@@ -52,8 +58,8 @@ extension Cairn {
 
         func validate() throws {
             guard let ref else { throw ValidationError(notKindName(object)) }
-            guard ref.kind == .trainingSchedule else {
-                throw ValidationError("only a TrainingSchedule can be triggered; \(object) is a \(ref.kind.rawValue)")
+            guard ref.kind == .trainingSchedule || ref.kind == .modelDeployment else {
+                throw ValidationError("only a TrainingSchedule or a ModelDeployment can be triggered; \(object) is a \(ref.kind.rawValue)")
             }
             try Reconcile.checkTimeout(timeout)
         }
@@ -71,10 +77,11 @@ extension Cairn {
                 try store.addTrigger(request)
                 guard kill(pid, SIGUSR1) == 0 else {
                     throw CairnExit.unreadable("recorded trigger \(request.id), but could not wake the daemon (pid \(pid)): "
-                                               + "\(String(cString: strerror(errno))); it trains at its next pass")
+                                               + "\(String(cString: strerror(errno))); it acts on it at its next pass")
                 }
                 print(format == .json ? ["trigger": request.id, "daemon": "\(pid)"].jsonText()
-                      : "recorded trigger \(request.id) for \(ref) and woke the daemon (pid \(pid)); `cairn runs --object \(ref)` shows the training")
+                      : "recorded trigger \(request.id) for \(ref) and woke the daemon (pid \(pid)); "
+                        + (ref.kind == .trainingSchedule ? "`cairn runs --object \(ref)` shows the training" : "`cairn status \(ref)` shows the deployment"))
                 return
             }
             try await Reconcile.once(options: options, runOptions: runOptions, format: format, noWait: noWait, timeout: timeout) { engine in

@@ -35,14 +35,14 @@ public struct ModelDeploymentSpec: Hashable, Sendable, Codable {
         .required("target", .object(ObjectShape(fields: [
             .optional("process", .object(ObjectShape(fields: [
                 CommonFields.command,
-                .optional("port", .integer(minimum: 1), "the port the process listens on; passed as CAIRN_PORT"),
+                .optional("port", .integer(minimum: 1), "the public port on 127.0.0.1, served by Cairn's proxy; each version's process listens on a port Cairn picks, passed as CAIRN_PORT (default: a free port, named in the status)"),
                 .optional("health", .object(ObjectShape(fields: [
                     .required("path", .string(.httpPath), "the HTTP path that answers 200 when the server is healthy"),
-                    .optional("timeout", .string(.duration), "how long the server may take to become healthy"),
+                    .optional("timeout", .string(.duration), "how long a new version's server may take to become healthy (default 30s)"),
                 ])), "how to tell that the server is up"),
             ])), "run the model as a supervised local process"),
             .optional("directory", .object(ObjectShape(fields: [
-                .required("path", .string(.text), "the base directory; versions go to <path>/<version>/ (outside the repository, under a root the daemon allows)"),
+                .required("path", .string(.text), "the base directory, versions in <path>/<version>/: absolute under a --data-root of the daemon, or relative to the repository's working tree"),
                 .optional("layout", .string(.oneOf(["tfserving", "plain"])), "tfserving (default): <path>/<version>/; plain: <path>/ holds one version"),
                 .optional("keep", .integer(minimum: 1), "how many versions stay in a tfserving directory, the served one included (default 2); older ones are removed"),
             ])), "copy the model into a directory a model server watches"),
