@@ -106,8 +106,9 @@ let package = Package(
         .executableTarget(
             name: "cairn-bench",
             dependencies: [
-                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnCLI", "CairnRun", "CairnStore", log,
+                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnCLI", "CairnRun", "CairnServe", "CairnStore", log,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: settings
         ),

@@ -13,7 +13,7 @@ public enum Controllers {
         ModelDeploymentController(), MonitorController(),
     ]
 
-    static func registry() throws -> ControllerRegistry {
+    public static func registry() throws -> ControllerRegistry {
         do {
             return try ControllerRegistry(all)
         } catch {

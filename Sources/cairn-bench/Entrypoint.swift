@@ -8,6 +8,6 @@ struct CairnBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cairn-bench",
         abstract: "Cairn's benchmarks: manifests and the daemon (the default), the model registry, plans and stage history.",
-        subcommands: [CairnBench.self, RegistryBench.self, PlanBench.self, StagesBench.self],
+        subcommands: [CairnBench.self, RegistryBench.self, PlanBench.self, StagesBench.self, DeployBench.self],
         defaultSubcommand: CairnBench.self)
 }
