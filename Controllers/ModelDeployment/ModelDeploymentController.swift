@@ -118,7 +118,10 @@ private struct Step {
         let number: Int
         switch spec.selector {
         case .stage(let stage):
-            guard let holder = try context.versions.stageMap(of: spec.model).holders[stage] else { return nil }
+            // The Model's status from this pass when it was judged before this object (a
+            // promotion merged in this commit is served in the same pass); else as stored.
+            let stages = try context.dependencies[ObjectRef(.model, spec.model)]?.stages ?? context.versions.stageMap(of: spec.model)
+            guard let holder = stages.holders[stage] else { return nil }
             number = holder.version
         case .version(let version):
             number = version

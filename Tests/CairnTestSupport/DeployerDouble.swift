@@ -19,10 +19,29 @@ public final class DeployerDouble: Deployer, @unchecked Sendable {
     private var phases: [Int: DeploymentObservation.Phase] = [:]
     private var _calls: [Call] = []
     private var _removed: [String] = []
+    private var busy: Set<String> = []
+    private var leftovers: [String] = []
     public let changes: AsyncStream<String>
+    private let changed: AsyncStream<String>.Continuation
 
     public init() {
-        changes = AsyncStream { _ in }
+        (changes, changed) = AsyncStream.makeStream(of: String.self)
+    }
+
+    /// Says `deployment` has work under way (`inFlight`) until `finish` is called.
+    public func startWork(_ deployment: String) {
+        lock.withLock { _ = busy.insert(deployment) }
+    }
+
+    /// Ends `deployment`'s work: its versions answer as set, and the engine hears of the change.
+    public func finish(_ deployment: String) {
+        lock.withLock { _ = busy.remove(deployment) }
+        changed.yield(deployment)
+    }
+
+    /// What `recover` reports, as a previous daemon would have left it.
+    public func leave(_ deployments: [String]) {
+        lock.withLock { leftovers = deployments }
     }
 
     /// How the target answers `version` from now on.
@@ -54,6 +73,6 @@ public final class DeployerDouble: Deployer, @unchecked Sendable {
         lock.withLock { _removed.append(deployment) }
     }
 
-    public func recover() async throws -> [String] { [] }
-    public func inFlight() async -> [String] { [] }
+    public func recover() async throws -> [String] { lock.withLock { leftovers } }
+    public func inFlight() async -> [String] { lock.withLock { busy.sorted() } }
 }
