@@ -76,8 +76,9 @@ struct EngineOptions: ParsableArguments {
         return configuration
     }
 
-    /// The engine; with `runs`, one that may start runs (the local executor, under those options).
-    func makeEngine(logger: Logger, runs: RunOptions? = nil) throws -> Engine {
+    /// The engine; with `runs`, one that may start runs (the local executor, under those options);
+    /// with `signer`, one that signs its proposal commits.
+    func makeEngine(logger: Logger, runs: RunOptions? = nil, signer: SSHCommitSigner? = nil) throws -> Engine {
         let deadline = try parseTimeout(fetchTimeout)
         let source: RepositorySource = isLocalPath(repo) ? .local(URL(fileURLWithPath: repo)) : .remote(repo)
         var store: Store?
@@ -99,7 +100,7 @@ struct EngineOptions: ParsableArguments {
         }
         do {
             return try Engine(source: source, stateDirectory: stateDirectory, configuration: configuration,
-                              controllers: try Controllers.registry(), execution: execution, store: store, trust: trustOptions.trust, push: push,
+                              controllers: try Controllers.registry(), execution: execution, store: store, trust: trustOptions.trust, signer: signer, push: push,
                               logger: logger) { url, mirror in
                 try await RemoteFetcher.fetch(url: url, into: mirror, timeout: deadline)
             }
