@@ -33,6 +33,7 @@ extension Cairn {
               # inside a repository, such as one made by `cairn init churn && cd churn`
               cairn reconcile --once
               cairn reconcile --once --format json
+              cairn reconcile --once --signing-key ~/.config/cairn/signing_ed25519
               cairn reconcile Model/churn                 # with `cairn run` going in this repository
               cairn reconcile --once --repo https://git.example.com/ml/churn.git --push   # your own URL
             """)
@@ -56,6 +57,8 @@ extension Cairn {
 
         @OptionGroup var runOptions: RunOptions
 
+        @OptionGroup var signing: SigningOptions
+
         func validate() throws {
             if let object, ObjectRef(parsing: object) == nil {
                 throw ValidationError(notKindName(object))
@@ -71,7 +74,8 @@ extension Cairn {
                 try queue(ref)
                 return
             }
-            try await Self.once(options: options, runOptions: runOptions, format: format, noWait: noWait, timeout: timeout) { engine in
+            try await Self.once(options: options, runOptions: runOptions, signer: try signing.signer(), format: format, noWait: noWait,
+                                timeout: timeout) { engine in
                 if let ref { try engine.store.request(ref) }
             }
         }
@@ -85,9 +89,9 @@ extension Cairn {
 
         /// One pass in this process (and, unless `noWait`, the passes until its runs are
         /// done), printed as a `PassReport`; `prepare` runs first, under the daemon lock.
-        static func once(options: EngineOptions, runOptions: RunOptions, format: OutputFormat, noWait: Bool, timeout: String?,
-                         prepare: (Engine) throws -> Void) async throws {
-            let engine = try options.makeEngine(logger: Logger(label: "cairn"), runs: runOptions)
+        static func once(options: EngineOptions, runOptions: RunOptions, signer: SSHCommitSigner? = nil, format: OutputFormat, noWait: Bool,
+                         timeout: String?, prepare: (Engine) throws -> Void) async throws {
+            let engine = try options.makeEngine(logger: Logger(label: "cairn"), runs: runOptions, signer: signer)
             // The same lock as the daemon's: two processes reconciling one state directory would
             // each write what the other already wrote.
             let lock: DaemonLock

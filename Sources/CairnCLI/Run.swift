@@ -16,6 +16,9 @@ extension Cairn {
             Each pass fetches (for a URL), compares the manifests at the tip with the store, \
             reconciles what changed (and what depends on it), writes one status commit per \
             change to the status branch, a note on the reconciled commit, and pushes with --push. \
+            A rolled-back deployment's reverse assignment is written as a commit on its own \
+            branch, cairn/proposals/<model>-rollback-<n>, for people to merge (signed with \
+            --signing-key, pushed with --push); Cairn never commits to the tracked branch. \
             An unchanged tip costs one ref read. When the remote does not answer, Cairn backs off \
             (exponentially, with jitter) and keeps its last known state. `cairn reconcile Kind/name` \
             wakes it ahead of the interval. SIGTERM or SIGINT stops it after the pass in flight.
@@ -27,12 +30,15 @@ extension Cairn {
               # inside a repository, such as one made by `cairn init churn && cd churn`
               cairn run --interval 10s
               cairn run --verify-commits head --allowed-signers ~/.config/cairn/allowed_signers
+              cairn run --signing-key ~/.config/cairn/signing_ed25519   # rollback proposals signed, as git -S does
               CAIRN_GIT_PASSWORD_FILE=/run/secrets/token cairn run --repo https://git.example.com/ml/churn.git --push   # your own URL
             """)
 
         @OptionGroup var options: EngineOptions
 
         @OptionGroup var runOptions: RunOptions
+
+        @OptionGroup var signing: SigningOptions
 
         @Option(help: "How often to look at the branch, such as 30s.")
         var interval: String = "30s"
@@ -51,6 +57,7 @@ extension Cairn {
             Logs.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
             var logger = Logger(label: "cairn")
             logger[metadataKey: "cairn.repo"] = "\(isLocalPath(options.repo) ? options.repo : redactedURL(options.repo))"
+            let signer = try signing.signer()
             try FileManager.default.createDirectory(at: options.stateDirectory, withIntermediateDirectories: true)
             // Listening for requests before the lock publishes the pid that `cairn reconcile` signals.
             let triggers = Triggers()
@@ -61,7 +68,7 @@ extension Cairn {
             } catch {
                 throw CairnExit.unreadable(error.description)
             }
-            let engine = try options.makeEngine(logger: logger, runs: runOptions, serveProcesses: true)
+            let engine = try options.makeEngine(logger: logger, runs: runOptions, serveProcesses: true, signer: signer)
             let milliseconds = (try? ManifestDuration(parsing: interval))?.milliseconds ?? 30_000
             let period = Duration.milliseconds(milliseconds)
             let pushes = engine.pushes ? Triggers() : nil

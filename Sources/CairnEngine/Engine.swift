@@ -51,12 +51,13 @@ public actor Engine {
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
 
-    /// With `push`, the status branch and notes are pushed to the remote after each pass.
+    /// With `push`, the status branch and notes (and proposal branches) are pushed to the remote
+    /// after each pass; with `signer`, proposal commits are signed.
     /// `store` shares one metadata store with the executor (its ledger); by default the
     /// engine opens its own in `stateDirectory`.
     public init(source: RepositorySource, stateDirectory: URL, configuration: ReconcilerConfiguration, controllers: ControllerRegistry,
                 execution: Execution? = nil, deployer: (any Deployer)? = nil, store existing: Store? = nil, trust: CommitTrust = .off,
-                push: Bool, logger: Logger,
+                signer: SSHCommitSigner? = nil, push: Bool, logger: Logger,
                 now: @escaping @Sendable () -> Date = Date.init, fetch: @escaping Fetcher) throws {
         var configuration = configuration
         if case .remote = source { configuration.remoteTracking = true }
@@ -84,7 +85,8 @@ public actor Engine {
         }
         reconciler = Reconciler(repository: repository, store: store, configuration: configuration, controllers: controllers,
                                 execution: execution, deployer: deployer, logger: logger, now: now)
-        writer = StatusWriter(repository: repository, store: store, configuration: configuration, logger: logger)
+        let sign: CommitSigning? = signer.map { signer in { data in try signer.sign(data) } }
+        writer = StatusWriter(repository: repository, store: store, configuration: configuration, logger: logger, sign: sign)
         if push, case .remote(let url) = source {
             pusher = StatusPusher(repository: repository, url: url, configuration: configuration, logger: logger, fetch: fetch,
                                   tagger: writer.tagger, rebuilt: { [writer] tip in try writer.adopt(tip: tip) })

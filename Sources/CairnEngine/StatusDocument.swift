@@ -88,6 +88,10 @@ public enum StatusDocument {
             Cairn-Object: Model/churn
             Cairn-Source-Commit: <the commit of \(trackedBranch)>
 
+        A deployment that rolled back by itself proposes the reverse assignment as a commit on a
+        branch of its own, cairn/proposals/<model>-rollback-<n>, for people to merge into
+        \(trackedBranch); its status commit names that branch in a `Cairn-Proposal:` trailer.
+
         Read it with plain git, in the repository Cairn tracks:
 
             git log \(statusBranch)                                   # every status change, newest first

@@ -1,9 +1,10 @@
 import Foundation
+import CairnCore
 import CairnGit
 import Logging
 
-/// Pushes the status branch and the notes ref to the remote, then the registry's tags (with
-/// `--registry-tags`). Never forced: when the remote moved (a person, or another writer,
+/// Pushes the status branch and the notes ref to the remote, then the proposal branches, then
+/// the registry's tags (with `--registry-tags`). Never forced: when the remote moved (a person, or another writer,
 /// pushed), it fetches, rebuilds Cairn's own commits on the remote's new tip, and tries again,
 /// a bounded number of times. Nothing of theirs or ours is lost; the tracked branch is never
 /// touched, and no tag on the remote is ever moved.
@@ -33,9 +34,53 @@ final class StatusPusher {
     var remoteStatusRef: String { "refs/remotes/origin/\(configuration.statusBranch)" }
     var remoteNotesRef: String { "refs/remotes/origin-notes/" + configuration.notesRef.dropFirst("refs/notes/".count) }
 
+    /// Proposal branches the remote refused, by name and the commit offered: logged once and
+    /// not offered again (a person pushed to that branch name first).
+    private var refusedProposals: [String: ObjectID] = [:]
+
     func push() async throws {
         try await pushBranches()
+        try pushProposals()
         try tagger?.push { refspecs in try repository.push(to: url, refspecs: refspecs) }
+    }
+
+    /// Pushes each proposal branch the remote does not have yet, alone and never forced, so a
+    /// refusal of one holds back neither the others nor the status. Once the remote has a
+    /// proposal branch it is the remote's: people review it, push to it, merge and delete it,
+    /// and Cairn's copy in its mirror is let go so that a deleted branch is not pushed again.
+    private func pushProposals() throws {
+        let prefix = "refs/heads/\(Proposal.branchPrefix)"
+        let remote = try repository.references(withPrefix: "refs/remotes/origin/\(Proposal.branchPrefix)")
+        for (name, tip) in try repository.references(withPrefix: prefix).sorted(by: { $0.key < $1.key }) {
+            let branch = String(name.dropFirst("refs/heads/".count))
+            let tracking = "refs/remotes/origin/" + branch
+            guard refusedProposals[name] != tip else { continue }
+            if let theirs = remote[tracking] {
+                // The remote has ours (perhaps with people's commits on top): let ours go.
+                if repository.isAncestor(tip, of: theirs) {
+                    try repository.deleteReference(name, expected: tip)
+                } else {
+                    refused(name, tip, why: "the remote has another branch of that name")
+                }
+                continue
+            }
+            do {
+                try repository.push(to: url, refspecs: ["\(name):\(name)"])
+            } catch let error as GitError where error.code == .pushRejected {
+                refused(name, tip, why: error.message)
+                continue
+            }
+            try repository.updateReference(tracking, to: tip, expected: nil, logMessage: "cairn: pushed")
+            try repository.deleteReference(name, expected: tip)
+            logger.notice("pushed a proposal branch", metadata: ["cairn.branch": "\(branch)", "cairn.commit": "\(tip.short)"])
+        }
+    }
+
+    /// Remembers a proposal branch the remote will not take, and says so once.
+    private func refused(_ name: String, _ tip: ObjectID, why: String) {
+        refusedProposals[name] = tip
+        logger.warning("a proposal branch was not pushed; the remote's branch of that name is left as it is, and Cairn's stays in its mirror",
+                       metadata: ["cairn.branch": "\(name.dropFirst("refs/heads/".count))", "cairn.commit": "\(tip.short)", "cairn.reason": "\(why)"])
     }
 
     private func pushBranches() async throws {

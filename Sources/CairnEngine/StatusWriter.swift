@@ -27,12 +27,18 @@ public final class StatusWriter {
     static let searchLimit = 100_000
     /// Writes the registry's tags after each drain, when the configuration asks for them.
     let tagger: RegistryTagger?
+    /// Writes the proposals status entries carry on their own branches (signed with `sign`).
+    let proposals: ProposalWriter
 
-    public init(repository: Repository, store: Store, configuration: ReconcilerConfiguration, logger: Logger) {
+    /// With `sign`, the proposal commits carry its signature (`--signing-key`); status commits
+    /// are Cairn's own record and stay unsigned.
+    public init(repository: Repository, store: Store, configuration: ReconcilerConfiguration, logger: Logger,
+                sign: CommitSigning? = nil) {
         self.repository = repository
         self.store = store
         self.configuration = configuration
         self.logger = logger
+        proposals = ProposalWriter(repository: repository, configuration: configuration, sign: sign, logger: logger)
         tagger = configuration.registryTags
             ? RegistryTagger(repository: repository, store: store, configuration: configuration, logger: logger) : nil
     }
@@ -79,16 +85,16 @@ public final class StatusWriter {
             guard let id = entry.id else { continue }
             switch entry.kind {
             case .status, .removal:
-                // Already on the branch (a crash came between moving the ref and clearing the
-                // outbox), or folded into a restore, which wrote every object's current status.
-                guard !restored, !written.contains(id), let ref = entry.ref else { continue }
+                // Already on the branch: a crash came between moving the ref and clearing the outbox.
+                guard !written.contains(id), let ref = entry.ref else { continue }
+                // The proposal first, so the status commit can name its branch; a restore
+                // (which wrote every object's current status) does not lose it either.
+                let proposed = entry.proposal.map { writeProposal($0, carriedBy: entry, author: signature) }
+                guard !restored else { continue }
                 var changes: [String: Data?] = [StatusDocument.path(of: ref): entry.kind == .status ? Data(entry.body.utf8) : nil]
                 for (path, body) in entry.files ?? [:] { changes[path] = Data(body.utf8) }
                 if tip == nil { changes["README.md"] = Data(StatusDocument.readme(statusBranch: configuration.statusBranch, trackedBranch: configuration.branch).utf8) }
-                let message = "\(ref): \(entry.reason)\n\n\(entry.detail)\n\nCairn-Object: \(ref)\nCairn-Source-Commit: \(entry.sourceCommit)\n"
-                    + (entry.runs ?? []).map { "Cairn-Run: \($0)\n" }.joined()
-                    + (entry.versions ?? []).map { "Cairn-Model-Version: \($0)\n" }.joined()
-                    + (entry.stageChanges ?? []).map { "Cairn-Stage: \(Self.trailer($0))\n" }.joined() + "Cairn-Outbox: \(store.identity)/\(id)\n"
+                let message = statusMessage(entry, ref: ref, id: id, proposed: proposed)
                 tip = try repository.createCommit(parent: tip, changes: changes, message: message, author: signature)
                 commits += 1
                 if commits == 2 { FaultPoint.hit("between-status-commits") }
@@ -111,6 +117,46 @@ public final class StatusWriter {
         try store.markDrained(upTo: entries.last?.id, statusRef: configuration.statusRef, statusTip: tip?.hex)
         knownTip = tip
         return commits
+    }
+
+    /// `<Kind>/<name>: <Reason>`, the status in words, what became of a proposal, and the
+    /// trailers that link the commit back (`Cairn-Proposal:` names the proposal's branch).
+    private func statusMessage(_ entry: OutboxEntry, ref: ObjectRef, id: Int64, proposed: (Proposal, ProposalWriter.Written)?) -> String {
+        var body = entry.detail
+        var proposalTrailer = ""
+        if case let (proposal, written)? = proposed {
+            switch written {
+            case .branch(let branch, _):
+                body += "\n\nProposed on the branch \(branch): \(proposal.subject). Merge it (as a pull request) so that git "
+                    + "says what serves; Cairn never commits to \(configuration.branch) itself."
+                proposalTrailer = "Cairn-Proposal: \(branch)\n"
+            case .skipped(let why):
+                body += "\n\nThe proposal \"\(proposal.subject)\" was not written: \(why)."
+            }
+        }
+        return "\(ref): \(entry.reason)\n\n\(body)\n\nCairn-Object: \(ref)\nCairn-Source-Commit: \(entry.sourceCommit)\n"
+            + (entry.runs ?? []).map { "Cairn-Run: \($0)\n" }.joined()
+            + (entry.versions ?? []).map { "Cairn-Model-Version: \($0)\n" }.joined()
+            + (entry.stageChanges ?? []).map { "Cairn-Stage: \(Self.trailer($0))\n" }.joined()
+            + proposalTrailer + "Cairn-Outbox: \(store.identity)/\(id)\n"
+    }
+
+    /// Writes (or finds written) the proposal an entry carries. Whatever goes wrong is said in
+    /// the status commit and logged, never thrown: a proposal that cannot be written must not
+    /// hold back every status change after it.
+    private func writeProposal(_ proposal: Proposal, carriedBy entry: OutboxEntry, author: Signature) -> (Proposal, ProposalWriter.Written) {
+        do {
+            let written = try proposals.write(proposal, carriedBy: entry, store: store.identity, author: author)
+            if case .skipped(let why) = written {
+                logger.warning("did not write a proposal", metadata: ["cairn.object": "\(entry.ref.map(\.description) ?? "")",
+                                                                      "cairn.proposal": "\(proposal.slug)", "cairn.reason": "\(why)"])
+            }
+            return (proposal, written)
+        } catch {
+            logger.error("could not write a proposal", metadata: ["cairn.object": "\(entry.ref.map(\.description) ?? "")",
+                                                                  "cairn.proposal": "\(proposal.slug)", "cairn.error": "\(error)"])
+            return (proposal, .skipped("\(error)"))
+        }
     }
 
     /// `churn production 2` (`churn production none` when unassigned): `git log --grep

@@ -11,7 +11,8 @@ extension Repository {
         changes: [String: Data?],
         message: String,
         author: Signature,
-        committer: Signature? = nil
+        committer: Signature? = nil,
+        sign: CommitSigning? = nil
     ) throws -> ObjectID {
         var edits: [[Substring]: Data?] = [:]
         for (path, data) in changes {
@@ -24,12 +25,14 @@ extension Repository {
         let baseTree = try parent.map { try commit($0).tree }
         let tree = try editTree(baseTree, edits: edits) ?? emptyTree()
         return try writeCommit(tree: tree, parents: parent.map { [$0] } ?? [], message: message,
-                               author: author, committer: committer ?? author)
+                               author: author, committer: committer ?? author, sign: sign)
     }
 
-    /// Writes a commit object with the given tree and parents.
+    /// Writes a commit object with the given tree and parents; with `sign`, the commit carries
+    /// the signature `sign` makes of it in a `gpgsig` header, as `git commit -S` writes it.
     public func writeCommit(
-        tree: ObjectID, parents: [ObjectID], message: String, author: Signature, committer: Signature
+        tree: ObjectID, parents: [ObjectID], message: String, author: Signature, committer: Signature,
+        sign: CommitSigning? = nil
     ) throws -> ObjectID {
         var treeOID = tree.raw
         var treeObject: OpaquePointer?
@@ -47,13 +50,42 @@ extension Repository {
         try author.withGitSignature { authorSignature in
             try committer.withGitSignature { committerSignature in
                 try parentObjects.withUnsafeMutableBufferPointer { buffer in
-                    try check(git_commit_create(
-                        &out, handle, nil, authorSignature, committerSignature, "UTF-8", message, treeObject,
-                        buffer.count, buffer.baseAddress), "git_commit_create")
+                    guard let sign else {
+                        try check(git_commit_create(
+                            &out, handle, nil, authorSignature, committerSignature, "UTF-8", message, treeObject,
+                            buffer.count, buffer.baseAddress), "git_commit_create")
+                        return
+                    }
+                    let content = try commitBuffer(author: authorSignature, committer: committerSignature, message: message,
+                                                   tree: treeObject, parents: buffer)
+                    out = try writeSigned(content, signature: try sign(Data(content.utf8)))
                 }
             }
         }
         return ObjectID(out)
+    }
+
+    /// The commit object's text as it would be written: what a signature signs.
+    private func commitBuffer(author: UnsafePointer<git_signature>?, committer: UnsafePointer<git_signature>?, message: String,
+                              tree: OpaquePointer?, parents: UnsafeMutableBufferPointer<OpaquePointer?>) throws -> String {
+        var content = git_buf()
+        defer { git_buf_dispose(&content) }
+        try check(git_commit_create_buffer(&content, handle, author, committer, "UTF-8", message, tree,
+                                           parents.count, parents.baseAddress), "git_commit_create_buffer")
+        guard let pointer = content.ptr else { throw GitError(.other, "libgit2 made an empty commit buffer", function: "git_commit_create_buffer") }
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: content.size), as: UTF8.self)
+    }
+
+    /// Writes `content` with `signature` in its `gpgsig` header. libgit2 ends the header's last
+    /// line itself, so the signature's own final line break goes (git writes it that way too,
+    /// and a stray ` ` line would make the commit differ from git's).
+    private func writeSigned(_ content: String, signature: String) throws -> git_oid {
+        var armored = Substring(signature)
+        while armored.hasSuffix("\n") { armored = armored.dropLast() }
+        guard !armored.isEmpty else { throw GitError(.invalidSpec, "the commit signature is empty", function: "writeSigned") }
+        var out = git_oid()
+        try check(git_commit_create_with_signature(&out, handle, content, String(armored), "gpgsig"), "git_commit_create_with_signature")
+        return out
     }
 
     /// Applies edits to a tree, rebuilding only the subtrees they touch. Returns nil when the

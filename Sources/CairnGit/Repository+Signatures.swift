@@ -1,6 +1,11 @@
 import CLibGit2
 public import Foundation
 
+/// Signs a commit: given the commit object's bytes, returns the armored signature to store in
+/// its `gpgsig` header (for SSH, what `ssh-keygen -Y sign -n git` prints). Kept a closure, so
+/// that this module, the only one that touches libgit2, runs no programs.
+public typealias CommitSigning = (Data) throws -> String
+
 /// A commit's signature and the bytes it signs, as git verifies them.
 public struct CommitSignature: Sendable, Hashable {
     /// The armored signature (`-----BEGIN PGP SIGNATURE-----` or `-----BEGIN SSH SIGNATURE-----`).

@@ -164,6 +164,22 @@ func model(_ name: String, stages: String) -> String {
         #expect(result.status == 1 && result.stderr.contains("signed by a revoked OpenPGP key"), "\(result.stdout)\(result.stderr)")
     }
 
+    /// `--signing-key` is tried before anything else: a key that cannot sign stops the command.
+    @Test func aSigningKeyThatCannotBeUsedStopsTheCommandAtStart() throws {
+        let repository = try GitFixture()
+        try repository.commit(["m.yaml": model("m", stages: "staging")])
+        let state = try TemporaryDirectory("cairn-state")
+        let garbage = state.appending("not-a-key")
+        try Data("not a key\n".utf8).write(to: garbage)
+        for command in [["reconcile", "--once"], ["run"]] {
+            let result = try cairn(command + ["--repo", repository.path, "--state-dir", state.appending("s").path, "--signing-key", garbage.path])
+            #expect(result.status == 2 && result.stderr.contains("--signing-key: the signing key \(garbage.path) cannot sign"),
+                    "\(command): \(result.stderr)")
+        }
+        #expect(try repository.git(["branch", "--list", "cairn/status"]).isEmpty, "nothing was reconciled")
+        #expect(try cairn(["run", "--help"]).stdout.contains("--signing-key <path>"))
+    }
+
     @Test func validateChecksTheSameSignatures() throws {
         let signers = try Signers()
         let repository = try GitFixture()
