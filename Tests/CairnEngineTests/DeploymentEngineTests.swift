@@ -99,6 +99,12 @@ import Testing
         #expect(status.reason == "RolledBack" && status.ready == .false && !status.isStalled && status.condition("Reconciling")?.status == .false)
         let subjects = try bench.repository.git(["log", "--format=%s", "cairn/status", "--", "ModelDeployment/churn-prod.yaml"])
         #expect(subjects.hasPrefix("ModelDeployment/churn-prod: RolledBack\n"), "\(subjects)")
+        // The reverse assignment, on a branch of its own: model.yaml with production back to 1.
+        let trailer = try bench.repository.git(["log", "-1", "--format=%(trailers:key=Cairn-Proposal,valueonly)", "cairn/status"])
+        #expect(trailer.trimmingCharacters(in: .whitespacesAndNewlines) == "cairn/proposals/churn-rollback-1")
+        let diff = try bench.repository.git(["diff", "main", "cairn/proposals/churn-rollback-1"])
+        #expect(diff.contains("-  assignments: {production: 2}") && diff.contains("+  assignments: {production: 1}"), "\(diff)")
+        #expect(try bench.repository.git(["rev-parse", "cairn/proposals/churn-rollback-1^"]) == bench.repository.git(["rev-parse", "main"]))
 
         // The same commit again (a restart, a requeue): nothing new is written or tried.
         let before = try bench.repository.git(["rev-parse", "cairn/status"])
