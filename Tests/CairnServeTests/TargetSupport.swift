@@ -13,8 +13,8 @@ struct TargetFixture {
     let temporary: TemporaryDirectory
     let artifacts: ArtifactStore
     let logs = LogCapture()
-    let changes: AsyncStream<String>
-    let notify: @Sendable (String) -> Void
+    let changes = Changes()
+    var notify: @Sendable (String) -> Void { { [changes] in changes.add($0) } }
 
     var state: URL { temporary.appending("state") }
     var serving: URL { temporary.appending("state/serving") }
@@ -27,9 +27,6 @@ struct TargetFixture {
         for folder in [temporary.appending("repository"), temporary.appending("data"), temporary.appending("state/serving")] {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         }
-        let (stream, continuation) = AsyncStream.makeStream(of: String.self)
-        changes = stream
-        notify = { continuation.yield($0) }
     }
 
     func environment(files: [String: String] = [:], repositoryRoot: URL?? = .none, dataRoots: [String]? = nil) -> ServingEnvironment {
@@ -55,19 +52,52 @@ struct TargetFixture {
     /// Waits for the next deployment a target reports changed, for at most `seconds` (generous:
     /// the machine is shared); nil when none came.
     func nextChange(within seconds: Double = 60) async -> String? {
-        let changes = self.changes
-        return await withTaskGroup(of: String?.self) { group in
-            group.addTask {
-                var iterator = changes.makeAsyncIterator()
-                return await iterator.next()
-            }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(seconds))
+        await changes.next(within: seconds)
+    }
+}
+
+/// The deployments targets reported changed, kept until a test takes them. (An AsyncStream
+/// would end for good the first time a waiting test gave up on it: cancelling its consumer
+/// finishes it.)
+final class Changes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var buffered: [String] = []
+    private var waiter: (id: UUID, continuation: CheckedContinuation<String?, Never>)?
+
+    func add(_ name: String) {
+        let waiting = lock.withLock { () -> CheckedContinuation<String?, Never>? in
+            guard let waiter else {
+                buffered.append(name)
                 return nil
             }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
+            self.waiter = nil
+            return waiter.continuation
+        }
+        waiting?.resume(returning: name)
+    }
+
+    /// The oldest change not taken yet, waiting up to `seconds` for one.
+    func next(within seconds: Double) async -> String? {
+        let id = UUID()
+        return await withCheckedContinuation { continuation in
+            let ready = lock.withLock { () -> String?? in
+                if !buffered.isEmpty { return .some(buffered.removeFirst()) }
+                waiter = (id, continuation)
+                return .none
+            }
+            if let ready {
+                continuation.resume(returning: ready)
+                return
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(seconds))
+                let expired = self.lock.withLock { () -> CheckedContinuation<String?, Never>? in
+                    guard let waiter = self.waiter, waiter.id == id else { return nil }
+                    self.waiter = nil
+                    return waiter.continuation
+                }
+                expired?.resume(returning: nil)
+            }
         }
     }
 }
@@ -107,4 +137,14 @@ final class LogCapture: LogHandler, @unchecked Sendable {
     }
 
     var messages: [String] { lock.withLock { lines } }
+}
+
+/// A wall clock a test moves by hand.
+final class TestTime: @unchecked Sendable {
+    private let lock = NSLock()
+    private var offset: TimeInterval = 0
+
+    func advance(by seconds: TimeInterval) { lock.withLock { offset += seconds } }
+
+    var now: Date { lock.withLock { Date().addingTimeInterval(offset) } }
 }
