@@ -84,7 +84,6 @@ private let scripts = [
 
         let first = try await target.ensure(request, retry: true)
         #expect(first.phase == .progressing && first.reason == "Applying" && first.serving == nil)
-        #expect(await target.inFlight() == ["churn-serving"])
 
         let done = try await settle(target, request)
         #expect(done.phase == .serving && done.serving == 1 && done.reason == "Serving")
@@ -161,13 +160,13 @@ private let scripts = [
         #expect(stale.phase == .serving && stale.recheckAfter == .seconds(60), "the last check stands until the new one ends")
 
         #expect(await fixture.nextChange() == "churn-serving")
+        // Applying again, or (on a loaded machine) checking or done already: the drift is told throughout.
         let reapplying = try await target.ensure(request, retry: false)
-        #expect(reapplying.phase == .progressing && reapplying.reason == "Applying")
         let drift = "`check` no longer found churn@1 served (it exited with status 1"
         #expect(reapplying.drift.count == 1 && reapplying.drift[0].hasPrefix(drift), "\(reapplying.drift)")
         #expect(reapplying.drift.first?.hasSuffix("the cluster serves no churn@1); applied it again") == true)
 
-        let healed = try await settle(target, request)
+        let healed = reapplying.phase == .progressing ? try await settle(target, request) : reapplying
         #expect(healed.phase == .serving && healed.drift == reapplying.drift)
         #expect(file("served") == "1\n" && file("apply-count") == "2\n")
         #expect(file("check-count") == "3\n", "after the first apply, the recheck, and after applying again")
@@ -218,6 +217,7 @@ private let scripts = [
         let first = try request(try fixture.version(1, "v1"))
         let second = try request(try fixture.version(2, "v2"))
         #expect(try await target.ensure(first, retry: true).phase == .progressing)
+        #expect(await target.inFlight() == ["churn-serving"], "reconcile --once waits for an apply under way")
         #expect(try await target.ensure(second, retry: true).phase == .progressing)
         let served = try await settle(target, second)
         #expect(served.phase == .serving && served.version == 2 && file("served") == "2\n")
