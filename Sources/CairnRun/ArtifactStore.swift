@@ -147,6 +147,14 @@ public final class ArtifactStore: ArtifactIndex, Sendable {
     }
 
     private func storeDirectory(_ source: URL, consuming: Bool) throws -> Artifact {
+        let (manifest, total) = try Self.manifest(of: source) { try storeFile($0, consuming: consuming) }
+        let digest = try storeBytes(try Self.encoded(manifest))
+        return Artifact(kind: .directory, digest: digest, size: total)
+    }
+
+    /// The manifest of the directory at `source`, each file handed to `file` for its digest and
+    /// size (storing it, or only hashing it), and the bytes in all. Symlinks and devices throw.
+    private static func manifest(of source: URL, file: (URL) throws -> (ContentHash, Int)) throws -> (DirectoryManifest, Int) {
         var entries: [DirectoryManifest.Entry] = []
         var total = 0
         var pending = [""]
@@ -161,7 +169,7 @@ public final class ArtifactStore: ArtifactIndex, Sendable {
                     pending.append(childRelative)
                 case .typeRegular?:
                     let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0o644
-                    let (digest, size) = try storeFile(child, consuming: consuming)
+                    let (digest, size) = try file(child)
                     entries.append(.init(path: childRelative, sha256: digest.hex, size: size, executable: mode & 0o111 != 0))
                     total += size
                 default:
@@ -170,10 +178,13 @@ public final class ArtifactStore: ArtifactIndex, Sendable {
             }
         }
         entries.sort { $0.path < $1.path }
+        return (DirectoryManifest(entries: entries), total)
+    }
+
+    private static func encoded(_ manifest: DirectoryManifest) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let digest = try storeBytes(try encoder.encode(DirectoryManifest(entries: entries)))
-        return Artifact(kind: .directory, digest: digest, size: total)
+        return try encoder.encode(manifest)
     }
 
     /// Renames a complete, fsynced temporary file under its digest, read-only; a blob already
@@ -241,6 +252,31 @@ public final class ArtifactStore: ArtifactIndex, Sendable {
 
     static func isSafeRelativePath(_ path: String) -> Bool {
         !path.isEmpty && !path.hasPrefix("/") && !path.split(separator: "/").contains { $0 == ".." || $0 == "." || $0.isEmpty }
+    }
+}
+
+extension ArtifactStore {
+    /// What `store` would name the file or directory at `url`, computed without storing
+    /// anything (streaming each file through SHA-256): how a serving directory is checked
+    /// against the artifact it should hold. Symlinks and devices throw, as they do in `store`.
+    public static func artifact(describing url: URL) throws -> Artifact {
+        let attributes = try FileManager.default.attributesOfItem(atPath: url.path)
+        switch attributes[.type] as? FileAttributeType {
+        case .typeRegular?:
+            let (digest, size) = try hashFile(url)
+            return Artifact(kind: .file, digest: digest, size: size)
+        case .typeDirectory?:
+            let (manifest, total) = try manifest(of: url, file: hashFile)
+            return Artifact(kind: .directory, digest: ContentHash.sha256(of: try encoded(manifest)), size: total)
+        default:
+            throw ArtifactError("\(url.path) is neither a regular file nor a directory (a symlink or a device)")
+        }
+    }
+
+    private static func hashFile(_ url: URL) throws -> (ContentHash, Int) {
+        var info = stat()
+        guard stat(url.path, &info) == 0 else { throw RunFiles.fileError("could not read \(url.path)") }
+        return (try LocalHostFiles.sha256(ofFile: url.path), Int(info.st_size))
     }
 }
 

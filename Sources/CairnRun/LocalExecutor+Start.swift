@@ -1,5 +1,5 @@
 import CairnCore
-import Foundation
+public import Foundation
 import Glibc
 
 extension LocalExecutor {
@@ -155,8 +155,9 @@ extension LocalExecutor {
     }
 
     /// The program `name` means for a run: a path (relative to the checkout) when it holds a
-    /// slash, else the first executable of that name on the runs' PATH.
-    static func resolve(_ name: String, in work: URL) throws -> String {
+    /// slash, else the first executable of that name on the runs' PATH. (Serving commands
+    /// find their programs the same way.)
+    public static func resolve(_ name: String, in work: URL) throws -> String {
         if name.contains("/") {
             let path = name.hasPrefix("/") ? name : work.appendingPathComponent(name).path
             guard access(path, X_OK) == 0 else {

@@ -208,7 +208,8 @@ public actor LocalExecutor: JobExecutor {
         }
     }
 
-    static func reason(_ error: any Error) -> String {
+    /// A file error in words: the path and strerror's text for a Foundation error, else the error.
+    public static func reason(_ error: any Error) -> String {
         if let error = error as? CocoaError, let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError,
            underlying.domain == NSPOSIXErrorDomain {
             return "\(error.filePath.map { "\($0): " } ?? "")\(String(cString: strerror(Int32(underlying.code))))"

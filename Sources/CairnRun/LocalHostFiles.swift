@@ -24,6 +24,14 @@ public struct LocalHostFiles: HostFiles {
     }
 
     public func refusal(ofDataPath path: String) -> String? {
+        Self.refusal(ofPath: path, roots: dataRoots, use: "runs may not read it")
+    }
+
+    /// Why `path` is not data Cairn may use, or nil when it lies under one of `roots` once
+    /// symlinks are resolved (a path that does not exist yet: its deepest existing ancestor).
+    /// `use` says what is refused, for the message ("runs may not read it"); runs and
+    /// serving directories share this one rule for what lies outside the repository.
+    public static func refusal(ofPath path: String, roots dataRoots: [String], use: String) -> String? {
         let roots = dataRoots.isEmpty ? "no --data-root is set" : "the data roots are \(dataRoots.joined(separator: ", "))"
         guard path.hasPrefix("/") else {
             return "\(path) is not an absolute path; data outside the repository is named by its absolute path under a --data-root (\(roots))"
@@ -31,13 +39,13 @@ public struct LocalHostFiles: HostFiles {
         if path.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) {
             return "\(path) holds a '.' or '..' component; name data by its plain absolute path (\(roots))"
         }
-        let resolved = Self.resolve(path)
+        let resolved = resolve(path)
         for root in dataRoots {
-            let realRoot = Self.resolve(root)
+            let realRoot = resolve(root)
             if resolved == realRoot || resolved.hasPrefix(realRoot.hasSuffix("/") ? realRoot : realRoot + "/") { return nil }
         }
         let via = resolved == path ? "" : " (it resolves to \(resolved))"
-        return "\(path)\(via) is not under a data root, so runs may not read it; \(roots); add one with --data-root"
+        return "\(path)\(via) is not under a data root, so \(use); \(roots); add one with --data-root"
     }
 
     public func contentHash(ofDataPath path: String) throws -> ContentHash? {
@@ -162,7 +170,7 @@ public struct LocalHostFiles: HostFiles {
 
     /// The path with symlinks resolved; for a path that does not exist (yet), its deepest
     /// existing ancestor resolved, with the rest appended.
-    static func resolve(_ path: String) -> String {
+    public static func resolve(_ path: String) -> String {
         var existing = path
         var rest: [String] = []
         while existing != "/" && !existing.isEmpty {

@@ -108,7 +108,7 @@ public enum RunFiles {
 
     /// Writes `data` at `url` through a temporary name in the same directory, fsynced, then
     /// renamed, and fsyncs the directory: a reader sees the whole file or none.
-    static func writeAtomically(_ data: Data, to url: URL, mode: mode_t = 0o644) throws {
+    public static func writeAtomically(_ data: Data, to url: URL, mode: mode_t = 0o644) throws {
         let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
         let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard descriptor >= 0 else { throw fileError("could not create \(temporary.path)") }
