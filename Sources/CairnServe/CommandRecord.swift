@@ -4,7 +4,7 @@ import CairnManifests
 import CairnRun
 
 /// What a command target last applied for one deployment, and checked: in
-/// `<state>/serving/<deployment>/record.json`. A restarted daemon takes an ensure for the same
+/// `<state>/serving/<deployment>/command.json`. A restarted daemon takes an ensure for the same
 /// version and commands as already done (rechecking it, not applying it again), and `remove`
 /// needs the version and commands even after the manifest that named them is gone.
 struct CommandRecord: Codable, Equatable {
@@ -32,7 +32,7 @@ struct CommandRecord: Codable, Equatable {
         CommandTarget.same(self.request, request)
     }
 
-    private static let fileName = "record.json"
+    private static let fileName = "command.json"
 
     /// The record in `folder`, if there is one and it is a command target's.
     static func load(from folder: URL) throws -> CommandRecord? {

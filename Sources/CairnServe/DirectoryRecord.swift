@@ -1,7 +1,7 @@
 import Foundation
 import CairnRun
 
-/// What a directory target placed for one deployment, in `<state>/serving/<deployment>/record.json`.
+/// What a directory target placed for one deployment, in `<state>/serving/<deployment>/directory.json`.
 ///
 /// It is how Cairn tells its own version directories from anyone else's: only what is
 /// listed here is ever pruned or removed, and a listed version that no longer holds its
@@ -24,7 +24,7 @@ struct DirectoryRecord: Codable, Equatable {
     var serving: Int?
 
     static let kind = "directory"
-    static let fileName = "record.json"
+    static let fileName = "directory.json"
 
     init(base: String, layout: DirectoryLayout) {
         self.base = base

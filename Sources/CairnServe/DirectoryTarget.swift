@@ -13,7 +13,7 @@ import Logging
 /// Placement is finished when `ensure` returns (nothing is in flight), but copying and hashing
 /// a model can take seconds, so the work runs on a serial queue of its own rather than on a
 /// thread of the cooperative pool; the queue also keeps two calls from interleaving. What was
-/// placed is kept on disk in each deployment's `record.json`, never only in memory, so a
+/// placed is kept on disk in each deployment's `directory.json`, never only in memory, so a
 /// restarted daemon prunes and removes exactly what Cairn placed, and nothing else.
 actor DirectoryTarget: ServingTarget {
     private let placer: DirectoryPlacer

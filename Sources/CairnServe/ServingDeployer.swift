@@ -7,7 +7,7 @@ public import Logging
 /// What every serving target needs from the daemon: where to keep its records, the artifact
 /// store the versions come from, the repository's files, and what the daemon allows.
 public struct ServingEnvironment: Sendable {
-    /// `<state>/serving`: one directory per deployment, holding its record (`record.json`)
+    /// `<state>/serving`: one directory per deployment, holding each target's record of it (`process.json`, `directory.json`, `command.json`)
     /// and, for a process target, each version's checkout and logs.
     public var directory: URL
     public var artifacts: ArtifactStore

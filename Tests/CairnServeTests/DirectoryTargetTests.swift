@@ -190,7 +190,7 @@ import Testing
             try await target.ensure(request(try fixture.version(1, "v1"), path: base), retry: true)
         }
         #expect(error?.message.contains(base) == true && error?.message.contains("Not a directory") == true, "\(String(describing: error))")
-        #expect(!FileManager.default.fileExists(atPath: fixture.serving.appendingPathComponent("churn-serving/record.json").path))
+        #expect(!FileManager.default.fileExists(atPath: fixture.serving.appendingPathComponent("churn-serving/directory.json").path))
     }
 
     /// As root, permissions do not stop writes, so only an unprivileged run can see this one.
