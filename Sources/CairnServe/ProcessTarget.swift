@@ -106,6 +106,12 @@ actor ProcessTarget: ServingTarget {
             deployment.restarts = 0
         }
         deployments[name] = deployment
+        // Serving is said only of a process that still lives: one that died since the last
+        // report is a crash now, not on the next pass.
+        if let serving = deployment.serving, let process = serving.process, !process.isAlive {
+            exited(name, serving.token, process.termination)
+            deployment = deployments[name] ?? deployment
+        }
         if deployment.serving?.matches(wanted) == true || deployment.restarting?.matches(wanted) == true {
             // A rollback while another version starts: that one goes, this one keeps serving.
             if let candidate = deployment.candidate, !candidate.matches(wanted) { retire(name, candidate, reason: "rolled back") }

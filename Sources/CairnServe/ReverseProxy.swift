@@ -141,8 +141,10 @@ final class ReverseProxy: Sendable {
                       logger: Logger) async throws -> ReverseProxy {
         let bound = AsyncStream.makeStream(of: Result<Int, any Error>.self)
         let responder = ProxyResponder(route: route, client: client, bodyLimit: bodyLimit, timeout: timeout)
+        // Cancelling the server on stop is logged as an error by Hummingbird; what matters
+        // (a failed bind) comes back as the thrown error.
         var quiet = logger
-        quiet.logLevel = max(logger.logLevel, .notice)
+        quiet.logLevel = .critical
         let application = Application(
             responder: responder,
             configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: port), serverName: nil),

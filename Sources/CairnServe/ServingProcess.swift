@@ -31,6 +31,9 @@ final class ProcessHandle: Sendable {
         return ProcessTable.isAlive(pid, startTicks: startTicks)
     }
 
+    /// How a child ended, once its runner has seen it; nil before, and for an adopted process.
+    var termination: Termination? { child?.outcome?.termination }
+
     /// How it ended, once it has: the exit status or signal of a child; nil for an adopted
     /// process, whose status goes to its parent. Polls /proc for an adopted one (cancellable).
     func waitForExit() async -> Termination? {
