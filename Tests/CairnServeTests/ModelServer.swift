@@ -10,7 +10,8 @@ import Synchronization
 import Testing
 
 /// The model server the tests deploy: Python's standard library only. Flags make it slow to
-/// start, never healthy, exit before it listens, or crash after some requests.
+/// start, never healthy, exit before it listens, crash after some requests, or
+/// fail its health check (alive) after some requests.
 let modelServer = #"""
 import http.server, json, os, sys, time, argparse, hashlib
 
@@ -22,6 +23,7 @@ parser.add_argument("--slow-start", type=float, default=0)
 parser.add_argument("--never-healthy", action="store_true")
 parser.add_argument("--exit-at-start", type=int, default=None)
 parser.add_argument("--crash-after", type=int, default=0)
+parser.add_argument("--sick-after", type=int, default=0)
 args = parser.parse_args()
 
 print(f"model server {args.version} starting on {args.port}", flush=True)
@@ -35,6 +37,8 @@ served = 0
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without this, Nagle and delayed ACKs add 40 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, *a):
         pass
@@ -50,7 +54,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         global served
         if self.path == "/healthz":
-            self.answer(503 if args.never_healthy else 200, {"ok": not args.never_healthy})
+            sick = args.never_healthy or (args.sick_after and served >= args.sick_after)
+            self.answer(503 if sick else 200, {"ok": not sick})
             return
         served += 1
         if args.crash_after and served > args.crash_after:

@@ -183,6 +183,45 @@ struct ProcessTargetTests {
         }
     }
 
+    @Test func aProcessThatFailsItsChecksWhileAliveIsReplaced() async throws {
+        try await withFixture { fixture in
+            let request = try fixture.request(1, flags: ["--sick-after", "1"])
+            let first = try await fixture.ensure(request, until: .serving)
+            let port = try #require(publicPort(in: first.message))
+            let sick = try #require(pid(in: first.message))
+            #expect(try await fixture.get(port).status == 200)
+            // Three failed checks 100 ms apart: stopped, restarted, healthy again.
+            #expect(await eventually { ProcessTable.startTicks(of: sick) == nil || ProcessTable.isZombieForTests(sick) })
+            let back = try await fixture.ensure(request, until: .serving)
+            #expect(pid(in: back.message) != sick, "\(back.message)")
+            #expect(back.drift == ["churn@1's process (pid \(sick)) failed 3 health checks of /healthz in a row; it was stopped; restarted (1 restart)"])
+        }
+    }
+
+    /// Not the benchmark (that is `cairn-bench`), but a guard against a proxy that got slow:
+    /// the median of sequential requests through it against straight to the process.
+    @Test func theProxyAddsLittleToARequest() async throws {
+        try await withFixture { fixture in
+            let observation = try await fixture.ensure(fixture.request(1), until: .serving)
+            let proxy = try #require(publicPort(in: observation.message))
+            let direct = try #require(fixture.record?.serving?.port)
+            func median(_ port: Int) async throws -> Duration {
+                var times: [Duration] = []
+                for _ in 0..<200 {
+                    let start = ContinuousClock.now
+                    #expect(try await fixture.get(port).status == 200)
+                    times.append(ContinuousClock.now - start)
+                }
+                return times.sorted()[times.count / 2]
+            }
+            _ = try await median(proxy)
+            let throughProxy = try await median(proxy)
+            let straight = try await median(direct)
+            print("proxy median \(throughProxy), direct median \(straight), overhead \(throughProxy - straight)")
+            #expect(throughProxy - straight < .milliseconds(5), "through the proxy \(throughProxy), direct \(straight)")
+        }
+    }
+
     @Test func aVersionThatKeepsCrashingFailsAsACrashLoop() async throws {
         try await withFixture { fixture in
             let request = try fixture.request(1, flags: ["--crash-after", "1"])
