@@ -69,7 +69,7 @@ struct Restarting: Sendable {
     /// The process started again, once the backoff has passed.
     var attempt: Instance?
     var timer: Task<Void, Never>?
-    /// When it has to be healthy by after crash `n`, said in messages.
+    /// What happened to it, for messages: `crashed (churn@2's process (pid 123) exited …)`.
     var what: String
 
     func matches(_ wanted: Wanted) -> Bool {

@@ -74,6 +74,9 @@ struct ProcessTargetTests {
                     }
                 }
             }
+            // Each switch happens while the load is answered by the version before it.
+            let loaded = { (version: Int) in await eventually(within: .seconds(20)) { counts.withLock { $0.versions.contains(version) } } }
+            #expect(await loaded(1))
             var pids: [Int32] = [try #require(pid(in: first.message))]
             for version in 2...6 {
                 let observation = try await fixture.ensure(fixture.request(version), until: .serving)
@@ -81,6 +84,7 @@ struct ProcessTargetTests {
                 pids.append(try #require(pid(in: observation.message)))
                 let answer = try await fixture.get(port)
                 #expect(answer.body["version"] as? Int == version)
+                #expect(await loaded(version))
             }
             try await Task.sleep(for: .milliseconds(200))
             stop.withLock { $0 = true }
