@@ -58,8 +58,8 @@ struct CommandLaunch: Sendable {
         guard let program = argv.first else { throw ExecutorError("the command is empty") }
         let work = try checkout(request)
         let variables = try self.variables(for: request)
-        let arguments = argv.dropFirst().map { Self.substitute($0, variables) }
-        let executable = try LocalExecutor.resolve(Self.substitute(program, variables), in: work)
+        let arguments = argv.dropFirst().map { Launch.substitute($0, variables) }
+        let executable = try LocalExecutor.resolve(Launch.substitute(program, variables), in: work)
         var environment = variables
         environment["PATH"] = LocalExecutor.runPath
         environment["HOME"] = home
@@ -79,24 +79,6 @@ struct CommandLaunch: Sendable {
             "CAIRN_MODEL_SHA256": version.artifact.digest.hex,
             "CAIRN_SOURCE_COMMIT": request.sourceCommit,
         ]
-    }
-
-    /// Replaces each `${NAME}` whose name is in `values`, in one pass (a value is never
-    /// looked into again); anything else stays as written.
-    static func substitute(_ argument: String, _ values: [String: String]) -> String {
-        var result = ""
-        var rest = argument[...]
-        while let open = rest.range(of: "${") {
-            result += rest[..<open.lowerBound]
-            rest = rest[open.upperBound...]
-            guard let close = rest.firstIndex(of: "}"), let value = values[String(rest[..<close])] else {
-                result += "${"
-                continue
-            }
-            result += value
-            rest = rest[rest.index(after: close)...]
-        }
-        return result + rest
     }
 
     /// The model as the commands get it: a file artifact is its blob in the store; a directory

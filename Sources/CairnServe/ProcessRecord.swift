@@ -3,7 +3,7 @@ import CairnManifests
 import CairnRun
 import Foundation
 
-/// What `<serving>/<deployment>/record.json` keeps, so a daemon that restarts can take back
+/// What `<serving>/<deployment>/process.json` keeps, so a daemon that restarts can take back
 /// the process that serves and stop what an interrupted switch left behind.
 struct ProcessRecord: Codable, Sendable, Equatable {
     /// The port the proxy listens on (the spec's, or the one picked when it names none).
@@ -29,7 +29,7 @@ struct ProcessRecord: Codable, Sendable, Equatable {
         var digest: String { version.artifact.digest.hex }
     }
 
-    static let fileName = "record.json"
+    static let fileName = "process.json"
 
     static func load(from directory: URL) throws -> ProcessRecord? {
         let url = directory.appendingPathComponent(fileName)

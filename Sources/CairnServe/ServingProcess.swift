@@ -110,7 +110,7 @@ struct Launch: Sendable {
         try checkOut(source: source)
         let argv = command.map { Self.substitute($0, variables) }
         guard let program = argv.first else { throw ExecutorError("the serving command is empty") }
-        let executable = try Self.resolve(program, in: work)
+        let executable = try LocalExecutor.resolve(program, in: work)
         var environment = variables
         environment["PATH"] = LocalExecutor.runPath
         environment["HOME"] = directory.path
@@ -142,24 +142,6 @@ struct Launch: Sendable {
             throw ExecutorError("could not check out commit \(commit.prefix(12)) into \(temporary.path): \(error)")
         }
         if rename(temporary.path, work.path) != 0 { try? manager.removeItem(at: temporary) }
-    }
-
-    /// The program a name means, as for runs (`LocalExecutor.resolve`): a path relative to the
-    /// checkout when it holds a slash, else the first executable of that name on the runs' PATH.
-    static func resolve(_ name: String, in work: URL) throws -> String {
-        if name.contains("/") {
-            let path = name.hasPrefix("/") ? name : work.appendingPathComponent(name).path
-            guard access(path, X_OK) == 0 else {
-                throw ExecutorError("the serving command \(name) was not found or is not executable (\(path))")
-            }
-            return path
-        }
-        for directory in LocalExecutor.runPath.split(separator: ":") {
-            let candidate = "\(directory)/\(name)"
-            var info = stat()
-            if stat(candidate, &info) == 0, info.st_mode & S_IFMT != S_IFDIR, access(candidate, X_OK) == 0 { return candidate }
-        }
-        throw ExecutorError("the serving command \(name) was not found on the runs' PATH (\(LocalExecutor.runPath)); name a program in the repository with a path, like ./\(name)")
     }
 
     private static func createLog(_ url: URL) -> FileHandle? {

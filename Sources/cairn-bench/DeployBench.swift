@@ -119,6 +119,7 @@ final class DeployFixture: @unchecked Sendable {
         version = os.environ.get("CAIRN_MODEL_VERSION", "?")
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
             def reply(self, body):
                 data = json.dumps(body).encode()
                 self.send_response(200)
