@@ -146,9 +146,8 @@ extension Cairn {
                 try await step("promote version 3 to staging") {
                     try script.edit("model.yaml", "assignments: {staging: 1, production: 1}", "assignments: {staging: 3, production: 1}", "Promote churn@3 to staging")
                 }
-                print("• promote version 3 to production: blue/green, while a client calls the model through the proxy on 127.0.0.1:\(port)")
                 let (_, tally) = try await traffic.during {
-                    try await step("(merged)") {
+                    try await step("promote version 3 to production: blue/green, while a client calls the model through the proxy on 127.0.0.1:\(port)") {
                         try script.edit("model.yaml", "assignments: {staging: 3, production: 1}", "assignments: {staging: 3, production: 3}",
                                         "Promote churn@3 to production")
                     }
@@ -158,9 +157,8 @@ extension Cairn {
                 try await step("promote version 4 to staging") {
                     try script.edit("model.yaml", "assignments: {staging: 3, production: 3}", "assignments: {staging: 4, production: 3}", "Promote churn@4 to staging")
                 }
-                print("• promote version 4 to production: its server cannot read the model, so it never becomes healthy; version 3 goes on serving, and Cairn proposes the rollback in git")
                 let (_, brokenTally) = try await traffic.during {
-                    try await step("(merged)") {
+                    try await step("promote version 4 to production: its server cannot read the model, so it never becomes healthy; version 3 goes on serving, and Cairn proposes the rollback in git") {
                         try script.edit("model.yaml", "assignments: {staging: 4, production: 3}", "assignments: {staging: 4, production: 4}",
                                         "Promote churn@4 to production")
                     }
@@ -171,7 +169,7 @@ extension Cairn {
                 for arguments in [["branch", "--list", "cairn/proposals/*"],
                                   ["log", "-1", "--format=%h %an: %s%n%n%b", "cairn/proposals/churn-rollback-1"],
                                   ["diff", "main", "cairn/proposals/churn-rollback-1"]] {
-                    print("\n$ git \(arguments.joined(separator: " "))")
+                    print("\n$ git \(arguments.map { $0.contains(" ") || $0.contains("*") ? "'\($0)'" : $0 }.joined(separator: " "))")
                     print(try git.run(arguments), terminator: "")
                 }
                 print("A person (or a CI job) merges that branch as a pull request; then git says what serves again.")
