@@ -203,7 +203,7 @@ extension Cairn {
                     print(result.text)
                 }
                 for arguments in [["log", "--format=%h %s", "cairn/status"],
-                                  ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,key=Cairn-Model-Version,separator=%x2C )", "-4", "cairn/status", "--",
+                                  ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,key=Cairn-Model-Version,separator=%x2C )", "-10", "cairn/status", "--",
                                    "TrainingSchedule/churn-weekly.yaml"],
                                   ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,separator=%x2C )", "-3", "cairn/status", "--", "FeaturePipeline/churn-features.yaml"],
                                   ["log", "--format=%h %ad %s%n    %(trailers:key=Cairn-Stage,separator=%x2C )", "--date=iso-strict", "cairn/status", "--",
@@ -243,11 +243,9 @@ extension Cairn {
                 """)
             } catch {
                 // Servers the demo started do not outlive it, whatever went wrong.
-                await traffic.shutdown()
                 await serving.shutdown()
                 throw error
             }
-            await traffic.shutdown()
             await serving.shutdown()
             print("(The demo's model servers and proxy stopped with it; `cairn run` keeps a deployment serving.)")
         }

@@ -6,7 +6,8 @@ import NIOCore
 /// version goes out, counting failures and which version answered.
 struct DemoTraffic {
     let port: Int
-    private let client = HTTPClient(eventLoopGroupProvider: .singleton)
+    /// The process-wide client: never shut down, so no error path can trap on freeing it.
+    private let client = HTTPClient.shared
 
     init(port: Int) {
         self.port = port
@@ -57,10 +58,6 @@ struct DemoTraffic {
         }
         load.cancel()
         return (result, await load.value)
-    }
-
-    func shutdown() async {
-        try? await client.shutdown()
     }
 
     struct Tally {

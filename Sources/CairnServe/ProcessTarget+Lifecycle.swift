@@ -138,7 +138,6 @@ extension ProcessTarget {
             }
         }
         closed = true
-        try? await client.shutdown()
     }
 
     /// What a daemon killed with SIGKILL leaves behind, for tests of `recover`: the proxies
@@ -152,6 +151,5 @@ extension ProcessTarget {
             await deployment.proxy?.stop()
         }
         deployments = [:]
-        try? await client.shutdown()
     }
 }

@@ -68,12 +68,20 @@ actor ProcessTarget: ServingTarget {
         self.environment = environment
         self.notify = notify
         self.tuning = tuning
+        client = Self.sharedClient
+    }
+
+    /// One client for every proxy and health check of the process, for its whole life: a
+    /// keep-alive pool per upstream port, redirects relayed rather than followed. Never shut
+    /// down, so it must outlive every target: AsyncHTTPClient traps when a client it was not
+    /// told to shut down is freed (an engine dropped on an error path, or at exit).
+    static let sharedClient: HTTPClient = {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow,
                                                      timeout: .init(connect: .seconds(2)), decompression: .disabled)
         configuration.httpVersion = .http1Only
         configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     func ensure(_ request: DeploymentRequest, retry: Bool) async throws -> DeploymentObservation {
         let version = request.version.version

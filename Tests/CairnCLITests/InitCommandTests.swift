@@ -72,7 +72,11 @@ func relativeFiles(in root: URL) throws -> [String] {
         let result = try cairn(["demo", "--keep", keep.path])
         #expect(result.status == 0, "\(result.stderr)")
         for line in ["ModelDeployment/churn-prod: InvalidManifest", "Monitor/churn-quality: DependencyNotAccepted",
-                     "Monitor/churn-quality: Deleted", "Cairn reconciled this commit: 4 objects, 3 Ready, 1 NotImplemented.",
+                     "Monitor/churn-quality: Deleted", "Cairn reconciled this commit: 4 objects, 4 Ready.",
+                     "ModelDeployment/churn-prod: Serving: churn@1 serves at 127.0.0.1:", "\"version\": \"1\"}",
+                     "0 failed; answered by churn@1", "ModelDeployment/churn-prod: RolledBack: churn@4 failed on its target (ExitedBeforeHealthy",
+                     "cairn/proposals/churn-rollback-1", "+  assignments: {staging: 4, production: 3}",
+                     "stage change accepted: churn production: 4 → 3",
                      "registered churn@1", "registered churn@2", "gate failed: auc 0.9338 does not beat production (version 1: 0.934 + 0.005)",
                      "stage change accepted: churn staging: none → 1", "stage change accepted: churn production: none → 1",
                      "### Cairn plan: ❌ not acceptable", "| churn | staging | @1 → @2 | REFUSED (GateFailed)", "Cairn-Stage: churn production 1",
@@ -84,8 +88,11 @@ func relativeFiles(in root: URL) throws -> [String] {
         // The kept repository answers the same questions with plain git.
         let log = try run("git", ["log", "--format=%s", "cairn/status", "--", "ModelDeployment/churn-prod.yaml"],
                           in: keep.appendingPathComponent("churn"), environment: GitFixture.environment())
-        #expect(log.stdout.split(separator: "\n") == ["ModelDeployment/churn-prod: NotImplemented", "ModelDeployment/churn-prod: InvalidManifest",
-                                                     "ModelDeployment/churn-prod: NotImplemented"])
+        #expect(log.stdout.split(separator: "\n") == [
+            "ModelDeployment/churn-prod: Serving", "ModelDeployment/churn-prod: InvalidManifest", "ModelDeployment/churn-prod: Serving",
+            "ModelDeployment/churn-prod: RolledBack", "ModelDeployment/churn-prod: Starting", "ModelDeployment/churn-prod: Serving",
+            "ModelDeployment/churn-prod: Starting", "ModelDeployment/churn-prod: Serving", "ModelDeployment/churn-prod: Starting",
+            "ModelDeployment/churn-prod: NothingToServe"])
     }
 }
 
