@@ -45,7 +45,7 @@ public struct ModelDeploymentController: Controller {
             memory.lastRequested = desired.version
             step.retry = true
         }
-        let observation = try await deployer.ensure(step.request(for: desired), retry: step.retry)
+        let observation = try await deployer.ensure(try step.request(for: desired), retry: step.retry)
         switch observation.phase {
         case .serving:
             memory.lastHealthy = desired
@@ -133,8 +133,28 @@ private struct Step {
         return ServedVersion(version)
     }
 
-    func request(for version: ServedVersion) -> DeploymentRequest {
-        DeploymentRequest(deployment: object.ref.name, version: version, target: spec.target, sourceCommit: context.sourceCommit)
+    func request(for version: ServedVersion) throws -> DeploymentRequest {
+        DeploymentRequest(deployment: object.ref.name, version: version, target: spec.target, sourceCommit: context.sourceCommit,
+                          codeKey: try codeKey())
+    }
+
+    /// The hash of the repository files the target's commands depend on (see
+    /// `DeploymentRequest.codeKey`); nil for a directory target or commands that name none.
+    func codeKey() throws -> String? {
+        let commands: [[String]]
+        switch spec.target {
+        case .process(let command, _, _): commands = [command]
+        case .command(let apply, let remove, let check, _): commands = [apply, remove, check].filter { !$0.isEmpty }
+        case .directory: return nil
+        }
+        var lines: [String] = []
+        for command in commands {
+            for path in try CodeDependencies.find(command: command, outs: [], in: context.files).paths {
+                lines.append("\(path) \(try context.files.contentHash(of: path)?.hex ?? "missing")")
+            }
+        }
+        guard !lines.isEmpty else { return nil }
+        return ContentHash.sha256(of: Data(Set(lines).sorted().joined(separator: "\n").utf8)).description
     }
 
     /// Nothing holds the stage: whatever was served is taken down.
@@ -159,7 +179,7 @@ private struct Step {
             let outcome = Outcome(.notReady, reason: held.reason, message: "\(failed); \(why); \(notRetried)")
             return finish(outcome, failure, memory: memory, before: before)
         }
-        let observation = try await deployer.ensure(request(for: fallback), retry: true)
+        let observation = try await deployer.ensure(try request(for: fallback), retry: true)
         var outcome: Outcome
         switch observation.phase {
         case .serving:

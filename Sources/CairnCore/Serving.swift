@@ -35,12 +35,19 @@ public struct DeploymentRequest: Sendable, Hashable {
     /// The commit of the tracked branch the request comes from (hex): a process target runs
     /// its command in a checkout of it.
     public var sourceCommit: String
+    /// The SHA-256 of the repository files the target's commands depend on (those they name
+    /// and the Python modules those import, as for a run's key), or nil when none. A process
+    /// or command target rolls the same version out again when it changes: a fix to serve.py
+    /// is deployed, a README edit is not.
+    public var codeKey: String?
 
-    public init(deployment: String, version: ServedVersion, target: ModelDeploymentSpec.Target, sourceCommit: String) {
+    public init(deployment: String, version: ServedVersion, target: ModelDeploymentSpec.Target, sourceCommit: String,
+                codeKey: String? = nil) {
         self.deployment = deployment
         self.version = version
         self.target = target
         self.sourceCommit = sourceCommit
+        self.codeKey = codeKey
     }
 }
 

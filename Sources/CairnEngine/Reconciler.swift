@@ -332,8 +332,9 @@ public final class Reconciler {
             + set.graph.order(of: evaluate.filter { set.manifests[$0] != nil })
     }
 
-    /// The kinds whose run keys read repository files beyond their manifest.
-    static let keyedByRepositoryFiles: Set<Kind> = [.featurePipeline, .trainingSchedule]
+    /// The kinds whose run keys (or, for a deployment, the code its commands run) read
+    /// repository files beyond their manifest.
+    static let keyedByRepositoryFiles: Set<Kind> = [.featurePipeline, .trainingSchedule, .modelDeployment]
 
     // MARK: Step 3: evaluate the objects
 

@@ -12,6 +12,7 @@ struct CommandRecord: Codable, Equatable {
     var version: ServedVersion
     var sourceCommit: String
     var spec: ModelDeploymentSpec.Target
+    var codeKey: String?
     var appliedAt: Date
 
     static let kind = "command"
@@ -20,10 +21,11 @@ struct CommandRecord: Codable, Equatable {
         version = request.version
         sourceCommit = request.sourceCommit
         spec = request.target
+        codeKey = request.codeKey
         self.appliedAt = appliedAt
     }
 
-    var request: DeploymentRequest { DeploymentRequest(deployment: "", version: version, target: spec, sourceCommit: sourceCommit) }
+    var request: DeploymentRequest { DeploymentRequest(deployment: "", version: version, target: spec, sourceCommit: sourceCommit, codeKey: codeKey) }
 
     /// Whether applying `request` would apply the same thing: the same version (by number and
     /// artifact) with the same commands. A commit that changes nothing else is not a reason

@@ -87,7 +87,7 @@ actor CommandTarget: ServingTarget {
 
     /// Whether two requests apply the same thing: version, artifact and commands.
     static func same(_ first: DeploymentRequest, _ second: DeploymentRequest) -> Bool {
-        first.version == second.version && first.target == second.target
+        first.version == second.version && first.target == second.target && first.codeKey == second.codeKey
     }
 
     /// Where the deployment stands, as an observation.

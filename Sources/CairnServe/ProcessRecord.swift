@@ -20,6 +20,7 @@ struct ProcessRecord: Codable, Sendable, Equatable {
         var command: [String]
         var health: ModelDeploymentSpec.Health?
         var commit: String
+        var codeKey: String?
         var token: String
         var port: Int
         /// Nil until the process is spawned.

@@ -10,6 +10,9 @@ struct Wanted: Sendable {
     var command: [String]
     var health: ModelDeploymentSpec.Health?
     var commit: String
+    /// The hash of the files the command depends on (`DeploymentRequest.codeKey`): a process
+    /// started from other code is not the one wanted, whatever its commit.
+    var codeKey: String?
 }
 
 /// One process of a version: started here or adopted.
@@ -18,6 +21,7 @@ struct Instance: Sendable {
     var command: [String]
     var health: ModelDeploymentSpec.Health?
     var commit: String
+    var codeKey: String?
     var token: String
     var port: Int
     var process: ProcessHandle?
@@ -31,6 +35,7 @@ struct Instance: Sendable {
         command = wanted.command
         health = wanted.health
         commit = wanted.commit
+        codeKey = wanted.codeKey
         self.token = token
         self.port = port
     }
@@ -40,20 +45,21 @@ struct Instance: Sendable {
         command = entry.command
         health = entry.health
         commit = entry.commit
+        codeKey = entry.codeKey
         token = entry.token
         port = entry.port
         self.process = process
     }
 
     func matches(_ wanted: Wanted) -> Bool {
-        version == wanted.version && command == wanted.command && health == wanted.health
+        version == wanted.version && command == wanted.command && health == wanted.health && codeKey == wanted.codeKey
     }
 
-    var wanted: Wanted { Wanted(version: version, command: command, health: health, commit: commit) }
+    var wanted: Wanted { Wanted(version: version, command: command, health: health, commit: commit, codeKey: codeKey) }
 
     var entry: ProcessRecord.Entry {
-        ProcessRecord.Entry(version: version, command: command, health: health, commit: commit, token: token, port: port,
-                            pid: process?.pid, startTicks: process?.startTicks)
+        ProcessRecord.Entry(version: version, command: command, health: health, commit: commit, codeKey: codeKey, token: token,
+                            port: port, pid: process?.pid, startTicks: process?.startTicks)
     }
 
     /// `pid 1234 on port 40123`.
@@ -74,6 +80,7 @@ struct Restarting: Sendable {
 
     func matches(_ wanted: Wanted) -> Bool {
         self.wanted.version == wanted.version && self.wanted.command == wanted.command && self.wanted.health == wanted.health
+            && self.wanted.codeKey == wanted.codeKey
     }
 }
 

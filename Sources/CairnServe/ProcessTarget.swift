@@ -100,7 +100,8 @@ actor ProcessTarget: ServingTarget {
         let name = request.deployment
         if deployments[name] == nil { deployments[name] = try Deployment(name: name, directory: directory(of: name)) }
         if let problem = await bindProxy(name, port: port, version: version) { return problem }
-        let wanted = Wanted(version: request.version, command: command, health: health, commit: request.sourceCommit)
+        let wanted = Wanted(version: request.version, command: command, health: health, commit: request.sourceCommit,
+                            codeKey: request.codeKey)
         return try decide(name, wanted, retry: retry)
     }
 

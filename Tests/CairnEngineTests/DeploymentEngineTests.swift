@@ -143,4 +143,27 @@ import Testing
         try await bench.engine.reconcileOnce()
         #expect(bench.deployer.removed == ["churn-old"])
     }
+
+    @Test func aCommitThatChangesTheServingCodeRollsTheSameVersionOutAgainAndOneThatDoesNotLeavesIt() async throws {
+        let bench = try Bench()
+        try bench.repository.commit(["serve.py": "print('v1 of the server')\n", "helpers.py": "X = 1\n"], message: "serving code")
+        try bench.commit(production: 1)
+        try await bench.engine.reconcileOnce()
+        let first = try #require(bench.deployer.requests.last?.codeKey)
+
+        // A README edit: the deployment is looked at (every commit is), its code is the same.
+        try bench.repository.commit(["README.md": "hello\n"], message: "docs")
+        try await bench.engine.reconcileOnce()
+        #expect(bench.deployer.requests.last?.codeKey == first)
+
+        // serve.py imports a helper; changing the helper changes the code the server runs.
+        try bench.repository.commit(["serve.py": "import helpers\nprint('v1 of the server')\n"], message: "serve.py imports helpers")
+        try await bench.engine.reconcileOnce()
+        let second = try #require(bench.deployer.requests.last?.codeKey)
+        #expect(second != first)
+        try bench.repository.commit(["helpers.py": "X = 2\n"], message: "fix a helper")
+        try await bench.engine.reconcileOnce()
+        #expect(try #require(bench.deployer.requests.last?.codeKey) != second)
+        #expect(Set(bench.deployer.requests.map(\.version.version)) == [1])
+    }
 }

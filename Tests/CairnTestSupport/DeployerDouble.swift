@@ -18,6 +18,7 @@ public final class DeployerDouble: Deployer, @unchecked Sendable {
     private let lock = NSLock()
     private var phases: [Int: DeploymentObservation.Phase] = [:]
     private var _calls: [Call] = []
+    private var _requests: [DeploymentRequest] = []
     private var _removed: [String] = []
     private var busy: Set<String> = []
     private var leftovers: [String] = []
@@ -52,11 +53,14 @@ public final class DeployerDouble: Deployer, @unchecked Sendable {
     /// Every `ensure`, in order.
     public var calls: [Call] { lock.withLock { _calls } }
     public var removed: [String] { lock.withLock { _removed } }
+    /// Every request `ensure` was given, in order.
+    public var requests: [DeploymentRequest] { lock.withLock { _requests } }
 
     public func ensure(_ request: DeploymentRequest, retry: Bool) async throws -> DeploymentObservation {
         let version = request.version.version
         let phase = lock.withLock {
             _calls.append(Call(version: version, retry: retry))
+            _requests.append(request)
             return phases[version] ?? .serving
         }
         let reason = switch phase {
