@@ -126,6 +126,21 @@ import Testing
         #expect(await Self.eventually { await Self.served(port: port) == "2" }, "\(daemon?.output ?? "")")
         #expect(Self.servers(under: state.url) == [server], "the server was not adopted, or another one started")
 
+        // A fix to serve.py rolls version 2 out again; the new server takes 3 s to start, and
+        // the daemon is killed while it starts. Restarted, it stops that half-started server,
+        // starts the new code again, switches, and one server serves: the new one.
+        try repository.commit(["serve.py": "import time\ntime.sleep(3)\n" + (try #require(try exampleRepositoryFiles()["serve.py"]))],
+                              message: "serve.py: warm up first")
+        #expect(await Self.eventually(20) { Self.servers(under: state.url).count == 2 }, "\(daemon?.output ?? "")")
+        daemon?.process.terminate(signal: SIGKILL, wholeGroup: false)
+        _ = await daemon?.process.wait()
+        daemon = try BackgroundProcess(try cairnExecutable(), arguments, logTo: state.appending("log-3"))
+        #expect(await Self.eventually(30) {
+            let servers = Self.servers(under: state.url)
+            return servers.count == 1 && servers != [server]
+        }, "\(Self.servers(under: state.url)) \(daemon?.output ?? "")")
+        #expect(await Self.served(port: port) == "2")
+
         // Removing the manifest takes the deployment down.
         try repository.commit(["deployment.yaml": nil], message: "stop serving churn")
         #expect(await Self.eventually(20) { Self.servers(under: state.url).isEmpty }, "\(daemon?.output ?? "")")
