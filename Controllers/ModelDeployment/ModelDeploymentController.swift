@@ -36,16 +36,19 @@ public struct ModelDeploymentController: Controller {
             step.retry = true
         }
         step.consumed = triggers.map(\.id)
-        // Git moved the desired version away from the one that failed: the hold has done its job.
-        if let held = memory.held, held.version != desired.version { memory.held = nil }
+        let request = try step.request(for: desired)
+        let identity = Step.identity(of: request)
+        // Git changed what failed (another version, another target spec, other code to run):
+        // the hold has done its job.
+        if let held = memory.held, held.version != desired.version || held.identity != identity { memory.held = nil }
         if let held = memory.held {
             return try await step.holding(held, desired: desired, memory: &memory, before: before)
         }
-        if memory.lastRequested != desired.version {
-            memory.lastRequested = desired.version
+        if memory.lastRequested != identity {
+            memory.lastRequested = identity
             step.retry = true
         }
-        let observation = try await deployer.ensure(try step.request(for: desired), retry: step.retry)
+        let observation = try await deployer.ensure(request, retry: step.retry)
         switch observation.phase {
         case .serving:
             memory.lastHealthy = desired
@@ -56,8 +59,8 @@ public struct ModelDeploymentController: Controller {
         case .refused:
             return step.finish(.stalled(reason: observation.reason, message: observation.message), observation, memory: memory, before: before)
         case .failed:
-            let held = DeploymentMemory.Held(version: desired.version, reason: observation.reason, message: observation.message,
-                                             sourceCommit: context.sourceCommit, proposed: false)
+            let held = DeploymentMemory.Held(version: desired.version, identity: identity, reason: observation.reason,
+                                             message: observation.message, sourceCommit: context.sourceCommit, proposed: false)
             memory.held = held
             return try await step.holding(held, desired: desired, memory: &memory, before: before, failure: observation)
         }
@@ -68,19 +71,25 @@ public struct ModelDeploymentController: Controller {
 struct DeploymentMemory: Codable, Equatable {
     /// The last version the target was checked to serve: what a rollback goes back to.
     var lastHealthy: ServedVersion?
-    /// The version the controller last asked for; a new one is a fresh attempt.
-    var lastRequested: Int?
+    /// What the controller last asked of the target (`Step.identity`: the version, the
+    /// target's spec and the code its commands run); anything new is a fresh attempt.
+    var lastRequested: String?
     /// A version that failed and is not tried again until git changes it or a person asks.
     var held: Held?
 
     struct Held: Codable, Equatable {
         var version: Int
+        /// The request that failed (`Step.identity`): a change to any part of it lifts the hold.
+        var identity: String?
         var reason: String
         var message: String
         /// The commit at which it failed.
         var sourceCommit: String
-        /// Whether the rollback's proposal was written (once per hold).
+        /// Whether the rollback's proposal was written (once per hold, once the rollback serves).
         var proposed: Bool
+        /// Whether the last healthy version was asked for as a fresh attempt: once per hold,
+        /// so a rollback that fails too is not tried again and again.
+        var rollbackRequested = false
     }
 
     static func load(_ data: Data?) throws -> DeploymentMemory {
@@ -138,6 +147,16 @@ private struct Step {
                           codeKey: try codeKey())
     }
 
+    /// What makes two requests the same attempt: the version (and its artifact), the target's
+    /// spec and the code its commands run. The source commit is not part of it: a commit that
+    /// changes none of these is not a new attempt.
+    static func identity(of request: DeploymentRequest) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let target = (try? encoder.encode(request.target)) ?? Data()
+        return ContentHash.sha256(of: Data("\(request.version.version) \(request.version.artifact.digest) \(request.codeKey ?? "-") ".utf8) + target).description
+    }
+
     /// The hash of the repository files the target's commands depend on (see
     /// `DeploymentRequest.codeKey`); nil for a directory target or commands that name none.
     func codeKey() throws -> String? {
@@ -169,31 +188,43 @@ private struct Step {
     }
 
     /// The desired version is held after a failure: serve the last healthy one instead (with
-    /// rollback on and one to go back to), and propose the reverse assignment once.
+    /// rollback on and an earlier version to go back to), asked for as a fresh attempt once
+    /// per hold, and propose the reverse assignment once it serves.
     func holding(_ held: DeploymentMemory.Held, desired: ServedVersion, memory: inout DeploymentMemory, before: DeploymentMemory,
                  failure: DeploymentObservation? = nil) async throws -> Outcome {
         let failed = "\(desired) failed on its target (\(held.reason): \(held.message))"
-        let notRetried = "it is not tried again until git assigns another version or `cairn trigger \(object.ref)` asks"
-        guard spec.rollbackOnFailedHealth, let fallback = memory.lastHealthy, fallback.version != desired.version else {
+        let notRetried = "it is not tried again until git changes the version, the target or the code it runs, "
+            + "or `cairn trigger \(object.ref)` asks"
+        guard spec.rollbackOnFailedHealth, let fallback = memory.lastHealthy else {
             let why = spec.rollbackOnFailedHealth ? "there is no earlier healthy version to go back to" : "rollback.onFailedHealth is off"
-            let outcome = Outcome(.notReady, reason: held.reason, message: "\(failed); \(why); \(notRetried)")
-            return finish(outcome, failure, memory: memory, before: before)
+            return finish(Outcome(.notReady, reason: held.reason, message: "\(failed); \(why); \(notRetried)"), failure,
+                          memory: memory, before: before)
         }
-        let observation = try await deployer.ensure(try request(for: fallback), retry: true)
+        guard fallback.version != desired.version else {
+            // The same version with a new spec or new code failed: what served it before was
+            // never switched away from, and there is no assignment to reverse.
+            return finish(Outcome(.notReady, reason: held.reason,
+                                  message: "\(failed); \(desired) as it was deployed before goes on serving; \(notRetried)"),
+                          failure, memory: memory, before: before)
+        }
+        let fresh = !held.rollbackRequested
+        memory.held?.rollbackRequested = true
+        let observation = try await deployer.ensure(try request(for: fallback), retry: fresh)
         var outcome: Outcome
         switch observation.phase {
         case .serving:
             outcome = Outcome(.notReady, reason: "RolledBack",
                               message: "\(failed); rolled back to \(fallback), which serves and is healthy; \(notRetried)")
+            if !held.proposed, let proposal = proposal(back: fallback, from: desired, held: held) {
+                outcome.proposal = proposal
+                memory.held?.proposed = true
+            }
         case .progressing:
             outcome = .reconciling(reason: "RollingBack", message: "\(failed); rolling back to \(fallback): \(observation.message)")
         case .failed, .refused:
             outcome = Outcome(.notReady, reason: "RollbackFailed",
-                              message: "\(failed); the rollback to \(fallback) failed too (\(observation.reason): \(observation.message))")
-        }
-        if !held.proposed, let proposal = proposal(back: fallback, from: desired, held: held) {
-            outcome.proposal = proposal
-            memory.held?.proposed = true
+                              message: "\(failed); the rollback to \(fallback) failed too (\(observation.reason): \(observation.message)); "
+                                  + "neither is tried again until git changes or `cairn trigger \(object.ref)` asks")
         }
         return finish(outcome, observation, memory: memory, before: before)
     }

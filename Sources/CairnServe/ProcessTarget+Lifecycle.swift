@@ -10,6 +10,9 @@ extension ProcessTarget {
     /// of an interrupted switch, one spawned but never recorded, an old version not yet
     /// drained) is stopped. Exactly one version serves afterwards, and no orphan is left.
     func recover() async throws -> [String] {
+        // A process that does not stay (`reconcile --once`) neither adopts nor stops servers:
+        // the daemon that next starts does.
+        guard environment.processes else { return [] }
         let manager = FileManager.default
         guard let names = try? manager.contentsOfDirectory(atPath: environment.directory.path) else { return [] }
         var found: [String] = []
@@ -100,13 +103,27 @@ extension ProcessTarget {
         }
     }
 
-    /// Stops the proxy and every process of the deployment, and deletes its directory.
+    /// Stops the proxy and every process of the deployment, and deletes what this target kept
+    /// of it (its record and each version's checkout and log). The deployment's folder also
+    /// holds the other targets' records, which they remove themselves.
     func remove(deployment name: String) async throws {
         let record = deployments[name]?.record ?? (try? ProcessRecord.load(from: directory(of: name)))
         await takeDown(name)
         if let record { await stopLeftovers(of: record, keeping: nil) }
         let directory = directory(of: name)
-        if FileManager.default.fileExists(atPath: directory.path) { try FileManager.default.removeItem(at: directory) }
+        let manager = FileManager.default
+        for entry in (try? manager.contentsOfDirectory(atPath: directory.path)) ?? [] where Self.isOwn(entry) {
+            try manager.removeItem(at: directory.appendingPathComponent(entry))
+        }
+    }
+
+    /// Whether `entry` of a deployment's folder is this target's: its record (and the
+    /// temporary file it is written through), or a version's folder, `<version>-<commit>`.
+    static func isOwn(_ entry: String) -> Bool {
+        if entry == ProcessRecord.fileName || entry == ".\(ProcessRecord.fileName).tmp" { return true }
+        guard let dash = entry.firstIndex(of: "-"), Int(entry[..<dash]) != nil else { return false }
+        let commit = entry[entry.index(after: dash)...]
+        return !commit.isEmpty && commit.allSatisfy(\.isHexDigit)
     }
 
     /// Stops the deployment's proxy and processes and forgets it; returns once they are gone.

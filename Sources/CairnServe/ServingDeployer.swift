@@ -53,6 +53,7 @@ public actor ServingDeployer: Deployer {
     private let processes: ProcessTarget
     private let directories: DirectoryTarget
     private let commands: CommandTarget
+    private let directory: URL
     /// The kind of target each deployment was last sent to.
     private var targetOf: [String: TargetKind] = [:]
 
@@ -63,6 +64,7 @@ public actor ServingDeployer: Deployer {
         let (stream, continuation) = AsyncStream.makeStream(of: String.self)
         changes = stream
         changed = continuation
+        directory = environment.directory
         let notify: @Sendable (String) -> Void = { continuation.yield($0) }
         processes = try ProcessTarget(environment: environment, notify: notify)
         directories = try DirectoryTarget(environment: environment, notify: notify)
@@ -81,6 +83,11 @@ public actor ServingDeployer: Deployer {
     public func remove(deployment: String) async throws {
         for kind in [TargetKind.process, .directory, .command] { try await target(kind).remove(deployment: deployment) }
         targetOf[deployment] = nil
+        // Each target removed its own files; the folder goes once nothing is left in it.
+        let folder = directory.appendingPathComponent(deployment, isDirectory: true)
+        if (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.isEmpty == true {
+            try? FileManager.default.removeItem(at: folder)
+        }
     }
 
     public func recover() async throws -> [String] {

@@ -50,7 +50,7 @@ import Testing
 
         /// One pass over the deployment (`selector` is `stage: production` or `version: N`).
         @discardableResult
-        func pass(_ selector: String = "stage: production", rollback: Bool = true) async throws -> Outcome {
+        func pass(_ selector: String = "stage: production", rollback: Bool = true, port: Int = 8601) async throws -> Outcome {
             commit += 1
             let deployment = """
             apiVersion: cairn/v1
@@ -60,7 +60,7 @@ import Testing
               model: churn
               \(selector)
               target:
-                process: {command: [python3, serve.py], port: 8601, health: {path: /healthz}}
+                process: {command: [python3, serve.py], port: \(port), health: {path: /healthz}}
               rollback: {onFailedHealth: \(rollback)}
             """
             let model = """
@@ -195,5 +195,48 @@ import Testing
         bench.deployer.answer(1, with: .refused)
         let refused = try await bench.pass("version: 1")
         #expect(refused.state == .stalled && refused.reason == "PathNotAllowed")
+    }
+
+    @Test func aRollbackIsProposedOnlyOnceItServesAndOneThatFailsIsNotRetriedInALoop() async throws {
+        let bench = try Bench(versions: 2)
+        try bench.assign(1)
+        try await bench.pass()
+        try bench.assign(2)
+        bench.deployer.answer(2, with: .failed)
+        bench.deployer.answer(1, with: .progressing)
+        let rolling = try await bench.pass()
+        #expect(rolling.reason == "RollingBack" && rolling.proposal == nil, "\(rolling.message)")
+        bench.deployer.answer(1, with: .serving)
+        let served = try await bench.pass()
+        #expect(served.reason == "RolledBack" && served.proposal != nil)
+        // Only the first request of the fallback was a fresh attempt.
+        #expect(bench.deployer.calls.filter { $0.version == 1 }.suffix(2).map(\.retry) == [true, false])
+
+        let second = try Bench(versions: 2)
+        try second.assign(1)
+        try await second.pass()
+        try second.assign(2)
+        second.deployer.answer(2, with: .failed)
+        second.deployer.answer(1, with: .failed)
+        let failedToo = try await second.pass()
+        #expect(failedToo.reason == "RollbackFailed" && failedToo.proposal == nil, "\(failedToo.message)")
+        let again = try await second.pass()
+        #expect(again.reason == "RollbackFailed")
+        #expect(second.deployer.calls.suffix(2) == [.init(version: 1, retry: true), .init(version: 1, retry: false)])
+    }
+
+    @Test func aChangeToTheTargetLiftsTheHoldOnTheSameVersion() async throws {
+        let bench = try Bench(versions: 2)
+        try bench.assign(1)
+        try await bench.pass()
+        try bench.assign(2)
+        bench.deployer.answer(2, with: .failed)
+        try await bench.pass()
+        try await bench.pass()
+        #expect(bench.deployer.calls.filter { $0.version == 2 }.count == 1)
+        // Git changes the deployment (another port): version 2 is a new attempt.
+        bench.deployer.answer(2, with: .serving)
+        let fixed = try await bench.pass(port: 8602)
+        #expect(fixed.state == .ready && bench.deployer.calls.last == .init(version: 2, retry: true), "\(fixed.message)")
     }
 }
