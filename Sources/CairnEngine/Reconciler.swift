@@ -172,10 +172,12 @@ public final class Reconciler {
 
     /// Takes down what deleted deployments served (prune), once git records them deleted, and
     /// on the first pass what a previous daemon left serving for deployments that are gone.
-    /// A failure is logged and tried again at the next pass's full load of orphans.
+    /// A failure is logged and tried again at each later pass, until it works or the
+    /// deployment's manifest comes back.
     private func prune(deleted: [ObjectRef], in set: ManifestSet) async {
         guard let deployer else { return }
-        var names = Set(deleted.map(\.name))
+        var names = Set(deleted.map(\.name)).union(unpruned.filter { set.manifests[ObjectRef(.modelDeployment, $0)] == nil })
+        unpruned = []
         if let recovered = recoveredDeployments {
             names.formUnion(recovered.filter { set.manifests[ObjectRef(.modelDeployment, $0)] == nil && set.broken[ObjectRef(.modelDeployment, $0)] == nil })
             recoveredDeployments = nil
@@ -185,7 +187,8 @@ public final class Reconciler {
                 try await deployer.remove(deployment: name)
                 logger.info("Pruned", metadata: ["cairn.object": "\(ObjectRef(.modelDeployment, name))"])
             } catch {
-                logger.error("could not take a deleted deployment down", metadata: [
+                unpruned.insert(name)
+                logger.error("could not take a deleted deployment down; trying again at the next pass", metadata: [
                     "cairn.object": "\(ObjectRef(.modelDeployment, name))", "cairn.error": "\(error)"])
             }
         }
@@ -197,6 +200,8 @@ public final class Reconciler {
         recoveredDeployments = (recoveredDeployments ?? []) + deployments
     }
     private var recoveredDeployments: [String]?
+    /// Deleted deployments whose teardown failed, to try again.
+    private var unpruned: Set<String> = []
 
     /// A full load parses every file on every core and frees the parse trees again; glibc
     /// keeps what was freed in each thread's arena. Handing it back once after a full load

@@ -102,7 +102,27 @@ actor ProcessTarget: ServingTarget {
         if let problem = await bindProxy(name, port: port, version: version) { return problem }
         let wanted = Wanted(version: request.version, command: command, health: health, commit: request.sourceCommit,
                             codeKey: request.codeKey)
-        return try decide(name, wanted, retry: retry)
+        let observation = try decide(name, wanted, retry: retry)
+        return await checkingProxy(name, observation)
+    }
+
+    /// Serving is said only once the public port answers the health check through the proxy,
+    /// as a client would reach the version. A proxy that stopped answering is started again
+    /// at the next look.
+    private func checkingProxy(_ name: String, _ observation: DeploymentObservation) async -> DeploymentObservation {
+        guard observation.phase == .serving, let proxy = deployments[name]?.proxy, var probe = deployments[name]?.serving else {
+            return observation
+        }
+        probe.port = proxy.port
+        if await isHealthy(probe) { return observation }
+        if deployments[name]?.proxy === proxy {
+            deployments[name]?.proxy = nil
+            await proxy.stop()
+        }
+        return DeploymentObservation(
+            phase: .progressing, version: observation.version, serving: nil, reason: "ProxyNotAnswering",
+            message: "\(name)'s proxy on 127.0.0.1:\(proxy.port) did not answer \(probe.health?.path ?? "a connection"); it is started again",
+            recheckAfter: .seconds(1))
     }
 
     /// The step after the proxy listens: report on the version asked for, or start its rollout.
