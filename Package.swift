@@ -56,6 +56,7 @@ let package = Package(
                 "CairnCore", "CairnManifests", "CairnRun", log,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: settings
         ),

@@ -7,7 +7,6 @@ import CairnRun
 import CairnStore
 import CairnServe
 import Foundation
-import Glibc
 import Logging
 
 extension Cairn {
@@ -63,8 +62,8 @@ extension Cairn {
             let script = DemoScript(repository: try Repository.open(at: repositoryURL), root: repositoryURL, author: author)
             // The example serves on 8601; where that is taken here, the demo serves elsewhere.
             var port = 8601
-            if !LocalPort.isFree(port) {
-                port = try LocalPort.free()
+            if Loopback.accepts(port: port) {
+                port = try Loopback.freePort()
                 try script.edit("deployment.yaml", "port: 8601", "port: \(port)", "Serve on port \(port): 8601 is taken on this machine")
             }
             let traffic = DemoTraffic(port: port)
@@ -258,38 +257,6 @@ private func callModel(_ traffic: DemoTraffic) async throws {
     switch await traffic.predict() {
     case .success(let text): print(text + "\n")
     case .failure(let error): print("(no answer: \(error))\n")
-    }
-}
-
-/// A port on 127.0.0.1, to serve the demo's model on.
-enum LocalPort {
-    /// Whether nothing listens on `port` (binding it succeeds).
-    static func isFree(_ port: Int) -> Bool {
-        (try? bind(port)) != nil
-    }
-
-    /// A port the kernel says is free now.
-    static func free() throws -> Int {
-        try bind(0)
-    }
-
-    private static func bind(_ port: Int) throws -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw CairnExit.unreadable("could not open a socket: \(String(cString: strerror(errno)))") }
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw CairnExit.unreadable("port \(port) is taken") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 

@@ -40,7 +40,7 @@ actor ProcessTarget: ServingTarget {
         /// The most a serving log keeps (it is cut to its newer half beyond).
         var logCap = 8 << 20
         /// The most a request's or an answer's body may hold through the proxy.
-        var bodyLimit = 64 << 20
+        var bodyLimit = 16 << 20
         /// How long a serving process may take to answer a request.
         var upstreamTimeout: Duration = .seconds(300)
 

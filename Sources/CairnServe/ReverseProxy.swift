@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -122,17 +123,22 @@ struct ProxyResponder: HTTPResponder {
     }
 }
 
-/// One deployment's proxy: a Hummingbird server on 127.0.0.1 and the task that runs it.
+/// One deployment's proxy: a Hummingbird server on 127.0.0.1, run in a service group of its
+/// own so that it stops gracefully (no new connections, the requests in flight answered, idle
+/// keep-alive connections closed) rather than by cancellation, which tears connections down
+/// under their writers.
 final class ReverseProxy: Sendable {
     let route: ProxyRoute
     /// The port it listens on (the spec's, or the one the system picked).
     let port: Int
     private let task: Task<Void, Never>
+    private let group: ServiceGroup
 
-    private init(route: ProxyRoute, port: Int, task: Task<Void, Never>) {
+    private init(route: ProxyRoute, port: Int, task: Task<Void, Never>, group: ServiceGroup) {
         self.route = route
         self.port = port
         self.task = task
+        self.group = group
     }
 
     /// Binds 127.0.0.1:`port` (0: any free port) and serves; returns once the server listens,
@@ -150,9 +156,10 @@ final class ReverseProxy: Sendable {
             configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: port), serverName: nil),
             onServerRunning: { channel in bound.continuation.yield(.success(channel.localAddress?.port ?? port)) },
             logger: quiet)
+        let group = ServiceGroup(services: [application], logger: quiet)
         let task = Task {
             do {
-                try await application.run()
+                try await group.run()
             } catch {
                 bound.continuation.yield(.failure(error))
             }
@@ -160,17 +167,23 @@ final class ReverseProxy: Sendable {
         }
         for await result in bound.stream {
             switch result {
-            case .success(let listening): return ReverseProxy(route: route, port: listening, task: task)
+            case .success(let listening): return ReverseProxy(route: route, port: listening, task: task, group: group)
             case .failure(let error): throw BindFailure(port: port, underlying: error)
             }
         }
         throw BindFailure(port: port, underlying: nil)
     }
 
-    /// Stops listening and closes its connections; returns once the server has stopped.
+    /// Stops listening, lets the requests in flight finish and closes its connections;
+    /// returns once the server has stopped (cancelled after 5 s if a request hangs).
     func stop() async {
-        task.cancel()
+        await group.triggerGracefulShutdown()
+        let deadline = Task { [task] in
+            guard (try? await Task.sleep(for: .seconds(5))) != nil else { return }
+            task.cancel()
+        }
         await task.value
+        deadline.cancel()
     }
 
     struct BindFailure: Error, CustomStringConvertible {

@@ -200,9 +200,9 @@ enum ServingLog {
 }
 
 /// Small socket helpers on 127.0.0.1.
-enum Loopback {
+public enum Loopback {
     /// A port nothing listens on right now: bind port 0, read what the system gave, close.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw ExecutorError("could not open a socket to pick a port: \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
@@ -219,7 +219,7 @@ enum Loopback {
     }
 
     /// Whether something accepts connections on the port (a loopback connect ends at once).
-    static func accepts(port: Int) -> Bool {
+    public static func accepts(port: Int) -> Bool {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }

@@ -9,7 +9,6 @@ import CairnServe
 import CairnStore
 import CairnCLI
 import Foundation
-import Glibc
 import Logging
 import NIOCore
 
@@ -143,7 +142,7 @@ final class DeployFixture: @unchecked Sendable {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-bench-deploy-\(UUID().uuidString.prefix(8))")
         repositoryURL = root.appendingPathComponent("repo")
         let state = root.appendingPathComponent("state")
-        port = try freePort()
+        port = try Loopback.freePort()
         try FileManager.default.createDirectory(at: repositoryURL, withIntermediateDirectories: true)
         repository = try Repository.create(at: repositoryURL, bare: false)
         store = try Store(directory: state)
@@ -251,7 +250,7 @@ final class DeployFixture: @unchecked Sendable {
     }
 
     private func spawnServer() throws -> (RunningProcess, Int, ContinuousClock.Instant) {
-        let port = try freePort()
+        let port = try Loopback.freePort()
         let model = root.appendingPathComponent("model-1.json").path
         let script = repositoryURL.appendingPathComponent("serve.py").path
         let started = ContinuousClock.now
@@ -348,24 +347,6 @@ final class LoadGenerator: @unchecked Sendable {
         for task in tasks { await task.value }
         return lock.withLock { (_total, _failed, example) }
     }
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-func freePort() throws -> Int {
-    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard socket >= 0 else { throw ValidationError("could not open a socket") }
-    defer { close(socket) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            Glibc.bind(socket, pointer, length) == 0 && getsockname(socket, pointer, &length) == 0
-        }
-    }
-    guard bound else { throw ValidationError("could not find a free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 struct DeployReport: TextReport {

@@ -145,7 +145,10 @@ import Testing
         try repository.commit(["deployment.yaml": nil], message: "stop serving churn")
         #expect(await Self.eventually(20) { Self.servers(under: state.url).isEmpty }, "\(daemon?.output ?? "")")
         #expect(await Self.served(port: port) == nil)
-        #expect(daemon?.terminate() == 0)
+        // SIGTERM, waited for without holding a thread of the cooperative pool.
+        let stopping = try #require(daemon)
+        stopping.process.terminate(signal: SIGTERM)
+        #expect(await stopping.process.wait().termination.shellStatus == 0, "\(stopping.output)")
         let subjects = try repository.git(["log", "--format=%s", "cairn/status", "--", "ModelDeployment/churn-prod.yaml"])
         #expect(subjects.hasPrefix("ModelDeployment/churn-prod: Deleted\n"), "\(subjects)")
         #expect(subjects.contains("ModelDeployment/churn-prod: Serving"), "\(subjects)")
