@@ -24,7 +24,8 @@ struct DeployBench: AsyncParsableCommand {
         ModelDeployment serving it with a small standard-library Python server, registers two \
         versions in a fresh state directory, and runs a real engine with the real serving \
         targets (no training: the versions are registered as a training would). Then measures:
-          start        the server's own start, spawned directly: from spawn until /healthz answers (polled every 2 ms)
+          start        the server's own start, spawned directly: from spawn until it listens (a connect \
+        tried every millisecond) and answers /healthz
           rollout      from the commit that moves production to the other version until the \
         proxy answers from it, as the engine does it (pass, blue/green switch, status commits), \
         --rollouts times without load; Cairn's part is rollout minus start (target < 100 ms)
@@ -239,10 +240,14 @@ final class DeployFixture: @unchecked Sendable {
         for _ in 1...count {
             let (process, port, started) = try spawnServer()
             defer { process.stop(grace: .seconds(1)) }
-            while true {
-                if (try? await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/healthz"), timeout: .seconds(1)))?.status == .ok { break }
+            // A connect every millisecond until it listens (an HTTP client's refused connection
+            // costs far more than that), then one health request to see it answer.
+            while !Loopback.accepts(port: port) {
                 if !process.isRunning { throw ValidationError("the server exited before it answered") }
-                try await Task.sleep(for: .milliseconds(2))
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            guard try await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/healthz"), timeout: .seconds(5)).status == .ok else {
+                throw ValidationError("the server did not answer its health check")
             }
             samples.append((ContinuousClock.now - started).seconds)
         }
@@ -252,9 +257,13 @@ final class DeployFixture: @unchecked Sendable {
     private func spawnServer() throws -> (RunningProcess, Int, ContinuousClock.Instant) {
         let port = try Loopback.freePort()
         let model = root.appendingPathComponent("model-1.json").path
-        let script = repositoryURL.appendingPathComponent("serve.py").path
+        // The same server as the deployment's, written beside the fixture (the repository's
+        // commits are made in its object database, not its working tree).
+        let script = root.appendingPathComponent("serve.py")
+        if !FileManager.default.fileExists(atPath: script.path) { try Data(Self.server.utf8).write(to: script) }
         let started = ContinuousClock.now
-        let process = try Command(try ExecutableSearch.path(for: "python3"), [script, model, "\(port)"], standardOutput: .discard,
+        // The python3 the deployment runs: looked up on the runs' PATH, as the serving target does.
+        let process = try Command(try LocalExecutor.resolve("python3", in: root), [script.path, model, "\(port)"], standardOutput: .discard,
                                   standardError: .discard).start()
         return (process, port, started)
     }
