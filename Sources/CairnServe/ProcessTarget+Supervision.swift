@@ -176,7 +176,10 @@ extension ProcessTarget {
         let how = termination.map(Self.describe) ?? "exited"
         switch role {
         case .retiring:
+            // Its exit seen before the retiring task's own end: whichever removes it says so,
+            // or a `reconcile` waiting on the switch would wait for a change that never comes.
             deployments[name]?.retiring[token] = nil
+            notify(name)
         case .candidate:
             guard let instance = deployment.candidate else { return }
             deployments[name]?.candidate = nil
