@@ -72,7 +72,7 @@ extension ProcessTarget {
         let delay = Duration.seconds(tuning.restartBackoff.delay(afterFailures: restarts, random: 0.5))
         let timer = Task.detached { [self] in
             guard (try? await Task.sleep(for: delay)) != nil else { return }
-            await restartNow(name, after: instance.token)
+            await restartNow(name)
         }
         deployment.restarting = Restarting(wanted: instance.wanted, attempt: nil, timer: timer, what: "crashed (\(what))")
         deployments[name] = deployment
@@ -82,7 +82,7 @@ extension ProcessTarget {
     }
 
     /// The backoff has passed: start the crashed version again.
-    func restartNow(_ name: String, after token: String) {
+    func restartNow(_ name: String) {
         guard !closed, let restarting = deployments[name]?.restarting, restarting.attempt == nil else { return }
         do {
             let instance = try newInstance(name, restarting.wanted)
@@ -90,7 +90,12 @@ extension ProcessTarget {
             persist(name)
             launch(name, instance)
         } catch {
-            failedToStart(name, token, "could not restart \(restarting.wanted.version): \(error)")
+            // No attempt was made, so no token plays the restart's role: fail the version here.
+            deployments[name]?.restarting = nil
+            deployments[name]?.failure = Failure(version: restarting.wanted.version.version, reason: "CouldNotStart",
+                                                 message: "could not restart \(restarting.wanted.version): \(error)")
+            persist(name)
+            notify(name)
         }
     }
 }
