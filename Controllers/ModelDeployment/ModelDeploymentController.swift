@@ -5,13 +5,14 @@ import Foundation
 /// ModelDeployment: serves the version its selector names (whichever holds a stage, or a
 /// fixed one) on its target, through the daemon's `Deployer`.
 ///
-/// Steps: resolve the desired version from the registry; if that version failed here before
-/// and git has not changed it since, hold it back (serving the last healthy one when
-/// `rollback.onFailedHealth`); otherwise ask the target for it; then report. Ready only when
-/// the target was checked and serves the desired version. When the desired version fails and
-/// rollback is on, the last healthy version is put back, the failed one is held (no retry,
-/// no flapping) until the desired version changes in git or a person asks with
-/// `cairn trigger`, and the reverse assignment is proposed on a branch for people to merge.
+/// Steps: resolve the desired version from the registry; if that request (version, target
+/// spec, code) failed here before and git has not changed it since, hold it back (serving
+/// the last healthy version when `rollback.onFailedHealth`); otherwise ask the target for
+/// it; then report. Ready only when the target was checked and serves the desired version.
+/// When the desired version fails and rollback is on, the last healthy version is put back,
+/// the failed one is held (no retry, no flapping) until git changes the version, the target
+/// or the code it runs, or a person asks with `cairn trigger`, and once the rollback serves
+/// the reverse assignment is proposed on a branch for people to merge.
 public struct ModelDeploymentController: Controller {
     public static let kind = Kind.modelDeployment
 

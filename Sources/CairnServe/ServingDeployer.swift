@@ -7,8 +7,9 @@ public import Logging
 /// What every serving target needs from the daemon: where to keep its records, the artifact
 /// store the versions come from, the repository's files, and what the daemon allows.
 public struct ServingEnvironment: Sendable {
-    /// `<state>/serving`: one directory per deployment, holding each target's record of it (`process.json`, `directory.json`, `command.json`)
-    /// and, for a process target, each version's checkout and logs.
+    /// `<state>/serving`: one directory per deployment, holding each target's record of it
+    /// (`process.json`, `directory.json`, `command.json`) and, for a process target, each
+    /// version's checkout and log.
     public var directory: URL
     public var artifacts: ArtifactStore
     /// Writes a commit's files into a directory (a process target runs in such a checkout).
