@@ -112,10 +112,20 @@ struct Deployment: Sendable {
     var crashes: [ContinuousClock.Instant] = []
     var restarts = 0
 
+    /// The deployment as its record says, or new. A record that cannot be read is an error,
+    /// never a fresh start: a new record would forget the tokens of the processes the old
+    /// one names, and nothing could find them again.
     init(name: String, directory: URL) throws {
         self.name = name
         let prefix = "cairn-" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
-        record = (try? ProcessRecord.load(from: directory)) ?? ProcessRecord(publicPort: nil, tokenPrefix: prefix)
+        do {
+            record = try ProcessRecord.load(from: directory) ?? ProcessRecord(publicPort: nil, tokenPrefix: prefix)
+        } catch {
+            let path = directory.appendingPathComponent(ProcessRecord.fileName).path
+            throw ReconcileError(.transient, reason: "ServingRecordUnreadable",
+                                 message: "\(path) cannot be read (\(error)); nothing is started for \(name) until it can, so the "
+                                     + "processes it names are not lost: fix the file, or stop those processes and delete it")
+        }
     }
 
     init(name: String, record: ProcessRecord) {

@@ -272,6 +272,23 @@ struct ProcessTargetTests {
         }
     }
 
+    @Test func anUnreadableRecordStartsNothingRatherThanForgetItsProcesses() async throws {
+        try await withFixture { fixture in
+            let folder = fixture.environment.directory.appendingPathComponent("web")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try Data("{not json".utf8).write(to: folder.appendingPathComponent("process.json"))
+            await #expect(throws: ReconcileError.self) { try await fixture.target.ensure(fixture.request(1), retry: true) }
+            do {
+                _ = try await fixture.target.ensure(fixture.request(1), retry: true)
+            } catch let error as ReconcileError {
+                #expect(error.reason == "ServingRecordUnreadable" && error.message.contains("process.json"), "\(error.message)")
+            }
+            #expect(String(decoding: try Data(contentsOf: folder.appendingPathComponent("process.json")), as: UTF8.self) == "{not json",
+                    "the record was replaced")
+            #expect(try await fixture.target.inFlight().isEmpty)
+        }
+    }
+
     @Test func aRestartedDaemonAdoptsTheServingProcessAndStopsTheRest() async throws {
         let first = try ServeFixture()
         var second: ServeFixture?
