@@ -107,21 +107,42 @@ actor ProcessTarget: ServingTarget {
     }
 
     /// Serving is said only once the public port answers the health check through the proxy,
-    /// as a client would reach the version. A proxy that stopped answering is started again
-    /// at the next look.
+    /// as a client would reach the version. A proxy that does not answer at all is started
+    /// again at the next look; one that answers, but not 2xx (the server behind it just died,
+    /// say), is left alone while the server's own watch deals with the server.
     private func checkingProxy(_ name: String, _ observation: DeploymentObservation) async -> DeploymentObservation {
-        guard observation.phase == .serving, let proxy = deployments[name]?.proxy, var probe = deployments[name]?.serving else {
+        guard observation.phase == .serving, let proxy = deployments[name]?.proxy, let serving = deployments[name]?.serving else {
             return observation
         }
-        probe.port = proxy.port
-        if await isHealthy(probe) { return observation }
+        let path = serving.health?.path
+        let status: UInt?
+        if let path {
+            let answer = try? await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(proxy.port)\(path)"),
+                                                   timeout: .nanoseconds(Int64(tuning.checkTimeout.nanoseconds)))
+            _ = try? await answer?.body.collect(upTo: 1 << 20)
+            status = answer.map { UInt($0.status.code) }
+        } else {
+            status = Loopback.accepts(port: proxy.port) ? 200 : nil
+        }
+        if let status, (200..<300).contains(status) { return observation }
+        guard status == nil else {
+            // The server behind it died since `decide` looked: that is a crash, now.
+            if let process = serving.process, !process.isAlive {
+                exited(name, serving.token, process.termination)
+                if let deployment = deployments[name] { return observe(deployment, serving.wanted) }
+            }
+            return DeploymentObservation(
+                phase: .progressing, version: observation.version, serving: nil, reason: "WaitingForHealth",
+                message: "\(name)'s proxy on 127.0.0.1:\(proxy.port) answered \(path ?? "/") with HTTP \(status ?? 0); looking again",
+                recheckAfter: .seconds(1))
+        }
         if deployments[name]?.proxy === proxy {
             deployments[name]?.proxy = nil
             await proxy.stop()
         }
         return DeploymentObservation(
             phase: .progressing, version: observation.version, serving: nil, reason: "ProxyNotAnswering",
-            message: "\(name)'s proxy on 127.0.0.1:\(proxy.port) did not answer \(probe.health?.path ?? "a connection"); it is started again",
+            message: "\(name)'s proxy on 127.0.0.1:\(proxy.port) did not answer \(path ?? "a connection"); it is started again",
             recheckAfter: .seconds(1))
     }
 

@@ -157,7 +157,12 @@ struct ProcessTargetTests {
             #expect(statuses.prefix(2) == [200, 200])
             #expect(statuses[2] == 502, "the request the process died on: \(statuses)")
 
-            let restarting = try await fixture.ensure(request, until: .progressing, within: .seconds(5))
+            // The next looks see the crash: at once, or after one that found the proxy answering 502.
+            var restarting = try await fixture.ensure(request, until: .progressing, within: .seconds(5))
+            for _ in 0..<50 where restarting.reason == "WaitingForHealth" {
+                try await Task.sleep(for: .milliseconds(20))
+                restarting = try await fixture.target.ensure(request, retry: false)
+            }
             #expect(restarting.reason == "Restarting", "\(restarting.message)")
             #expect(restarting.drift == ["churn@2's process (pid \(oldPID)) exited with status 7; restarted (1 restart)"])
             // While it comes back the proxy says 503 (or 200, when the restart was quicker than this request).
