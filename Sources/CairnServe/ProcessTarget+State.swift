@@ -13,6 +13,12 @@ struct Wanted: Sendable {
     /// The hash of the files the command depends on (`DeploymentRequest.codeKey`): a process
     /// started from other code is not the one wanted, whatever its commit.
     var codeKey: String?
+
+    /// Whether a process started for `self` is the one `other` asks for: the same version,
+    /// command, health check and code. The commit is not part of it.
+    func sameServer(as other: Wanted) -> Bool {
+        version == other.version && command == other.command && health == other.health && codeKey == other.codeKey
+    }
 }
 
 /// One process of a version: started here or adopted.
@@ -51,9 +57,7 @@ struct Instance: Sendable {
         self.process = process
     }
 
-    func matches(_ wanted: Wanted) -> Bool {
-        version == wanted.version && command == wanted.command && health == wanted.health && codeKey == wanted.codeKey
-    }
+    func matches(_ wanted: Wanted) -> Bool { self.wanted.sameServer(as: wanted) }
 
     var wanted: Wanted { Wanted(version: version, command: command, health: health, commit: commit, codeKey: codeKey) }
 
@@ -78,10 +82,7 @@ struct Restarting: Sendable {
     /// What happened to it, for messages: `crashed (churn@2's process (pid 123) exited …)`.
     var what: String
 
-    func matches(_ wanted: Wanted) -> Bool {
-        self.wanted.version == wanted.version && self.wanted.command == wanted.command && self.wanted.health == wanted.health
-            && self.wanted.codeKey == wanted.codeKey
-    }
+    func matches(_ wanted: Wanted) -> Bool { self.wanted.sameServer(as: wanted) }
 }
 
 /// A version that failed here and is not tried again until asked with `retry`.
