@@ -38,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: controllerTargets + [
         .systemLibrary(
@@ -89,13 +91,29 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // The engine counts through swift-metrics; the daemon gives it a Prometheus factory.
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: settings
+        ),
+        // The daemon's HTTP face: health, readiness, Prometheus metrics, the status API and
+        // verified webhooks, as one Hummingbird service in the daemon's service group.
+        .target(
+            name: "CairnHTTP",
+            dependencies: [
+                "CairnCore", "CairnEngine", "CairnStore", log,
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: settings
         ),
         .target(
             name: "CairnCLI",
             dependencies: [
-                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnRun", "CairnServe", "CairnStore", log,
+                "CairnCore", "CairnEngine", "CairnGit", "CairnHTTP", "CairnManifests", "CairnRun", "CairnServe", "CairnStore", log,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 // The demo calls the model it serves through Cairn's proxy.
@@ -107,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "cairn-bench",
             dependencies: [
-                "CairnCore", "CairnEngine", "CairnGit", "CairnManifests", "CairnCLI", "CairnRun", "CairnServe", "CairnStore", log,
+                "CairnCore", "CairnEngine", "CairnGit", "CairnHTTP", "CairnManifests", "CairnCLI", "CairnRun", "CairnServe", "CairnStore", log,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -155,6 +173,14 @@ let package = Package(
             name: "CairnServeTests",
             dependencies: ["CairnServe", "CairnCore", "CairnManifests", "CairnRun", "CairnTestSupport",
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "CairnHTTPTests",
+            dependencies: ["CairnHTTP", "CairnCore", "CairnEngine", "CairnGit", "CairnStore", "CairnTestSupport", log,
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")] + controllerDependencies,
             swiftSettings: settings
         ),
         .testTarget(

@@ -80,7 +80,8 @@ struct EngineOptions: ParsableArguments {
     /// The engine; with `runs`, one that may start runs (the local executor, under those
     /// options) and deploy (with process targets only when `serveProcesses`: a process that
     /// stays); with `signer`, one that signs its proposal commits.
-    func makeEngine(logger: Logger, runs: RunOptions? = nil, serveProcesses: Bool = false, signer: SSHCommitSigner? = nil) throws -> Engine {
+    func makeEngine(logger: Logger, runs: RunOptions? = nil, serveProcesses: Bool = false, signer: SSHCommitSigner? = nil,
+                    metrics: EngineMetrics = EngineMetrics()) throws -> Engine {
         let deadline = try parseTimeout(fetchTimeout)
         let source: RepositorySource = isLocalPath(repo) ? .local(URL(fileURLWithPath: repo)) : .remote(repo)
         var store: Store?
@@ -107,7 +108,7 @@ struct EngineOptions: ParsableArguments {
             return try Engine(source: source, stateDirectory: stateDirectory, configuration: configuration,
                               controllers: try Controllers.registry(), execution: execution, deployer: deployer, store: store,
                               trust: trustOptions.trust, signer: signer, push: push,
-                              logger: logger) { url, mirror in
+                              logger: logger, metrics: metrics) { url, mirror in
                 try await RemoteFetcher.fetch(url: url, into: mirror, timeout: deadline)
             }
         } catch let error as GitError where error.code == .notFound {

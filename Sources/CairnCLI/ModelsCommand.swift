@@ -73,9 +73,8 @@ extension Cairn {
             func run() async throws {
                 let store = try location.openStore()
                 guard let name else {
-                    let models = try store.registeredModels()
-                    let rows = ModelText.summaries(models, stages: try ModelText.stages(in: store))
-                    if format == .json { print(rows.jsonText()); return }
+                    if format == .json { print(try ModelText.registryJSON(store)); return }
+                    let rows = ModelText.summaries(try store.registeredModels(), stages: try ModelText.stages(in: store))
                     if rows.isEmpty { print("no model has a registered version yet; a TrainingSchedule registers one when it trains"); return }
                     print(table(header: ["MODEL", "LATEST", "VERSIONS", "GATE", "STAGES", "REGISTERED"], rows: rows.map { row in
                         [row.model, "\(row.latest)", "\(row.versions)", row.latestGate,
@@ -88,12 +87,15 @@ extension Cairn {
                 if let at, let instant = StageText.instant(at) {
                     return try StageText.stages(of: name, at: instant, in: store, format: format)
                 }
+                let noVersion = CairnExit.invalid("error: model \(name) has no registered version; `cairn models` lists those that do")
+                if format == .json {
+                    guard let text = try ModelText.versionsJSON(of: name, limit: limit, in: store) else { throw noVersion }
+                    print(text)
+                    return
+                }
                 let stages = try store.stageMap(of: name)
                 let versions = try store.versions(of: name, limit: limit)
-                guard !versions.isEmpty else {
-                    throw CairnExit.invalid("error: model \(name) has no registered version; `cairn models` lists those that do")
-                }
-                if format == .json { print(versions.jsonText()); return }
+                guard !versions.isEmpty else { throw noVersion }
                 print(ModelText.versionTable(versions, stages: stages.versions))
             }
         }
@@ -166,6 +168,18 @@ extension Cairn {
 /// How the registry commands find versions and speak of them.
 enum ModelText {
     /// `churn@3` → ("churn", 3).
+    /// `cairn models --format json`, and what `GET /api/v1/models` answers.
+    static func registryJSON(_ store: Store) throws -> String {
+        summaries(try store.registeredModels(), stages: try stages(in: store)).jsonText()
+    }
+
+    /// `cairn models NAME --format json` (the newest `limit` versions), and what
+    /// `GET /api/v1/models/NAME` answers; nil when the model has no version.
+    static func versionsJSON(of name: String, limit: Int, in store: Store) throws -> String? {
+        let versions = try store.versions(of: name, limit: limit)
+        return versions.isEmpty ? nil : versions.jsonText()
+    }
+
     static func parse(_ text: String) -> (model: String, version: Int)? {
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, let number = Int(parts[1]), number > 0 else { return nil }

@@ -2,6 +2,7 @@ import ArgumentParser
 import CairnCore
 import CairnEngine
 import CairnGit
+import CairnHTTP
 import CairnManifests
 import Foundation
 import Logging
@@ -23,6 +24,13 @@ extension Cairn {
             (exponentially, with jitter) and keeps its last known state. `cairn reconcile Kind/name` \
             wakes it ahead of the interval. SIGTERM or SIGINT stops it after the pass in flight.
 
+            With --listen, it serves HTTP (127.0.0.1 unless told otherwise): /healthz, /readyz \
+            (200 once a pass has completed), /metrics for Prometheus, GET /api/v1/status[/Kind/name] \
+            and /api/v1/models[/NAME] (the JSON of `cairn status` and `cairn models --format json`), \
+            and POST /api/v1/webhooks/{github,gitlab,gitea,generic}: a push to the tracked branch, \
+            verified with the secret from --webhook-secret-file or CAIRN_WEBHOOK_SECRET, starts a \
+            pass at once. Docs/operations.md shows how to register the webhook and scrape the metrics.
+
             One daemon per state directory: a second one exits, naming the first one's pid.
             Logs go to standard error, one line each, with cairn.object and cairn.commit.
 
@@ -31,6 +39,7 @@ extension Cairn {
               cairn run --interval 10s
               cairn run --verify-commits head --allowed-signers ~/.config/cairn/allowed_signers
               cairn run --signing-key ~/.config/cairn/signing_ed25519   # rollback proposals signed, as git -S does
+              cairn run --listen 127.0.0.1:9464 --webhook-secret-file /run/secrets/cairn-webhook
               CAIRN_GIT_PASSWORD_FILE=/run/secrets/token cairn run --repo https://git.example.com/ml/churn.git --push   # your own URL
             """)
 
@@ -39,6 +48,8 @@ extension Cairn {
         @OptionGroup var runOptions: RunOptions
 
         @OptionGroup var signing: SigningOptions
+
+        @OptionGroup var http: HTTPOptions
 
         @Option(help: "How often to look at the branch, such as 30s.")
         var interval: String = "30s"
@@ -68,18 +79,27 @@ extension Cairn {
             } catch {
                 throw CairnExit.unreadable(error.description)
             }
-            let engine = try options.makeEngine(logger: logger, runs: runOptions, serveProcesses: true, signer: signer)
+            let metrics = DaemonMetrics()
+            let engine = try options.makeEngine(logger: logger, runs: runOptions, serveProcesses: true, signer: signer,
+                                                metrics: metrics.engine)
+            let server = try http.server(engine: engine, triggers: triggers, metrics: metrics, logger: logger)
             let milliseconds = (try? ManifestDuration(parsing: interval))?.milliseconds ?? 30_000
             let period = Duration.milliseconds(milliseconds)
             let pushes = engine.pushes ? Triggers() : nil
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+            // Stopped last: health and status answer while the last pass finishes.
+            if let server { services.append(.init(service: server.service, serviceName: "http")) }
             if let pushes {
                 services.append(.init(service: StatusPushService(engine: engine, pushes: pushes, logger: logger), serviceName: "pusher"))
             }
             // Shut down in reverse order: no more ticks or requests, then the pass in flight
             // ends, then the last push.
             services += [
-                .init(service: EngineService(engine: engine, triggers: triggers, interval: period, logger: logger, pushes: pushes),
+                // With --listen, the first pass waits until the port is bound: one in use stops the
+                // daemon before it does anything.
+                .init(service: EngineService(engine: engine, triggers: triggers, interval: period, logger: logger, pushes: pushes,
+                                             startAfter: { _ = try await server?.listening() },
+                                             onPass: { outcome in server?.passEnded(outcome) }),
                       serviceName: "engine"),
                 .init(service: requests, serviceName: "requests"),
                 .init(service: RunCompletionService(engine: engine, triggers: triggers), serviceName: "runs"),
@@ -91,7 +111,11 @@ extension Cairn {
                 logger: logger.withLevel(.warning)))
             logger.info("starting", metadata: ["cairn.state": "\(options.stateDirectory.path)", "cairn.interval": "\(interval)",
                                               "cairn.pid": "\(getpid())"])
-            try await group.run()
+            do {
+                try await group.run()
+            } catch let failure as ListenFailure {
+                throw CairnExit.unreadable(failure.description)
+            }
             logger.info("stopped")
             withExtendedLifetime(lock) {}
         }

@@ -43,15 +43,10 @@ struct RunOptions: ParsableArguments {
         _ = try logLimitBytes()
     }
 
-    /// `--log-limit` in bytes: a number with an optional KiB, MiB or GiB (or k, M, G).
+    /// `--log-limit` in bytes.
     func logLimitBytes() throws -> Int {
-        let units: [(String, Int)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20), ("k", 1 << 10),
-                                      ("K", 1 << 10), ("B", 1)]
-        for (suffix, factor) in units where logLimit.hasSuffix(suffix) {
-            if let value = Int(logLimit.dropLast(suffix.count)), value > 0 { return value * factor }
-        }
-        if let value = Int(logLimit), value > 0 { return value }
-        throw ValidationError("--log-limit \(logLimit) is not a size such as 64MiB or 512KiB")
+        guard let bytes = byteSize(logLimit) else { throw ValidationError("--log-limit \(logLimit) is not a size such as 64MiB or 512KiB") }
+        return bytes
     }
 
     var policy: ExecutionPolicy {
@@ -59,6 +54,17 @@ struct RunOptions: ParsableArguments {
                         dataRoots: dataRoot.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
                         maxRuns: maxRuns ?? ProcessInfo.processInfo.activeProcessorCount)
     }
+}
+
+/// A size as options give it: a positive number with an optional KiB, MiB or GiB (or k, M, G, B).
+func byteSize(_ text: String) -> Int? {
+    let units: [(String, Int)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20), ("k", 1 << 10),
+                                  ("K", 1 << 10), ("B", 1)]
+    for (suffix, factor) in units where text.hasSuffix(suffix) {
+        if let value = Int(text.dropLast(suffix.count)), value > 0, value <= Int.max / factor { return value * factor }
+    }
+    if let value = Int(text), value > 0 { return value }
+    return nil
 }
 
 extension RunOptions {

@@ -84,6 +84,7 @@ extension Cairn {
                 if objects.isEmpty { throw CairnExit.invalid("\(object) is not known; `cairn status` lists the objects") }
             }
             if format == .json {
+                // As the status API answers: StatusJSON.all and StatusJSON.one give the same text.
                 print(objects.jsonText())
             } else {
                 let rows = objects.map { [$0.ref.description, $0.ready.rawValue, $0.reason, String($0.observedCommit.prefix(12)), $0.primaryMessage] }

@@ -35,6 +35,8 @@ public actor Engine {
     public nonisolated let execution: Execution?
     /// Where ModelDeployments serve, when this process deploys.
     public nonisolated let deployer: (any Deployer)?
+    /// What the engine and the daemon's services count.
+    public nonisolated let metrics: EngineMetrics
     /// Whether the runs a previous process left unfinished have been taken back.
     private var recovered = false
     /// One wake per run that ended (the newest kept), after its object was queued: what the
@@ -57,7 +59,7 @@ public actor Engine {
     /// engine opens its own in `stateDirectory`.
     public init(source: RepositorySource, stateDirectory: URL, configuration: ReconcilerConfiguration, controllers: ControllerRegistry,
                 execution: Execution? = nil, deployer: (any Deployer)? = nil, store existing: Store? = nil, trust: CommitTrust = .off,
-                signer: SSHCommitSigner? = nil, push: Bool, logger: Logger,
+                signer: SSHCommitSigner? = nil, push: Bool, logger: Logger, metrics: EngineMetrics = EngineMetrics(),
                 now: @escaping @Sendable () -> Date = Date.init, fetch: @escaping Fetcher) throws {
         var configuration = configuration
         if case .remote = source { configuration.remoteTracking = true }
@@ -69,6 +71,8 @@ public actor Engine {
         pushConfigured = push
         self.execution = execution
         self.deployer = deployer
+        self.metrics = metrics
+        metrics.prime()
         (runEndings, runEnded) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         // The repository first: a path that is no repository leaves no state directory behind.
         switch source {
@@ -110,7 +114,12 @@ public actor Engine {
 
     private func reconcile(push: Bool) async throws -> PassOutcome {
         if case .remote(let url) = source, let mirror {
-            try await fetch(url, mirror)
+            do {
+                try await fetch(url, mirror)
+            } catch {
+                metrics.fetchFailed()
+                throw error
+            }
         }
         if try store.hasRequests() {
             for ref in try store.takeRequests() { reconciler.request(ref) }
@@ -123,7 +132,7 @@ public actor Engine {
         var outcome = try await reconciler.pass(at: commit)
         outcome.refused = refusal
         if outcome.ran || refusal != nil { try writer.drain() }
-        if push { try await pusher?.push() }
+        if push { try await pushCounted() }
         return outcome
     }
 
@@ -182,7 +191,10 @@ public actor Engine {
     /// A run ended (and its executor recorded it): its object is looked at on the next pass.
     private nonisolated func queueObject(of handle: JobHandle) {
         do {
-            if let run = try store.run(id: handle.runID) { try store.request(run.object) }
+            if let run = try store.run(id: handle.runID) {
+                try store.request(run.object)
+                metrics.runFinished(run)
+            }
         } catch {
             logger.error("could not queue the object of a finished run; the next pass that evaluates it sees the run",
                          metadata: ["cairn.run": "\(handle.runID)", "cairn.error": "\(error)"])
@@ -294,7 +306,16 @@ public actor Engine {
     /// Pushes the status branch and notes (rebuilding on the remote's tip when it moved). Never
     /// while a pass runs: the two share the mirror and the status ref.
     public func pushStatus() async throws {
-        try await exclusively { try await pusher?.push() }
+        try await exclusively { try await pushCounted() }
+    }
+
+    private func pushCounted() async throws {
+        do {
+            try await pusher?.push()
+        } catch {
+            metrics.pushFailed()
+            throw error
+        }
     }
 
     /// Runs `body` when no other pass or push is under way, in arrival order.

@@ -45,15 +45,24 @@ public struct EngineService: Service {
     /// of webhooks sent over a few milliseconds then costs one pass (and one more for the
     /// trigger that arrives during it), not one per gap the loop happens to find.
     let coalescing: Duration
+    /// Awaited before the first pass: what must be up first (the HTTP listener, so that a
+    /// port in use stops the daemon before it does anything). A throw ends the service.
+    let startAfter: @Sendable () async throws -> Void
+    /// Told as each pass starts, with what started it.
+    let onPassStart: @Sendable (Trigger) -> Void
 
     public init(engine: Engine, triggers: Triggers, interval: Duration, logger: Logger, pushes: Triggers? = nil,
-                coalescing: Duration = .milliseconds(10), onPass: @escaping @Sendable (PassOutcome?) -> Void = { _ in }) {
+                coalescing: Duration = .milliseconds(10), startAfter: @escaping @Sendable () async throws -> Void = {},
+                onPassStart: @escaping @Sendable (Trigger) -> Void = { _ in },
+                onPass: @escaping @Sendable (PassOutcome?) -> Void = { _ in }) {
         self.engine = engine
         self.triggers = triggers
         self.interval = interval
         self.logger = logger
         self.pushes = pushes
         self.coalescing = coalescing
+        self.startAfter = startAfter
+        self.onPassStart = onPassStart
         self.onPass = onPass
     }
 
@@ -63,6 +72,7 @@ public struct EngineService: Service {
         var retryAt = Date.distantPast
         var timer: Task<Void, Never>?
         defer { timer?.cancel() }
+        try await startAfter()
         // The services (and the group's SIGTERM/SIGINT handlers) are up: from here a signal stops cleanly.
         logger.info("started")
         triggers.send(.start)
@@ -72,8 +82,13 @@ public struct EngineService: Service {
             timer?.cancel()
             if trigger != .start { try? await Task.sleep(for: coalescing) }
             var next: Date?
+            onPassStart(trigger)
+            let started = ContinuousClock.now
             do {
                 let outcome = try await engine.reconcileOnce(push: pushes == nil)
+                engine.metrics.pass(trigger: trigger.rawValue, result: outcome.ran ? "ran" : "idle",
+                                    duration: outcome.ran ? ContinuousClock.now - started : nil)
+                if outcome.ran { engine.metrics.objects(outcome) }
                 if failures > 0 { logger.notice("recovered", metadata: ["cairn.commit": "\(outcome.commit.short)"]) }
                 failures = 0
                 retryAt = .distantPast
@@ -87,6 +102,7 @@ public struct EngineService: Service {
                 if outcome.ran { pushes?.send(trigger) }
                 onPass(outcome)
             } catch {
+                engine.metrics.pass(trigger: trigger.rawValue, result: "failed", duration: ContinuousClock.now - started)
                 failures += 1
                 let period = interval.seconds
                 let wait = Backoff(base: min(period, 2), maximum: max(period, 300)).delay(afterFailures: failures)
@@ -174,7 +190,7 @@ public struct RunCompletionService: Service {
     }
 }
 
-/// Says when to look at the branch: every interval. (A webhook will add pushes as they happen.)
+/// Says when to look at the branch: every interval. (A webhook adds pushes as they happen.)
 /// An unchanged tip costs the engine one ref read, so a tick is cheap.
 public struct WatcherService: Service {
     let interval: Duration

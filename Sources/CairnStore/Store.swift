@@ -315,6 +315,11 @@ public final class Store: RunRecords, Sendable {
         try pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM request)") ?? false }
     }
 
+    /// How many objects are asked for and wait for a pass: the engine's queue.
+    public func requestCount() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM request") ?? 0 }
+    }
+
     /// Takes (and removes) the pending reconcile requests.
     public func takeRequests() throws -> [ObjectRef] {
         try pool.write { db in

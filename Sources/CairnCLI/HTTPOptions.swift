@@ -1,0 +1,103 @@
+import ArgumentParser
+import CairnCore
+import CairnEngine
+import CairnHTTP
+import CairnManifests
+import CairnStore
+import Foundation
+import Logging
+
+/// `cairn run`'s HTTP face: where it listens and how webhooks prove themselves.
+struct HTTPOptions: ParsableArguments {
+    static let secretVariable = "CAIRN_WEBHOOK_SECRET"
+
+    @Option(help: ArgumentHelp("""
+        Serve HTTP on ADDR:PORT: /healthz, /readyz, /metrics (Prometheus), /api/v1/status, /api/v1/models and \
+        the webhook receivers. A bare port listens on 127.0.0.1; 0 picks a free port (logged). Default: no HTTP.
+        """, valueName: "addr:port"))
+    var listen: String?
+
+    @Option(help: ArgumentHelp("""
+        A file holding the secret webhooks are signed with (GitHub, Gitea and generic HMAC) or carry (GitLab's token); \
+        or set CAIRN_WEBHOOK_SECRET. Without either, the webhook receivers answer 404.
+        """, valueName: "path"))
+    var webhookSecretFile: String?
+
+    @Option(help: ArgumentHelp("The most a webhook's body may hold, such as 1MiB; a larger one gets 413.", valueName: "size"))
+    var webhookMaxBody: String = "1MiB"
+
+    func validate() throws {
+        if let listen, ListenAddress(parsing: listen) == nil {
+            throw ValidationError("--listen \(listen) is not ADDR:PORT (such as 127.0.0.1:8080, 8080, or [::1]:8080)")
+        }
+        if webhookSecretFile != nil, listen == nil {
+            throw ValidationError("--webhook-secret-file needs --listen: webhooks arrive over HTTP")
+        }
+        if byteSize(webhookMaxBody) == nil {
+            throw ValidationError("--webhook-max-body \(webhookMaxBody) is not a size such as 1MiB or 256KiB")
+        }
+    }
+
+    /// The webhook secret from `--webhook-secret-file` or the environment (then removed from
+    /// it, so that nothing this process starts inherits it); nil when neither gives one.
+    func webhookSecret(logger: Logger) throws -> [UInt8]? {
+        let variable = ProcessInfo.processInfo.environment[Self.secretVariable]
+        unsetenv(Self.secretVariable)
+        guard let path = webhookSecretFile else {
+            guard let variable else { return nil }
+            let secret = variable.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !secret.isEmpty else { throw CairnExit.usage("\(Self.secretVariable) is empty") }
+            return Array(secret.utf8)
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CairnExit.unreadable("cannot read --webhook-secret-file \(path)")
+        }
+        guard data.count <= 4096, let text = String(data: data, encoding: .utf8) else {
+            throw CairnExit.usage("--webhook-secret-file \(path) does not hold a secret (UTF-8 text, at most 4 KiB)")
+        }
+        // A trailing newline, as editors and `echo` leave, is not part of the secret.
+        let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !secret.isEmpty else { throw CairnExit.usage("--webhook-secret-file \(path) is empty") }
+        if let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int, mode & 0o077 != 0 {
+            logger.warning("the webhook secret file can be read by other users; chmod 600 it",
+                           metadata: ["cairn.file": "\(path)", "cairn.mode": "\(String(mode, radix: 8))"])
+        }
+        if variable != nil { logger.notice("--webhook-secret-file given: \(Self.secretVariable) is not used") }
+        return Array(secret.utf8)
+    }
+
+    /// The server, when `--listen` asks for one.
+    func server(engine: Engine, triggers: Triggers, metrics: DaemonMetrics, logger: Logger) throws -> APIServer? {
+        guard let listen, let address = ListenAddress(parsing: listen) else { return nil }
+        let secret = try webhookSecret(logger: logger)
+        if !address.isLoopback {
+            logger.notice("the HTTP face listens beyond this machine; status and metrics need no credentials to read",
+                          metadata: ["cairn.http": "\(address)"])
+        }
+        let configuration = APIConfiguration(address: address, webhookSecret: secret, webhookBodyLimit: byteSize(webhookMaxBody) ?? 1 << 20,
+                                             branch: engine.configuration.branch)
+        return APIServer(configuration: configuration, engine: engine, triggers: triggers, content: .reading(engine.store),
+                         metrics: metrics, logger: logger)
+    }
+}
+
+extension APIContent {
+    /// The JSON `cairn status` and `cairn models` print with `--format json`, read from `store`.
+    static func reading(_ store: Store) -> APIContent {
+        APIContent(
+            status: { try StatusJSON.all(store) },
+            object: { ref in try StatusJSON.one(ref, in: store) },
+            models: { try ModelText.registryJSON(store) },
+            model: { name, limit in try ModelText.versionsJSON(of: name, limit: limit, in: store) })
+    }
+}
+
+/// What `cairn status --format json` prints, and the status API answers.
+enum StatusJSON {
+    static func all(_ store: Store) throws -> String { try store.objects().jsonText() }
+
+    /// One object's, as a list of one (as `cairn status Kind/name --format json`); nil when not known.
+    static func one(_ ref: ObjectRef, in store: Store) throws -> String? {
+        try store.object(ref).map { [$0].jsonText() }
+    }
+}

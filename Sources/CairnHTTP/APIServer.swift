@@ -1,0 +1,213 @@
+import CairnCore
+public import CairnEngine
+public import CairnManifests
+import Foundation
+import Hummingbird
+public import Logging
+import NIOCore
+public import ServiceLifecycle
+import Synchronization
+
+/// What the status API answers with: the same text the CLI prints with `--format json`,
+/// made by the CLI's own code (the composition root passes it in), so the two cannot drift.
+public struct APIContent: Sendable {
+    /// Every object's status: `cairn status --format json`.
+    public var status: @Sendable () throws -> String
+    /// One object's: `cairn status Kind/name --format json`; nil when the object is not known.
+    public var object: @Sendable (ObjectRef) throws -> String?
+    /// The registry: `cairn models --format json`.
+    public var models: @Sendable () throws -> String
+    /// One model's newest `limit` versions: `cairn models NAME --format json`; nil when it has none.
+    public var model: @Sendable (_ name: String, _ limit: Int) throws -> String?
+
+    public init(status: @escaping @Sendable () throws -> String, object: @escaping @Sendable (ObjectRef) throws -> String?,
+                models: @escaping @Sendable () throws -> String, model: @escaping @Sendable (String, Int) throws -> String?) {
+        self.status = status
+        self.object = object
+        self.models = models
+        self.model = model
+    }
+}
+
+public struct APIConfiguration: Sendable {
+    public var address: ListenAddress
+    /// The shared secret webhooks prove they know; nil: the webhook endpoints answer 404.
+    public var webhookSecret: [UInt8]?
+    /// The most a webhook's body may hold (GitHub caps its own at 25 MB; a push is far less).
+    public var webhookBodyLimit: Int
+    /// The branch Cairn tracks: a push to it triggers a pass.
+    public var branch: String
+
+    public init(address: ListenAddress, webhookSecret: [UInt8]? = nil, webhookBodyLimit: Int = 1 << 20, branch: String) {
+        self.address = address
+        self.webhookSecret = webhookSecret
+        self.webhookBodyLimit = webhookBodyLimit
+        self.branch = branch
+    }
+}
+
+/// The daemon's HTTP face. `service` goes into the daemon's service group; `passEnded` is
+/// told of every pass (readiness, and the cached status body); `listening()` returns the port
+/// once bound, or throws `ListenFailure`, which the engine waits for before its first pass.
+public final class APIServer: Sendable {
+    public let configuration: APIConfiguration
+    let engine: Engine
+    let triggers: Triggers
+    let content: APIContent
+    let metrics: DaemonMetrics
+    let logger: Logger
+    let verifier: WebhookVerifier?
+    let state = Mutex(State())
+
+    struct State {
+        /// Passes that ended, and whether one has succeeded (readiness).
+        var passes = 0
+        var failedPasses = 0
+        var ready = false
+        /// Bumped after each pass that may have changed a status; the cached body is for one generation.
+        var generation = 0
+        var statusBody: (generation: Int, body: ByteBuffer)?
+        var listening: Result<Int, ListenFailure>?
+        var waiters: [CheckedContinuation<Int, any Error>] = []
+        /// Rejected webhooks are logged at most every 10 s, with how many were not logged.
+        var lastRejectionLog: ContinuousClock.Instant?
+        var unloggedRejections = 0
+    }
+
+    public init(configuration: APIConfiguration, engine: Engine, triggers: Triggers, content: APIContent, metrics: DaemonMetrics,
+                logger: Logger) {
+        self.configuration = configuration
+        self.engine = engine
+        self.triggers = triggers
+        self.content = content
+        self.metrics = metrics
+        self.logger = logger
+        verifier = configuration.webhookSecret.map { WebhookVerifier(secret: $0, branch: configuration.branch) }
+    }
+
+    /// The service to run in the daemon's group: stops gracefully (no new connections, the
+    /// requests in flight answered) when the group shuts down.
+    public var service: some Service { APIService(server: self) }
+
+    /// The port it listens on, once it does; throws `ListenFailure` when it cannot.
+    public func listening() async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            let known: Result<Int, ListenFailure>? = state.withLock { state in
+                if state.listening == nil { state.waiters.append(continuation) }
+                return state.listening
+            }
+            if let known { continuation.resume(with: known.mapError { $0 }) }
+        }
+    }
+
+    func bound(_ result: Result<Int, ListenFailure>) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Int, any Error>] in
+            guard state.listening == nil else { return [] }
+            state.listening = result
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(with: result.mapError { $0 }) }
+    }
+
+    /// Tell it of every pass (nil: the pass failed).
+    public func passEnded(_ outcome: PassOutcome?) {
+        state.withLock { state in
+            state.passes += 1
+            if outcome == nil { state.failedPasses += 1 } else { state.ready = true }
+            if outcome?.ran != false { state.generation += 1 }
+        }
+    }
+
+    /// The status of every object, as JSON: encoded once per pass that changed something,
+    /// since a daemon with 10,000 objects is scraped far more often than it changes.
+    func statusBody() throws -> ByteBuffer {
+        let generation = state.withLock { $0.generation }
+        if let cached = state.withLock({ $0.statusBody }), cached.generation == generation { return cached.body }
+        let body = ByteBuffer(string: try content.status())
+        state.withLock { state in
+            if state.generation == generation { state.statusBody = (generation, body) }
+        }
+        return body
+    }
+
+    /// Logs a rejected webhook, at most once per 10 s (a flood of forged ones is one line a
+    /// while, with their count), never with the body or the signature.
+    func logRejection(_ provider: WebhookProvider, _ result: String, _ reason: String) {
+        let now = ContinuousClock.now
+        let skipped: Int? = state.withLock { state in
+            if let last = state.lastRejectionLog, now - last < .seconds(10) {
+                state.unloggedRejections += 1
+                return nil
+            }
+            state.lastRejectionLog = now
+            defer { state.unloggedRejections = 0 }
+            return state.unloggedRejections
+        }
+        guard let skipped else { return }
+        logger.warning("webhook refused", metadata: [
+            "cairn.webhook": "\(provider.rawValue)", "cairn.result": "\(result)", "cairn.reason": "\(reason)",
+            "cairn.notLogged": "\(skipped)"])
+    }
+}
+
+/// Why the daemon could not listen where it was told to.
+public struct ListenFailure: Error, CustomStringConvertible {
+    public let address: ListenAddress
+    let underlying: String
+    let inUse: Bool
+
+    init(address: ListenAddress, error: (any Error)?) {
+        self.address = address
+        if let error = error as? IOError {
+            inUse = error.errnoCode == EADDRINUSE
+            underlying = String(cString: strerror(error.errnoCode))
+        } else {
+            underlying = error.map { "\($0)" } ?? "the server stopped before it listened"
+            inUse = underlying.contains("in use")
+        }
+    }
+
+    public var description: String {
+        inUse ? "cannot listen on \(address): the address is already in use (another cairn run, or another server?); "
+            + "give --listen another port, or stop what holds it"
+            : "cannot listen on \(address): \(underlying)"
+    }
+}
+
+/// Runs the Hummingbird application and reports how binding went.
+struct APIService: Service {
+    let server: APIServer
+
+    func run() async throws {
+        let address = server.configuration.address
+        let application = Application(
+            router: server.router(),
+            configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "cairn"),
+            onServerRunning: { [server] channel in
+                let port = channel.localAddress?.port ?? address.port
+                server.logger.info("listening", metadata: ["cairn.http": "\(ListenAddress(host: address.host, port: port))"])
+                server.bound(.success(port))
+            },
+            // Hummingbird's own lines (a request it could not parse, say) at warning and above.
+            logger: server.logger.withLevel(.warning))
+        do {
+            try await application.run()
+        } catch {
+            // Bound before: not a listening problem, and the engine is not waiting on it.
+            if server.state.withLock({ $0.listening }) != nil { throw error }
+            let failure = ListenFailure(address: address, error: error)
+            server.bound(.failure(failure))
+            throw failure
+        }
+        server.bound(.failure(ListenFailure(address: address, error: nil)))
+    }
+}
+
+extension Logger {
+    func withLevel(_ level: Logger.Level) -> Logger {
+        var copy = self
+        copy.logLevel = max(level, logLevel)
+        return copy
+    }
+}
