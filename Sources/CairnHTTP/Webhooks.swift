@@ -138,7 +138,7 @@ public struct WebhookVerifier: Sendable {
         do {
             object = try JSONSerialization.jsonObject(with: Data(body))
         } catch {
-            throw BodyProblem(message: "the body is not JSON")
+            throw BodyProblem(message: "the body is not JSON (register the webhook with content type application/json)")
         }
         guard let fields = object as? [String: Any] else { throw BodyProblem(message: "the body is not a JSON object") }
         guard let ref = fields["ref"] else {

@@ -22,7 +22,7 @@ import Testing
         let verdict = verifier().verdict(.github, headers: ["x-hub-signature-256": "sha256=" + expected, "x-github-event": "push"],
                                          body: Data("Hello, World!".utf8))
         // Signed right, but not a push body: refused after the signature, as malformed.
-        #expect(verdict == .malformed("the body is not JSON"))
+        #expect(verdict == .malformed("the body is not JSON (register the webhook with content type application/json)"))
     }
 
     @Test func signedPushesTrigger() {
@@ -112,7 +112,7 @@ import Testing
     @Test func malformedBodiesAfterAGoodSignature() {
         let v = verifier()
         for (body, problem) in [("[1]", "the body is not a JSON object"), (#"{"after":"x"}"#, "the body has no \"ref\""),
-                                (#"{"ref":7}"#, "\"ref\" is not a string"), ("{", "the body is not JSON")] {
+                                (#"{"ref":7}"#, "\"ref\" is not a string"), ("{", "the body is not JSON (register the webhook with content type application/json)")] {
             #expect(v.verdict(.github, headers: ["x-hub-signature-256": "sha256=" + Self.signature(body), "x-github-event": "push"],
                               body: Data(body.utf8)) == .malformed(problem))
         }
