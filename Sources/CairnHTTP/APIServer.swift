@@ -3,6 +3,7 @@ public import CairnEngine
 public import CairnManifests
 import Foundation
 import Hummingbird
+import HummingbirdCore
 public import Logging
 import NIOCore
 public import ServiceLifecycle
@@ -183,7 +184,12 @@ struct APIService: Service {
         let address = server.configuration.address
         let application = Application(
             router: server.router(),
-            configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "cairn"),
+            // An idle keep-alive connection is closed after a minute, and at most 256 are open at
+            // once (more wait in the kernel's backlog): whoever can reach the port cannot use up
+            // the file descriptors the daemon's runs and git need.
+            server: .http1(configuration: .init(idleTimeout: .seconds(60))),
+            configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "cairn",
+                                                    availableConnectionsDelegate: MaximumAvailableConnections(256)),
             onServerRunning: { [server] channel in
                 let port = channel.localAddress?.port ?? address.port
                 server.logger.info("listening", metadata: ["cairn.http": "\(ListenAddress(host: address.host, port: port))"])
