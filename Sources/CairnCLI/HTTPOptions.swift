@@ -38,20 +38,27 @@ struct HTTPOptions: ParsableArguments {
         }
     }
 
-    /// The webhook secret from `--webhook-secret-file` or the environment (then removed from
-    /// it, so that nothing this process starts inherits it); nil when neither gives one.
+    /// The webhook secret from `--webhook-secret-file` or the environment, which loses it
+    /// (so that nothing this process starts inherits it: call this before anything captures
+    /// the environment); nil when neither gives one, or without `--listen`.
     func webhookSecret(logger: Logger) throws -> [UInt8]? {
         let variable = ProcessInfo.processInfo.environment[Self.secretVariable]
         unsetenv(Self.secretVariable)
+        guard listen != nil else {
+            if variable != nil { logger.warning("\(Self.secretVariable) is set but cairn run has no --listen: no webhook can arrive") }
+            return nil
+        }
         guard let path = webhookSecretFile else {
             guard let variable else { return nil }
             let secret = variable.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !secret.isEmpty else { throw CairnExit.usage("\(Self.secretVariable) is empty") }
             return Array(secret.utf8)
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
+        // Read no more than a secret can hold: a path such as /dev/zero costs 4 KiB, not memory without end.
+        guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.read(upToCount: 4097) ?? Data() else {
             throw CairnExit.unreadable("cannot read --webhook-secret-file \(path)")
         }
+        try? handle.close()
         guard data.count <= 4096, let text = String(data: data, encoding: .utf8) else {
             throw CairnExit.usage("--webhook-secret-file \(path) does not hold a secret (UTF-8 text, at most 4 KiB)")
         }
@@ -67,9 +74,8 @@ struct HTTPOptions: ParsableArguments {
     }
 
     /// The server, when `--listen` asks for one.
-    func server(engine: Engine, triggers: Triggers, metrics: DaemonMetrics, logger: Logger) throws -> APIServer? {
+    func server(engine: Engine, triggers: Triggers, metrics: DaemonMetrics, secret: [UInt8]?, logger: Logger) -> APIServer? {
         guard let listen, let address = ListenAddress(parsing: listen) else { return nil }
-        let secret = try webhookSecret(logger: logger)
         if !address.isLoopback {
             logger.notice("the HTTP face listens beyond this machine; status and metrics need no credentials to read",
                           metadata: ["cairn.http": "\(address)"])
@@ -89,15 +95,5 @@ extension APIContent {
             object: { ref in try StatusJSON.one(ref, in: store) },
             models: { try ModelText.registryJSON(store) },
             model: { name, limit in try ModelText.versionsJSON(of: name, limit: limit, in: store) })
-    }
-}
-
-/// What `cairn status --format json` prints, and the status API answers.
-enum StatusJSON {
-    static func all(_ store: Store) throws -> String { try store.objects().jsonText() }
-
-    /// One object's, as a list of one (as `cairn status Kind/name --format json`); nil when not known.
-    static func one(_ ref: ObjectRef, in store: Store) throws -> String? {
-        try store.object(ref).map { [$0].jsonText() }
     }
 }

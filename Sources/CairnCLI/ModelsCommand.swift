@@ -167,7 +167,6 @@ extension Cairn {
 
 /// How the registry commands find versions and speak of them.
 enum ModelText {
-    /// `churn@3` → ("churn", 3).
     /// `cairn models --format json`, and what `GET /api/v1/models` answers.
     static func registryJSON(_ store: Store) throws -> String {
         summaries(try store.registeredModels(), stages: try stages(in: store)).jsonText()
@@ -180,6 +179,7 @@ enum ModelText {
         return versions.isEmpty ? nil : versions.jsonText()
     }
 
+    /// `churn@3` → ("churn", 3).
     static func parse(_ text: String) -> (model: String, version: Int)? {
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, let number = Int(parts[1]), number > 0 else { return nil }

@@ -69,6 +69,8 @@ extension Cairn {
             var logger = Logger(label: "cairn")
             logger[metadataKey: "cairn.repo"] = "\(isLocalPath(options.repo) ? options.repo : redactedURL(options.repo))"
             let signer = try signing.signer()
+            // First, before the engine's executor takes a copy of the environment.
+            let webhookSecret = try http.webhookSecret(logger: logger)
             try FileManager.default.createDirectory(at: options.stateDirectory, withIntermediateDirectories: true)
             // Listening for requests before the lock publishes the pid that `cairn reconcile` signals.
             let triggers = Triggers()
@@ -82,7 +84,7 @@ extension Cairn {
             let metrics = DaemonMetrics()
             let engine = try options.makeEngine(logger: logger, runs: runOptions, serveProcesses: true, signer: signer,
                                                 metrics: metrics.engine)
-            let server = try http.server(engine: engine, triggers: triggers, metrics: metrics, logger: logger)
+            let server = http.server(engine: engine, triggers: triggers, metrics: metrics, secret: webhookSecret, logger: logger)
             let milliseconds = (try? ManifestDuration(parsing: interval))?.milliseconds ?? 30_000
             let period = Duration.milliseconds(milliseconds)
             let pushes = engine.pushes ? Triggers() : nil

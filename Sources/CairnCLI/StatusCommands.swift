@@ -84,8 +84,12 @@ extension Cairn {
                 if objects.isEmpty { throw CairnExit.invalid("\(object) is not known; `cairn status` lists the objects") }
             }
             if format == .json {
-                // As the status API answers: StatusJSON.all and StatusJSON.one give the same text.
-                print(objects.jsonText())
+                // The status API answers with the same functions.
+                if let object, let ref = ObjectRef(parsing: object) {
+                    print(try StatusJSON.one(ref, in: store) ?? "[]")
+                } else {
+                    print(try StatusJSON.all(store))
+                }
             } else {
                 let rows = objects.map { [$0.ref.description, $0.ready.rawValue, $0.reason, String($0.observedCommit.prefix(12)), $0.primaryMessage] }
                 print(table(header: ["OBJECT", "READY", "REASON", "COMMIT", "MESSAGE"], rows: rows))
@@ -187,4 +191,14 @@ func table(header: [String], rows: [[String]]) -> String {
             index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
         }.joined(separator: "  ")
     }.joined(separator: "\n")
+}
+
+/// What `cairn status --format json` prints, and the status API answers.
+enum StatusJSON {
+    static func all(_ store: Store) throws -> String { try store.objects().jsonText() }
+
+    /// One object's, as a list of one (as `cairn status Kind/name --format json`); nil when not known.
+    static func one(_ ref: ObjectRef, in store: Store) throws -> String? {
+        try store.object(ref).map { [$0].jsonText() }
+    }
 }

@@ -1,5 +1,6 @@
 public import Foundation
 public import CairnCore
+import Synchronization
 public import Logging
 public import ServiceLifecycle
 public import UnixSignals
@@ -11,18 +12,38 @@ public enum Trigger: String, Sendable {
 }
 
 /// The engine's inbox. Any part of the daemon may send; a burst collapses into one pending
-/// trigger (the stream keeps only the newest), so 10,000 webhooks cost a pass or two.
+/// trigger (the stream keeps only the newest), and each is numbered as it is sent, so the
+/// engine passes over one sent before its last pass started (that pass read the branch after
+/// it): 10,000 webhooks cost a pass or two.
 public struct Triggers: Sendable {
-    public let stream: AsyncStream<Trigger>
-    private let continuation: AsyncStream<Trigger>.Continuation
+    public struct Sent: Sendable {
+        public let trigger: Trigger
+        /// Counts up from 1 in the order triggers were sent.
+        public let number: UInt64
+    }
+
+    public let stream: AsyncStream<Sent>
+    private let continuation: AsyncStream<Sent>.Continuation
+    private let counter = Counter()
+
+    private final class Counter: Sendable {
+        let value = Mutex<UInt64>(0)
+    }
 
     public init() {
-        (stream, continuation) = AsyncStream.makeStream(of: Trigger.self, bufferingPolicy: .bufferingNewest(1))
+        (stream, continuation) = AsyncStream.makeStream(of: Sent.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     public func send(_ trigger: Trigger) {
-        continuation.yield(trigger)
+        // Numbered and yielded under one lock, so the stream's newest is the highest number.
+        counter.value.withLock { number in
+            number += 1
+            continuation.yield(Sent(trigger: trigger, number: number))
+        }
     }
+
+    /// The number of the last trigger sent.
+    public var latest: UInt64 { counter.value.withLock { $0 } }
 
     public func finish() {
         continuation.finish()
@@ -76,11 +97,16 @@ public struct EngineService: Service {
         // The services (and the group's SIGTERM/SIGINT handlers) are up: from here a signal stops cleanly.
         logger.info("started")
         triggers.send(.start)
-        for await trigger in triggers.stream.cancelOnGracefulShutdown() {
+        // Triggers sent before the last pass started: it looked after them.
+        var covered: UInt64 = 0
+        for await sent in triggers.stream.cancelOnGracefulShutdown() {
+            if sent.number <= covered { continue }
+            let trigger = sent.trigger
             // While a failing remote backs off, the watcher's ticks wait; anything else goes.
             if trigger == .interval, Date() < retryAt, (try? engine.store.hasRequests()) != true { continue }
             timer?.cancel()
             if trigger != .start { try? await Task.sleep(for: coalescing) }
+            covered = triggers.latest
             var next: Date?
             onPassStart(trigger)
             let started = ContinuousClock.now
@@ -88,7 +114,7 @@ public struct EngineService: Service {
                 let outcome = try await engine.reconcileOnce(push: pushes == nil)
                 engine.metrics.pass(trigger: trigger.rawValue, result: outcome.ran ? "ran" : "idle",
                                     duration: outcome.ran ? ContinuousClock.now - started : nil)
-                if outcome.ran { engine.metrics.objects(outcome) }
+                engine.metrics.objects(outcome)
                 if failures > 0 { logger.notice("recovered", metadata: ["cairn.commit": "\(outcome.commit.short)"]) }
                 failures = 0
                 retryAt = .distantPast

@@ -11,9 +11,10 @@ import Foundation
 /// - `cairn_passes_total{trigger, result}`: result `ran` (the tip or something due was
 ///   reconciled), `idle` (nothing to do: one ref read), `failed` (a fetch or a pass failed).
 /// - `cairn_pass_duration_seconds`: passes that ran or failed.
-/// - `cairn_last_successful_pass_timestamp_seconds`: Unix time of the last pass that did not fail.
+/// - `cairn_last_successful_pass_timestamp_seconds`: Unix time of the last pass that did not
+///   fail (the engine's start until one has).
 /// - `cairn_objects{condition}`: `ready`, `stalled`, `not_ready` (on its way, or rolled
-///   back), `not_implemented`; set after each pass that ran.
+///   back), `not_implemented`; set after each pass that did not fail.
 /// - `cairn_unreadable_manifest_files`.
 /// - `cairn_runs_finished_total{kind, name, result}`: result as the run ended
 ///   (`succeeded`, `failed`, `cancelled`, `interrupted`).
@@ -32,6 +33,8 @@ public struct EngineMetrics: Sendable {
     func prime() {
         Counter(label: "cairn_git_fetch_errors_total", factory: factory).increment(by: 0)
         Counter(label: "cairn_git_push_errors_total", factory: factory).increment(by: 0)
+        // A daemon whose first pass never succeeds is not reconciling from its start.
+        Gauge(label: "cairn_last_successful_pass_timestamp_seconds", factory: factory).record(Date().timeIntervalSince1970)
     }
 
     func pass(trigger: String, result: String, duration: Duration?) {

@@ -77,6 +77,17 @@ extension APIServer {
             metrics.webhook(provider, result: "disabled")
             return Self.error(.notFound, "webhooks are off; start cairn run with --webhook-secret-file PATH or CAIRN_WEBHOOK_SECRET")
         }
+        var headers: [String: String] = [:]
+        for field in request.headers where headers[field.name.canonicalName] == nil {
+            headers[field.name.canonicalName] = field.value
+        }
+        // What can be refused from the headers is refused before the body is read: a sender
+        // that does not even claim to know the secret costs nothing more.
+        if let problem = verifier.headerProblem(provider, headers: headers) {
+            metrics.webhook(provider, result: "unauthorized")
+            logRejection(provider, "unauthorized", problem)
+            return Self.error(.unauthorized, problem)
+        }
         let limit = configuration.webhookBodyLimit
         let tooLarge = { [self] () -> Response in
             metrics.webhook(provider, result: "too_large")
@@ -85,14 +96,16 @@ extension APIServer {
         }
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { return tooLarge() }
         let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: limit)
-        } catch {
-            return tooLarge()
-        }
-        var headers: [String: String] = [:]
-        for field in request.headers where headers[field.name.canonicalName] == nil {
-            headers[field.name.canonicalName] = field.value
+        switch await Self.readBody(of: request, limit: limit, within: Self.bodyDeadline) {
+        case .body(let read): body = read
+        case .tooLarge: return tooLarge()
+        case .timedOut:
+            metrics.webhook(provider, result: "timed_out")
+            logRejection(provider, "timed_out", "the body took longer than \(Self.bodyDeadline) to arrive")
+            return Self.error(.requestTimeout, "the body took longer than \(Self.bodyDeadline) to arrive")
+        case .aborted:
+            metrics.webhook(provider, result: "aborted")
+            return Self.error(.badRequest, "the body could not be read")
         }
         let verdict = verifier.verdict(provider, headers: headers, body: body.readableBytesView)
         metrics.webhook(provider, result: verdict.result)
@@ -111,7 +124,39 @@ extension APIServer {
             logRejection(provider, verdict.result, reason)
             return Self.error(.unauthorized, reason)
         case .malformed(let reason):
+            // A misconfigured forge (a form-encoded GitHub hook, say): worth a line in the log.
+            logRejection(provider, verdict.result, reason)
             return Self.error(.badRequest, reason)
+        }
+    }
+
+    /// How long a webhook's body may take to arrive in full: a sender trickling bytes would
+    /// otherwise hold a connection (and a graceful stop) for as long as it likes.
+    static let bodyDeadline = Duration.seconds(10)
+
+    enum BodyRead {
+        case body(ByteBuffer), tooLarge, timedOut, aborted
+    }
+
+    /// The request's body, at most `limit` bytes, if it arrives within `deadline`.
+    static func readBody(of request: Request, limit: Int, within deadline: Duration) async -> BodyRead {
+        await withTaskGroup(of: BodyRead?.self) { group in
+            group.addTask {
+                do {
+                    return .body(try await request.body.collect(upTo: limit))
+                } catch is NIOTooManyBytesError {
+                    return .tooLarge
+                } catch {
+                    return .aborted
+                }
+            }
+            group.addTask {
+                guard (try? await Task.sleep(for: deadline)) != nil else { return nil }
+                return .timedOut
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? .aborted
         }
     }
 

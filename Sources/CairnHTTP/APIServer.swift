@@ -123,9 +123,10 @@ public final class APIServer: Sendable {
     /// The status of every object, as JSON: encoded once per pass that changed something,
     /// since a daemon with 10,000 objects is scraped far more often than it changes.
     func statusBody() throws -> ByteBuffer {
-        let generation = state.withLock { $0.generation }
-        if let cached = state.withLock({ $0.statusBody }), cached.generation == generation { return cached.body }
-        let body = ByteBuffer(string: try content.status())
+        let (generation, cached) = state.withLock { ($0.generation, $0.statusBody) }
+        if let cached, cached.generation == generation { return cached.body }
+        // With the newline `cairn status --format json` ends with.
+        let body = ByteBuffer(string: try content.status() + "\n")
         state.withLock { state in
             if state.generation == generation { state.statusBody = (generation, body) }
         }
@@ -189,7 +190,7 @@ struct APIService: Service {
             // the file descriptors the daemon's runs and git need.
             server: .http1(configuration: .init(idleTimeout: .seconds(60))),
             configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "cairn",
-                                                    availableConnectionsDelegate: MaximumAvailableConnections(256)),
+                                                    availableConnectionsDelegate: .maximum(256, logger: server.logger)),
             onServerRunning: { [server] channel in
                 let port = channel.localAddress?.port ?? address.port
                 server.logger.info("listening", metadata: ["cairn.http": "\(ListenAddress(host: address.host, port: port))"])

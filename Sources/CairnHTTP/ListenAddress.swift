@@ -30,7 +30,9 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether only this machine can connect.
     public var isLoopback: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return host == "localhost" || host == "::1"
+            || (octets.count == 4 && octets.first == "127" && octets.allSatisfy { UInt8($0) != nil })
     }
 
     public var description: String {

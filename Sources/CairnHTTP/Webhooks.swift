@@ -107,28 +107,35 @@ public struct WebhookVerifier: Sendable {
         return .trigger(delivery: delivery)
     }
 
-    /// Why the delivery does not prove it knows the secret, or nil when it does.
-    func signatureProblem(_ provider: WebhookProvider, headers: [String: String], body: some DataProtocol) -> String? {
-        guard let given = headers[provider.signatureHeader], !given.isEmpty else {
-            return "no \(provider.signatureHeader) header"
-        }
+    /// What is wrong with the signature header before the body is read: missing, or not the
+    /// form the forge sends. nil when the body must be read to tell.
+    public func headerProblem(_ provider: WebhookProvider, headers: [String: String]) -> String? {
+        guard let given = headers[provider.signatureHeader], !given.isEmpty else { return "no \(provider.signatureHeader) header" }
         switch provider {
         case .gitlab:
+            // The token itself, checked at once: no body is read for a wrong one.
             let digest = Array(SHA256.hash(data: Array(given.utf8)))
             return constantTimeEqual(digest, secretDigest) ? nil : "the token does not match"
         case .github, .generic:
             guard given.hasPrefix("sha256=") else { return "\(provider.signatureHeader) does not start with sha256=" }
-            return macProblem(hex: given.dropFirst("sha256=".count), body: body, header: provider.signatureHeader)
+            return Self.hexProblem(given.dropFirst("sha256=".count), header: provider.signatureHeader)
         case .gitea:
-            return macProblem(hex: Substring(given), body: body, header: provider.signatureHeader)
+            return Self.hexProblem(Substring(given), header: provider.signatureHeader)
         }
     }
 
-    private func macProblem(hex: Substring, body: some DataProtocol, header: String) -> String? {
-        guard hex.count == 2 * SHA256.byteCount, let mac = bytes(fromHex: hex) else {
-            return "\(header) is not a SHA-256 HMAC (64 hex digits)"
-        }
-        return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: body, using: SymmetricKey(data: secret)) ? nil : "the signature does not match"
+    private static func hexProblem(_ hex: Substring, header: String) -> String? {
+        hex.count == 2 * SHA256.byteCount && bytes(fromHex: hex) != nil ? nil : "\(header) is not a SHA-256 HMAC (64 hex digits)"
+    }
+
+    /// Why the delivery does not prove it knows the secret, or nil when it does.
+    func signatureProblem(_ provider: WebhookProvider, headers: [String: String], body: some DataProtocol) -> String? {
+        if let problem = headerProblem(provider, headers: headers) { return problem }
+        guard provider != .gitlab, let given = headers[provider.signatureHeader] else { return nil }
+        let hex = provider == .gitea ? Substring(given) : given.dropFirst("sha256=".count)
+        guard let mac = bytes(fromHex: hex) else { return "\(provider.signatureHeader) is not a SHA-256 HMAC (64 hex digits)" }
+        return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: body, using: SymmetricKey(data: secret))
+            ? nil : "the signature does not match"
     }
 
     /// The `ref` a push body names. A generic delivery may leave the body empty or omit `ref`.
