@@ -45,6 +45,10 @@ public struct EngineService: Service {
     /// of webhooks sent over a few milliseconds then costs one pass (and one more for the
     /// trigger that arrives during it), not one per gap the loop happens to find.
     let coalescing: Duration
+    /// The least time between the starts of two passes a webhook started: a storm of
+    /// deliveries that lasts seconds (a forge redelivering, a script) would otherwise cost a
+    /// pass (a fetch, for a remote) every `coalescing`; a lone push still starts one at once.
+    let webhookSpacing: Duration
     /// Awaited before the first pass: what must be up first (the HTTP listener, so that a
     /// port in use stops the daemon before it does anything). A throw ends the service.
     let startAfter: @Sendable () async throws -> Void
@@ -52,7 +56,7 @@ public struct EngineService: Service {
     let onPassStart: @Sendable (Trigger) -> Void
 
     public init(engine: Engine, triggers: Triggers, interval: Duration, logger: Logger, pushes: Triggers? = nil,
-                coalescing: Duration = .milliseconds(10), startAfter: @escaping @Sendable () async throws -> Void = {},
+                coalescing: Duration = .milliseconds(10), webhookSpacing: Duration = .seconds(1), startAfter: @escaping @Sendable () async throws -> Void = {},
                 onPassStart: @escaping @Sendable (Trigger) -> Void = { _ in },
                 onPass: @escaping @Sendable (PassOutcome?) -> Void = { _ in }) {
         self.engine = engine
@@ -61,6 +65,7 @@ public struct EngineService: Service {
         self.logger = logger
         self.pushes = pushes
         self.coalescing = coalescing
+        self.webhookSpacing = webhookSpacing
         self.startAfter = startAfter
         self.onPassStart = onPassStart
         self.onPass = onPass
@@ -71,6 +76,7 @@ public struct EngineService: Service {
         var lastError = ""
         var retryAt = Date.distantPast
         var timer: Task<Void, Never>?
+        var lastWebhookPass: ContinuousClock.Instant?
         defer { timer?.cancel() }
         try await startAfter()
         // The services (and the group's SIGTERM/SIGINT handlers) are up: from here a signal stops cleanly.
@@ -81,6 +87,13 @@ public struct EngineService: Service {
             if trigger == .interval, Date() < retryAt, (try? engine.store.hasRequests()) != true { continue }
             timer?.cancel()
             if trigger != .start { try? await Task.sleep(for: coalescing) }
+            if trigger == .webhook {
+                // Deliveries that arrive meanwhile collapse into the one pending trigger.
+                if let last = lastWebhookPass, ContinuousClock.now < last + webhookSpacing {
+                    _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(until: last + webhookSpacing) }
+                }
+                lastWebhookPass = .now
+            }
             var next: Date?
             onPassStart(trigger)
             let started = ContinuousClock.now
