@@ -177,7 +177,8 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnHTTPTests",
-            dependencies: ["CairnHTTP", "CairnCore", "CairnEngine", "CairnGit", "CairnStore", "CairnTestSupport", log,
+            // CairnCLI: the controllers and the status JSON (`APIContent.reading`) the daemon serves.
+            dependencies: ["CairnHTTP", "CairnCLI", "CairnCore", "CairnEngine", "CairnGit", "CairnStore", "CairnTestSupport", log,
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")] + controllerDependencies,

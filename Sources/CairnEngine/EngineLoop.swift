@@ -66,6 +66,12 @@ public struct EngineService: Service {
     /// of webhooks sent over a few milliseconds then costs one pass (and one more for the
     /// trigger that arrives during it), not one per gap the loop happens to find.
     let coalescing: Duration
+    /// After a pass a webhook started found nothing new (or failed), the least time before the
+    /// next webhook starts one: a storm of deliveries that lasts seconds (a forge
+    /// redelivering, a script, a replayed capture under fresh ids) would otherwise cost a
+    /// pass (a fetch, for a remote) every `coalescing`. A push that brings a commit is
+    /// followed by a pass at once, however close behind the one before it comes.
+    let webhookSpacing: Duration
     /// Awaited before the first pass: what must be up first (the HTTP listener, so that a
     /// port in use stops the daemon before it does anything). A throw ends the service.
     let startAfter: @Sendable () async throws -> Void
@@ -73,7 +79,7 @@ public struct EngineService: Service {
     let onPassStart: @Sendable (Trigger) -> Void
 
     public init(engine: Engine, triggers: Triggers, interval: Duration, logger: Logger, pushes: Triggers? = nil,
-                coalescing: Duration = .milliseconds(10), startAfter: @escaping @Sendable () async throws -> Void = {},
+                coalescing: Duration = .milliseconds(10), webhookSpacing: Duration = .seconds(1), startAfter: @escaping @Sendable () async throws -> Void = {},
                 onPassStart: @escaping @Sendable (Trigger) -> Void = { _ in },
                 onPass: @escaping @Sendable (PassOutcome?) -> Void = { _ in }) {
         self.engine = engine
@@ -82,6 +88,7 @@ public struct EngineService: Service {
         self.logger = logger
         self.pushes = pushes
         self.coalescing = coalescing
+        self.webhookSpacing = webhookSpacing
         self.startAfter = startAfter
         self.onPassStart = onPassStart
         self.onPass = onPass
@@ -92,6 +99,7 @@ public struct EngineService: Service {
         var lastError = ""
         var retryAt = Date.distantPast
         var timer: Task<Void, Never>?
+        var idleWebhookPass: ContinuousClock.Instant?
         defer { timer?.cancel() }
         try await startAfter()
         // The services (and the group's SIGTERM/SIGINT handlers) are up: from here a signal stops cleanly.
@@ -106,12 +114,18 @@ public struct EngineService: Service {
             if trigger == .interval, Date() < retryAt, (try? engine.store.hasRequests()) != true { continue }
             timer?.cancel()
             if trigger != .start { try? await Task.sleep(for: coalescing) }
+            if trigger == .webhook, let last = idleWebhookPass, ContinuousClock.now < last + webhookSpacing {
+                // The last webhook found nothing new: deliveries that arrive meanwhile collapse
+                // into the one pending trigger.
+                _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(until: last + webhookSpacing) }
+            }
             covered = triggers.latest
             var next: Date?
             onPassStart(trigger)
             let started = ContinuousClock.now
             do {
                 let outcome = try await engine.reconcileOnce(push: pushes == nil)
+                if trigger == .webhook { idleWebhookPass = outcome.ran ? nil : started }
                 engine.metrics.pass(trigger: trigger.rawValue, result: outcome.ran ? "ran" : "idle",
                                     duration: outcome.ran ? ContinuousClock.now - started : nil)
                 engine.metrics.objects(outcome)
@@ -128,6 +142,7 @@ public struct EngineService: Service {
                 if outcome.ran { pushes?.send(trigger) }
                 onPass(outcome)
             } catch {
+                if trigger == .webhook { idleWebhookPass = started }
                 engine.metrics.pass(trigger: trigger.rawValue, result: "failed", duration: ContinuousClock.now - started)
                 failures += 1
                 let period = interval.seconds
