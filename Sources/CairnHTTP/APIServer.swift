@@ -124,7 +124,9 @@ public final class APIServer: Sendable {
     func statusBody() throws -> ByteBuffer {
         let generation = state.withLock { $0.generation }
         if let cached = state.withLock({ $0.statusBody }), cached.generation == generation { return cached.body }
-        let body = ByteBuffer(string: try content.status())
+        // Ending in a newline, as `cairn status --format json` and every other answer (`json`) do.
+        let text = try content.status()
+        let body = ByteBuffer(string: text.hasSuffix("\n") ? text : text + "\n")
         state.withLock { state in
             if state.generation == generation { state.statusBody = (generation, body) }
         }
