@@ -250,7 +250,8 @@ import Testing
         #expect(await until(10) { !daemon.process.process.isRunning }, "the daemon did not exit within 10 s of SIGTERM")
         let stopTime = ContinuousClock.now - signalled
         #expect(await until(60) { !curl.process.isRunning }, "curl still runs: a request hangs")
-        #expect(daemon.process.termination == .exited(0), "\(daemon.output)")
+        // It has exited: awaiting its outcome only waits for its log to be read.
+        #expect(await daemon.process.process.wait().termination == .exited(0), "\(daemon.output)")
 
         var answered = 0, refused = 0, closed = 0, hung = 0, other: [String] = []
         let lines = curl.output.split(separator: "\n")
@@ -329,7 +330,7 @@ import Testing
 private let secretVariable = "CAIRN_WEBHOOK_SECRET"
 
 /// A `cairn run --listen 127.0.0.1:0` and the port it logged.
-final class HTTPDaemon: Sendable {
+private final class HTTPDaemon: Sendable {
     let process: BackgroundProcess
     let port: Int
 
@@ -380,18 +381,18 @@ final class HTTPDaemon: Sendable {
     }
 }
 
-struct DaemonDidNotListen: Error, CustomStringConvertible {
+private struct DaemonDidNotListen: Error, CustomStringConvertible {
     let log: String
     var description: String { "the daemon did not log where it listens: \(log)" }
 }
 
-struct HTTPReply: Sendable {
+private struct HTTPReply: Sendable {
     let status: UInt
     let body: String
 }
 
 /// The port in `listening ... cairn.http=127.0.0.1:PORT`.
-func listeningPort(in log: String) -> Int? {
+private func listeningPort(in log: String) -> Int? {
     for line in log.split(separator: "\n") where line.contains("listening") {
         guard let range = line.range(of: "cairn.http=127.0.0.1:") else { continue }
         return Int(line[range.upperBound...].prefix { $0.isNumber })
@@ -401,7 +402,7 @@ func listeningPort(in log: String) -> Int? {
 
 /// Polls `check` every 100 ms until it holds or `seconds` pass, awaiting between tries.
 @discardableResult
-func until(_ seconds: Double, _ check: () async throws -> Bool) async rethrows -> Bool {
+private func until(_ seconds: Double, _ check: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if try await check() { return true }
@@ -412,7 +413,7 @@ func until(_ seconds: Double, _ check: () async throws -> Bool) async rethrows -
 
 /// An API answer and what `cairn` printed for it, taken while the daemon's state held still:
 /// the API is asked before and after the command, until both answers agree.
-func settled(_ daemon: HTTPDaemon, _ path: String, _ command: [String]) async throws -> (HTTPReply, String) {
+private func settled(_ daemon: HTTPDaemon, _ path: String, _ command: [String]) async throws -> (HTTPReply, String) {
     var last: (HTTPReply, String)?
     for _ in 0..<50 {
         let before = await daemon.get(path)
@@ -428,7 +429,7 @@ func settled(_ daemon: HTTPDaemon, _ path: String, _ command: [String]) async th
 }
 
 /// Runs `cairn ARGUMENTS` for at most 20 s (killed then): how it ended, its standard error, how long it took.
-func runBounded(_ arguments: [String], log: URL, environment: [String: String]? = nil) async throws
+private func runBounded(_ arguments: [String], log: URL, environment: [String: String]? = nil) async throws
     -> (termination: Termination?, stderr: String, elapsed: Duration) {
     let started = ContinuousClock.now
     let child = try BackgroundProcess(try cairnExecutable(), arguments, logTo: log, environment: environment)
@@ -439,13 +440,13 @@ func runBounded(_ arguments: [String], log: URL, environment: [String: String]? 
 }
 
 /// GitHub's (and Gitea's and the generic receiver's) signature: hex HMAC-SHA256 of the body.
-func hmacHex(_ body: String, _ secret: String) -> String {
+private func hmacHex(_ body: String, _ secret: String) -> String {
     HMAC<SHA256>.authenticationCode(for: Data(body.utf8), using: SymmetricKey(data: Data(secret.utf8)))
         .map { String(format: "%02x", $0) }.joined()
 }
 
 /// The pids whose parent is `parent`.
-func children(of parent: Int32) -> [Int32] {
+private func children(of parent: Int32) -> [Int32] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     return entries.compactMap { Int32($0) }.filter { pid in
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -456,12 +457,12 @@ func children(of parent: Int32) -> [Int32] {
     }
 }
 
-func commandLine(of pid: Int32) -> String {
+private func commandLine(of pid: Int32) -> String {
     FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { String(decoding: $0, as: UTF8.self) } ?? ""
 }
 
 /// The names in a process's environment as it was started (/proc/PID/environ).
-func environmentNames(of pid: Int32) -> Set<String> {
+private func environmentNames(of pid: Int32) -> Set<String> {
     guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return [] }
     return Set(data.split(separator: 0).compactMap { entry in
         String(decoding: entry, as: UTF8.self).split(separator: "=", maxSplits: 1).first.map(String.init)
