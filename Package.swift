@@ -186,7 +186,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnCLITests",
-            dependencies: ["CairnCLI", "CairnCore", "CairnEngine", "CairnManifests", "CairnGit", "CairnRun", "CairnStore", "CairnTestSupport"],
+            dependencies: ["CairnCLI", "CairnCore", "CairnEngine", "CairnManifests", "CairnGit", "CairnRun", "CairnStore", "CairnTestSupport",
+                           // The HTTP daemon's tests call its API and sign webhooks.
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: settings
         ),
     ]
