@@ -47,9 +47,9 @@ extension APIServer {
 
     /// 200 once a pass has completed; 503 before, with why.
     private func readiness() -> Response {
-        let (ready, passes, failed) = state.withLock { ($0.ready, $0.passes, $0.failedPasses) }
-        if ready { return Self.json(.ok, #"{"ready":true}"#) }
-        let reason = passes == 0 ? "the first pass has not finished"
+        let (ready, passes, failed, stopping) = state.withLock { ($0.ready, $0.passes, $0.failedPasses, $0.stopping) }
+        if ready, !stopping { return Self.json(.ok, #"{"ready":true}"#) }
+        let reason = stopping ? "the daemon is stopping" : passes == 0 ? "the first pass has not finished"
             : "no pass has completed yet (\(failed) failed; the daemon's log says why, and it retries with backoff)"
         let text = (try? JSONEncoder().encode(NotReady(reason: reason))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         return Self.json(.serviceUnavailable, text)
@@ -96,13 +96,14 @@ extension APIServer {
         }
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { return tooLarge() }
         let body: ByteBuffer
-        switch await Self.readBody(of: request, limit: limit, within: Self.bodyDeadline) {
+        let deadline = configuration.webhookBodyDeadline
+        switch await Self.readBody(of: request, limit: limit, within: deadline) {
         case .body(let read): body = read
         case .tooLarge: return tooLarge()
         case .timedOut:
             metrics.webhook(provider, result: "timed_out")
-            logRejection(provider, "timed_out", "the body took longer than \(Self.bodyDeadline) to arrive")
-            return Self.error(.requestTimeout, "the body took longer than \(Self.bodyDeadline) to arrive")
+            logRejection(provider, "timed_out", "the body took longer than \(deadline) to arrive")
+            return Self.error(.requestTimeout, "the body took longer than \(deadline) to arrive")
         case .aborted:
             metrics.webhook(provider, result: "aborted")
             return Self.error(.badRequest, "the body could not be read")
@@ -129,10 +130,6 @@ extension APIServer {
             return Self.error(.badRequest, reason)
         }
     }
-
-    /// How long a webhook's body may take to arrive in full: a sender trickling bytes would
-    /// otherwise hold a connection (and a graceful stop) for as long as it likes.
-    static let bodyDeadline = Duration.seconds(10)
 
     enum BodyRead {
         case body(ByteBuffer), tooLarge, timedOut, aborted

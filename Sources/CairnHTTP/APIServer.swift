@@ -36,13 +36,18 @@ public struct APIConfiguration: Sendable {
     public var webhookSecret: [UInt8]?
     /// The most a webhook's body may hold (GitHub caps its own at 25 MB; a push is far less).
     public var webhookBodyLimit: Int
+    /// How long a webhook's body may take to arrive in full (then 408): a sender trickling
+    /// bytes would otherwise hold a connection, and a graceful stop, for as long as it likes.
+    public var webhookBodyDeadline: Duration
     /// The branch Cairn tracks: a push to it triggers a pass.
     public var branch: String
 
-    public init(address: ListenAddress, webhookSecret: [UInt8]? = nil, webhookBodyLimit: Int = 1 << 20, branch: String) {
+    public init(address: ListenAddress, webhookSecret: [UInt8]? = nil, webhookBodyLimit: Int = 1 << 20,
+                webhookBodyDeadline: Duration = .seconds(10), branch: String) {
         self.address = address
         self.webhookSecret = webhookSecret
         self.webhookBodyLimit = webhookBodyLimit
+        self.webhookBodyDeadline = webhookBodyDeadline
         self.branch = branch
     }
 }
@@ -65,6 +70,8 @@ public final class APIServer: Sendable {
         var passes = 0
         var failedPasses = 0
         var ready = false
+        /// The group is stopping this service: `/readyz` says so, so a load balancer stops sending.
+        var stopping = false
         /// Bumped after each pass that may have changed a status; the cached body is for one generation.
         var generation = 0
         var statusBody: (generation: Int, body: ByteBuffer)?
@@ -199,7 +206,11 @@ struct APIService: Service {
             // Hummingbird's own lines (a request it could not parse, say) at warning and above.
             logger: server.logger.withLevel(.warning))
         do {
-            try await application.run()
+            try await withGracefulShutdownHandler {
+                try await application.run()
+            } onGracefulShutdown: { [server] in
+                server.state.withLock { $0.stopping = true }
+            }
         } catch {
             // Bound before: not a listening problem, and the engine is not waiting on it.
             if server.state.withLock({ $0.listening }) != nil { throw error }

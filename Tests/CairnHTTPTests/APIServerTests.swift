@@ -195,6 +195,54 @@ import Testing
         }
     }
 
+    /// A sender that claims a signature and then trickles its body is cut off at the deadline
+    /// (408), so it cannot hold a connection, or a graceful stop, for as long as it likes; one
+    /// without a well-formed signature header is refused before its body is read at all.
+    @Test func aTricklingBodyIsCutOffAtTheDeadline() async throws {
+        try await ServedDaemon.with(bodyDeadline: .seconds(1)) { daemon in
+            try await daemon.settled(atLeast: 1)
+            let headers = gitHubHeaders(signature: "sha256=" + String(repeating: "0", count: 64))
+            let trickle = AsyncStream<ByteBuffer> { continuation in
+                let feeder = Task {
+                    for _ in 0..<40 {
+                        continuation.yield(ByteBuffer(string: "x"))
+                        guard (try? await Task.sleep(for: .milliseconds(250))) != nil else { break }
+                    }
+                    continuation.finish()
+                }
+                continuation.onTermination = { _ in feeder.cancel() }
+            }
+            let started = ContinuousClock.now
+            // The answer comes before the body is done; the client may instead see the
+            // connection closed under its upload. Either way it is over within the deadline.
+            let answer = try? await daemon.request("/api/v1/webhooks/github", method: .POST, headers: headers,
+                                                   body: .stream(trickle, length: .known(Int64(40))))
+            let took = ContinuousClock.now - started
+            #expect(took < .seconds(5), "took \(milliseconds(took))")
+            if let answer {
+                #expect(answer.status == 408)
+                #expect(answer.fields == ["error": "the body took longer than 1.0 seconds to arrive"])
+            }
+            let metrics = try await daemon.get("/metrics").body
+            #expect(metrics.contains(#"cairn_webhooks_total{provider="github",result="timed_out"} 1"#), "\(metrics)")
+
+            // No signature header: 401 at once, while the body has not even started.
+            let silent = AsyncStream<ByteBuffer> { continuation in
+                let feeder = Task {
+                    try? await Task.sleep(for: .seconds(3))
+                    continuation.finish()
+                }
+                continuation.onTermination = { _ in feeder.cancel() }
+            }
+            let before = ContinuousClock.now
+            let refused = try? await daemon.request("/api/v1/webhooks/github", method: .POST, headers: [("x-github-event", "push")],
+                                                    body: .stream(silent, length: .known(Int64(10))))
+            #expect(ContinuousClock.now - before < .seconds(2))
+            if let refused { #expect(refused.status == 401) }
+            try await daemon.expectNoPass(.webhook, beyond: 0)
+        }
+    }
+
     /// A verified push to another branch is accepted and ignored: no pass.
     @Test func aPushToAnotherBranchIsIgnored() async throws {
         try await ServedDaemon.with { daemon in

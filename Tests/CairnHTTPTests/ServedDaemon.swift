@@ -42,7 +42,8 @@ final class ServedDaemon: Sendable {
     private let stopped = Mutex(false)
 
     /// Starts one; `stop()` it (or use `with`, which does).
-    static func start(secret: String? = ServedDaemon.secret, bodyLimit: Int = 1 << 20, gated: Bool = false) async throws -> ServedDaemon {
+    static func start(secret: String? = ServedDaemon.secret, bodyLimit: Int = 1 << 20, bodyDeadline: Duration = .seconds(10),
+                      gated: Bool = false) async throws -> ServedDaemon {
         let repository = try GitFixture()
         try repository.commit(manifests, message: "manifests")
         let state = try TemporaryDirectory("cairn-http-state")
@@ -55,7 +56,8 @@ final class ServedDaemon: Sendable {
         let content = APIContent.reading(engine.store)
         let server = APIServer(configuration: APIConfiguration(address: ListenAddress(host: "127.0.0.1", port: 0),
                                                                webhookSecret: secret.map { Array($0.utf8) },
-                                                               webhookBodyLimit: bodyLimit, branch: engine.configuration.branch),
+                                                               webhookBodyLimit: bodyLimit, webhookBodyDeadline: bodyDeadline,
+                                                               branch: engine.configuration.branch),
                                engine: engine, triggers: triggers, content: content, metrics: metrics, logger: logger)
         let passes = PassLog()
         let gate = Gate()
@@ -85,9 +87,9 @@ final class ServedDaemon: Sendable {
     }
 
     /// Runs `body` with a started daemon, and stops it gracefully afterwards, even when `body` throws.
-    static func with(secret: String? = ServedDaemon.secret, bodyLimit: Int = 1 << 20, gated: Bool = false,
-                     _ body: (ServedDaemon) async throws -> Void) async throws {
-        let daemon = try await start(secret: secret, bodyLimit: bodyLimit, gated: gated)
+    static func with(secret: String? = ServedDaemon.secret, bodyLimit: Int = 1 << 20, bodyDeadline: Duration = .seconds(10),
+                     gated: Bool = false, _ body: (ServedDaemon) async throws -> Void) async throws {
+        let daemon = try await start(secret: secret, bodyLimit: bodyLimit, bodyDeadline: bodyDeadline, gated: gated)
         do {
             try await body(daemon)
         } catch {
