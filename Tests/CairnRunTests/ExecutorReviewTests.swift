@@ -144,8 +144,9 @@ func mode(of url: URL) throws -> Int {
         let took = ContinuousClock.now - started
         #expect(record.state == .succeeded, "\(record.message ?? "")")
         // About 1.2 s on a quiet machine; the bound only tells "ends" from "held for ever"
-        // (the writer never stops), with room for a machine busy with the whole suite.
-        #expect(took < .seconds(45), "ended \(took) after it was submitted; grace is 1 s")
+        // (the writer never stops), with room for a machine busy with the whole suite and
+        // other builds (54 s was seen under such load).
+        #expect(took < .seconds(80), "ended \(took) after it was submitted; grace is 1 s")
     }
 
     @Test func aLogThatCannotBeWrittenIsDrainedAndSaidInTheResultAndTheMessage() async throws {
