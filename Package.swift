@@ -128,6 +128,9 @@ let package = Package(
                 "CairnCore", "CairnEngine", "CairnGit", "CairnHTTP", "CairnManifests", "CairnCLI", "CairnRun", "CairnServe", "CairnStore", log,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                // `cairn-bench http`: signs webhooks as GitHub does, and runs the daemon's service group.
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: settings
         ),

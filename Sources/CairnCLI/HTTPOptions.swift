@@ -1,9 +1,9 @@
 import ArgumentParser
 import CairnCore
 import CairnEngine
-import CairnHTTP
+package import CairnHTTP
 import CairnManifests
-import CairnStore
+package import CairnStore
 import Foundation
 import Logging
 
@@ -89,7 +89,8 @@ struct HTTPOptions: ParsableArguments {
 
 extension APIContent {
     /// The JSON `cairn status` and `cairn models` print with `--format json`, read from `store`.
-    static func reading(_ store: Store) -> APIContent {
+    /// Package-wide so that `cairn-bench http` serves exactly what the daemon serves.
+    package static func reading(_ store: Store) -> APIContent {
         APIContent(
             status: { try StatusJSON.all(store) },
             object: { ref in try StatusJSON.one(ref, in: store) },

@@ -2,12 +2,12 @@ import ArgumentParser
 
 /// `cairn-bench`: manifests and the daemon over a generated repository (the default, so
 /// `cairn-bench --manifests N` and `cairn-bench --hash FILE` work as they did), `registry`,
-/// or issue 12's `plan` and `stages`.
+/// issue 12's `plan` and `stages`, issue 13's `deploy`, or issue 14's `http`.
 @main
 struct CairnBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cairn-bench",
-        abstract: "Cairn's benchmarks: manifests and the daemon (the default), the model registry, plans and stage history.",
-        subcommands: [CairnBench.self, RegistryBench.self, PlanBench.self, StagesBench.self, DeployBench.self],
+        abstract: "Cairn's benchmarks: manifests and the daemon (the default), the model registry, plans and stage history, deployments, the HTTP face.",
+        subcommands: [CairnBench.self, RegistryBench.self, PlanBench.self, StagesBench.self, DeployBench.self, HTTPBench.self],
         defaultSubcommand: CairnBench.self)
 }
