@@ -39,7 +39,7 @@ extension Cairn {
               cairn run --interval 10s
               cairn run --verify-commits head --allowed-signers ~/.config/cairn/allowed_signers
               cairn run --signing-key ~/.config/cairn/signing_ed25519   # rollback proposals signed, as git -S does
-              cairn run --listen 127.0.0.1:9464 --webhook-secret-file /run/secrets/cairn-webhook
+              cairn run --listen 127.0.0.1:8480 --webhook-secret-file /run/secrets/cairn-webhook   # see Docs/operations.md
               CAIRN_GIT_PASSWORD_FILE=/run/secrets/token cairn run --repo https://git.example.com/ml/churn.git --push   # your own URL
             """)
 
