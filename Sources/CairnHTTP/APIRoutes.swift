@@ -51,7 +51,9 @@ extension APIServer {
         if ready, !stopping { return Self.json(.ok, #"{"ready":true}"#) }
         let reason = stopping ? "the daemon is stopping" : passes == 0 ? "the first pass has not finished"
             : "no pass has completed yet (\(failed) failed; the daemon's log says why, and it retries with backoff)"
-        let text = (try? JSONEncoder().encode(NotReady(reason: reason))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let text = (try? encoder.encode(NotReady(reason: reason))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         return Self.json(.serviceUnavailable, text)
     }
 
