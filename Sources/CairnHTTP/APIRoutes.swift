@@ -51,10 +51,7 @@ extension APIServer {
         if ready, !stopping { return Self.json(.ok, #"{"ready":true}"#) }
         let reason = stopping ? "the daemon is stopping" : passes == 0 ? "the first pass has not finished"
             : "no pass has completed yet (\(failed) failed; the daemon's log says why, and it retries with backoff)"
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let text = (try? encoder.encode(NotReady(reason: reason))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        return Self.json(.serviceUnavailable, text)
+        return Self.json(.serviceUnavailable, Self.encode(NotReady(reason: reason)))
     }
 
     private struct NotReady: Encodable {
@@ -168,7 +165,8 @@ extension APIServer {
         json(status, encode(["error": message]))
     }
 
-    static func encode(_ fields: [String: String]) -> String {
+    /// Compact JSON with sorted keys, so an answer reads the same every time.
+    static func encode(_ fields: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(fields)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"

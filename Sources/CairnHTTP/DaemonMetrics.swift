@@ -27,7 +27,7 @@ public final class DaemonMetrics: Sendable {
     }
 
     /// `cairn_webhooks_total{provider, result}`: result as `WebhookVerdict.result` gives it,
-    /// or `too_large` and `disabled`.
+    /// or `too_large`, `timed_out`, `aborted` and `disabled`, which the route decides before a verdict.
     func webhook(_ provider: WebhookProvider, result: String) {
         Counter(label: "cairn_webhooks_total", dimensions: [("provider", provider.rawValue), ("result", result)],
                 factory: engine.factory).increment()
