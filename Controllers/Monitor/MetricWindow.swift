@@ -1,9 +1,8 @@
 public import Foundation
+public import CairnManifests
 
 /// The samples of one metric of one served version over a sliding time window, reduced to one
-/// aggregate. Groundwork for issue 15 (monitors): nothing uses it yet.
-///
-/// Pure and bounded: no I/O, no clock (time comes in with each call), and it keeps only what its
+/// aggregate. /// Pure and bounded: no I/O, no clock (time comes in with each call), and it keeps only what its
 /// aggregate needs.
 ///
 /// - Time is cut into ``bucketsPerWindow`` buckets of `window / 60` each. A bucket keeps the
@@ -25,9 +24,8 @@ public import Foundation
 /// - Samples at or before the old edge of the window at the newest timestamp seen are too old
 ///   and rejected, so out-of-order samples are accepted within the window.
 public struct MetricWindow: Sendable, Codable, Hashable {
-    public enum Aggregate: String, Sendable, Codable, Hashable, CaseIterable {
-        case mean, max, min, last, p95
-    }
+    /// The manifest's own list (`mean`, `max`, `min`, `last`, `p95`).
+    public typealias Aggregate = MonitorSpec.Aggregate
 
     /// What ``add(_:at:)`` did with a sample.
     public enum Admission: Sendable, Hashable {

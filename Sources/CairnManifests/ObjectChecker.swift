@@ -46,6 +46,7 @@ struct ObjectChecker {
         case .monitor(let spec):
             requireReference(from: manifest, field: "spec.deployment", to: .modelDeployment, named: spec.deployment)
             checkRetrainTarget(manifest, spec)
+            checkMonitor(manifest, spec)
         }
     }
 
@@ -153,6 +154,30 @@ struct ObjectChecker {
                     ?? "Model/\(spec.model) has the stages \(model.stages.joined(separator: ", "))"
                 report(manifest, field: "\(field).beats", "Model/\(spec.model) has no stage \(quote(stage))", hint: hint)
             }
+        }
+    }
+
+    /// What the shapes cannot say: windows within the bounds samples are kept for, a query for
+    /// every metric a Prometheus source is asked for, and a file source's path is absolute.
+    private mutating func checkMonitor(_ manifest: Manifest, _ spec: MonitorSpec) {
+        for (index, threshold) in spec.thresholds.enumerated() {
+            let field = "spec.thresholds[\(index)]"
+            if threshold.window.milliseconds > 86_400_000 || threshold.window.milliseconds < 1000 {
+                report(manifest, field: "\(field).window", "window \(threshold.window) is outside 1s to 24h",
+                       hint: "samples are kept for at most 24h; use a window such as 5m or 1h")
+            }
+            if case .prometheus(_, let queries) = spec.source, queries[threshold.metric] == nil {
+                report(manifest, field: "spec.source.prometheus.queries",
+                       "threshold \(index) watches \(threshold.metric), and source.prometheus.queries has no query for it",
+                       hint: "add \(threshold.metric): <a PromQL query whose result is one number>")
+            }
+        }
+        if spec.interval.milliseconds < 1000 {
+            report(manifest, field: "spec.interval", "interval \(spec.interval) is shorter than 1s", hint: "use 1s or more, such as 30s")
+        }
+        if case .file(let path, _) = spec.source, !path.hasPrefix("/") {
+            report(manifest, field: "spec.source.file.path", "\(quote(path)) is not an absolute path",
+                   hint: "metrics files live outside the repository, under a --data-root of the daemon, such as /srv/metrics/churn.jsonl")
         }
     }
 

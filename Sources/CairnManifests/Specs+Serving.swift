@@ -84,31 +84,61 @@ public struct ModelDeploymentSpec: Hashable, Sendable, Codable {
 
 public struct MonitorSpec: Hashable, Sendable, Codable {
     public enum Action: String, Hashable, Sendable, Codable, CaseIterable { case retrain, rollback, alert }
+    /// How a threshold's window is summarised into the one value compared with it.
+    public enum Aggregate: String, Hashable, Sendable, Codable, CaseIterable { case mean, max, min, last, p95 }
 
     public struct Threshold: Hashable, Sendable, Codable {
         public var metric: String
         public var below: Double?
         public var above: Double?
-        public var window: ManifestDuration?
+        /// The window the aggregate is taken over (default 5m).
+        public var window: ManifestDuration
+        public var aggregate: Aggregate
+        /// How long the condition must hold before the threshold fires (Prometheus `for`; default 0).
+        public var holdFor: ManifestDuration?
+        /// How long a firing threshold keeps firing once the condition stops holding (default 0).
+        public var keepFiringFor: ManifestDuration?
+        /// Fewer samples in the window than this: the threshold neither fires nor resolves (default 1).
+        public var minSamples: Int
+        /// At most one action per this long, however often the metric flaps (default 1h).
+        public var cooldown: ManifestDuration
         public var action: Action
     }
 
     public enum Source: Hashable, Sendable, Codable {
+        /// Samples are POSTed to the daemon's `/api/v1/metrics`.
         case push
-        case prometheus(url: String, query: String, interval: ManifestDuration?)
-        case file(path: String)
+        /// An instant query per metric against a Prometheus-compatible HTTP API, every interval.
+        case prometheus(url: String, queries: [String: String])
+        /// A file under a data root, read every interval: one JSON object of metric to number
+        /// (`json`), or JSON lines appended by the serving process (`jsonl`).
+        case file(path: String, format: FileFormat)
     }
+
+    public enum FileFormat: String, Hashable, Sendable, Codable, CaseIterable { case json, jsonl }
 
     public var deployment: String
     public var thresholds: [Threshold]
     public var source: Source
+    /// How often the thresholds are evaluated and a polled source is read (default 30s).
+    public var interval: ManifestDuration
     public var suspend: Bool
+
+    public static let defaultWindow = try! ManifestDuration(parsing: "5m")
+    public static let defaultCooldown = try! ManifestDuration(parsing: "1h")
+    public static let defaultInterval = try! ManifestDuration(parsing: "30s")
 
     static let thresholdShape = Shape.object(ObjectShape(fields: [
         .required("metric", .string(.metricName), "the metric to watch, such as accuracy"),
-        .optional("below", .number(minimum: nil, maximum: nil), "fire when the metric stays below this"),
-        .optional("above", .number(minimum: nil, maximum: nil), "fire when the metric stays above this"),
-        .optional("for", .string(.duration), "how long the condition must hold before it fires, such as 10m"),
+        .optional("below", .number(minimum: nil, maximum: nil), "fire when the window's aggregate stays below this"),
+        .optional("above", .number(minimum: nil, maximum: nil), "fire when the window's aggregate stays above this"),
+        .optional("window", .string(.duration), "the window the aggregate is taken over, at most 24h (default 5m)"),
+        .optional("aggregate", .string(.oneOf(Aggregate.allCases.map(\.rawValue))),
+                  "how the window is summarised: mean (default), max, min, last or p95"),
+        .optional("for", .string(.duration), "how long the condition must hold before it fires, such as 10m (default 0: at once)"),
+        .optional("keepFiringFor", .string(.duration), "how long it keeps firing once the condition stops holding (default 0)"),
+        .optional("minSamples", .integer(minimum: 1), "a window with fewer samples neither fires nor resolves (default 1)"),
+        .optional("cooldown", .string(.duration), "at most one action per this long, however often the metric flaps (default 1h)"),
         .required("action", .string(.oneOf(Action.allCases.map(\.rawValue))), "what to do: retrain, rollback or alert"),
     ], exactlyOne: [["below", "above"]]))
 
@@ -116,16 +146,20 @@ public struct MonitorSpec: Hashable, Sendable, Codable {
         .required("deployment", .string(.dnsLabel), "the ModelDeployment whose metrics are watched"),
         .required("thresholds", .array(thresholdShape, minItems: 1), "the conditions that trigger an action"),
         .required("source", .object(ObjectShape(fields: [
-            .optional("push", .object(ObjectShape(fields: [])), "metrics are POSTed to /api/v1/metrics"),
+            .optional("push", .object(ObjectShape(fields: [])), "metrics are POSTed to the daemon's /api/v1/metrics"),
             .optional("prometheus", .object(ObjectShape(fields: [
                 .required("url", .string(.url), "the Prometheus server, such as http://127.0.0.1:9090"),
-                .required("query", .string(.text), "the PromQL query whose value is the metric"),
-                .optional("interval", .string(.duration), "how often to query (default 1m)"),
-            ])), "read metrics from Prometheus"),
+                .required("queries", .map(key: .metricName, value: .string(.text)),
+                          "for each metric a threshold watches, the PromQL instant query whose single value it is"),
+            ])), "read metrics from Prometheus every interval"),
             .optional("file", .object(ObjectShape(fields: [
-                .required("path", .string(.text), "a JSON file of metric name to number, under a root the daemon allows"),
-            ])), "read metrics from a file"),
+                .required("path", .string(.text), "an absolute path under a --data-root of the daemon"),
+                .optional("format", .string(.oneOf(FileFormat.allCases.map(\.rawValue))),
+                          "json (default): one object of metric name to number, read whole; jsonl: lines of "
+                            + "{\"metric\", \"value\", \"timestamp\"} appended by the serving process, read from where the last read stopped"),
+            ])), "read metrics from a file every interval"),
         ], exactlyOne: [["push", "prometheus", "file"]])), "where the metrics come from"),
+        .optional("interval", .string(.duration), "how often the thresholds are evaluated and a polled source is read, at least 1s (default 30s)"),
         CommonFields.suspend,
     ]))
 
@@ -133,17 +167,25 @@ public struct MonitorSpec: Hashable, Sendable, Codable {
         deployment = node["deployment"]?.text ?? ""
         thresholds = (node["thresholds"]?.items ?? []).map {
             Threshold(metric: $0["metric"]?.text ?? "", below: $0["below"]?.double, above: $0["above"]?.double,
-                      window: $0["for"]?.duration, action: $0["action"]?.text.flatMap(Action.init(rawValue:)) ?? .alert)
+                      window: $0["window"]?.duration ?? Self.defaultWindow,
+                      aggregate: $0["aggregate"]?.text.flatMap(Aggregate.init(rawValue:)) ?? .mean,
+                      holdFor: $0["for"]?.duration, keepFiringFor: $0["keepFiringFor"]?.duration,
+                      minSamples: $0["minSamples"]?.int ?? 1, cooldown: $0["cooldown"]?.duration ?? Self.defaultCooldown,
+                      action: $0["action"]?.text.flatMap(Action.init(rawValue:)) ?? .alert)
         }
         let source = node["source"]
         if let prometheus = source?["prometheus"] {
-            self.source = .prometheus(url: prometheus["url"]?.text ?? "", query: prometheus["query"]?.text ?? "",
-                                      interval: prometheus["interval"]?.duration)
+            var queries: [String: String] = [:]
+            if case .mapping(let pairs)? = prometheus["queries"]?.value {
+                for pair in pairs { if let query = pair.value.text { queries[pair.key.text ?? ""] = query } }
+            }
+            self.source = .prometheus(url: prometheus["url"]?.text ?? "", queries: queries)
         } else if let file = source?["file"] {
-            self.source = .file(path: file["path"]?.text ?? "")
+            self.source = .file(path: file["path"]?.text ?? "", format: file["format"]?.text.flatMap(FileFormat.init(rawValue:)) ?? .json)
         } else {
             self.source = .push
         }
+        interval = node["interval"]?.duration ?? Self.defaultInterval
         suspend = node["suspend"]?.bool ?? false
     }
 }

@@ -1,0 +1,153 @@
+public import CairnCore
+public import CairnManifests
+public import Foundation
+import Synchronization
+
+/// The windows every Monitor's thresholds read, shared by the HTTP face (pushed samples) and
+/// the Monitor controller (polled sources, and every evaluation). One per daemon.
+///
+/// - A window is kept per deployment, metric, window length and aggregate: two thresholds
+///   alike share one. Each is a bounded ``MetricWindow``, so memory does not grow with the
+///   sample rate.
+/// - Windows count only the serving version's samples. A sample labelled `version` that is not
+///   the serving one is counted as `otherVersion` and dropped; an unlabelled one is the serving
+///   version's when it arrives. When the serving version changes, every window of the
+///   deployment starts empty, so a rollout never mixes two models' metrics.
+/// - What a Monitor watches is registered by the controller at each evaluation, and lapses when
+///   not renewed (a deleted Monitor stops accepting samples after ``registrationLifetime``
+///   beyond its interval).
+/// - Samples are held in memory only: after a restart the windows refill. The alert states
+///   (pending since, firing since) are the controller's, kept in the store.
+public final class MetricHub: MetricSink {
+    public struct WindowKey: Hashable, Sendable {
+        public var metric: String
+        public var window: TimeInterval
+        public var aggregate: MonitorSpec.Aggregate
+
+        public init(metric: String, window: TimeInterval, aggregate: MonitorSpec.Aggregate) {
+            self.metric = metric
+            self.window = window
+            self.aggregate = aggregate
+        }
+
+        public init(_ threshold: MonitorSpec.Threshold) {
+            self.init(metric: threshold.metric, window: threshold.window.seconds, aggregate: threshold.aggregate)
+        }
+    }
+
+    /// What one window holds at one moment.
+    public struct Reading: Sendable, Hashable {
+        public var value: Double?
+        public var samples: Int
+    }
+
+    struct Registration {
+        var keys: Set<WindowKey>
+        var expires: Date
+    }
+
+    struct Deployment {
+        var serving: Int?
+        var windows: [WindowKey: MetricWindow] = [:]
+        var monitors: [String: Registration] = [:]
+        /// Windows by metric, for ingestion.
+        var byMetric: [String: [WindowKey]] = [:]
+    }
+
+    /// How long past its interval a registration stays without being renewed.
+    public static let registrationLifetime: TimeInterval = 120
+
+    private let deployments = Mutex<[String: Deployment]>([:])
+
+    public init() {}
+
+    /// Registers what `monitor` watches on `deployment`, and which version serves there (nil:
+    /// none is known to). Windows no Monitor watches any more are dropped; a new serving
+    /// version empties the deployment's windows.
+    public func watch(monitor: String, deployment name: String, thresholds: [MonitorSpec.Threshold], serving: Int?,
+                      interval: TimeInterval, now: Date) {
+        deployments.withLock { deployments in
+            var deployment = deployments[name] ?? Deployment()
+            if deployment.serving != serving {
+                deployment.serving = serving
+                deployment.windows = [:]
+            }
+            deployment.monitors[monitor] = Registration(keys: Set(thresholds.map(WindowKey.init)),
+                                                        expires: now.addingTimeInterval(interval + Self.registrationLifetime))
+            Self.prune(&deployment, now: now)
+            deployments[name] = deployment
+        }
+    }
+
+    /// Forgets `monitor` (it was deleted, suspended, or now watches another deployment).
+    public func unwatch(monitor: String, except deployment: String? = nil) {
+        deployments.withLock { deployments in
+            for name in Array(deployments.keys) where name != deployment {
+                guard deployments[name]?.monitors.removeValue(forKey: monitor) != nil else { continue }
+                if deployments[name]?.monitors.isEmpty == true {
+                    deployments[name] = nil
+                } else if var entry = deployments[name] {
+                    Self.prune(&entry, now: .distantPast)
+                    deployments[name] = entry
+                }
+            }
+        }
+    }
+
+    /// Drops expired registrations and the windows no registration names.
+    private static func prune(_ deployment: inout Deployment, now: Date) {
+        deployment.monitors = deployment.monitors.filter { $0.value.expires > now }
+        let wanted = deployment.monitors.values.reduce(into: Set<WindowKey>()) { $0.formUnion($1.keys) }
+        deployment.windows = deployment.windows.filter { wanted.contains($0.key) }
+        for key in wanted where deployment.windows[key] == nil {
+            deployment.windows[key] = MetricWindow(window: key.window, aggregate: key.aggregate)
+        }
+        deployment.byMetric = Dictionary(grouping: wanted, by: \.metric)
+    }
+
+    public func ingest(deployment name: String, samples: [MetricSample], receivedAt: Date) -> MetricIngestResult {
+        deployments.withLock { deployments in
+            guard var deployment = deployments[name], deployment.monitors.values.contains(where: { $0.expires > receivedAt }) else {
+                let known = deployments.filter { $0.value.monitors.values.contains { $0.expires > receivedAt } }.keys.sorted()
+                return .unknownDeployment(known: known)
+            }
+            var counts = MetricIngestCounts()
+            for sample in samples {
+                guard let keys = deployment.byMetric[sample.metric], !keys.isEmpty else {
+                    counts.ignored += 1
+                    continue
+                }
+                guard let serving = deployment.serving else {
+                    counts.unattributed += 1
+                    continue
+                }
+                if let label = sample.labels["version"], Int(label) != serving {
+                    counts.otherVersion += 1
+                    continue
+                }
+                let time = sample.time ?? receivedAt
+                var added = false
+                for key in keys {
+                    if case .accepted = deployment.windows[key]?.add(sample.value, at: time) { added = true }
+                }
+                if added { counts.accepted += 1 } else { counts.expired += 1 }
+            }
+            deployments[name] = deployment
+            return .ingested(counts)
+        }
+    }
+
+    /// The window of `key` on `deployment` at `now`, for the serving version `serving`: empty
+    /// when that is not the version the windows hold.
+    public func read(deployment name: String, key: WindowKey, serving: Int?, now: Date) -> Reading {
+        deployments.withLock { deployments in
+            guard var deployment = deployments[name], deployment.serving == serving, var window = deployment.windows[key] else {
+                return Reading(value: nil, samples: 0)
+            }
+            window.expire(at: now)
+            deployment.windows[key] = window
+            deployments[name] = deployment
+            return Reading(value: window.value(at: now), samples: window.count(at: now))
+        }
+    }
+}
