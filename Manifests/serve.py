@@ -13,7 +13,7 @@ import os
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-READS_FORMAT = 1
+READS_FORMATS = (1,)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--model", required=True)
@@ -21,8 +21,9 @@ parser.add_argument("--port", type=int, required=True)
 args = parser.parse_args()
 with open(args.model) as handle:
     model = json.load(handle)
-if model.get("format", 1) != READS_FORMAT:
-    sys.exit(f"serve.py: {args.model} is a model in format {model.get('format')}; this server reads format {READS_FORMAT}")
+if model.get("format", 1) not in READS_FORMATS:
+    sys.exit(f"serve.py: {args.model} is a model in format {model.get('format')}; this server reads format "
+             + " and ".join(map(str, READS_FORMATS)))
 version = os.environ.get("CAIRN_MODEL_VERSION", "?")
 
 

@@ -30,9 +30,11 @@ public struct ModelDeploymentController: Controller {
         guard let desired = try step.desiredVersion() else {
             return try await step.nothingAssigned(memory: &memory, before: before)
         }
-        // A manual trigger asks for the held version to be tried again.
+        // A manual trigger asks for the held version to be tried again; a Monitor's asks for a
+        // rollback of the version that serves.
         let triggers = try context.memory.triggers(of: object.ref)
-        if !triggers.isEmpty, memory.held != nil {
+        let rollbacks = triggers.filter { $0.source == TriggerRequest.monitorSource }
+        if triggers.count > rollbacks.count, memory.held != nil {
             memory.held = nil
             step.retry = true
         }
@@ -42,6 +44,18 @@ public struct ModelDeploymentController: Controller {
         // Git changed what failed (another version, another target spec, other code to run):
         // the hold has done its job.
         if let held = memory.held, held.version != desired.version || held.identity != identity { memory.held = nil }
+        if let rollback = rollbacks.last, memory.held == nil, memory.lastHealthy?.version == desired.version {
+            if let previous = memory.previousHealthy, previous.version != desired.version {
+                // The version that serves is held as if it had failed on its target, and the
+                // one before it goes back: the same path, and the same proposal, as a failed rollout.
+                memory.lastHealthy = previous
+                memory.previousHealthy = nil
+                memory.held = DeploymentMemory.Held(version: desired.version, identity: identity, reason: DeploymentMemory.monitorReason,
+                                                    message: rollback.reason, sourceCommit: context.sourceCommit, proposed: false)
+            } else {
+                step.note = "a Monitor asked for a rollback (\(rollback.reason.prefix(300))), and there is no earlier healthy version to go back to"
+            }
+        }
         if let held = memory.held {
             return try await step.holding(held, desired: desired, memory: &memory, before: before)
         }
@@ -52,6 +66,7 @@ public struct ModelDeploymentController: Controller {
         let observation = try await deployer.ensure(request, retry: step.retry)
         switch observation.phase {
         case .serving:
+            if let last = memory.lastHealthy, last.version != desired.version { memory.previousHealthy = last }
             memory.lastHealthy = desired
             return step.finish(.ready(reason: "Serving", message: step.describe(observation)), observation, memory: memory, before: before)
         case .progressing:
@@ -72,6 +87,8 @@ public struct ModelDeploymentController: Controller {
 struct DeploymentMemory: Codable, Equatable {
     /// The last version the target was checked to serve: what a rollback goes back to.
     var lastHealthy: ServedVersion?
+    /// The healthy version before `lastHealthy`: what a Monitor's rollback goes back to.
+    var previousHealthy: ServedVersion?
     /// What the controller last asked of the target (`Step.identity`: the version, the
     /// target's spec and the code its commands run); anything new is a fresh attempt.
     var lastRequested: String?
@@ -92,6 +109,9 @@ struct DeploymentMemory: Codable, Equatable {
         /// so a rollback that fails too is not tried again and again.
         var rollbackRequested = false
     }
+
+    /// A hold a Monitor asked for (its rollback action), rather than a failure on the target.
+    static let monitorReason = "MonitorFiring"
 
     static func load(_ data: Data?) throws -> DeploymentMemory {
         guard let data else { return DeploymentMemory() }
@@ -114,6 +134,8 @@ private struct Step {
     let deployer: any Deployer
     var retry = false
     var consumed: [String] = []
+    /// Something to add to the message (a rollback that could not be done).
+    var note: String?
 
     init(object: Manifest, spec: ModelDeploymentSpec, context: ReconcileContext, deployer: any Deployer) {
         self.object = object
@@ -193,7 +215,9 @@ private struct Step {
     /// per hold, and propose the reverse assignment once it serves.
     func holding(_ held: DeploymentMemory.Held, desired: ServedVersion, memory: inout DeploymentMemory, before: DeploymentMemory,
                  failure: DeploymentObservation? = nil) async throws -> Outcome {
-        let failed = "\(desired) failed on its target (\(held.reason): \(held.message))"
+        let failed = held.reason == DeploymentMemory.monitorReason
+            ? "\(desired) was found unhealthy by a Monitor (\(held.message))"
+            : "\(desired) failed on its target (\(held.reason): \(held.message))"
         let notRetried = "it is not tried again until git changes the version, the target or the code it runs, "
             + "or `cairn trigger \(object.ref)` asks"
         guard spec.rollbackOnFailedHealth, let fallback = memory.lastHealthy else {
@@ -247,9 +271,11 @@ private struct Step {
                                 expected: String(failed.version), value: String(fallback.version))
             what = "\(object.ref)"
         }
+        let why = held.reason == DeploymentMemory.monitorReason
+            ? "a Monitor found \(failed) unhealthy at commit \(String(held.sourceCommit.prefix(10))) (\(held.message))"
+            : "\(failed) failed on its target at commit \(String(held.sourceCommit.prefix(10))) (\(held.reason): \(held.message))"
         let body = """
-            \(object.ref) rolled back from \(failed) to \(fallback) by itself: \(failed) failed on its \
-            target at commit \(String(held.sourceCommit.prefix(10))) (\(held.reason): \(held.message)).
+            \(object.ref) rolled back from \(failed) to \(fallback) by itself: \(why).
 
             Cairn serves \(fallback) now and will not try \(failed) again until git changes. Merge this \
             branch to make git say what serves; or fix \(failed)'s problem and assign a new version.
@@ -266,6 +292,8 @@ private struct Step {
 
     func finish(_ outcome: Outcome, _ observation: DeploymentObservation?, memory: DeploymentMemory, before: DeploymentMemory) -> Outcome {
         var outcome = outcome
+        if let note { outcome.message += "; " + note }
+        outcome.serving = memory.lastHealthy?.version
         if let recheck = observation?.recheckAfter { outcome.requeueAfter = recheck }
         outcome.effects += effects(memory: memory, before: before)
         return outcome

@@ -1,16 +1,361 @@
 public import CairnCore
 public import CairnManifests
+import Foundation
 
-/// Monitor: evaluates thresholds over the serving version's metrics and acts on them.
-/// Monitoring does not exist yet, so it says so.
+/// Monitor: watches a deployment's metrics and closes the loop when they degrade.
+///
+/// Each pass, in small steps:
+/// 1. find what serves: the deployment's checked serving version, its model and stage;
+/// 2. register the thresholds' windows with the ``MetricHub`` for that version, and read a
+///    polled source (Prometheus, a file) into them;
+/// 3. evaluate every threshold as a Prometheus alerting rule does (``AlertState``): pending,
+///    firing after `for`, resolved after `keepFiringFor`, nothing with too few samples;
+/// 4. act on a firing threshold at most once per firing and per `cooldown` (``ActionGate``):
+///    `retrain` asks the schedule that trained the serving version for new inputs (its
+///    features are looked at first), `rollback` asks the deployment for its previous healthy
+///    version, `alert` posts to the daemon's alert URL;
+/// 5. follow a retrain: no new inputs, a failed run, a version that failed its gate, or one
+///    that passed, which is then proposed for the stage on `cairn/proposals/<model>-promote-<n>`
+///    (one stage at a time when the Model's policy is strictOrder) until it serves;
+/// 6. one place (`MonitorReport`) summarises. The message changes only when something
+///    happens (a transition, an action, a step of the loop), so each is one status commit.
+///
+/// Ready means the monitor is evaluating as its spec says, whatever the metrics say; a
+/// source that cannot be read makes it Ready=False (`SourceUnavailable`), keeping its state.
 public struct MonitorController: Controller {
     public static let kind = Kind.monitor
+    let services: MonitorServices?
 
-    public init() {}
+    /// Without services (a process that serves no HTTP and polls nothing, such as
+    /// `cairn reconcile --once`), the controller says it does not evaluate.
+    public init(services: MonitorServices? = nil) {
+        self.services = services
+    }
 
     public func reconcile(_ object: Manifest, in context: ReconcileContext) async throws -> Outcome {
         guard case .monitor(let spec) = object.spec else { throw ReconcileError.wrongKind(object, Self.kind) }
-        return .notImplemented("monitoring is not built yet: the \(spec.thresholds.count) threshold(s) on "
-                               + "ModelDeployment/\(spec.deployment) are not evaluated and trigger nothing")
+        guard let services else {
+            return Outcome(.notImplemented, reason: "NotEvaluated",
+                           message: "this process evaluates no monitors (`cairn run` does): the \(spec.thresholds.count) threshold(s) on "
+                               + "ModelDeployment/\(spec.deployment) are not evaluated here")
+        }
+        var pass = MonitorPass(object: object, spec: spec, context: context, services: services)
+        return await pass.run()
+    }
+}
+
+/// One pass over one Monitor.
+struct MonitorPass {
+    let object: Manifest
+    let spec: MonitorSpec
+    let context: ReconcileContext
+    let services: MonitorServices
+    var memory: MonitorMemory
+    let remembered: MonitorMemory
+    var report = MonitorReport()
+
+    init(object: Manifest, spec: MonitorSpec, context: ReconcileContext, services: MonitorServices) {
+        self.object = object
+        self.spec = spec
+        self.context = context
+        self.services = services
+        memory = MonitorMemory.load(try? context.memory.memory(of: object.ref))
+        remembered = memory
+    }
+
+    var deploymentRef: ObjectRef { ObjectRef(.modelDeployment, spec.deployment) }
+
+    mutating func run() async -> Outcome {
+        // 1. What serves.
+        let deployment: ModelDeploymentSpec?
+        if case .modelDeployment(let found)? = context.relatedManifests[deploymentRef]?.spec { deployment = found } else { deployment = nil }
+        let serving = context.dependencies[deploymentRef]?.serving
+        report.serving = serving.map { "\(deployment?.model ?? "?")@\($0)" }
+
+        // 2. The windows, and a polled source.
+        services.hub.unwatch(monitor: object.ref.name, except: spec.deployment)
+        services.hub.watch(monitor: object.ref.name, deployment: spec.deployment, thresholds: spec.thresholds, serving: serving,
+                           interval: spec.interval.seconds, now: context.now)
+        await readSource(serving: serving)
+
+        // 3 and 4. Evaluate, and act.
+        let live = Set(spec.thresholds.map(MonitorMemory.ruleID))
+        memory.rules = memory.rules.filter { live.contains($0.key) }
+        for (index, threshold) in spec.thresholds.enumerated() {
+            evaluate(threshold, index: index, serving: serving, deployment: deployment)
+        }
+
+        // 5. The loop.
+        if let deployment { try? follow(deployment: deployment, serving: serving) }
+
+        // 6.
+        if memory != remembered { report.effects.append(.remember(object.ref, memory.encoded)) }
+        return report.outcome(spec: spec, memory: memory, now: context.now)
+    }
+
+    // MARK: Step 2: sources
+
+    private mutating func readSource(serving: Int?) async {
+        switch spec.source {
+        case .push:
+            return
+        case .prometheus(let url, let queries):
+            guard let prometheus = services.prometheus else {
+                report.sourceProblem = "this daemon cannot query Prometheus"
+                return
+            }
+            var samples: [MetricSample] = []
+            for metric in Set(spec.thresholds.map(\.metric)).sorted() {
+                guard let query = queries[metric] else { continue }
+                do {
+                    if let (value, time) = try await prometheus.instantQuery(url: url, query: query, timeout: Self.queryTimeout) {
+                        samples.append(MetricSample(metric: metric, value: value, time: time))
+                    }
+                } catch {
+                    report.sourceProblem = "Prometheus query for \(metric) failed: \(error)"
+                }
+            }
+            ingest(samples)
+        case .file(let path, let format):
+            if let refusal = context.execution?.hostFiles.refusal(ofDataPath: path) ?? Optional("this process reads no data roots") {
+                report.sourceProblem = "\(object.location(of: "spec.source.file.path")): \(path) may not be read: \(refusal)"
+                return
+            }
+            _ = format
+        }
+    }
+
+    /// Prometheus' own default query timeout is 2 minutes; a monitor waits far less.
+    static let queryTimeout: Duration = .seconds(10)
+
+    private mutating func ingest(_ samples: [MetricSample]) {
+        guard !samples.isEmpty else { return }
+        var valid: [MetricSample] = []
+        for sample in samples {
+            if let time = sample.time, let problem = MetricTimeBounds.problem(with: time, now: context.now) {
+                report.sourceProblem = "a sample of \(sample.metric) was refused: \(problem)"
+                continue
+            }
+            valid.append(sample)
+        }
+        _ = services.hub.ingest(deployment: spec.deployment, samples: valid, receivedAt: context.now)
+    }
+
+    // MARK: Steps 3 and 4: evaluate, act
+
+    private mutating func evaluate(_ threshold: MonitorSpec.Threshold, index: Int, serving: Int?, deployment: ModelDeploymentSpec?) {
+        let id = MonitorMemory.ruleID(threshold)
+        var rule = memory.rules[id] ?? MonitorMemory.RuleMemory(gate: ActionGate(cooldown: threshold.cooldown.seconds))
+        let reading = services.hub.read(deployment: spec.deployment, key: MetricHub.WindowKey(threshold), serving: serving, now: context.now)
+        let transition = rule.state.evaluate(value: reading.value, samples: reading.samples, at: context.now, rule: Self.rule(threshold))
+        switch transition {
+        case .becamePending, .fired, .resolved, .cleared:
+            rule.value = reading.value
+            rule.samples = reading.samples
+            rule.version = serving
+            context.logger.notice("\(transition)", metadata: [
+                "cairn.metric": "\(threshold.metric)", "cairn.value": "\(reading.value.map { $0.shortText } ?? "-")",
+                "cairn.samples": "\(reading.samples)"])
+            report.transitions.append("\(Self.describe(threshold)): \(transition)")
+        case .none, .insufficientData:
+            break
+        }
+        if transition == .resolved, threshold.action == .alert {
+            rule.acted = send(alert: threshold, status: "resolved", value: reading.value, since: context.now, serving: serving,
+                              deployment: deployment) ?? rule.acted
+        }
+        if case .firing(let since) = rule.state.phase {
+            switch rule.gate.decide(firingSince: since, at: context.now) {
+            case .act:
+                rule.acted = act(threshold, value: rule.value, since: since, serving: serving, deployment: deployment)
+                report.acted = true
+            case .duplicate:
+                break
+            case .coolingDown(let until):
+                report.requeueBy(until.timeIntervalSince(context.now))
+                let note = "cooling down until \(MonitorReport.time(until)) (cooldown \(threshold.cooldown))"
+                if rule.acted?.hasSuffix(note) != true { rule.acted = "fired again; " + note }
+            }
+        }
+        if case .pending(let since) = rule.state.phase, let holdFor = threshold.holdFor {
+            report.requeueBy(since.addingTimeInterval(holdFor.seconds).timeIntervalSince(context.now))
+        }
+        report.rules.append(MonitorReport.Rule(index: index, threshold: threshold, memory: rule, insufficient: reading.samples < threshold.minSamples))
+        memory.rules[id] = rule
+    }
+
+    static func rule(_ threshold: MonitorSpec.Threshold) -> AlertState.Rule {
+        AlertState.Rule(threshold.below.map { .below($0) } ?? .above(threshold.above ?? 0), for: threshold.holdFor?.seconds ?? 0,
+                        keepFiringFor: threshold.keepFiringFor?.seconds ?? 0, minSamples: threshold.minSamples)
+    }
+
+    /// `accuracy (mean over 5m) below 0.7`.
+    static func describe(_ threshold: MonitorSpec.Threshold) -> String {
+        "\(threshold.metric) (\(threshold.aggregate.rawValue) over \(threshold.window)) " + condition(threshold)
+    }
+
+    static func condition(_ threshold: MonitorSpec.Threshold) -> String {
+        threshold.below.map { "below \($0.shortText)" } ?? "above \((threshold.above ?? 0).shortText)"
+    }
+
+    /// What firing `threshold` makes happen, in words for the status.
+    private mutating func act(_ threshold: MonitorSpec.Threshold, value: Double?, since: Date, serving: Int?,
+                              deployment: ModelDeploymentSpec?) -> String {
+        let valueText = value.map { $0.shortText } ?? "?"
+        let why = "\(object.ref): \(threshold.metric) \(threshold.aggregate.rawValue) \(valueText) \(Self.condition(threshold))"
+            + (threshold.holdFor.map { " for \($0)" } ?? "") + (serving.map { " while \(deployment?.model ?? "?")@\($0) served" } ?? "")
+        let when = MonitorReport.time(context.now)
+        switch threshold.action {
+        case .retrain:
+            guard let deployment, let serving else { return "retrain not asked at \(when): no version of the deployment serves" }
+            guard let version = try? context.versions.version(deployment.model, serving) else {
+                return "retrain not asked at \(when): \(deployment.model)@\(serving) is not in the registry"
+            }
+            let schedule = ObjectRef(.trainingSchedule, version.lineage.schedule)
+            guard case .trainingSchedule(let training)? = context.manifest(schedule)?.spec else {
+                return "retrain not asked at \(when): \(schedule), which trained \(version.name), has no valid manifest"
+            }
+            let request = TriggerRequest(id: Self.requestID(object.ref, "retrain", context.now), object: schedule,
+                                         source: TriggerRequest.monitorSource, reason: why, requestedAt: context.now)
+            report.effects.append(.addTrigger(request))
+            // The features first: their data may have changed since they last ran.
+            if let features = training.features { report.wake.append(ObjectRef(.featurePipeline, features)) }
+            report.wake.append(schedule)
+            memory.retrain = MonitorMemory.RetrainRequest(triggerID: request.id, schedule: schedule.name, model: deployment.model,
+                                                          requestedAt: context.now, reason: why)
+            context.logger.notice("asked for a retrain", metadata: ["cairn.schedule": "\(schedule)", "cairn.trigger": "\(request.id)"])
+            return "asked \(schedule) to retrain at \(when)"
+        case .rollback:
+            let request = TriggerRequest(id: Self.requestID(object.ref, "rollback", context.now), object: deploymentRef,
+                                         source: TriggerRequest.monitorSource, reason: why, requestedAt: context.now)
+            report.effects.append(.addTrigger(request))
+            report.wake.append(deploymentRef)
+            context.logger.notice("asked for a rollback", metadata: ["cairn.trigger": "\(request.id)"])
+            return "asked \(deploymentRef) to roll back at \(when)"
+        case .alert:
+            return send(alert: threshold, status: "firing", value: value, since: since, serving: serving, deployment: deployment)
+                ?? "no alert sent at \(when): the daemon has no --alert-url"
+        }
+    }
+
+    /// Queues an alert; nil when there is nowhere to send it.
+    private func send(alert threshold: MonitorSpec.Threshold, status: String, value: Double?, since: Date, serving: Int?,
+                      deployment: ModelDeploymentSpec?) -> String? {
+        let summary = "\(object.ref) \(status): \(threshold.metric) \(threshold.aggregate.rawValue) \(value.map { $0.shortText } ?? "?") "
+            + Self.condition(threshold) + " on \(deploymentRef)" + (serving.map { " (\(deployment?.model ?? "?")@\($0))" } ?? "")
+        let alert = MonitorAlert(status: status, monitor: object.ref.name, deployment: spec.deployment, model: deployment?.model,
+                                 version: serving, metric: threshold.metric, aggregate: threshold.aggregate.rawValue,
+                                 threshold: Self.condition(threshold), value: value, since: since, action: threshold.action.rawValue,
+                                 summary: summary, sourceCommit: context.sourceCommit)
+        guard services.alerts?.send(alert) == true else { return nil }
+        return "sent a \(status) alert at \(MonitorReport.time(context.now))"
+    }
+
+    static func requestID(_ ref: ObjectRef, _ action: String, _ now: Date) -> String {
+        "monitor-\(ref.name)-\(action)-\(Int64((now.timeIntervalSince1970 * 1000).rounded()))-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    // MARK: Step 5: the loop
+
+    /// Follows the last retrain to its end, and a candidate version to the stage.
+    private mutating func follow(deployment: ModelDeploymentSpec, serving: Int?) throws {
+        if var retrain = memory.retrain, !retrain.settled {
+            let schedule = ObjectRef(.trainingSchedule, retrain.schedule)
+            let pending = try context.memory.triggers(of: schedule).contains { $0.id == retrain.triggerID }
+            if !pending {
+                if let run = try context.runs.runs(of: schedule, limit: 50).first(where: { $0.triggerID == retrain.triggerID }) {
+                    retrain.runID = run.id
+                    switch run.state {
+                    case .succeeded:
+                        if let version = try context.versions.version(registeredBy: run.id) {
+                            retrain.settled = true
+                            if version.gate.passed {
+                                retrain.answer = "\(version.name) registered and passed its gate (\(version.gate.summary))"
+                                memory.candidate = MonitorMemory.Candidate(model: version.model, version: version.version)
+                            } else {
+                                retrain.answer = "\(version.name) registered and failed its gate (\(version.gate.summary)); nothing is proposed"
+                            }
+                        } else {
+                            retrain.answer = "run \(run.id) succeeded; waiting for its version"
+                        }
+                    case .failed, .cancelled, .interrupted, .skipped:
+                        retrain.settled = true
+                        retrain.answer = "run \(run.id) \(run.state.rawValue)" + (run.message.map { ": \($0.prefix(200))" } ?? "")
+                    case .submitted, .running:
+                        retrain.answer = "run \(run.id) is under way"
+                    }
+                } else {
+                    retrain.settled = true
+                    retrain.answer = "no new inputs: \(schedule) had trained these already, so nothing was retrained"
+                }
+            } else {
+                retrain.answer = nil
+            }
+            memory.retrain = retrain
+        }
+        guard var candidate = memory.candidate else { return }
+        defer { memory.candidate = candidate }
+        if serving == candidate.version {
+            candidate.serves = true
+            return
+        }
+        guard case .stage(let target) = deployment.selector else {
+            try propose(candidate: &candidate, deployment: deployment, stage: nil)
+            return
+        }
+        try propose(candidate: &candidate, deployment: deployment, stage: target)
+    }
+
+    /// Writes the next promotion proposal of `candidate` towards `target` (nil: the
+    /// deployment's own `version`), once per stage.
+    private mutating func propose(candidate: inout MonitorMemory.Candidate, deployment: ModelDeploymentSpec, stage target: String?) throws {
+        let name = "\(candidate.model)@\(candidate.version)"
+        let edit: ManifestEdit
+        let stageName: String
+        let policyNote: String
+        if let target {
+            let modelRef = ObjectRef(.model, candidate.model)
+            guard let model = context.manifest(modelRef), case .model(let modelSpec) = model.spec,
+                  let targetIndex = modelSpec.stages.firstIndex(of: target) else { return }
+            let stages = try context.versions.stageMap(of: candidate.model)
+            // Under strictOrder a version reaches a stage only from the one before it, in an
+            // earlier commit: propose the first stage on the way that it has not held.
+            var index = targetIndex
+            while modelSpec.policy.strictOrder, index > 0, !stages.hasHeld(candidate.version, modelSpec.stages[index - 1]) { index -= 1 }
+            stageName = modelSpec.stages[index]
+            guard !candidate.proposed.contains(stageName), stages.holders[stageName]?.version != candidate.version,
+                  modelSpec.assignments[stageName] != candidate.version else { return }
+            guard let current = modelSpec.assignments[stageName] else {
+                report.loopNote = "\(name) cannot be proposed for \(stageName): \(modelRef) assigns nothing to it, and a proposal "
+                    + "only changes an existing assignment; assign \(stageName) once by hand"
+                return
+            }
+            edit = ManifestEdit(file: model.location.file, object: modelRef, field: ["spec", "assignments", stageName],
+                                expected: String(current), value: String(candidate.version))
+            policyNote = index == targetIndex ? "" : " (\(modelRef)'s policy is strictOrder, so it holds \(stageName) first; "
+                + "\(target) is proposed once that is accepted)"
+        } else {
+            guard let manifest = context.relatedManifests[deploymentRef], case .version(let current) = deployment.selector,
+                  !candidate.proposed.contains("version") else { return }
+            stageName = "version"
+            edit = ManifestEdit(file: manifest.location.file, object: deploymentRef, field: ["spec", "version"],
+                                expected: String(current), value: String(candidate.version))
+            policyNote = ""
+        }
+        candidate.proposed.append(stageName)
+        let retrain = memory.retrain
+        let body = """
+            \(object.ref) fired (\(retrain?.reason ?? "a threshold")) and retrained \(retrain.map { "with \(ObjectRef(.trainingSchedule, $0.schedule))" } ?? ""); \
+            the new version \(name) passed its gate\(policyNote).
+
+            Merge this branch (as a pull request) to serve \(name) on \(deploymentRef); Cairn never changes the tracked \
+            branch itself. A CI job may merge it when the plan below says it is acceptable.
+            """
+        var proposal = Proposal(slug: "\(candidate.model)-promote", baseCommit: context.sourceCommit, edits: [edit],
+                                subject: stageName == "version" ? "Serve \(name) on \(deploymentRef)" : "Promote \(name) to \(stageName)",
+                                body: body)
+        proposal.withPlan = true
+        report.proposal = proposal
+        report.proposedStage = stageName
     }
 }

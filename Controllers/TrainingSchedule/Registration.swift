@@ -81,6 +81,7 @@ struct Registrar {
             code: RunKey.paths(in: run.inputs, prefixes: ["dep:", "code:"]), data: RunKey.paths(in: run.inputs, prefixes: ["data:"]),
             program: run.inputs["program"], startedAt: run.startedAt, finishedAt: run.finishedAt)
         lineage.metricsPath = metricsPath
+        lineage.reason = run.reason
         lineage.featureRuns = run.producers
         lineage.shell = (run.annotations?["shell"]).map { $0 == "true" } ?? spec.shell
         lineage.metricsArtifact = metricsPath.flatMap { run.outputs[$0] }

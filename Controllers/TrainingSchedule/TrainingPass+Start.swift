@@ -31,6 +31,13 @@ extension TrainingPass {
         while let tick = memory.schedule.pending.first, answered.contains("tick-\(Self.time(tick))") {
             _ = ScheduleClock.take(&memory.schedule)
         }
+        // A monitor asks for a retrain, not for the same inputs again: when the key has its
+        // success already, the request is answered with "no new inputs" and consumed.
+        while let trigger = triggers.first, trigger.source == TriggerRequest.monitorSource, let done {
+            report.effects.append(.consumeTrigger(trigger.id))
+            report.noNewInputs = (trigger, done)
+            triggers.removeFirst()
+        }
         if let trigger = triggers.first {
             return Start(trigger: trigger.source, triggerID: trigger.id, reason: "triggered: \(trigger.reason)", consumesTrigger: trigger.id)
         }

@@ -29,6 +29,8 @@ struct TrainingReport {
     var forcedFailure: RunRecord?
     var nextTick: Date?
     var droppedTicks = 0
+    /// A monitor's retrain request found the inputs trained already (by this run).
+    var noNewInputs: (request: TriggerRequest, done: RunRecord)?
 
     func outcome(spec: TrainingScheduleSpec, now: Date) -> Outcome {
         var outcome = decide(spec: spec, now: now)
@@ -95,6 +97,11 @@ struct TrainingReport {
                           message: news + "the last training, run \(failed.id) (trigger \(failed.trigger)), failed"
                               + (failed.message.map { ": \($0.prefix(300))" } ?? "") + "; the latest for these inputs is still \(current)"
                               + tickText(spec))
+        }
+        if let (request, done) = noNewInputs {
+            return .ready(reason: "NoNewInputs", message: news + "a retrain was asked for (\(request.reason.prefix(300))), and there are no "
+                          + "new inputs: run \(done.id) trained these already, so nothing was trained; the latest training: \(current)"
+                          + tickText(spec))
         }
         return .ready(reason: "UpToDate", message: news + "inputs unchanged since \(current)" + tickText(spec))
     }

@@ -8,6 +8,7 @@ import CairnStore
 import CairnServe
 import Foundation
 import Logging
+import MonitorController
 
 extension Cairn {
     struct Demo: AsyncParsableCommand {
@@ -52,11 +53,17 @@ extension Cairn {
             let state = root.appendingPathComponent("state")
             let logger = Logger(label: "cairn")
             let store = try Store(directory: state)
-            let execution = try RunOptions.parse([]).makeExecution(stateDirectory: state, repository: repositoryURL, store: store, logger: logger)
+            // Where the feedback loop's labelled customers land: outside the repository, so
+            // under a data root the runs may read.
+            let feedback = root.appendingPathComponent("feedback")
+            try FileManager.default.createDirectory(at: feedback, withIntermediateDirectories: true)
+            let execution = try RunOptions.parse(["--data-root", feedback.path]).makeExecution(stateDirectory: state, repository: repositoryURL,
+                                                                                                 store: store, logger: logger)
+            let monitors = MonitorServices(hub: MetricHub())
             let serving = try RunOptions.parse([]).makeDeployer(stateDirectory: state, repository: repositoryURL, workingTree: repositoryURL,
                                                                 processes: true, logger: logger)
             let engine = try Engine(source: .local(repositoryURL), stateDirectory: state,
-                                    configuration: ReconcilerConfiguration(), controllers: try Controllers.registry(),
+                                    configuration: ReconcilerConfiguration(), controllers: try Controllers.registry(monitors: monitors),
                                     execution: execution, deployer: serving, store: store, push: false, logger: logger) { _, _ in }
             let author = Signature(name: "Dana Scientist", email: "dana@example.com")
             let script = DemoScript(repository: try Repository.open(at: repositoryURL), root: repositoryURL, author: author)
@@ -181,6 +188,8 @@ extension Cairn {
                 try await step("fix it") {
                     try script.edit("deployment.yaml", "stage: prod", "stage: production", "Fix the stage name")
                 }
+                try await DemoLoop(engine: engine, script: script, git: git, traffic: traffic, hub: monitors.hub, feedback: feedback,
+                                   step: step).run()
                 try await step("delete monitor.yaml") {
                     try script.delete("monitor.yaml", "Drop the quality monitor for now")
                 }

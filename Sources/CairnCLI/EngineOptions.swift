@@ -6,6 +6,7 @@ import CairnManifests
 import CairnServe
 import CairnStore
 import Foundation
+import MonitorController
 import Logging
 
 /// The options every command that reconciles or reads state shares.
@@ -81,7 +82,7 @@ struct EngineOptions: ParsableArguments {
     /// options) and deploy (with process targets only when `serveProcesses`: a process that
     /// stays); with `signer`, one that signs its proposal commits.
     func makeEngine(logger: Logger, runs: RunOptions? = nil, serveProcesses: Bool = false, signer: SSHCommitSigner? = nil,
-                    metrics: EngineMetrics = EngineMetrics()) throws -> Engine {
+                    metrics: EngineMetrics = EngineMetrics(), monitors: MonitorServices? = nil) throws -> Engine {
         let deadline = try parseTimeout(fetchTimeout)
         let source: RepositorySource = isLocalPath(repo) ? .local(URL(fileURLWithPath: repo)) : .remote(repo)
         var store: Store?
@@ -106,7 +107,7 @@ struct EngineOptions: ParsableArguments {
         }
         do {
             return try Engine(source: source, stateDirectory: stateDirectory, configuration: configuration,
-                              controllers: try Controllers.registry(), execution: execution, deployer: deployer, store: store,
+                              controllers: try Controllers.registry(monitors: monitors), execution: execution, deployer: deployer, store: store,
                               trust: trustOptions.trust, signer: signer, push: push,
                               logger: logger, metrics: metrics) { url, mirror in
                 try await RemoteFetcher.fetch(url: url, into: mirror, timeout: deadline)

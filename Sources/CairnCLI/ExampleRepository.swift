@@ -101,7 +101,12 @@ enum ExampleRepository {
         """# + "\n",
         "monitor.yaml": #"""
         # yaml-language-server: $schema=schema/cairn.json
-        # Monitoring and the feedback loop: low accuracy retrains, a climbing error rate rolls back.
+        # Monitoring and the feedback loop, evaluated as Prometheus alerting rules are: the window's
+        # aggregate must stay past the threshold `for` a while before it fires, and a thin window
+        # (fewer than minSamples) neither fires nor resolves. Low accuracy retrains (new inputs only)
+        # and, when the new version passes its gate, proposes it on a branch for people (or CI) to
+        # merge; a climbing error rate rolls back. Samples are POSTed to `cairn run --listen`'s
+        # /api/v1/metrics, each counted for the version that serves.
         apiVersion: cairn/v1
         kind: Monitor
         metadata:
@@ -109,9 +114,10 @@ enum ExampleRepository {
           labels: {team: growth}
         spec:
           deployment: churn-prod
+          interval: 30s
           thresholds:
-            - {metric: accuracy, below: 0.7, for: 10m, action: retrain}
-            - {metric: error_rate, above: 0.05, for: 5m, action: rollback}
+            - {metric: accuracy, below: 0.7, window: 1h, for: 10m, minSamples: 50, cooldown: 6h, action: retrain}
+            - {metric: error_rate, above: 0.05, window: 5m, for: 5m, keepFiringFor: 2m, action: rollback}
           source: {push: {}}
         """# + "\n",
         "pipelines/calendar_features.py": #"""
@@ -161,7 +167,12 @@ enum ExampleRepository {
         print(f"wrote {len(rows)} feature rows to {target}")
         """# + "\n",
         "pipelines/ingest.py": #"""
-        """Ingest: writes a synthetic, reproducible table of customers (seeded, no network)."""
+        """Ingest: writes a synthetic, reproducible table of customers (seeded, no network).
+
+        With --feedback, the labelled customers the serving side collected (a CSV with the same
+        columns, outside the repository) are appended: when that file grows, this stage's key
+        changes and the training after it sees the new rows.
+        """
         import argparse
         import csv
         import os
@@ -171,6 +182,7 @@ enum ExampleRepository {
         parser.add_argument("--rows", type=int, default=2000)
         parser.add_argument("--out", required=True)
         parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--feedback", help="a CSV of labelled customers to append (header first)")
         args = parser.parse_args()
 
         rng = random.Random(args.seed)
@@ -185,7 +197,13 @@ enum ExampleRepository {
                 risk = 0.8 * calls / 9 - 0.6 * tenure / 72 + 0.2 * spend / 120
                 churned = 1 if risk + rng.gauss(0, 0.15) > 0.1 else 0
                 writer.writerow([customer, tenure, spend, calls, churned])
-        print(f"wrote {args.rows} rows to {args.out}")
+            extra = 0
+            if args.feedback and os.path.exists(args.feedback):
+                with open(args.feedback, newline="") as feedback:
+                    for row in list(csv.reader(feedback))[1:]:
+                        writer.writerow(row)
+                        extra += 1
+        print(f"wrote {args.rows} rows to {args.out}" + (f", and {extra} from the feedback" if extra else ""))
         """# + "\n",
         "pipelines/transforms.py": #"""
         """Column transforms shared by the feature stages."""
@@ -213,7 +231,7 @@ enum ExampleRepository {
         import sys
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        READS_FORMAT = 1
+        READS_FORMATS = (1,)
 
         parser = argparse.ArgumentParser()
         parser.add_argument("--model", required=True)
@@ -221,8 +239,9 @@ enum ExampleRepository {
         args = parser.parse_args()
         with open(args.model) as handle:
             model = json.load(handle)
-        if model.get("format", 1) != READS_FORMAT:
-            sys.exit(f"serve.py: {args.model} is a model in format {model.get('format')}; this server reads format {READS_FORMAT}")
+        if model.get("format", 1) not in READS_FORMATS:
+            sys.exit(f"serve.py: {args.model} is a model in format {model.get('format')}; this server reads format "
+                     + " and ".join(map(str, READS_FORMATS)))
         version = os.environ.get("CAIRN_MODEL_VERSION", "?")
 
 

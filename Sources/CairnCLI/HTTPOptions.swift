@@ -74,7 +74,8 @@ struct HTTPOptions: ParsableArguments {
     }
 
     /// The server, when `--listen` asks for one.
-    func server(engine: Engine, triggers: Triggers, metrics: DaemonMetrics, secret: [UInt8]?, logger: Logger) -> APIServer? {
+    func server(engine: Engine, triggers: Triggers, metrics: DaemonMetrics, secret: [UInt8]?, samples: (any MetricSink)? = nil,
+                logger: Logger) -> APIServer? {
         guard let listen, let address = ListenAddress(parsing: listen) else { return nil }
         if !address.isLoopback {
             logger.notice("the HTTP face listens beyond this machine; status and metrics need no credentials to read",
@@ -82,7 +83,9 @@ struct HTTPOptions: ParsableArguments {
         }
         let configuration = APIConfiguration(address: address, webhookSecret: secret, webhookBodyLimit: byteSize(webhookMaxBody) ?? 1 << 20,
                                              branch: engine.configuration.branch)
-        return APIServer(configuration: configuration, engine: engine, triggers: triggers, content: .reading(engine.store),
+        var content = APIContent.reading(engine.store)
+        content.metrics = samples
+        return APIServer(configuration: configuration, engine: engine, triggers: triggers, content: content,
                          metrics: metrics, logger: logger)
     }
 }

@@ -1,3 +1,4 @@
+import CairnEngine
 import ArgumentParser
 import CairnCore
 import CairnManifests
@@ -244,6 +245,4 @@ enum ModelText {
     }
 }
 
-extension String {
-    var orDash: String { isEmpty ? "-" : self }
-}
+

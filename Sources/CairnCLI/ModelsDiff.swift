@@ -1,3 +1,4 @@
+import CairnEngine
 import ArgumentParser
 import CairnCore
 import CairnManifests

@@ -6,6 +6,7 @@ import CairnHTTP
 import CairnManifests
 import Foundation
 import Logging
+import MonitorController
 import ServiceLifecycle
 
 extension Cairn {
@@ -82,9 +83,12 @@ extension Cairn {
                 throw CairnExit.unreadable(error.description)
             }
             let metrics = DaemonMetrics()
+            // Pushed samples (POST /api/v1/metrics) and polled ones meet in one set of windows.
+            let monitors = MonitorServices(hub: MetricHub())
             let engine = try options.makeEngine(logger: logger, runs: runOptions, serveProcesses: true, signer: signer,
-                                                metrics: metrics.engine)
-            let server = http.server(engine: engine, triggers: triggers, metrics: metrics, secret: webhookSecret, logger: logger)
+                                                metrics: metrics.engine, monitors: monitors)
+            let server = http.server(engine: engine, triggers: triggers, metrics: metrics, secret: webhookSecret, samples: monitors.hub,
+                                     logger: logger)
             let milliseconds = (try? ManifestDuration(parsing: interval))?.milliseconds ?? 30_000
             let period = Duration.milliseconds(milliseconds)
             let pushes = engine.pushes ? Triggers() : nil

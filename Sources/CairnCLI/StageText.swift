@@ -1,3 +1,4 @@
+import CairnEngine
 import CairnCore
 import CairnStore
 import Foundation

@@ -180,19 +180,6 @@ func notKindName(_ text: String) -> String {
         + " (case matters), and names are DNS labels, such as Model/churn"
 }
 
-/// A plain text table with columns padded to their widest cell; the last column is not padded.
-/// A cell's line breaks (a failed run's log lines in a message) become " / ", so every row
-/// stays one line.
-func table(header: [String], rows: [[String]]) -> String {
-    let all = [header] + rows.map { row in row.map { $0.contains("\n") ? $0.split(separator: "\n").joined(separator: " / ") : $0 } }
-    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
-    return all.map { row in
-        row.enumerated().map { index, cell in
-            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-        }.joined(separator: "  ")
-    }.joined(separator: "\n")
-}
-
 /// What `cairn status --format json` prints, and the status API answers.
 enum StatusJSON {
     static func all(_ store: Store) throws -> String { try store.objects().jsonText() }

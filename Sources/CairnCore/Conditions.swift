@@ -68,6 +68,9 @@ public struct ObjectStatus: Codable, Hashable, Sendable {
     /// A Model's stages as accepted (who holds each, since when, by whose commit): written in
     /// its status file, so the file's history is the stage history. Nil for other kinds.
     public var stages: StageMap?
+    /// A ModelDeployment's version that was last checked to serve (what a Monitor's windows
+    /// count samples for). Nil for other kinds, and while nothing serves.
+    public var serving: Int?
 
     public init(ref: ObjectRef, manifestPath: String, generation: String, observedCommit: String,
                 conditions: [Condition], failures: Int = 0, nextAttempt: Date? = nil) {
@@ -109,7 +112,7 @@ public struct ObjectStatus: Codable, Hashable, Sendable {
     public func differsInSubstance(from other: ObjectStatus?) -> Bool {
         guard let other else { return true }
         return generation != other.generation || manifestPath != other.manifestPath || conditions.count != other.conditions.count
-            || (runs ?? []) != (other.runs ?? []) || !StageMap.sameSubstance(stages, other.stages)
+            || (runs ?? []) != (other.runs ?? []) || !StageMap.sameSubstance(stages, other.stages) || serving != other.serving
             || zip(conditions, other.conditions).contains { !$0.sameSubstance(as: $1) }
     }
 }

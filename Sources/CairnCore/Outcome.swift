@@ -26,11 +26,17 @@ public struct Outcome: Sendable {
     public var requeueAfter: Duration?
     /// Store records written in the pass's transaction, with the status and its outbox entry.
     public var effects: [StoreEffect]
+    /// Other objects to look at in the next pass, at once (a monitor's retrain or rollback
+    /// asks the objects it triggered to act on the request).
+    public var wake: [ObjectRef] = []
     /// The runs the status reports (`Cairn-Run:` trailers on its status commit).
     public var runs: [String] = []
     /// For a Model: its stages as accepted after this pass (the status file shows them).
     public var stages: StageMap?
-    /// A change to propose to the tracked branch (a rollback's reverse assignment), written
+    /// For a ModelDeployment: the version checked to serve now (nil: none).
+    public var serving: Int?
+    /// A change to propose to the tracked branch (a rollback's reverse assignment, a monitor's
+    /// promotion of a retrained version), written
     /// on a proposal branch with the status commit of this pass.
     public var proposal: Proposal?
 

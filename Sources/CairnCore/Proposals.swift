@@ -20,6 +20,9 @@ public struct Proposal: Codable, Sendable, Hashable {
     public var subject: String
     /// The commit's body: why, and what merging it does.
     public var body: String
+    /// Run `cairn plan`'s checks on the proposal and put the Markdown verdict in the commit
+    /// message (a monitor's promotion, which a CI job may merge when the plan passes).
+    public var withPlan: Bool?
 
     public init(slug: String, baseCommit: String, edits: [ManifestEdit], subject: String, body: String) {
         self.slug = slug

@@ -37,6 +37,12 @@ public struct ReconcileContext {
     /// Where models are served (process, directory and command targets); nil where nothing
     /// may be deployed (a ModelDeployment then says so rather than pretend).
     public var deployer: (any Deployer)?
+    /// Any object's manifest at `sourceCommit` (nil when it has none, or it does not parse):
+    /// for a controller that acts on objects it does not depend on (a Monitor retrains the
+    /// schedule that trained the serving version, and proposes a promotion in the Model's file).
+    public var manifest: (ObjectRef) -> Manifest? = { _ in nil }
+    /// Any object's status, from this pass when it was evaluated before, otherwise as stored.
+    public var status: (ObjectRef) -> ObjectStatus? = { _ in nil }
     /// The pass's time: one instant for every object of a pass.
     public let now: Date
     /// Carries `cairn.object` and `cairn.commit` metadata.

@@ -100,6 +100,8 @@ public struct Lineage: Codable, Hashable, Sendable {
     public var trigger: String
     /// For a forced training (manual, a tick with `always`, a monitor): which request it was.
     public var triggerID: String?
+    /// Why the run started, in words: for a monitor's retrain, the rule and the value that fired.
+    public var reason: String?
     public var command: [String]
     /// Whether `command` was a script for /bin/sh -c (`shell: true`).
     public var shell: Bool?
@@ -177,7 +179,8 @@ public protocol ObjectMemory {
     func triggers(of object: ObjectRef) throws -> [TriggerRequest]
 }
 
-/// A request to run an object now, whatever its key says: `cairn trigger`, and later a monitor.
+/// A request to run an object now: `cairn trigger` (whatever its key says), or a Monitor
+/// (a retrain that trains only new inputs; a rollback of a deployment).
 public struct TriggerRequest: Codable, Hashable, Sendable {
     /// Unique: `manual-<time>-<random>`. Recorded in the run it starts.
     public var id: String
@@ -187,6 +190,9 @@ public struct TriggerRequest: Codable, Hashable, Sendable {
     /// Why, in words (who asked, which rule fired).
     public var reason: String
     public var requestedAt: Date
+
+    /// The source of a Monitor's requests (a retrain, a rollback).
+    public static let monitorSource = "monitor"
 
     public init(id: String, object: ObjectRef, source: String, reason: String, requestedAt: Date) {
         self.id = id

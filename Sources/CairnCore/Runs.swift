@@ -157,6 +157,9 @@ public enum StoreEffect: Sendable, Hashable {
     case remember(ObjectRef, Data?)
     /// A manual trigger was answered (a run was started for it): remove it.
     case consumeTrigger(String)
+    /// Ask another object to act now (a monitor's retrain of a TrainingSchedule, its rollback
+    /// of a ModelDeployment), as `cairn trigger` does.
+    case addTrigger(TriggerRequest)
     /// A stage of a model moved (the Model controller accepted an assignment): record it in the
     /// stage history; the status commit of the pass names it in a `Cairn-Stage:` trailer.
     case changeStage(StageChange)

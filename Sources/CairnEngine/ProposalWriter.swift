@@ -30,7 +30,8 @@ struct ProposalWriter {
     }
 
     /// Writes `proposal`, carried by `entry` of the store `storeIdentity`, or finds it written.
-    func write(_ proposal: Proposal, carriedBy entry: OutboxEntry, store storeIdentity: String, author: Signature) throws -> Written {
+    func write(_ proposal: Proposal, carriedBy entry: OutboxEntry, store storeIdentity: String, author: Signature,
+               registry: PlanRegistry? = nil) throws -> Written {
         let id = Self.proposalID(of: entry, proposal: proposal, store: storeIdentity)
         guard Self.isBranchComponent(proposal.slug) else {
             return .skipped("'\(proposal.slug)' cannot name a branch")
@@ -44,13 +45,30 @@ struct ProposalWriter {
         case .success(let files): changes = files
         case .failure(let error): return .skipped(error.description)
         }
-        let message = "\(proposal.subject)\n\n\(proposal.body)\n\nCairn-Proposal-For: \(entry.ref.map(\.description) ?? "")\n"
-            + "Cairn-Proposal-Id: \(id)\n"
+        var text = "\(proposal.subject)\n\n\(proposal.body)\n\n"
+        if proposal.withPlan == true, let registry {
+            text += try verdict(of: changes, on: base, subject: proposal.subject, registry: registry) + "\n\n"
+        }
+        let message = text + "Cairn-Proposal-For: \(entry.ref.map(\.description) ?? "")\n" + "Cairn-Proposal-Id: \(id)\n"
         let commit = try repository.createCommit(parent: base, changes: changes, message: message, author: author, sign: sign)
         let branch = try createBranch(slug: proposal.slug, at: commit)
         logger.notice("wrote a proposal branch", metadata: ["cairn.branch": "\(branch)", "cairn.commit": "\(commit.short)",
                                                            "cairn.object": "\(entry.ref.map(\.description) ?? "")"])
         return .branch(branch, adopted: false)
+    }
+
+    /// `cairn plan`'s Markdown for the proposal: its change is committed without a branch (an
+    /// object nothing points to, which git's gc collects) and planned against `base`, with the
+    /// same checks a pull request gets.
+    private func verdict(of changes: [String: Data?], on base: ObjectID, subject: String, registry: PlanRegistry) throws -> String {
+        let draft = try repository.createCommit(parent: base, changes: changes, message: subject + "\n",
+                                                author: Signature(name: "Cairn", email: "cairn@localhost"))
+        do {
+            let plan = try Planner.plan(repository: repository, base: base.hex, head: draft.hex, path: configuration.path, registry: registry)
+            return PlanText.markdown(plan).trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch {
+            return "`cairn plan` could not check this proposal: \(error)"
+        }
     }
 
     /// The files at `base` with every edit made, or the first edit that could not be.

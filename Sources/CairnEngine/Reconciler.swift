@@ -89,6 +89,10 @@ public final class Reconciler {
     private var requested: Set<ObjectRef> = []
     /// What controllers proposed in the pass under way, by object (written with their status).
     private var proposals: [ObjectRef: Proposal] = [:]
+    /// Objects a controller asked to be looked at in the next pass (`Outcome.wake`).
+    private var wakes: Set<ObjectRef> = []
+    /// Woken objects not evaluated since: `reconcile --once` and the demo wait for them.
+    private var woken: Set<ObjectRef> = []
     /// The store's object statuses and last reconciled commit, read once and kept in step.
     private var statuses: [ObjectRef: ObjectStatus] = [:]
     private var tally = StatusTally([])
@@ -136,6 +140,7 @@ public final class Reconciler {
     /// error that persists must not keep `reconcile --once` waiting for ever.
     private var retryDue: Date? {
         dueTimes.filter { due in
+            if woken.contains(due.key) { return true }
             guard let status = statuses[due.key] else { return false }
             return status.condition("Reconciling")?.status == .true && status.failures == 0
         }.values.min()
@@ -159,6 +164,7 @@ public final class Reconciler {
             let tracked = try trackManifests(at: tip)
             let work = selectWork(tracked, tip: tip, time: time)
             proposals = [:]
+            wakes = []
             let evaluation = try await evaluateObjects(work, tracked: tracked, commit: tip, time: time)
             let outcome = try recordPass(evaluation, tracked: tracked, commit: tip, time: time)
             await prune(deleted: outcome.deleted.filter { $0.kind == .modelDeployment }, in: tracked.set)
@@ -453,9 +459,13 @@ public final class Reconciler {
                                        memory: store, relatedManifests: relatedManifests, execution: execution, now: time, logger: logger)
         context.sourceAuthor = author
         context.deployer = deployer
+        let stored = statuses
+        context.manifest = { set.broken[$0] == nil ? set.manifests[$0] : nil }
+        context.status = { results[$0] ?? stored[$0] }
         do {
             let outcome = try await controllers.controller(for: ref.kind).reconcile(manifest, in: context)
             if let proposal = outcome.proposal { proposals[ref] = proposal }
+            wakes.formUnion(outcome.wake)
             return (builder.status(for: outcome), outcome.effects)
         } catch let error as ReconcileError where error.disposition == .terminal {
             return (builder.stalled(reason: error.reason, message: error.message), [])
@@ -578,6 +588,10 @@ public final class Reconciler {
             statuses[ref] = nil
             dueTimes[ref] = nil
         }
+        // Asked for by another object's controller: due at once, so the next pass comes now.
+        woken.subtract(evaluation.results.keys)
+        woken.formUnion(wakes)
+        for ref in wakes { dueTimes[ref] = time }
         if changes.reconciledCommit != nil { lastReconciled = commit }
         if tracked.fullLoad { reevaluateAll = false }
         unreadable = unreadableNow

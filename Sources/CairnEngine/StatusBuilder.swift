@@ -42,6 +42,7 @@ struct StatusBuilder {
         status.nextAttempt = outcome.requeueAfter.map { time.addingTimeInterval($0.seconds) }
         status.runs = outcome.runs.isEmpty ? nil : outcome.runs
         status.stages = outcome.stages ?? keptStages
+        status.serving = outcome.serving
         status.observedCommit = status.differsInSubstance(from: previous) ? commit : previous?.observedCommit ?? commit
         return status
     }
@@ -71,6 +72,7 @@ struct StatusBuilder {
                                   conditions: conditions)
         status.runs = keptRuns
         status.stages = keptStages
+        status.serving = previous?.serving
         // The observed commit moves only when something about the object changed.
         if let previous, !status.differsInSubstance(from: previous) { status.observedCommit = previous.observedCommit }
         return status

@@ -34,6 +34,7 @@ public enum StatusDocument {
             lines += runs.map { "  - \(quoted($0))" }
         }
         if let stages = status.stages { lines += render(stages) }
+        if let serving = status.serving { lines.append("serving: \(serving)") }
         return lines.joined(separator: "\n") + "\n"
     }
 

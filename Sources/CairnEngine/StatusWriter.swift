@@ -146,7 +146,8 @@ public final class StatusWriter {
     /// hold back every status change after it.
     private func writeProposal(_ proposal: Proposal, carriedBy entry: OutboxEntry, author: Signature) -> (Proposal, ProposalWriter.Written) {
         do {
-            let written = try proposals.write(proposal, carriedBy: entry, store: store.identity, author: author)
+            let written = try proposals.write(proposal, carriedBy: entry, store: store.identity, author: author,
+                                              registry: .store(store, "the daemon's store"))
             if case .skipped(let why) = written {
                 logger.warning("did not write a proposal", metadata: ["cairn.object": "\(entry.ref.map(\.description) ?? "")",
                                                                       "cairn.proposal": "\(proposal.slug)", "cairn.reason": "\(why)"])

@@ -47,6 +47,7 @@ public enum VersionDocument {
             "  trigger: \(q(lineage.trigger))",
         ]
         if let id = lineage.triggerID { lines.append("  triggerID: \(q(id))") }
+        if let reason = lineage.reason { lines.append("  reason: \(q(reason))") }
         lines.append("  command: [" + lineage.command.map(q).joined(separator: ", ") + "]")
         if lineage.shell == true { lines.append("  shell: true") }
         lines.append("  params: \(q(lineage.params))")

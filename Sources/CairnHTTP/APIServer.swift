@@ -1,4 +1,4 @@
-import CairnCore
+public import CairnCore
 public import CairnEngine
 public import CairnManifests
 import Foundation
@@ -20,6 +20,8 @@ public struct APIContent: Sendable {
     public var models: @Sendable () throws -> String
     /// One model's newest `limit` versions: `cairn models NAME --format json`; nil when it has none.
     public var model: @Sendable (_ name: String, _ limit: Int) throws -> String?
+    /// Where `POST /api/v1/metrics` puts samples (the Monitors' windows); nil: that endpoint answers 404.
+    public var metrics: (any MetricSink)?
 
     public init(status: @escaping @Sendable () throws -> String, object: @escaping @Sendable (ObjectRef) throws -> String?,
                 models: @escaping @Sendable () throws -> String, model: @escaping @Sendable (String, Int) throws -> String?) {

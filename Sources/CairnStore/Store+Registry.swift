@@ -50,6 +50,9 @@ extension Store: ModelVersions, ObjectMemory {
             }
         case .consumeTrigger(let id):
             try db.execute(sql: "DELETE FROM trigger WHERE id = ?", arguments: [id])
+        case .addTrigger(let request):
+            try db.execute(sql: "INSERT OR IGNORE INTO trigger (id, ref, request) VALUES (?, ?, ?)",
+                           arguments: [request.id, request.object.description, try encodeJSON(request)])
         case .changeStage(let change):
             try db.execute(sql: "INSERT INTO stageChange (model, stage, version, appliedAt, record) VALUES (?, ?, ?, ?, ?)",
                            arguments: [change.model, change.stage, change.version, Self.milliseconds(change.appliedAt), try encodeJSON(change)])

@@ -237,7 +237,7 @@ public final class Store: RunRecords, Sendable {
                 INSERT INTO run (id, key, object, record) VALUES (?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET key = excluded.key, object = excluded.object, record = excluded.record
                 """, arguments: [run.id, run.key, run.object.description, try encode(run)])
-        case .registerVersion, .remember, .consumeTrigger, .changeStage:
+        case .registerVersion, .remember, .consumeTrigger, .addTrigger, .changeStage:
             try applyRegistry(effect, in: db)
         }
     }

@@ -1,16 +1,15 @@
-import CairnCore
-import CairnEngine
+public import CairnCore
 import CairnManifests
 import Foundation
 
 /// How a plan reads: as text in a terminal or a CI log, and as Markdown in a pull-request
 /// comment. Everything from the change itself (paths, messages that quote manifests) is
 /// escaped in Markdown, so a pull request cannot write links or HTML into its own review.
-enum PlanText {
+public enum PlanText {
     /// A pull-request comment has room for this many rows per table; the rest are counted.
     static let markdownRows = 100
 
-    static func text(_ plan: CairnEngine.Plan) -> String {
+    public static func text(_ plan: Plan) -> String {
         var lines: [String] = []
         lines.append("Cairn plan: \(String(plan.head.prefix(10))) compared with \(String(plan.comparedWith.prefix(10)))")
         if let note = plan.baseNote { lines.append("note: \(note)") }
@@ -49,7 +48,7 @@ enum PlanText {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    static func markdown(_ plan: CairnEngine.Plan) -> String {
+    public static func markdown(_ plan: CairnEngine.Plan) -> String {
         var lines: [String] = []
         lines.append("### Cairn plan: " + (plan.acceptable ? "✅ acceptable" : "❌ not acceptable"))
         lines.append("")
@@ -213,4 +212,22 @@ enum PlanText {
         default: String(character)
         }
     }
+}
+
+/// A plain text table with columns padded to their widest cell; the last column is not padded.
+/// A cell's line breaks (a failed run's log lines in a message) become " / ", so every row
+/// stays one line.
+public func table(header: [String], rows: [[String]]) -> String {
+    let all = [header] + rows.map { row in row.map { $0.contains("\n") ? $0.split(separator: "\n").joined(separator: " / ") : $0 } }
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    return all.map { row in
+        row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}
+
+
+extension String {
+    public var orDash: String { isEmpty ? "-" : self }
 }
