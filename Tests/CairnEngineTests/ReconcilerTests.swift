@@ -21,12 +21,12 @@ import Testing
         // Dependency order: a pipeline before the schedule that reads it, the model after it.
         #expect(try setup.statusSubjects() == [
             "FeaturePipeline/churn-features: NoExecutor", "TrainingSchedule/churn-weekly: NoExecutor", "Model/churn: NoStageAssigned",
-            "ModelDeployment/churn-prod: NotImplemented", "Monitor/churn-quality: NotImplemented",
+            "ModelDeployment/churn-prod: NotImplemented", "Monitor/churn-quality: NotEvaluated",
         ])
         let head = try setup.git(["rev-parse", "main"])
         #expect(try setup.git(["log", "-1", "--format=%(trailers:key=Cairn-Source-Commit,valueonly)", "cairn/status"]) == head)
         #expect(try setup.git(["log", "-1", "--format=%(trailers:key=Cairn-Object,valueonly)", "cairn/status"]) == "Monitor/churn-quality")
-        #expect(try setup.git(["notes", "--ref=cairn", "show", head]).contains("5 objects, 1 Ready, 2 NoExecutor, 2 NotImplemented."))
+        #expect(try setup.git(["notes", "--ref=cairn", "show", head]).contains("5 objects, 1 Ready, 2 NoExecutor, 1 NotEvaluated, 1 NotImplemented."))
         #expect(try setup.git(["show", "cairn/status:Model/churn.yaml"]).contains("observedCommit: \(head)"))
         // The tracked branch is untouched.
         #expect(try setup.git(["rev-list", "--count", "main"]) == "1")
@@ -59,7 +59,7 @@ import Testing
         try setup.repository.commit(["deployment.yaml": deployment])
         let fixed = try await setup.engine.reconcileOnce()
         #expect(fixed.healthy && fixed.waiting.isEmpty)
-        #expect(try setup.statusSubjects().suffix(2) == ["ModelDeployment/churn-prod: NotImplemented", "Monitor/churn-quality: NotImplemented"])
+        #expect(try setup.statusSubjects().suffix(2) == ["ModelDeployment/churn-prod: NotImplemented", "Monitor/churn-quality: NotEvaluated"])
     }
 
     @Test func deletingAManifestDeletesItsObjectAndSuspendPauses() async throws {
