@@ -101,8 +101,10 @@ let package = Package(
         .target(
             name: "CairnHTTP",
             dependencies: [
-                "CairnCore", "CairnEngine", "CairnStore", log,
+                // MonitorController: the Monitor's seams (PrometheusQuerying, AlertSending) it implements over HTTP.
+                "CairnCore", "CairnEngine", "CairnStore", "MonitorController", log,
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -184,6 +186,8 @@ let package = Package(
             dependencies: ["CairnHTTP", "CairnCLI", "CairnCore", "CairnEngine", "CairnGit", "CairnStore", "CairnTestSupport", log,
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "Crypto", package: "swift-crypto"),
+                           // A fake Prometheus and alert receivers the tests serve on 127.0.0.1.
+                           .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")] + controllerDependencies,
             swiftSettings: settings
         ),
