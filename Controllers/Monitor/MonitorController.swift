@@ -117,11 +117,29 @@ struct MonitorPass {
             }
             ingest(samples)
         case .file(let path, let format):
-            if let refusal = context.execution?.hostFiles.refusal(ofDataPath: path) ?? Optional("this process reads no data roots") {
+            guard let execution = context.execution else {
+                report.sourceProblem = "this process reads no files outside the repository"
+                return
+            }
+            if let refusal = execution.hostFiles.refusal(ofDataPath: path) {
                 report.sourceProblem = "\(object.location(of: "spec.source.file.path")): \(path) may not be read: \(refusal)"
                 return
             }
-            _ = format
+            do {
+                let read = try MetricFileReader.read(path: path, format: format, roots: execution.policy.dataRoots,
+                                                     cursor: memory.fileCursor, now: context.now)
+                memory.fileCursor = read.cursor
+                ingest(read.samples)
+                if let bad = read.firstBadLine {
+                    // Said in the log, not the status: a status message that changed with every
+                    // bad line would be a status commit per read.
+                    context.logger.warning("skipped lines of the metrics file", metadata: [
+                        "cairn.file": "\(path)", "cairn.skipped": "\(read.badLines)", "cairn.line": "\(bad.number)", "cairn.reason": "\(bad.reason)"])
+                }
+                if read.more { report.requeueBy(1) }
+            } catch {
+                report.sourceProblem = "\(path): \(error.message)"
+            }
         }
     }
 
@@ -131,12 +149,16 @@ struct MonitorPass {
     private mutating func ingest(_ samples: [MetricSample]) {
         guard !samples.isEmpty else { return }
         var valid: [MetricSample] = []
+        var refused: (count: Int, first: String)?
         for sample in samples {
             if let time = sample.time, let problem = MetricTimeBounds.problem(with: time, now: context.now) {
-                report.sourceProblem = "a sample of \(sample.metric) was refused: \(problem)"
+                refused = (count: (refused?.count ?? 0) + 1, first: refused?.first ?? "\(sample.metric): \(problem)")
                 continue
             }
             valid.append(sample)
+        }
+        if let refused {
+            context.logger.warning("refused samples from the source", metadata: ["cairn.refused": "\(refused.count)", "cairn.first": "\(refused.first)"])
         }
         _ = services.hub.ingest(deployment: spec.deployment, samples: valid, receivedAt: context.now)
     }

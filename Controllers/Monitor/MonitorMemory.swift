@@ -13,6 +13,8 @@ struct MonitorMemory: Codable, Equatable {
     var retrain: RetrainRequest?
     /// The version a retrain registered that passed its gate, on its way to the stage.
     var candidate: Candidate?
+    /// Where a file source's last read stopped (a `jsonl` file's offset; a `json` file's identity).
+    var fileCursor: FileCursor?
 
     struct RuleMemory: Codable, Equatable {
         var state = AlertState()

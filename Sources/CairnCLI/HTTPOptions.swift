@@ -26,6 +26,12 @@ struct HTTPOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The most a webhook's body may hold, such as 1MiB; a larger one gets 413.", valueName: "size"))
     var webhookMaxBody: String = "1MiB"
 
+    @Option(help: ArgumentHelp("""
+        POST a JSON alert here when a Monitor threshold with action: alert fires or resolves (http or https; \
+        retried 5 times with backoff; a user:password in the URL is sent as Basic auth and never logged).
+        """, valueName: "url"))
+    var alertURL: String?
+
     func validate() throws {
         if let listen, ListenAddress(parsing: listen) == nil {
             throw ValidationError("--listen \(listen) is not ADDR:PORT (such as 127.0.0.1:8080, 8080, or [::1]:8080)")
@@ -71,6 +77,16 @@ struct HTTPOptions: ParsableArguments {
         }
         if variable != nil { logger.notice("--webhook-secret-file given: \(Self.secretVariable) is not used") }
         return Array(secret.utf8)
+    }
+
+    /// The alert sender, when `--alert-url` asks for one; a URL it cannot use stops `cairn run` (exit 2).
+    func alertSender(logger: Logger, metrics: DaemonMetrics) throws -> AlertSender? {
+        guard let alertURL else { return nil }
+        do {
+            return try AlertSender(url: alertURL, logger: logger, metrics: metrics.engine.factory)
+        } catch {
+            throw CairnExit.usage("--alert-url: \(error)")
+        }
     }
 
     /// The server, when `--listen` asks for one.

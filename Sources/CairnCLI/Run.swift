@@ -28,9 +28,15 @@ extension Cairn {
             With --listen, it serves HTTP (127.0.0.1 unless told otherwise): /healthz, /readyz \
             (200 once a pass has completed), /metrics for Prometheus, GET /api/v1/status[/Kind/name] \
             and /api/v1/models[/NAME] (the JSON of `cairn status` and `cairn models --format json`), \
-            and POST /api/v1/webhooks/{github,gitlab,gitea,generic}: a push to the tracked branch, \
+            POST /api/v1/webhooks/{github,gitlab,gitea,generic}: a push to the tracked branch, \
             verified with the secret from --webhook-secret-file or CAIRN_WEBHOOK_SECRET, starts a \
-            pass at once. Docs/operations.md shows how to register the webhook and scrape the metrics.
+            pass at once; and POST /api/v1/metrics, the samples Monitors with a push source read. \
+            Docs/operations.md shows how to register the webhook and scrape the metrics.
+
+            Monitors are evaluated every spec.interval: thresholds that fire retrain (new inputs \
+            only), roll back or alert (--alert-url); a retrained version that passes its gate is \
+            proposed on cairn/proposals/<model>-promote-<n>, with `cairn plan`'s verdict in the \
+            commit, for people (or CI) to merge.
 
             One daemon per state directory: a second one exits, naming the first one's pid.
             Logs go to standard error, one line each, with cairn.object and cairn.commit.
@@ -41,6 +47,7 @@ extension Cairn {
               cairn run --verify-commits head --allowed-signers ~/.config/cairn/allowed_signers
               cairn run --signing-key ~/.config/cairn/signing_ed25519   # rollback proposals signed, as git -S does
               cairn run --listen 127.0.0.1:8480 --webhook-secret-file /run/secrets/cairn-webhook   # see Docs/operations.md
+              cairn run --listen 8480 --alert-url https://hooks.example.com/cairn   # monitors: samples in, alerts out
               CAIRN_GIT_PASSWORD_FILE=/run/secrets/token cairn run --repo https://git.example.com/ml/churn.git --push   # your own URL
             """)
 
@@ -84,7 +91,8 @@ extension Cairn {
             }
             let metrics = DaemonMetrics()
             // Pushed samples (POST /api/v1/metrics) and polled ones meet in one set of windows.
-            let monitors = MonitorServices(hub: MetricHub())
+            let alerts = try http.alertSender(logger: logger, metrics: metrics)
+            let monitors = MonitorServices(hub: MetricHub(), prometheus: PrometheusClient(), alerts: alerts)
             let engine = try options.makeEngine(logger: logger, runs: runOptions, serveProcesses: true, signer: signer,
                                                 metrics: metrics.engine, monitors: monitors)
             let server = http.server(engine: engine, triggers: triggers, metrics: metrics, secret: webhookSecret, samples: monitors.hub,
@@ -98,6 +106,8 @@ extension Cairn {
             if let pushes {
                 services.append(.init(service: StatusPushService(engine: engine, pushes: pushes, logger: logger), serviceName: "pusher"))
             }
+            // After the last pass, the alerts it queued are delivered (a short drain).
+            if let alerts { services.append(.init(service: alerts, serviceName: "alerts")) }
             // Shut down in reverse order: no more ticks or requests, then the pass in flight
             // ends, then the last push.
             services += [
