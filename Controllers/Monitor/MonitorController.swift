@@ -339,7 +339,8 @@ struct MonitorPass {
             let modelRef = ObjectRef(.model, candidate.model)
             guard let model = context.manifest(modelRef), case .model(let modelSpec) = model.spec,
                   let targetIndex = modelSpec.stages.firstIndex(of: target) else { return }
-            let stages = try context.versions.stageMap(of: candidate.model)
+            // As accepted after this pass when the Model was judged in it (a merge is seen at once).
+            let stages = try context.status(modelRef)?.stages ?? context.versions.stageMap(of: candidate.model)
             // Under strictOrder a version reaches a stage only from the one before it, in an
             // earlier commit: propose the first stage on the way that it has not held.
             var index = targetIndex

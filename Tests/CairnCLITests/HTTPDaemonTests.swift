@@ -330,7 +330,7 @@ import Testing
 private let secretVariable = "CAIRN_WEBHOOK_SECRET"
 
 /// A `cairn run --listen 127.0.0.1:0` and the port it logged.
-private final class HTTPDaemon: Sendable {
+final class HTTPDaemon: Sendable {
     let process: BackgroundProcess
     let port: Int
 
@@ -381,18 +381,18 @@ private final class HTTPDaemon: Sendable {
     }
 }
 
-private struct DaemonDidNotListen: Error, CustomStringConvertible {
+struct DaemonDidNotListen: Error, CustomStringConvertible {
     let log: String
     var description: String { "the daemon did not log where it listens: \(log)" }
 }
 
-private struct HTTPReply: Sendable {
+struct HTTPReply: Sendable {
     let status: UInt
     let body: String
 }
 
 /// The port in `listening ... cairn.http=127.0.0.1:PORT`.
-private func listeningPort(in log: String) -> Int? {
+func listeningPort(in log: String) -> Int? {
     for line in log.split(separator: "\n") where line.contains("listening") {
         guard let range = line.range(of: "cairn.http=127.0.0.1:") else { continue }
         return Int(line[range.upperBound...].prefix { $0.isNumber })
@@ -402,7 +402,7 @@ private func listeningPort(in log: String) -> Int? {
 
 /// Polls `check` every 100 ms until it holds or `seconds` pass, awaiting between tries.
 @discardableResult
-private func until(_ seconds: Double, _ check: () async throws -> Bool) async rethrows -> Bool {
+func until(_ seconds: Double, _ check: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if try await check() { return true }
