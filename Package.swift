@@ -170,7 +170,7 @@ let package = Package(
         .testTarget(
             name: "CairnEngineTests",
             dependencies: [
-                "CairnEngine", "CairnCore", "CairnStore", "CairnGit", "CairnManifests", "CairnTestSupport", "CairnCLI", log,
+                "CairnEngine", "CairnCore", "CairnStore", "CairnGit", "CairnManifests", "CairnRun", "CairnTestSupport", "CairnCLI", log,
             ] + controllerDependencies,
             swiftSettings: settings
         ),

@@ -169,6 +169,7 @@ struct MonitorPass {
         let id = MonitorMemory.ruleID(threshold)
         var rule = memory.rules[id] ?? MonitorMemory.RuleMemory(gate: ActionGate(cooldown: threshold.cooldown.seconds))
         let reading = services.hub.read(deployment: spec.deployment, key: MetricHub.WindowKey(threshold), serving: serving, now: context.now)
+        let firedSince: Date? = if case .firing(let since) = rule.state.phase { since } else { nil }
         let transition = rule.state.evaluate(value: reading.value, samples: reading.samples, at: context.now, rule: Self.rule(threshold))
         switch transition {
         case .becamePending, .fired, .resolved, .cleared:
@@ -182,7 +183,9 @@ struct MonitorPass {
         case .none, .insufficientData:
             break
         }
-        if transition == .resolved, threshold.action == .alert {
+        // Only the firing the alert was sent for resolves out loud: one the cooldown kept
+        // quiet resolves quietly too, or a flapping metric would send a resolved alert per flap.
+        if transition == .resolved, threshold.action == .alert, let firedSince, rule.gate.lastFiring == firedSince {
             rule.acted = send(alert: threshold, status: "resolved", value: reading.value, since: context.now, serving: serving,
                               deployment: deployment) ?? rule.acted
         }

@@ -53,14 +53,16 @@ struct MonitorReport {
         var outcome: Outcome
         if proposal != nil {
             outcome = .ready(reason: "PromotionProposed", message: message)
+        } else if sourceProblem != nil {
+            // Whatever state the thresholds are in, they are not evaluated as the spec says
+            // while the source cannot be read: Ready=False, the kept states in the message.
+            outcome = Outcome(.notReady, reason: "SourceUnavailable", message: message)
         } else if retraining {
             outcome = .ready(reason: "Retraining", message: message)
         } else if firing {
             outcome = .ready(reason: "Firing", message: message)
         } else if pending {
             outcome = .ready(reason: "Pending", message: message)
-        } else if sourceProblem != nil {
-            outcome = Outcome(.notReady, reason: "SourceUnavailable", message: message)
         } else if let candidate = memory.candidate, !candidate.serves, !candidate.proposed.isEmpty {
             outcome = .ready(reason: "AwaitingMerge", message: message)
         } else if serving == nil {
