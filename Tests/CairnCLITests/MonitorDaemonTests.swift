@@ -30,22 +30,27 @@ import Testing
         let bad = samples(0.5, count: 5, version: "1")
         let accepted = try #require(await daemon.post("/api/v1/metrics", headers: [], body: bad))
         #expect(accepted.status == 202 && accepted.body.contains("\"accepted\":5"), "\(accepted.body)")
-        #expect(await until(15) { await monitorReason(daemon) == "Pending" }, "\(await monitorMessage(daemon))")
+        let pending = await until(15) { await monitorReason(daemon) == "Pending" }
+        let pendingMessage = await monitorMessage(daemon)
+        #expect(pending, "\(pendingMessage)")
         let pendingSince = try #require(since(in: await monitorMessage(daemon), "pending since "))
         #expect(await daemon.stop() == .exited(0), "\(daemon.output)")
 
         daemon = try await HTTPDaemon(arguments, log: root.appending("log2"))
         #expect(await until(60) { await daemon.get("/readyz")?.status == 200 }, "\(daemon.output)")
         // The windows are empty after a restart: the state holds, neither cleared nor fired.
-        #expect(await monitorReason(daemon) == "Pending", "\(await monitorMessage(daemon))")
-        #expect(since(in: await monitorMessage(daemon), "pending since ") == pendingSince)
+        let restarted = await monitorMessage(daemon)
+        #expect(await monitorReason(daemon) == "Pending", "\(restarted)")
+        #expect(since(in: restarted, "pending since ") == pendingSince, "\(restarted)")
         let again = try #require(await daemon.post("/api/v1/metrics", headers: [], body: bad))
         #expect(again.status == 202, "\(again.body)")
-        #expect(await until(30) { await monitorReason(daemon) == "Firing" }, "\(await monitorMessage(daemon))")
-        let firedAt = try #require(since(in: await monitorMessage(daemon), "firing since "))
+        let fired = await until(30) { await monitorReason(daemon) == "Firing" }
+        let firing = await monitorMessage(daemon)
+        #expect(fired, "\(firing)")
+        let firedAt = try #require(since(in: firing, "firing since "))
         #expect(firedAt.timeIntervalSince(pendingSince) >= 12, "fired \(firedAt) for a pending since \(pendingSince)")
         // No --alert-url: the status says so rather than pretend.
-        #expect(await monitorMessage(daemon).contains("no alert sent"), "\(await monitorMessage(daemon))")
+        #expect(firing.contains("no alert sent"), "\(firing)")
         #expect(await daemon.stop() == .exited(0), "\(daemon.output)")
         let log = try git(repository, ["log", "--format=%s", "cairn/status", "--", "Monitor/churn-quality.yaml"])
         #expect(log.hasPrefix("Monitor/churn-quality: Firing\nMonitor/churn-quality: Pending\n"), "\(log)")
