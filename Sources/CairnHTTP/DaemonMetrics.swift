@@ -4,7 +4,7 @@ import CoreMetrics
 import Prometheus
 
 /// The daemon's Prometheus registry: what the engine counts (through `engine`, a swift-metrics
-/// factory over this registry), what the HTTP face counts (webhooks), and gauges read from
+/// factory over this registry), what the HTTP face counts (webhooks, metric pushes), and gauges read from
 /// the store and the executor when scraped. One per daemon (and per test), never the
 /// process-wide swift-metrics bootstrap, so two in one process do not mix.
 public final class DaemonMetrics: Sendable {
