@@ -24,8 +24,8 @@ struct MetricsBench: AsyncParsableCommand {
         memory before and after (client and server together).
           tick   --monitors hub registrations of 3 thresholds each (one deployment each), every \
         window filled with --samples-per-window samples spread over it; then --ticks ticks, each \
-        reading all the windows (as the controller does at each evaluation), the clock a second \
-        later each tick: p50/p99 of a whole tick. Re-registering every Monitor (which the \
+        reading all the windows (as the controller does at each evaluation), the clock a tenth of \
+        a second later each tick (so the windows stay full and their old edges move): p50/p99 of a whole tick. Re-registering every Monitor (which the \
         controller also does each tick) is timed apart.
 
         Example:
@@ -154,7 +154,7 @@ struct MetricsBench: AsyncParsableCommand {
     }
 
     /// A batch as a serving process would send it: the three metrics in turn, every sample
-    /// labelled with its version, half with an RFC 3339 timestamp in the last minute.
+    /// labelled with its version, half with an RFC 3339 timestamp in the last 30 s (the 1m window holds them all).
     static func body(batch: Int, seed: Int, around now: Date) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -162,7 +162,7 @@ struct MetricsBench: AsyncParsableCommand {
         let samples = (0..<batch).map { index -> String in
             let metric = ["accuracy", "latency_seconds", "errors"][index % 3]
             let value = index % 3 == 2 ? Double(Int.random(in: 0...20, using: &generator)) : Double.random(in: 0..<1, using: &generator)
-            let time = index % 2 == 0 ? #","timestamp":"\#(formatter.string(from: now.addingTimeInterval(-Double(index % 60))))""# : ""
+            let time = index % 2 == 0 ? #","timestamp":"\#(formatter.string(from: now.addingTimeInterval(-Double(index % 30))))""# : ""
             return #"{"metric":"\#(metric)","value":\#(value)\#(time),"labels":{"version":"3","region":"eu-west-1"}}"#
         }
         return #"{"deployment":"churn-prod","samples":[\#(samples.joined(separator: ","))]}"#
@@ -208,9 +208,10 @@ struct MetricsBench: AsyncParsableCommand {
         let keys = Self.thresholds.map(MetricHub.WindowKey.init)
         var tickTimes: [Double] = [], watchTimes: [Double] = []
         var read = 0
-        // One untimed tick first, then the timed ones, a second apart on the hub's clock.
+        // One untimed tick first, then the timed ones, a tenth of a second apart on the hub's
+        // clock: the windows stay full (the 1m one would empty after a minute of ticks).
         for tick in 0...ticks {
-            let now = start.addingTimeInterval(Double(tick))
+            let now = start.addingTimeInterval(Double(tick) / 10)
             let started = ContinuousClock.now
             for name in names {
                 for key in keys where hub.read(deployment: name, key: key, serving: 3, now: now).value != nil { read += 1 }
