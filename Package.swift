@@ -133,6 +133,8 @@ let package = Package(
                 // `cairn-bench http`: signs webhooks as GitHub does, and runs the daemon's service group.
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // `cairn-bench metrics`: pushes into a real MetricHub.
+                "MonitorController",
             ],
             swiftSettings: settings
         ),

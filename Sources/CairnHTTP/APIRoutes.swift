@@ -42,6 +42,7 @@ extension APIServer {
         router.post("/api/v1/webhooks/:provider") { [self] request, context in
             await webhook(request, provider: context.parameters.get("provider") ?? "")
         }
+        router.post("/api/v1/metrics") { [self] request, _ in await pushMetrics(request) }
         return router
     }
 

@@ -1,7 +1,7 @@
 public import CairnCore
 public import CairnEngine
 public import CairnManifests
-import Foundation
+public import Foundation
 import Hummingbird
 import HummingbirdCore
 public import Logging
@@ -20,15 +20,18 @@ public struct APIContent: Sendable {
     public var models: @Sendable () throws -> String
     /// One model's newest `limit` versions: `cairn models NAME --format json`; nil when it has none.
     public var model: @Sendable (_ name: String, _ limit: Int) throws -> String?
-    /// Where `POST /api/v1/metrics` puts samples (the Monitors' windows); nil: that endpoint answers 404.
+    /// Where `POST /api/v1/metrics` puts what it accepts: the Monitor controller's windows;
+    /// nil: the endpoint answers 404.
     public var metrics: (any MetricSink)?
 
     public init(status: @escaping @Sendable () throws -> String, object: @escaping @Sendable (ObjectRef) throws -> String?,
-                models: @escaping @Sendable () throws -> String, model: @escaping @Sendable (String, Int) throws -> String?) {
+                models: @escaping @Sendable () throws -> String, model: @escaping @Sendable (String, Int) throws -> String?,
+                metrics: (any MetricSink)? = nil) {
         self.status = status
         self.object = object
         self.models = models
         self.model = model
+        self.metrics = metrics
     }
 }
 
@@ -43,14 +46,24 @@ public struct APIConfiguration: Sendable {
     public var webhookBodyDeadline: Duration
     /// The branch Cairn tracks: a push to it triggers a pass.
     public var branch: String
+    /// The most a `POST /api/v1/metrics` body may hold (10,000 samples with a few labels each fit).
+    public var metricsBodyLimit: Int
+    /// How long a metrics body may take to arrive in full (then 408), as for webhooks.
+    public var metricsBodyDeadline: Duration
+    /// What time it is, for a pushed sample's timestamp bounds and its arrival (tests fix it).
+    public var clock: @Sendable () -> Date
 
     public init(address: ListenAddress, webhookSecret: [UInt8]? = nil, webhookBodyLimit: Int = 1 << 20,
-                webhookBodyDeadline: Duration = .seconds(10), branch: String) {
+                webhookBodyDeadline: Duration = .seconds(10), branch: String, metricsBodyLimit: Int = 4 << 20,
+                metricsBodyDeadline: Duration = .seconds(10), clock: @escaping @Sendable () -> Date = { Date() }) {
         self.address = address
         self.webhookSecret = webhookSecret
         self.webhookBodyLimit = webhookBodyLimit
         self.webhookBodyDeadline = webhookBodyDeadline
         self.branch = branch
+        self.metricsBodyLimit = metricsBodyLimit
+        self.metricsBodyDeadline = metricsBodyDeadline
+        self.clock = clock
     }
 }
 
@@ -80,8 +93,26 @@ public final class APIServer: Sendable {
         var listening: Result<Int, ListenFailure>?
         var waiters: [CheckedContinuation<Int, any Error>] = []
         /// Rejected webhooks are logged at most every 10 s, with how many were not logged.
-        var lastRejectionLog: ContinuousClock.Instant?
-        var unloggedRejections = 0
+        var webhookRefusals = LogLimiter()
+        /// And refused metric pushes, apart: a sender's flood of bad batches does not hide a forged webhook.
+        var metricRefusals = LogLimiter()
+    }
+
+    /// One log line per 10 s at most, counting the lines it held back.
+    struct LogLimiter {
+        var last: ContinuousClock.Instant?
+        var held = 0
+
+        /// Nil: do not log now. Otherwise log, saying how many were not logged since the last line.
+        mutating func admit(at now: ContinuousClock.Instant) -> Int? {
+            if let last, now - last < .seconds(10) {
+                held += 1
+                return nil
+            }
+            last = now
+            defer { held = 0 }
+            return held
+        }
     }
 
     public init(configuration: APIConfiguration, engine: Engine, triggers: Triggers, content: APIContent, metrics: DaemonMetrics,
@@ -146,16 +177,7 @@ public final class APIServer: Sendable {
     /// while, with their count), never with the body or the signature.
     func logRejection(_ provider: WebhookProvider, _ result: String, _ reason: String) {
         let now = ContinuousClock.now
-        let skipped: Int? = state.withLock { state in
-            if let last = state.lastRejectionLog, now - last < .seconds(10) {
-                state.unloggedRejections += 1
-                return nil
-            }
-            state.lastRejectionLog = now
-            defer { state.unloggedRejections = 0 }
-            return state.unloggedRejections
-        }
-        guard let skipped else { return }
+        guard let skipped = state.withLock({ $0.webhookRefusals.admit(at: now) }) else { return }
         logger.warning("webhook refused", metadata: [
             "cairn.webhook": "\(provider.rawValue)", "cairn.result": "\(result)", "cairn.reason": "\(reason)",
             "cairn.notLogged": "\(skipped)"])

@@ -1,9 +1,10 @@
+import CairnCore
 public import CairnEngine
 import CoreMetrics
 import Prometheus
 
 /// The daemon's Prometheus registry: what the engine counts (through `engine`, a swift-metrics
-/// factory over this registry), what the HTTP face counts (webhooks), and gauges read from
+/// factory over this registry), what the HTTP face counts (webhooks, metric pushes), and gauges read from
 /// the store and the executor when scraped. One per daemon (and per test), never the
 /// process-wide swift-metrics bootstrap, so two in one process do not mix.
 public final class DaemonMetrics: Sendable {
@@ -24,6 +25,32 @@ public final class DaemonMetrics: Sendable {
             Counter(label: "cairn_webhooks_total", dimensions: [("provider", provider.rawValue), ("result", "triggered")],
                     factory: engine.factory).increment(by: 0)
         }
+        for result in Self.sampleResults {
+            Counter(label: "cairn_metric_samples_total", dimensions: [("result", result)], factory: engine.factory).increment(by: 0)
+        }
+    }
+
+    /// Every `result` of `cairn_metric_samples_total`.
+    static let sampleResults = ["accepted", "ignored", "other_version", "unattributed", "expired", "rejected"]
+
+    /// `cairn_metric_samples_total{result}` for a batch the Monitors' windows took.
+    func metricSamples(_ counts: MetricIngestCounts) {
+        for (result, count) in zip(Self.sampleResults, [counts.accepted, counts.ignored, counts.otherVersion, counts.unattributed,
+                                                        counts.expired]) where count > 0 {
+            Counter(label: "cairn_metric_samples_total", dimensions: [("result", result)], factory: engine.factory).increment(by: count)
+        }
+    }
+
+    /// `cairn_metric_samples_total{result="rejected"}`: the samples of a refused batch, as far
+    /// as it was read (it is refused at its first problem).
+    func metricSamples(rejected: Int) {
+        guard rejected > 0 else { return }
+        Counter(label: "cairn_metric_samples_total", dimensions: [("result", "rejected")], factory: engine.factory).increment(by: rejected)
+    }
+
+    /// `cairn_metric_push_requests_total{status}`: `POST /api/v1/metrics` by HTTP status.
+    func metricPush(status: Int) {
+        Counter(label: "cairn_metric_push_requests_total", dimensions: [("status", String(status))], factory: engine.factory).increment()
     }
 
     /// `cairn_webhooks_total{provider, result}`: result as `WebhookVerdict.result` gives it,

@@ -173,7 +173,8 @@ final class BenchDaemon: @unchecked Sendable {
         self.groups = groups
     }
 
-    static func start(groups: Int, name: String) async throws -> BenchDaemon {
+    /// `metrics`: what `POST /api/v1/metrics` feeds (nil: no Monitor support, as before).
+    static func start(groups: Int, name: String, metrics sink: (any MetricSink)? = nil) async throws -> BenchDaemon {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-bench-http-\(name)-\(UUID().uuidString.prefix(8))")
         do {
             let started = ContinuousClock.now
@@ -195,10 +196,12 @@ final class BenchDaemon: @unchecked Sendable {
                                     configuration: ReconcilerConfiguration(), controllers: try Controllers.registry(), push: false,
                                     logger: logger, metrics: metrics.engine) { _, _ in }
             let triggers = Triggers()
+            var content = APIContent.reading(engine.store)
+            content.metrics = sink
             let server = APIServer(
                 configuration: APIConfiguration(address: ListenAddress(host: "127.0.0.1", port: 0), webhookSecret: secret,
                                                 branch: engine.configuration.branch),
-                engine: engine, triggers: triggers, content: .reading(engine.store), metrics: metrics, logger: logger)
+                engine: engine, triggers: triggers, content: content, metrics: metrics, logger: logger)
             let events = PassEvents()
             let service = EngineService(engine: engine, triggers: triggers, interval: .seconds(3600), logger: logger,
                                         startAfter: { _ = try await server.listening() },

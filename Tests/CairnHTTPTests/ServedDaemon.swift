@@ -42,8 +42,11 @@ final class ServedDaemon: Sendable {
     private let stopped = Mutex(false)
 
     /// Starts one; `stop()` it (or use `with`, which does).
+    /// `metrics`: what `POST /api/v1/metrics` feeds (nil: the daemon has no Monitor support);
+    /// `clock`: the time the HTTP face takes it to be.
     static func start(secret: String? = ServedDaemon.secret, bodyLimit: Int = 1 << 20, bodyDeadline: Duration = .seconds(10),
-                      gated: Bool = false) async throws -> ServedDaemon {
+                      gated: Bool = false, metrics sink: (any MetricSink)? = nil,
+                      clock: @escaping @Sendable () -> Date = { Date() }) async throws -> ServedDaemon {
         let repository = try GitFixture()
         try repository.commit(manifests, message: "manifests")
         let state = try TemporaryDirectory("cairn-http-state")
@@ -53,11 +56,12 @@ final class ServedDaemon: Sendable {
                                 controllers: try ControllerRegistry(Controllers.all), push: false, logger: logger,
                                 metrics: metrics.engine) { _, _ in }
         let triggers = Triggers()
-        let content = APIContent.reading(engine.store)
+        var content = APIContent.reading(engine.store)
+        content.metrics = sink
         let server = APIServer(configuration: APIConfiguration(address: ListenAddress(host: "127.0.0.1", port: 0),
                                                                webhookSecret: secret.map { Array($0.utf8) },
                                                                webhookBodyLimit: bodyLimit, webhookBodyDeadline: bodyDeadline,
-                                                               branch: engine.configuration.branch),
+                                                               branch: engine.configuration.branch, clock: clock),
                                engine: engine, triggers: triggers, content: content, metrics: metrics, logger: logger)
         let passes = PassLog()
         let gate = Gate()
@@ -88,8 +92,10 @@ final class ServedDaemon: Sendable {
 
     /// Runs `body` with a started daemon, and stops it gracefully afterwards, even when `body` throws.
     static func with(secret: String? = ServedDaemon.secret, bodyLimit: Int = 1 << 20, bodyDeadline: Duration = .seconds(10),
-                     gated: Bool = false, _ body: (ServedDaemon) async throws -> Void) async throws {
-        let daemon = try await start(secret: secret, bodyLimit: bodyLimit, bodyDeadline: bodyDeadline, gated: gated)
+                     gated: Bool = false, metrics sink: (any MetricSink)? = nil, clock: @escaping @Sendable () -> Date = { Date() },
+                     _ body: (ServedDaemon) async throws -> Void) async throws {
+        let daemon = try await start(secret: secret, bodyLimit: bodyLimit, bodyDeadline: bodyDeadline, gated: gated, metrics: sink,
+                                     clock: clock)
         do {
             try await body(daemon)
         } catch {
@@ -155,6 +161,12 @@ final class ServedDaemon: Sendable {
 
     func get(_ path: String, host: String = "127.0.0.1") async throws -> Answer {
         try await request(path, host: host)
+    }
+
+    /// POSTs `body` to `/api/v1/metrics` as JSON.
+    func pushMetrics(_ body: String) async throws -> Answer {
+        try await request("/api/v1/metrics", method: .POST, headers: [("content-type", "application/json")],
+                          body: .bytes(ByteBuffer(string: body)))
     }
 
     /// POSTs `body` to `/api/v1/webhooks/{provider}` with `headers`.
