@@ -107,7 +107,9 @@ public final class MetricHub: MetricSink {
 
     public func ingest(deployment name: String, samples: [MetricSample], receivedAt: Date) -> MetricIngestResult {
         deployments.withLock { deployments in
-            guard var deployment = deployments[name], deployment.monitors.values.contains(where: { $0.expires > receivedAt }) else {
+            guard deployments[name]?.monitors.values.contains(where: { $0.expires > receivedAt }) == true,
+                  // Taken out while it changes, so its windows are not copied (one owner, no copy on write).
+                  var deployment = deployments.removeValue(forKey: name) else {
                 let known = deployments.filter { $0.value.monitors.values.contains { $0.expires > receivedAt } }.keys.sorted()
                 return .unknownDeployment(known: known)
             }
@@ -141,12 +143,10 @@ public final class MetricHub: MetricSink {
     /// when that is not the version the windows hold.
     public func read(deployment name: String, key: WindowKey, serving: Int?, now: Date) -> Reading {
         deployments.withLock { deployments in
-            guard var deployment = deployments[name], deployment.serving == serving, var window = deployment.windows[key] else {
-                return Reading(value: nil, samples: 0)
-            }
-            window.expire(at: now)
-            deployment.windows[key] = window
-            deployments[name] = deployment
+            // In place: a copy of the deployment (or its window table) per read costs more than the read.
+            guard deployments[name]?.serving == serving, deployments[name]?.windows[key] != nil else { return Reading(value: nil, samples: 0) }
+            deployments[name]?.windows[key]?.expire(at: now)
+            guard let window = deployments[name]?.windows[key] else { return Reading(value: nil, samples: 0) }
             return Reading(value: window.value(at: now), samples: window.count(at: now))
         }
     }

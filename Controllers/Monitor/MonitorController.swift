@@ -177,7 +177,7 @@ struct MonitorPass {
             rule.samples = reading.samples
             rule.version = serving
             context.logger.notice("\(transition)", metadata: [
-                "cairn.metric": "\(threshold.metric)", "cairn.value": "\(reading.value.map { $0.shortText } ?? "-")",
+                "cairn.metric": "\(threshold.metric)", "cairn.value": "\(reading.value.map(Self.figure) ?? "-")",
                 "cairn.samples": "\(reading.samples)"])
             report.transitions.append("\(Self.describe(threshold)): \(transition)")
         case .none, .insufficientData:
@@ -209,6 +209,9 @@ struct MonitorPass {
         memory.rules[id] = rule
     }
 
+    /// An aggregate as people read it: 4 significant digits (0.6193, 251.4), not 0.6193333333333333.
+    static func figure(_ value: Double) -> String { String(format: "%.4g", value) }
+
     static func rule(_ threshold: MonitorSpec.Threshold) -> AlertState.Rule {
         AlertState.Rule(threshold.below.map { .below($0) } ?? .above(threshold.above ?? 0), for: threshold.holdFor?.seconds ?? 0,
                         keepFiringFor: threshold.keepFiringFor?.seconds ?? 0, minSamples: threshold.minSamples)
@@ -226,7 +229,7 @@ struct MonitorPass {
     /// What firing `threshold` makes happen, in words for the status.
     private mutating func act(_ threshold: MonitorSpec.Threshold, value: Double?, since: Date, serving: Int?,
                               deployment: ModelDeploymentSpec?) -> String {
-        let valueText = value.map { $0.shortText } ?? "?"
+        let valueText = value.map(Self.figure) ?? "?"
         let why = "\(object.ref): \(threshold.metric) \(threshold.aggregate.rawValue) \(valueText) \(Self.condition(threshold))"
             + (threshold.holdFor.map { " for \($0)" } ?? "") + (serving.map { " while \(deployment?.model ?? "?")@\($0) served" } ?? "")
         let when = MonitorReport.time(context.now)
@@ -266,7 +269,7 @@ struct MonitorPass {
     /// Queues an alert; nil when there is nowhere to send it.
     private func send(alert threshold: MonitorSpec.Threshold, status: String, value: Double?, since: Date, serving: Int?,
                       deployment: ModelDeploymentSpec?) -> String? {
-        let summary = "\(object.ref) \(status): \(threshold.metric) \(threshold.aggregate.rawValue) \(value.map { $0.shortText } ?? "?") "
+        let summary = "\(object.ref) \(status): \(threshold.metric) \(threshold.aggregate.rawValue) \(value.map(Self.figure) ?? "?") "
             + Self.condition(threshold) + " on \(deploymentRef)" + (serving.map { " (\(deployment?.model ?? "?")@\($0))" } ?? "")
         let alert = MonitorAlert(status: status, monitor: object.ref.name, deployment: spec.deployment, model: deployment?.model,
                                  version: serving, metric: threshold.metric, aggregate: threshold.aggregate.rawValue,
@@ -286,7 +289,8 @@ struct MonitorPass {
     private mutating func follow(deployment: ModelDeploymentSpec, serving: Int?) throws {
         if var retrain = memory.retrain, !retrain.settled {
             let schedule = ObjectRef(.trainingSchedule, retrain.schedule)
-            let pending = try context.memory.triggers(of: schedule).contains { $0.id == retrain.triggerID }
+            // Asked in this pass, the request is not in the store until the pass is recorded.
+            let pending = try retrain.requestedAt == context.now || context.memory.triggers(of: schedule).contains { $0.id == retrain.triggerID }
             if !pending {
                 if let run = try context.runs.runs(of: schedule, limit: 50).first(where: { $0.triggerID == retrain.triggerID }) {
                     retrain.runID = run.id

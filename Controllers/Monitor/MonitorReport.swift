@@ -84,7 +84,7 @@ struct MonitorReport {
     private func describe(_ rule: Rule) -> String {
         let head = "\(MonitorPass.describe(rule.threshold)) → \(rule.threshold.action.rawValue): "
         let at = rule.memory.value.map { value in
-            " (\(value.shortText) from \(rule.memory.samples ?? 0) sample\(rule.memory.samples == 1 ? "" : "s")"
+            " (\(MonitorPass.figure(value)) from \(rule.memory.samples ?? 0) sample\(rule.memory.samples == 1 ? "" : "s")"
                 + (rule.memory.version.map { " of version \($0)" } ?? "") + ")"
         } ?? ""
         let state: String
