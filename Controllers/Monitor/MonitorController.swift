@@ -230,8 +230,9 @@ struct MonitorPass {
     private mutating func act(_ threshold: MonitorSpec.Threshold, value: Double?, since: Date, serving: Int?,
                               deployment: ModelDeploymentSpec?) -> String {
         let valueText = value.map(Self.figure) ?? "?"
-        let why = "\(object.ref): \(threshold.metric) \(threshold.aggregate.rawValue) \(valueText) \(Self.condition(threshold))"
+        let rule = "\(threshold.metric) \(threshold.aggregate.rawValue) \(valueText) \(Self.condition(threshold))"
             + (threshold.holdFor.map { " for \($0)" } ?? "") + (serving.map { " while \(deployment?.model ?? "?")@\($0) served" } ?? "")
+        let why = "\(object.ref): \(rule)"
         let when = MonitorReport.time(context.now)
         switch threshold.action {
         case .retrain:
@@ -250,7 +251,7 @@ struct MonitorPass {
             if let features = training.features { report.wake.append(ObjectRef(.featurePipeline, features)) }
             report.wake.append(schedule)
             memory.retrain = MonitorMemory.RetrainRequest(triggerID: request.id, schedule: schedule.name, model: deployment.model,
-                                                          requestedAt: context.now, reason: why)
+                                                          requestedAt: context.now, reason: rule)
             context.logger.notice("asked for a retrain", metadata: ["cairn.schedule": "\(schedule)", "cairn.trigger": "\(request.id)"])
             return "asked \(schedule) to retrain at \(when)"
         case .rollback:
@@ -299,10 +300,10 @@ struct MonitorPass {
                         if let version = try context.versions.version(registeredBy: run.id) {
                             retrain.settled = true
                             if version.gate.passed {
-                                retrain.answer = "\(version.name) registered and passed its gate (\(version.gate.summary))"
+                                retrain.answer = "\(version.name) registered, gate \(version.gate.summary)"
                                 memory.candidate = MonitorMemory.Candidate(model: version.model, version: version.version)
                             } else {
-                                retrain.answer = "\(version.name) registered and failed its gate (\(version.gate.summary)); nothing is proposed"
+                                retrain.answer = "\(version.name) registered, gate \(version.gate.summary); nothing is proposed"
                             }
                         } else {
                             retrain.answer = "run \(run.id) succeeded; waiting for its version"

@@ -43,8 +43,6 @@ extension Cairn {
 
         func run() async throws {
             Logs.bootstrap(level: .error)
-            // Progress shows as it happens when the output is a pipe or a file (CI), not at the end.
-            setvbuf(stdout, nil, _IOLBF, 0)
             let root = keep.map { URL(fileURLWithPath: $0) }
                 ?? FileManager.default.temporaryDirectory.appendingPathComponent("cairn-demo-\(UUID().uuidString.prefix(8))")
             if let existing = try? FileManager.default.contentsOfDirectory(atPath: root.path), !existing.isEmpty {

@@ -93,7 +93,9 @@ final class DemoLoop {
         try await report(api, version: 5, accuracy: 0.9, count: 10, note: "the feedback job reports churn@5's accuracy")
         try await wait(for: ["Healthy"], timeout: 15)
         try show(["log", "--format=%h %s", "-12", "cairn/status", "--", "Monitor/churn-quality.yaml"])
-        try show(["show", "cairn/status:ModelVersion/churn/5.yaml"], lines: { $0.hasPrefix("  trigger") || $0.hasPrefix("  reason") || $0.hasPrefix("gate:") })
+        print("\n$ git show cairn/status:ModelVersion/churn/5.yaml | grep -E '^  (trigger|reason)'")
+        let version = try git.run(["show", "cairn/status:ModelVersion/churn/5.yaml"])
+        print(version.split(separator: "\n").filter { $0.hasPrefix("  trigger") || $0.hasPrefix("  reason") }.joined(separator: "\n"))
         print(String(format: "The loop took %.0f s, from the first degraded sample to churn@5 serving, with two merges by a person in between.",
                      Date().timeIntervalSince(start)))
         await api.stop()
@@ -164,14 +166,9 @@ final class DemoLoop {
         print("    \(labels.lastPathComponent) now holds \(collected.count) labelled customers")
     }
 
-    private func show(_ arguments: [String], lines keep: ((String) -> Bool)? = nil) throws {
+    private func show(_ arguments: [String]) throws {
         print("\n$ git \(arguments.map { $0.contains(" ") || $0.contains("%") ? "'\($0)'" : $0 }.joined(separator: " "))")
-        let text = try git.run(arguments)
-        if let keep {
-            print(text.split(separator: "\n").map(String.init).filter(keep).joined(separator: "\n"))
-        } else {
-            print(text, terminator: "")
-        }
+        print(try git.run(arguments), terminator: "")
     }
 }
 

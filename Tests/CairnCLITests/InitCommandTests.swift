@@ -82,17 +82,33 @@ func relativeFiles(in root: URL) throws -> [String] {
                      "### Cairn plan: ❌ not acceptable", "| churn | staging | @1 → @2 | REFUSED (GateFailed)", "Cairn-Stage: churn production 1",
                      "production  none → 1", "reproduced churn@2: the model's SHA-256 matches", "Cairn-Model-Version: churn@2",
                      "ran featurize: succeeded", "(pipelines/featurize.py changed)",
-                     "not run (run key unchanged): ingest, calendar", "not run, outputs of earlier runs reused: featurize", "no stage ran: no stage's run key changed", "is already reconciled"] {
+                     "not run (run key unchanged): ingest, calendar", "not run, outputs of earlier runs reused: featurize", "no stage ran: no stage's run key changed", "is already reconciled",
+                     // The feedback loop.
+                     "202 {\"accepted\":10,", "Monitor/churn-quality: Pending: ", "Monitor/churn-quality: Retraining: ",
+                     "registered churn@5 (trigger monitor)", "Monitor/churn-quality: PromotionProposed: ",
+                     "Promote churn@5 to staging", "+  assignments: {staging: 5, production: 3}", "Promote churn@5 to production",
+                     "### Cairn plan: ✅ acceptable", "| churn | production | @3 → @5 | allowed", "stage change accepted: churn production: 3 → 5",
+                     "0 failed; answered by churn@3", "then churn@5", "churn@5 serves on ModelDeployment/churn-prod: the loop is closed",
+                     "  trigger: \"monitor\"", "  reason: \"triggered: Monitor/churn-quality: accuracy mean"] {
             #expect(result.stdout.contains(line), "missing: \(line)")
         }
         // The kept repository answers the same questions with plain git.
         let log = try run("git", ["log", "--format=%s", "cairn/status", "--", "ModelDeployment/churn-prod.yaml"],
                           in: keep.appendingPathComponent("churn"), environment: GitFixture.environment())
+        // Newest first: churn@5 by the loop, churn@3 again with serve.py's new code, then as before.
         #expect(log.stdout.split(separator: "\n") == [
+            "ModelDeployment/churn-prod: Serving", "ModelDeployment/churn-prod: Starting",
+            "ModelDeployment/churn-prod: Serving", "ModelDeployment/churn-prod: Starting",
             "ModelDeployment/churn-prod: Serving", "ModelDeployment/churn-prod: InvalidManifest", "ModelDeployment/churn-prod: Serving",
             "ModelDeployment/churn-prod: RolledBack", "ModelDeployment/churn-prod: Starting", "ModelDeployment/churn-prod: Serving",
             "ModelDeployment/churn-prod: Starting", "ModelDeployment/churn-prod: Serving", "ModelDeployment/churn-prod: Starting",
             "ModelDeployment/churn-prod: NothingToServe"])
+        let monitor = try run("git", ["log", "--format=%s", "cairn/status", "--", "Monitor/churn-quality.yaml"],
+                              in: keep.appendingPathComponent("churn"), environment: GitFixture.environment())
+        let reasons = monitor.stdout.split(separator: "\n").map { $0.replacingOccurrences(of: "Monitor/churn-quality: ", with: "") }
+        // Newest first: deleted, healthy on churn@5, still firing while churn@5's window filled, the proposals, the retrain, pending.
+        #expect(reasons.first == "Deleted" && reasons.contains("Pending") && reasons.contains("Retraining")
+                && reasons.filter { $0 == "PromotionProposed" }.count == 2 && reasons.dropFirst().first == "Healthy", "\(reasons)")
     }
 }
 
