@@ -45,7 +45,9 @@ public struct ModelDeploymentController: Controller {
         // the hold has done its job.
         if let held = memory.held, held.version != desired.version || held.identity != identity { memory.held = nil }
         if let rollback = rollbacks.last, memory.held == nil, memory.lastHealthy?.version == desired.version {
-            if let previous = memory.previousHealthy, previous.version != desired.version {
+            if !spec.rollbackOnFailedHealth {
+                step.note = "a Monitor asked for a rollback (\(rollback.reason.prefix(300))), and rollback.onFailedHealth is off"
+            } else if let previous = memory.previousHealthy, previous.version != desired.version {
                 // The version that serves is held as if it had failed on its target, and the
                 // one before it goes back: the same path, and the same proposal, as a failed rollout.
                 memory.lastHealthy = previous

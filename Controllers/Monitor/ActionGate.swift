@@ -2,7 +2,6 @@ public import Foundation
 
 /// Cooldown and de-duplication for one threshold's action (retrain, rollback, alert): at most
 /// one action per `cooldown`, however often the metric flaps, and one action per firing.
-/// Groundwork for issue 15 (monitors): nothing uses it yet.
 ///
 /// Pure and Codable, kept beside the ``AlertState`` across restarts. The controller asks it on
 /// every evaluation that finds the alert firing, passing the firing's `since`:

@@ -1,7 +1,6 @@
 public import Foundation
 
-/// One threshold's alert state, as a Prometheus alerting rule keeps it. Groundwork for issue 15
-/// (monitors): nothing uses it yet.
+/// One threshold's alert state, as a Prometheus alerting rule keeps it.
 ///
 /// Pure: no I/O and no clock; each evaluation brings the window's aggregate, its sample count
 /// and the time. Codable, so the controller can keep it across daemon restarts: a restart in

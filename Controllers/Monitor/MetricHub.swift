@@ -13,6 +13,8 @@ import Synchronization
 ///   the serving one is counted as `otherVersion` and dropped; an unlabelled one is the serving
 ///   version's when it arrives. When the serving version changes, every window of the
 ///   deployment starts empty, so a rollout never mixes two models' metrics.
+/// - Pushed samples are accepted only for a deployment a Monitor with a `push` source watches;
+///   a Prometheus or file source feeds its own deployment's windows through the same door.
 /// - What a Monitor watches is registered by the controller at each evaluation, and lapses when
 ///   not renewed (a deleted Monitor stops accepting samples after ``registrationLifetime``
 ///   beyond its interval).
@@ -44,6 +46,8 @@ public final class MetricHub: MetricSink {
     struct Registration {
         var keys: Set<WindowKey>
         var expires: Date
+        /// Its source is `push`: samples POSTed for the deployment are for it.
+        var push: Bool
     }
 
     struct Deployment {
@@ -65,7 +69,7 @@ public final class MetricHub: MetricSink {
     /// none is known to). Windows no Monitor watches any more are dropped; a new serving
     /// version empties the deployment's windows.
     public func watch(monitor: String, deployment name: String, thresholds: [MonitorSpec.Threshold], serving: Int?,
-                      interval: TimeInterval, now: Date) {
+                      interval: TimeInterval, push: Bool = true, now: Date) {
         deployments.withLock { deployments in
             var deployment = deployments[name] ?? Deployment()
             if deployment.serving != serving {
@@ -73,7 +77,7 @@ public final class MetricHub: MetricSink {
                 deployment.windows = [:]
             }
             deployment.monitors[monitor] = Registration(keys: Set(thresholds.map(WindowKey.init)),
-                                                        expires: now.addingTimeInterval(interval + Self.registrationLifetime))
+                                                        expires: now.addingTimeInterval(interval + Self.registrationLifetime), push: push)
             Self.prune(&deployment, now: now)
             deployments[name] = deployment
         }
@@ -105,12 +109,22 @@ public final class MetricHub: MetricSink {
         deployment.byMetric = Dictionary(grouping: wanted, by: \.metric)
     }
 
+    /// Pushed samples (`POST /api/v1/metrics`): accepted for a deployment a Monitor with a
+    /// `push` source watches.
     public func ingest(deployment name: String, samples: [MetricSample], receivedAt: Date) -> MetricIngestResult {
+        ingest(deployment: name, samples: samples, receivedAt: receivedAt, pushed: true)
+    }
+
+    /// `pushed: false` for what a Monitor's own source read (Prometheus, a file).
+    public func ingest(deployment name: String, samples: [MetricSample], receivedAt: Date, pushed: Bool) -> MetricIngestResult {
         deployments.withLock { deployments in
-            guard deployments[name]?.monitors.values.contains(where: { $0.expires > receivedAt }) == true,
+            func watched(_ deployment: Deployment) -> Bool {
+                deployment.monitors.values.contains { $0.expires > receivedAt && (!pushed || $0.push) }
+            }
+            guard deployments[name].map(watched) == true,
                   // Taken out while it changes, so its windows are not copied (one owner, no copy on write).
                   var deployment = deployments.removeValue(forKey: name) else {
-                let known = deployments.filter { $0.value.monitors.values.contains { $0.expires > receivedAt } }.keys.sorted()
+                let known = deployments.filter { watched($0.value) }.keys.sorted()
                 return .unknownDeployment(known: known)
             }
             var counts = MetricIngestCounts()
@@ -127,7 +141,10 @@ public final class MetricHub: MetricSink {
                     counts.otherVersion += 1
                     continue
                 }
-                let time = sample.time ?? receivedAt
+                // A timestamp ahead of the arrival counts as the arrival: a sender whose clock
+                // runs fast (or a hostile one) cannot push the windows' edge into the future
+                // and have every sample after it refused as too old.
+                let time = min(sample.time ?? receivedAt, receivedAt)
                 var added = false
                 for key in keys {
                     if case .accepted = deployment.windows[key]?.add(sample.value, at: time) { added = true }

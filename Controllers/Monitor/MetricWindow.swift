@@ -2,7 +2,9 @@ public import Foundation
 public import CairnManifests
 
 /// The samples of one metric of one served version over a sliding time window, reduced to one
-/// aggregate. /// Pure and bounded: no I/O, no clock (time comes in with each call), and it keeps only what its
+/// aggregate.
+///
+/// Pure and bounded: no I/O, no clock (time comes in with each call), and it keeps only what its
 /// aggregate needs.
 ///
 /// - Time is cut into ``bucketsPerWindow`` buckets of `window / 60` each. A bucket keeps the

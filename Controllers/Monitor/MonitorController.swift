@@ -39,8 +39,9 @@ public struct MonitorController: Controller {
                            message: "this process evaluates no monitors (`cairn run` does): the \(spec.thresholds.count) threshold(s) on "
                                + "ModelDeployment/\(spec.deployment) are not evaluated here")
         }
-        var pass = MonitorPass(object: object, spec: spec, context: context, services: services)
-        return await pass.run()
+        var pass = MonitorPass(object: object, spec: spec, context: context, services: services,
+                               memory: MonitorMemory.load(try context.memory.memory(of: object.ref)))
+        return try await pass.run()
     }
 }
 
@@ -54,18 +55,23 @@ struct MonitorPass {
     let remembered: MonitorMemory
     var report = MonitorReport()
 
-    init(object: Manifest, spec: MonitorSpec, context: ReconcileContext, services: MonitorServices) {
+    init(object: Manifest, spec: MonitorSpec, context: ReconcileContext, services: MonitorServices, memory: MonitorMemory) {
         self.object = object
         self.spec = spec
         self.context = context
         self.services = services
-        memory = MonitorMemory.load(try? context.memory.memory(of: object.ref))
+        self.memory = memory
         remembered = memory
+        // Pointed at another deployment: its states, cooldowns and candidate are another model's.
+        if memory.deployment != spec.deployment {
+            self.memory = MonitorMemory()
+            self.memory.deployment = spec.deployment
+        }
     }
 
     var deploymentRef: ObjectRef { ObjectRef(.modelDeployment, spec.deployment) }
 
-    mutating func run() async -> Outcome {
+    mutating func run() async throws -> Outcome {
         // 1. What serves.
         let deployment: ModelDeploymentSpec?
         if case .modelDeployment(let found)? = context.relatedManifests[deploymentRef]?.spec { deployment = found } else { deployment = nil }
@@ -75,7 +81,7 @@ struct MonitorPass {
         // 2. The windows, and a polled source.
         services.hub.unwatch(monitor: object.ref.name, except: spec.deployment)
         services.hub.watch(monitor: object.ref.name, deployment: spec.deployment, thresholds: spec.thresholds, serving: serving,
-                           interval: spec.interval.seconds, now: context.now)
+                           interval: spec.interval.seconds, push: spec.source == .push, now: context.now)
         await readSource(serving: serving)
 
         // 3 and 4. Evaluate, and act.
@@ -86,7 +92,7 @@ struct MonitorPass {
         }
 
         // 5. The loop.
-        if let deployment { try? follow(deployment: deployment, serving: serving) }
+        if let deployment { try follow(deployment: deployment, serving: serving) }
 
         // 6.
         if memory != remembered { report.effects.append(.remember(object.ref, memory.encoded)) }
@@ -104,17 +110,37 @@ struct MonitorPass {
                 report.sourceProblem = "this daemon cannot query Prometheus"
                 return
             }
-            var samples: [MetricSample] = []
-            for metric in Set(spec.thresholds.map(\.metric)).sorted() {
-                guard let query = queries[metric] else { continue }
-                do {
-                    if let (value, time) = try await prometheus.instantQuery(url: url, query: query, timeout: Self.queryTimeout) {
-                        samples.append(MetricSample(metric: metric, value: value, time: time))
+            // Once per interval, whatever else wakes the Monitor (a commit, a deployment's
+            // recheck), and every metric at once: a Prometheus that does not answer holds the
+            // pass for at most one timeout.
+            if let last = memory.lastPolled, context.now.timeIntervalSince(last) < spec.interval.seconds * 0.9 {
+                report.sourceProblem = memory.lastSourceProblem
+                return
+            }
+            memory.lastPolled = context.now
+            let metrics = Set(spec.thresholds.map(\.metric)).sorted().compactMap { metric in queries[metric].map { (metric, $0) } }
+            let results = await withTaskGroup(of: (String, Result<(value: Double, time: Date)?, any Error>).self) { group in
+                for (metric, query) in metrics {
+                    group.addTask {
+                        do { return (metric, .success(try await prometheus.instantQuery(url: url, query: query, timeout: Self.queryTimeout))) }
+                        catch { return (metric, .failure(error)) }
                     }
-                } catch {
-                    report.sourceProblem = "Prometheus query for \(metric) failed: \(error)"
+                }
+                var results: [(String, Result<(value: Double, time: Date)?, any Error>)] = []
+                for await result in group { results.append(result) }
+                return results.sorted { $0.0 < $1.0 }
+            }
+            var samples: [MetricSample] = []
+            var problems: [String] = []
+            for (metric, result) in results {
+                switch result {
+                case .success(let answer?): samples.append(MetricSample(metric: metric, value: answer.value, time: answer.time))
+                case .success(nil): break
+                case .failure(let error): problems.append("Prometheus query for \(metric) failed: \(error)")
                 }
             }
+            report.sourceProblem = problems.isEmpty ? nil : problems.joined(separator: "; ")
+            memory.lastSourceProblem = report.sourceProblem
             ingest(samples)
         case .file(let path, let format):
             guard let execution = context.execution else {
@@ -143,8 +169,9 @@ struct MonitorPass {
         }
     }
 
-    /// Prometheus' own default query timeout is 2 minutes; a monitor waits far less.
-    static let queryTimeout: Duration = .seconds(10)
+    /// Prometheus' own default query timeout is 2 minutes; a monitor waits far less, since the
+    /// pass waits for it.
+    static let queryTimeout: Duration = .seconds(5)
 
     private mutating func ingest(_ samples: [MetricSample]) {
         guard !samples.isEmpty else { return }
@@ -160,7 +187,7 @@ struct MonitorPass {
         if let refused {
             context.logger.warning("refused samples from the source", metadata: ["cairn.refused": "\(refused.count)", "cairn.first": "\(refused.first)"])
         }
-        _ = services.hub.ingest(deployment: spec.deployment, samples: valid, receivedAt: context.now)
+        _ = services.hub.ingest(deployment: spec.deployment, samples: valid, receivedAt: context.now, pushed: false)
     }
 
     // MARK: Steps 3 and 4: evaluate, act
@@ -168,6 +195,8 @@ struct MonitorPass {
     private mutating func evaluate(_ threshold: MonitorSpec.Threshold, index: Int, serving: Int?, deployment: ModelDeploymentSpec?) {
         let id = MonitorMemory.ruleID(threshold)
         var rule = memory.rules[id] ?? MonitorMemory.RuleMemory(gate: ActionGate(cooldown: threshold.cooldown.seconds))
+        // A pending count is about the version that was serving: another one starts its own.
+        if case .pending = rule.state.phase, rule.version != serving { rule.state = AlertState() }
         let reading = services.hub.read(deployment: spec.deployment, key: MetricHub.WindowKey(threshold), serving: serving, now: context.now)
         let firedSince: Date? = if case .firing(let since) = rule.state.phase { since } else { nil }
         let transition = rule.state.evaluate(value: reading.value, samples: reading.samples, at: context.now, rule: Self.rule(threshold))
@@ -179,7 +208,6 @@ struct MonitorPass {
             context.logger.notice("\(transition)", metadata: [
                 "cairn.metric": "\(threshold.metric)", "cairn.value": "\(reading.value.map(Self.figure) ?? "-")",
                 "cairn.samples": "\(reading.samples)"])
-            report.transitions.append("\(Self.describe(threshold)): \(transition)")
         case .none, .insufficientData:
             break
         }
@@ -193,7 +221,6 @@ struct MonitorPass {
             switch rule.gate.decide(firingSince: since, at: context.now) {
             case .act:
                 rule.acted = act(threshold, value: rule.value, since: since, serving: serving, deployment: deployment)
-                report.acted = true
             case .duplicate:
                 break
             case .coolingDown(let until):
@@ -236,6 +263,9 @@ struct MonitorPass {
         let when = MonitorReport.time(context.now)
         switch threshold.action {
         case .retrain:
+            if let retrain = memory.retrain, !retrain.settled {
+                return "fired again at \(when); the retrain asked at \(MonitorReport.time(retrain.requestedAt)) is still under way"
+            }
             guard let deployment, let serving else { return "retrain not asked at \(when): no version of the deployment serves" }
             guard let version = try? context.versions.version(deployment.model, serving) else {
                 return "retrain not asked at \(when): \(deployment.model)@\(serving) is not in the registry"
@@ -255,6 +285,9 @@ struct MonitorPass {
             context.logger.notice("asked for a retrain", metadata: ["cairn.schedule": "\(schedule)", "cairn.trigger": "\(request.id)"])
             return "asked \(schedule) to retrain at \(when)"
         case .rollback:
+            if case .modelDeployment(let target)? = context.relatedManifests[deploymentRef]?.spec, !target.rollbackOnFailedHealth {
+                return "no rollback asked at \(when): \(deploymentRef) has rollback.onFailedHealth off"
+            }
             let request = TriggerRequest(id: Self.requestID(object.ref, "rollback", context.now), object: deploymentRef,
                                          source: TriggerRequest.monitorSource, reason: why, requestedAt: context.now)
             report.effects.append(.addTrigger(request))
@@ -277,7 +310,7 @@ struct MonitorPass {
                                  threshold: Self.condition(threshold), value: value, since: since, action: threshold.action.rawValue,
                                  summary: summary, sourceCommit: context.sourceCommit)
         guard services.alerts?.send(alert) == true else { return nil }
-        return "sent a \(status) alert at \(MonitorReport.time(context.now))"
+        return "queued a \(status) alert for --alert-url at \(MonitorReport.time(context.now))"
     }
 
     static func requestID(_ ref: ObjectRef, _ action: String, _ now: Date) -> String {
@@ -327,6 +360,14 @@ struct MonitorPass {
         defer { memory.candidate = candidate }
         if serving == candidate.version {
             candidate.serves = true
+            return
+        }
+        if case .stage(let target) = deployment.selector,
+           let holder = try (context.status(ObjectRef(.model, candidate.model))?.stages ?? context.versions.stageMap(of: candidate.model)).holders[target],
+           holder.version > candidate.version {
+            // A newer version got there (by hand, or by a later loop): this one is history.
+            report.loopNote = "\(candidate.model)@\(candidate.version) was not promoted: \(target) holds \(candidate.model)@\(holder.version) now"
+            memory.candidate = nil
             return
         }
         guard case .stage(let target) = deployment.selector else {

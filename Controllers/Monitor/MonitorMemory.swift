@@ -7,6 +7,12 @@ import Foundation
 /// loop stands. Samples are not kept: the windows refill after a restart, and until they hold
 /// `minSamples` a threshold neither fires nor resolves.
 struct MonitorMemory: Codable, Equatable {
+    /// The deployment this state is about: a Monitor pointed at another starts afresh.
+    var deployment: String?
+    /// When a polled source was last read (at most once per interval, whatever else wakes the Monitor).
+    var lastPolled: Date?
+    /// What the last poll found wrong, said again until the next poll.
+    var lastSourceProblem: String?
     /// By ``MonitorMemory/ruleID(_:)``: a threshold whose spec changes starts afresh.
     var rules: [String: RuleMemory] = [:]
     /// The last retrain asked for, and what became of it.
@@ -47,9 +53,10 @@ struct MonitorMemory: Codable, Equatable {
         var serves = false
     }
 
+    /// What an older Cairn kept, or a damaged row, starts afresh rather than stalls (a store
+    /// that cannot be read at all is the caller's error, retried: the state is not lost).
     static func load(_ data: Data?) -> MonitorMemory {
         guard let data else { return MonitorMemory() }
-        // What an older Cairn kept, or a damaged row, starts afresh rather than stalls.
         return (try? JSONDecoder().decode(MonitorMemory.self, from: data)) ?? MonitorMemory()
     }
 

@@ -16,10 +16,8 @@ struct MonitorReport {
     var effects: [StoreEffect] = []
     var wake: [ObjectRef] = []
     var rules: [Rule] = []
-    var transitions: [String] = []
     var serving: String?
     var sourceProblem: String?
-    var acted = false
     var proposal: Proposal?
     var proposedStage: String?
     var loopNote: String?

@@ -33,7 +33,9 @@ extension TrainingPass {
         }
         // A monitor asks for a retrain, not for the same inputs again: when the key has its
         // success already, the request is answered with "no new inputs" and consumed.
-        while let trigger = triggers.first, trigger.source == TriggerRequest.monitorSource, let done {
+        // (Not while a run is under way: it may be the one that answers the request.)
+        while let trigger = triggers.first, trigger.source == TriggerRequest.monitorSource, let done,
+              !recent.contains(where: { !$0.state.isFinal }) {
             report.effects.append(.consumeTrigger(trigger.id))
             report.noNewInputs = (trigger, done)
             triggers.removeFirst()

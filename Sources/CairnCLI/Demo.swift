@@ -211,7 +211,7 @@ extension Cairn {
                     print(result.text)
                 }
                 for arguments in [["log", "--format=%h %s", "cairn/status"],
-                                  ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,key=Cairn-Model-Version,separator=%x2C )", "-10", "cairn/status", "--",
+                                  ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,key=Cairn-Model-Version,separator=%x2C )", "-20", "cairn/status", "--",
                                    "TrainingSchedule/churn-weekly.yaml"],
                                   ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,separator=%x2C )", "-3", "cairn/status", "--", "FeaturePipeline/churn-features.yaml"],
                                   ["log", "--format=%h %ad %s%n    %(trailers:key=Cairn-Stage,separator=%x2C )", "--date=iso-strict", "cairn/status", "--",

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// A server the daemon calls (Prometheus, the alert receiver), as its URL names it: checked to
 /// be http or https with a host, and split into what may be said in a message (the host and
@@ -81,47 +82,59 @@ struct OutboundFailure: Error, Sendable, CustomStringConvertible {
 func exchange(_ request: HTTPClientRequest, with target: OutboundTarget, what: String, timeout: Duration, bodyLimit: Int,
               probeAfter: Duration = .milliseconds(250)) async throws(OutboundFailure) -> (status: HTTPResponseStatus, body: Data) {
     let timedOut = OutboundFailure("\(what) did not answer within \(seconds(timeout))", transient: true)
-    do {
-        return try await withThrowingTaskGroup(of: (status: HTTPResponseStatus, body: Data)?.self) { group in
-            group.addTask {
+    // A race the first finisher wins, without waiting for the others: the shared client does
+    // not stop retrying a refused connection when cancelled, so a task group (which waits for
+    // every child) would hold the caller until the deadline even after the probe's verdict.
+    let outcome: Result<(status: HTTPResponseStatus, body: Data), OutboundFailure> = await withCheckedContinuation { continuation in
+        let race = FirstFinisher(continuation)
+        let attempt = Task {
+            do {
+                let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
                 do {
-                    let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
-                    do {
-                        let body = try await response.body.collect(upTo: bodyLimit)
-                        return (response.status, Data(body.readableBytesView))
-                    } catch is NIOTooManyBytesError {
-                        throw OutboundFailure("\(what) answered more than \(bodyLimit) bytes")
-                    }
-                } catch let failure as OutboundFailure {
-                    throw failure
-                } catch {
-                    if Task.isCancelled { return nil }
-                    throw describedFailure(error, what: what, timedOut: timedOut)
+                    let body = try await response.body.collect(upTo: bodyLimit)
+                    race.finish(.success((response.status, Data(body.readableBytesView))))
+                } catch is NIOTooManyBytesError {
+                    race.finish(.failure(OutboundFailure("\(what) answered more than \(bodyLimit) bytes")))
                 }
+            } catch {
+                race.finish(.failure(describedFailure(error, what: what, timedOut: timedOut)))
             }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw timedOut
-            }
-            if probeAfter < timeout {
-                group.addTask {
-                    try await Task.sleep(for: probeAfter)
-                    if let refusal = await target.connectRefusal(within: min(timeout - probeAfter, .milliseconds(200))) {
-                        throw OutboundFailure("cannot reach \(what): \(refusal)", transient: true)
-                    }
-                    return nil  // Something listens: the answer or the timeout decides.
-                }
-            }
-            defer { group.cancelAll() }
-            while let next = try await group.next() {
-                if let answer = next { return answer }
-            }
-            throw timedOut
         }
-    } catch let failure as OutboundFailure {
-        throw failure
-    } catch {
-        throw OutboundFailure("cannot reach \(what): \(capped("\(error)", 200))", transient: true)
+        Task {
+            try? await Task.sleep(for: timeout)
+            if race.finish(.failure(timedOut)) { attempt.cancel() }
+        }
+        if probeAfter < timeout {
+            Task {
+                try? await Task.sleep(for: probeAfter)
+                guard !race.isFinished,
+                      let refusal = await target.connectRefusal(within: min(timeout - probeAfter, .milliseconds(200))) else { return }
+                if race.finish(.failure(OutboundFailure("cannot reach \(what): \(refusal)", transient: true))) { attempt.cancel() }
+            }
+        }
+    }
+    return try outcome.get()
+}
+
+/// Resumes a continuation with the first result it is given and ignores the rest.
+private final class FirstFinisher<Value: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<Result<Value, OutboundFailure>, Never>?>(nil)
+
+    init(_ continuation: CheckedContinuation<Result<Value, OutboundFailure>, Never>) {
+        self.continuation.withLock { $0 = continuation }
+    }
+
+    var isFinished: Bool { continuation.withLock { $0 == nil } }
+
+    /// Whether this result was the first (and so the one the caller gets).
+    @discardableResult
+    func finish(_ result: Result<Value, OutboundFailure>) -> Bool {
+        guard let waiting = continuation.withLock({ value -> CheckedContinuation<Result<Value, OutboundFailure>, Never>? in
+            defer { value = nil }
+            return value
+        }) else { return false }
+        waiting.resume(returning: result)
+        return true
     }
 }
 

@@ -11,7 +11,10 @@ import Testing
         let root = try TemporaryDirectory("cairn-monitor-restart")
         let repository = root.appending("churn"), state = root.appending("state")
         #expect(try await cairnAsync(["init", repository.path]).status == 0)
-        // Serve churn@1 once trained, on a free port; one threshold, quick, that only alerts.
+        let arguments = ["run", "--repo", repository.path, "--state-dir", state.path, "--interval", "1s"]
+        var daemon = try await HTTPDaemon(arguments, log: root.appending("log1"))
+        #expect(await until(180) { await daemon.get("/api/v1/models/churn")?.status == 200 }, "\(daemon.output)")
+        // churn@1 is registered: serve it on a free port; one threshold, quick, that only alerts.
         try edit(repository, "deployment.yaml", "  stage: production\n", "  version: 1\n")
         try edit(repository, "deployment.yaml", "      port: 8601\n", "")
         try edit(repository, "monitor.yaml", "interval: 30s", "interval: 1s")
@@ -21,12 +24,13 @@ import Testing
             """, """
                 - {metric: accuracy, below: 0.7, window: 10m, for: 12s, minSamples: 3, action: alert}
             """)
-        try git(repository, ["-c", "user.name=Dana", "-c", "user.email=dana@example.com", "commit", "-qam", "Serve churn@1; watch its accuracy closely"])
-
-        let arguments = ["run", "--repo", repository.path, "--state-dir", state.path, "--interval", "1s"]
-        var daemon = try await HTTPDaemon(arguments, log: root.appending("log1"))
-        #expect(await until(240) { await daemon.get("/api/v1/status/ModelDeployment/churn-prod")?.body.contains("\"Serving\"") == true },
+        _ = try git(repository, ["-c", "user.name=Dana", "-c", "user.email=dana@example.com", "commit", "-qam", "Serve churn@1; watch its accuracy closely"])
+        #expect(await until(120) { await daemon.get("/api/v1/status/ModelDeployment/churn-prod")?.body.contains("\"Serving\"") == true },
                 "\(daemon.output)")
+        #expect(await until(30) {
+            let reason = await monitorReason(daemon)
+            return reason == "Healthy" || reason == "InsufficientData"
+        }, "\(daemon.output)")
         let bad = samples(0.5, count: 5, version: "1")
         let accepted = try #require(await daemon.post("/api/v1/metrics", headers: [], body: bad))
         #expect(accepted.status == 202 && accepted.body.contains("\"accepted\":5"), "\(accepted.body)")

@@ -126,7 +126,7 @@ import Testing
         try await bench.pass()
         try await bench.tick(samples: [0.5])
         #expect(bench.reason == "Firing")
-        #expect(bench.message.contains("sent a firing alert"), "\(bench.message)")
+        #expect(bench.message.contains("queued a firing alert"), "\(bench.message)")
         try await bench.tick(samples: [0.4])
         try await bench.tick(samples: [0.5])
         #expect(recorder.alerts.map(\.status) == ["firing"])
