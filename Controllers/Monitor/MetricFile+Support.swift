@@ -135,12 +135,12 @@ enum JSONScalar: Decodable, Equatable {
     }
 
     /// A timestamp: RFC 3339 text, or Unix seconds.
-    func parsedTime(_ parser: TimestampParser) -> Result<Date, MetricSourceError> {
+    func parsedTime() -> Result<Date, MetricSourceError> {
         switch self {
         case .number(let seconds) where seconds.isFinite:
             return .success(Date(timeIntervalSince1970: seconds))
         case .text(let text):
-            if let date = parser.date(text) { return .success(date) }
+            if let date = RFC3339.date(text) { return .success(date) }
             return .failure(MetricSourceError("is \"\(text.prefix(40))\", not RFC 3339 (2025-01-31T12:00:00Z) or Unix seconds"))
         default:
             return .failure(MetricSourceError("is \(kind), not RFC 3339 text or Unix seconds"))
@@ -148,20 +148,3 @@ enum JSONScalar: Decodable, Equatable {
     }
 }
 
-/// RFC 3339 with or without fractional seconds. Made per read: the formatters are not Sendable.
-final class TimestampParser {
-    private let plain: ISO8601DateFormatter = {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter
-    }()
-    private let fractional: ISO8601DateFormatter = {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter
-    }()
-
-    func date(_ text: String) -> Date? {
-        plain.date(from: text) ?? fractional.date(from: text)
-    }
-}

@@ -113,7 +113,7 @@ public enum MetricFileReader {
         }
         var time = Date(timeIntervalSince1970: Double(identity.modifiedNanoseconds) / 1e9)
         if let stamp = fields["timestamp"] {
-            switch stamp.parsedTime(TimestampParser()) {
+            switch stamp.parsedTime() {
             case .success(let explicit): time = explicit
             case .failure(let reason): throw MetricSourceError("\(file.path): \"timestamp\" \(reason.message)")
             }
@@ -166,7 +166,6 @@ public enum MetricFileReader {
             return result
         }
         let decoder = JSONDecoder()
-        let stamps = TimestampParser()
         var start = data.startIndex
         var lineNumber = position.lines
         while start <= lastNewline {
@@ -180,7 +179,7 @@ public enum MetricFileReader {
             }
             if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-            switch sample(from: line, decoder: decoder, stamps: stamps, now: now) {
+            switch sample(from: line, decoder: decoder, now: now) {
             case .success(let sample):
                 result.samples.append(sample)
             case .failure(let reason):
@@ -195,7 +194,7 @@ public enum MetricFileReader {
         return result
     }
 
-    static func sample(from line: Data, decoder: JSONDecoder, stamps: TimestampParser, now: Date) -> Result<MetricSample, MetricSourceError> {
+    static func sample(from line: Data, decoder: JSONDecoder, now: Date) -> Result<MetricSample, MetricSourceError> {
         guard let fields = try? decoder.decode(LineFields.self, from: line) else {
             return .failure(MetricSourceError("not a JSON object such as {\"metric\": \"accuracy\", \"value\": 0.93}"))
         }
@@ -207,7 +206,7 @@ public enum MetricFileReader {
         }
         var time: Date?
         if let stamp = fields.timestamp, stamp != .null {
-            switch stamp.parsedTime(stamps) {
+            switch stamp.parsedTime() {
             case .success(let parsed):
                 if let problem = MetricTimeBounds.problem(with: parsed, now: now) { return .failure(MetricSourceError(problem)) }
                 time = parsed

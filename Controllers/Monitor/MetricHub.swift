@@ -13,8 +13,9 @@ import Synchronization
 ///   the serving one is counted as `otherVersion` and dropped; an unlabelled one is the serving
 ///   version's when it arrives. When the serving version changes, every window of the
 ///   deployment starts empty, so a rollout never mixes two models' metrics.
-/// - Pushed samples are accepted only for a deployment a Monitor with a `push` source watches;
-///   a Prometheus or file source feeds its own deployment's windows through the same door.
+/// - Pushed samples are accepted only for a deployment a Monitor with a `push` source watches,
+///   and go to the windows the push Monitors share; what a Monitor's own source read
+///   (Prometheus, a file) goes to that Monitor's windows only (``WindowKey/source``).
 /// - What a Monitor watches is registered by the controller at each evaluation, and lapses when
 ///   not renewed (a deleted Monitor stops accepting samples after ``registrationLifetime``
 ///   beyond its interval).
@@ -25,15 +26,23 @@ public final class MetricHub: MetricSink {
         public var metric: String
         public var window: TimeInterval
         public var aggregate: MonitorSpec.Aggregate
+        /// Whose samples: ``pushed`` (every push Monitor of the deployment shares them), or
+        /// one Monitor's own source (``polled(by:)``), so two Monitors reading two Prometheus
+        /// queries, or a file and the pushes, never mix their samples.
+        public var source: String
 
-        public init(metric: String, window: TimeInterval, aggregate: MonitorSpec.Aggregate) {
+        public static let pushed = "push"
+        public static func polled(by monitor: String) -> String { "monitor/" + monitor }
+
+        public init(metric: String, window: TimeInterval, aggregate: MonitorSpec.Aggregate, source: String = Self.pushed) {
             self.metric = metric
             self.window = window
             self.aggregate = aggregate
+            self.source = source
         }
 
-        public init(_ threshold: MonitorSpec.Threshold) {
-            self.init(metric: threshold.metric, window: threshold.window.seconds, aggregate: threshold.aggregate)
+        public init(_ threshold: MonitorSpec.Threshold, source: String = Self.pushed) {
+            self.init(metric: threshold.metric, window: threshold.window.seconds, aggregate: threshold.aggregate, source: source)
         }
     }
 
@@ -76,7 +85,8 @@ public final class MetricHub: MetricSink {
                 deployment.serving = serving
                 deployment.windows = [:]
             }
-            deployment.monitors[monitor] = Registration(keys: Set(thresholds.map(WindowKey.init)),
+            let source = push ? WindowKey.pushed : WindowKey.polled(by: monitor)
+            deployment.monitors[monitor] = Registration(keys: Set(thresholds.map { WindowKey($0, source: source) }),
                                                         expires: now.addingTimeInterval(interval + Self.registrationLifetime), push: push)
             Self.prune(&deployment, now: now)
             deployments[name] = deployment
@@ -112,14 +122,16 @@ public final class MetricHub: MetricSink {
     /// Pushed samples (`POST /api/v1/metrics`): accepted for a deployment a Monitor with a
     /// `push` source watches.
     public func ingest(deployment name: String, samples: [MetricSample], receivedAt: Date) -> MetricIngestResult {
-        ingest(deployment: name, samples: samples, receivedAt: receivedAt, pushed: true)
+        ingest(deployment: name, samples: samples, receivedAt: receivedAt, polledBy: nil)
     }
 
-    /// `pushed: false` for what a Monitor's own source read (Prometheus, a file).
-    public func ingest(deployment name: String, samples: [MetricSample], receivedAt: Date, pushed: Bool) -> MetricIngestResult {
-        deployments.withLock { deployments in
+    /// `polledBy`: the Monitor whose own source (Prometheus, a file) read these; nil for pushes.
+    public func ingest(deployment name: String, samples: [MetricSample], receivedAt: Date, polledBy monitor: String?) -> MetricIngestResult {
+        let source = monitor.map(WindowKey.polled(by:)) ?? WindowKey.pushed
+        return deployments.withLock { deployments in
             func watched(_ deployment: Deployment) -> Bool {
-                deployment.monitors.values.contains { $0.expires > receivedAt && (!pushed || $0.push) }
+                if let monitor { return deployment.monitors[monitor].map { $0.expires > receivedAt } == true }
+                return deployment.monitors.values.contains { $0.expires > receivedAt && $0.push }
             }
             guard deployments[name].map(watched) == true,
                   // Taken out while it changes, so its windows are not copied (one owner, no copy on write).
@@ -129,7 +141,7 @@ public final class MetricHub: MetricSink {
             }
             var counts = MetricIngestCounts()
             for sample in samples {
-                guard let keys = deployment.byMetric[sample.metric], !keys.isEmpty else {
+                guard let keys = deployment.byMetric[sample.metric]?.filter({ $0.source == source }), !keys.isEmpty else {
                     counts.ignored += 1
                     continue
                 }

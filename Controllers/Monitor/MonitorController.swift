@@ -79,7 +79,8 @@ struct MonitorPass {
         report.serving = serving.map { "\(deployment?.model ?? "?")@\($0)" }
 
         // 2. The windows, and a polled source.
-        services.hub.unwatch(monitor: object.ref.name, except: spec.deployment)
+        // Pointed at another deployment since the last pass: the old one's windows are not its own.
+        if remembered.deployment != spec.deployment { services.hub.unwatch(monitor: object.ref.name, except: spec.deployment) }
         services.hub.watch(monitor: object.ref.name, deployment: spec.deployment, thresholds: spec.thresholds, serving: serving,
                            interval: spec.interval.seconds, push: spec.source == .push, now: context.now)
         await readSource(serving: serving)
@@ -187,7 +188,7 @@ struct MonitorPass {
         if let refused {
             context.logger.warning("refused samples from the source", metadata: ["cairn.refused": "\(refused.count)", "cairn.first": "\(refused.first)"])
         }
-        _ = services.hub.ingest(deployment: spec.deployment, samples: valid, receivedAt: context.now, pushed: false)
+        _ = services.hub.ingest(deployment: spec.deployment, samples: valid, receivedAt: context.now, polledBy: object.ref.name)
     }
 
     // MARK: Steps 3 and 4: evaluate, act
@@ -197,7 +198,9 @@ struct MonitorPass {
         var rule = memory.rules[id] ?? MonitorMemory.RuleMemory(gate: ActionGate(cooldown: threshold.cooldown.seconds))
         // A pending count is about the version that was serving: another one starts its own.
         if case .pending = rule.state.phase, rule.version != serving { rule.state = AlertState() }
-        let reading = services.hub.read(deployment: spec.deployment, key: MetricHub.WindowKey(threshold), serving: serving, now: context.now)
+        let source = spec.source == .push ? MetricHub.WindowKey.pushed : MetricHub.WindowKey.polled(by: object.ref.name)
+        let reading = services.hub.read(deployment: spec.deployment, key: MetricHub.WindowKey(threshold, source: source), serving: serving,
+                                        now: context.now)
         let firedSince: Date? = if case .firing(let since) = rule.state.phase { since } else { nil }
         let transition = rule.state.evaluate(value: reading.value, samples: reading.samples, at: context.now, rule: Self.rule(threshold))
         switch transition {
@@ -303,8 +306,10 @@ struct MonitorPass {
     /// Queues an alert; nil when there is nowhere to send it.
     private func send(alert threshold: MonitorSpec.Threshold, status: String, value: Double?, since: Date, serving: Int?,
                       deployment: ModelDeploymentSpec?) -> String? {
-        let summary = "\(object.ref) \(status): \(threshold.metric) \(threshold.aggregate.rawValue) \(value.map(Self.figure) ?? "?") "
-            + Self.condition(threshold) + " on \(deploymentRef)" + (serving.map { " (\(deployment?.model ?? "?")@\($0))" } ?? "")
+        let measured = "\(threshold.metric) \(threshold.aggregate.rawValue) \(value.map(Self.figure) ?? "?")"
+        let summary = "\(object.ref) \(status): "
+            + (status == "resolved" ? "\(measured), no longer \(Self.condition(threshold))" : "\(measured) \(Self.condition(threshold))")
+            + " on \(deploymentRef)" + (serving.map { " (\(deployment?.model ?? "?")@\($0))" } ?? "")
         let alert = MonitorAlert(status: status, monitor: object.ref.name, deployment: spec.deployment, model: deployment?.model,
                                  version: serving, metric: threshold.metric, aggregate: threshold.aggregate.rawValue,
                                  threshold: Self.condition(threshold), value: value, since: since, action: threshold.action.rawValue,

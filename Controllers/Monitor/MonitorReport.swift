@@ -99,9 +99,8 @@ struct MonitorReport {
         return head + state + (rule.memory.acted.map { "; \($0)" } ?? "")
     }
 
+    /// RFC 3339 in UTC, to the second (a value type: no formatter made per call).
     static func time(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
+        date.formatted(Date.ISO8601FormatStyle())
     }
 }

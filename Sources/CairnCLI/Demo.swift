@@ -216,7 +216,7 @@ extension Cairn {
                                   ["log", "--format=%h %s%n    %(trailers:key=Cairn-Run,separator=%x2C )", "-3", "cairn/status", "--", "FeaturePipeline/churn-features.yaml"],
                                   ["log", "--format=%h %ad %s%n    %(trailers:key=Cairn-Stage,separator=%x2C )", "--date=iso-strict", "cairn/status", "--",
                                    "Model/churn.yaml"],
-                                  ["log", "--format=%h %s%n    %(trailers:key=Cairn-Proposal,separator=%x2C )", "-6", "cairn/status", "--",
+                                  ["log", "--format=%h %s%n    %(trailers:key=Cairn-Proposal,separator=%x2C )", "-12", "cairn/status", "--",
                                    "ModelDeployment/churn-prod.yaml"],
                                   ["show", "cairn/status:ModelDeployment/churn-prod.yaml"],
                                   ["log", "--notes=cairn", "--format=%h %s%n%N", "-2", "main"]] {

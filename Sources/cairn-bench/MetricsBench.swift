@@ -207,7 +207,7 @@ struct MetricsBench: AsyncParsableCommand {
         }
         let fill = (ContinuousClock.now - fillStarted).seconds
         progress("metrics:   filled \(filled) samples in \(String(format: "%.2f", fill)) s; timing \(ticks) ticks")
-        let keys = Self.thresholds.map(MetricHub.WindowKey.init)
+        let keys = Self.thresholds.map { MetricHub.WindowKey($0) }
         var tickTimes: [Double] = [], watchTimes: [Double] = []
         var read = 0
         // One untimed tick first, then the timed ones, a tenth of a second apart on the hub's
