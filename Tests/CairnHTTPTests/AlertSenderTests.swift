@@ -147,7 +147,10 @@ import Testing
             return Response(status: .ok)
         }
         try await TestHTTPServer.with(router) { port in
-            let sender = try AlertSender(url: "http://127.0.0.1:\(port)/alerts", logger: logger, policy: Self.fast, capacity: 3)
+            // An attempt timeout far beyond the test's own waits: a loaded machine must not turn
+            // the held first request into a retried one.
+            let patient = AlertSender.Policy(attempts: 5, baseDelay: .milliseconds(20), attemptTimeout: .seconds(120), drain: .seconds(2))
+            let sender = try AlertSender(url: "http://127.0.0.1:\(port)/alerts", logger: logger, policy: patient, capacity: 3)
             try await Self.running(sender) {
                 #expect(sender.send(Self.alert(value: 0)))
                 // The first is in flight (held by the receiver) before the rest queue behind it.
