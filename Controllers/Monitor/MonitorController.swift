@@ -362,9 +362,9 @@ struct MonitorPass {
             memory.retrain = retrain
         }
         guard var candidate = memory.candidate else { return }
-        defer { memory.candidate = candidate }
         if serving == candidate.version {
             candidate.serves = true
+            memory.candidate = candidate
             return
         }
         if case .stage(let target) = deployment.selector,
@@ -375,11 +375,12 @@ struct MonitorPass {
             memory.candidate = nil
             return
         }
-        guard case .stage(let target) = deployment.selector else {
+        if case .stage(let target) = deployment.selector {
+            try propose(candidate: &candidate, deployment: deployment, stage: target)
+        } else {
             try propose(candidate: &candidate, deployment: deployment, stage: nil)
-            return
         }
-        try propose(candidate: &candidate, deployment: deployment, stage: target)
+        memory.candidate = candidate
     }
 
     /// Writes the next promotion proposal of `candidate` towards `target` (nil: the

@@ -257,6 +257,25 @@ import Testing
         #expect(bench.reason == "Healthy", "\(bench.message)")
     }
 
+    /// A candidate proposed for production that a newer version overtook there (by hand) is
+    /// dropped, said once, and not waited for any more.
+    @Test func aCandidateANewerVersionOvertookIsDropped() async throws {
+        let bench = try MonitorBench(threshold: "{metric: accuracy, below: 0.7, window: 1m, action: alert}")
+        try await bench.pass()
+        // As the loop leaves it: churn@2 proposed for production, which churn@3 holds now.
+        let kept = #"{"deployment":"churn-prod","rules":{},"candidate":{"model":"churn","version":2,"proposed":["production"],"serves":false}}"#
+        var changes = PassChanges()
+        changes.effects = [.remember(MonitorBench.monitor, Data(kept.utf8))]
+        try bench.store.apply(changes)
+        try await bench.tick()
+        let dropped = try bench.status().primaryMessage
+        #expect(dropped.contains("churn@2 was not promoted: production holds churn@3 now"), "\(dropped)")
+        try await bench.tick()
+        let after = try bench.status().primaryMessage
+        #expect(!after.contains("churn@2"), "\(after)")
+        #expect(try bench.status().reason != "AwaitingMerge")
+    }
+
     @Test func samplesForADeploymentNoMonitorWatchesAreRefused() async throws {
         let bench = try MonitorBench(threshold: "{metric: accuracy, below: 0.7, action: alert}")
         // Before the first evaluation nothing is watched.
