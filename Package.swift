@@ -48,7 +48,7 @@ let package = Package(
             providers: [.apt(["libgit2-dev"])]
         ),
         // The process runner and the content-addressed artifact store (the job executors come here).
-        .target(name: "CairnRun", dependencies: ["CairnCore", log], swiftSettings: settings),
+        .target(name: "CairnRun", dependencies: ["CairnCore", "CairnManifests", log], swiftSettings: settings),
         .target(name: "CairnGit", dependencies: ["CLibGit2"], swiftSettings: settings),
         // Serving: the deployment targets (supervised processes behind Cairn's own reverse
         // proxy, a TF Serving directory, apply/remove commands) behind CairnCore's `Deployer`.

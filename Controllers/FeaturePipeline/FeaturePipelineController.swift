@@ -124,11 +124,12 @@ struct PipelineWalk {
         // 6. Run it.
         let attempt = runs.count + 1
         let reason = runs.isEmpty ? try explain(stage, key: key) : retryReason(stage, last: runs[0], failures: failures.count)
-        let spec = JobSpec(runID: RunKey.runID(key: key.key, attempt: attempt), key: key.key, object: object.ref, stage: stage.name,
+        var spec = JobSpec(runID: RunKey.runID(key: key.key, attempt: attempt), key: key.key, object: object.ref, stage: stage.name,
                            trigger: "inputs", reason: reason, sourceCommit: context.sourceCommit, command: stage.command,
                            shell: stage.shell, passEnvironment: stage.env, params: key.paramsJSON, inputs: consumed,
-                           outputs: stage.outs.map(\.value), keyInputs: key.parts, cpus: stage.resources.cpus,
+                           outputs: stage.outs.map(\.value), keyInputs: key.parts,
                            timeout: stage.timeout.map { .milliseconds($0.milliseconds) }, attempt: attempt)
+        spec.place(on: stage.executor, stage.resources)
         do {
             let handle = try await execution.executor.submit(spec)
             context.logger.info("submitted", metadata: ["cairn.stage": "\(stage.name)", "cairn.run": "\(handle.runID)",

@@ -140,6 +140,7 @@ extension TrainingPass {
                           timeout: spec.timeout.map { .milliseconds($0.milliseconds) }, attempt: attempt)
         job.triggerID = start.triggerID
         job.producers = producers
+        job.place(on: spec.executor, spec.resources)
         // As the spec says now: a commit that changes it while the run is under way does not
         // change what this run registers as.
         job.annotations = ["model": spec.model, "outputs.model": spec.outputs.model.value, "shell": "\(spec.shell)"]

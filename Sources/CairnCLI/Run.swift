@@ -89,6 +89,7 @@ extension Cairn {
             } catch {
                 throw CairnExit.unreadable(error.description)
             }
+            try await runOptions.probeSlurm(logger: logger)
             let metrics = DaemonMetrics()
             // Pushed samples (POST /api/v1/metrics) and polled ones meet in one set of windows.
             let alerts = try http.alertSender(logger: logger, metrics: metrics)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CairnCore
 import CairnEngine
+import CairnManifests
 import CairnRun
 import CairnServe
 import CairnStore
@@ -28,6 +29,35 @@ struct RunOptions: ParsableArguments {
                                valueName: "size"))
     var logLimit: String = "64MiB"
 
+    @Option(help: ArgumentHelp("Where runs go when their manifest does not say (executor:): local (processes on this machine) or slurm (needs --slurm-shared-dir).",
+                               valueName: "name"))
+    var executor: String = "local"
+
+    @Option(help: ArgumentHelp("A directory this machine and every Slurm node see at the same path: runs live in it. Adds the Slurm executor; checked at start by a probe job.",
+                               valueName: "dir"))
+    var slurmSharedDir: String?
+
+    @Option(help: ArgumentHelp("The Slurm partition jobs go to (sbatch --partition); default: the cluster's.", valueName: "name"))
+    var slurmPartition: String?
+
+    @Option(help: ArgumentHelp("The Slurm account jobs are charged to (sbatch --account).", valueName: "name"))
+    var slurmAccount: String?
+
+    @Option(parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("One more sbatch option for every job, such as --qos=high (written --sbatch-option=--qos=high); repeatable.",
+                               valueName: "option"))
+    var sbatchOption: [String] = []
+
+    @Option(help: ArgumentHelp("The directory of sbatch, squeue, scontrol and scancel; default: found on PATH.", valueName: "dir"))
+    var slurmBin: String?
+
+    @Option(help: ArgumentHelp("How often one squeue call looks at every Slurm job in flight, such as 2s.", valueName: "duration"))
+    var slurmPoll: String = "1s"
+
+    @Option(help: ArgumentHelp("How long the start probe job may take to write its nonce before the daemon gives up, such as 2m.",
+                               valueName: "duration"))
+    var slurmProbeTimeout: String = "2m"
+
     func validate() throws {
         if let maxRuns, maxRuns < 1 { throw ValidationError("--max-runs must be at least 1") }
         for name in passEnv where name.isEmpty || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) || name.first!.isNumber {
@@ -41,6 +71,47 @@ struct RunOptions: ParsableArguments {
             }
         }
         _ = try logLimitBytes()
+        guard let wanted = RunExecutorName(rawValue: executor) else {
+            throw ValidationError("--executor \(executor) is not an executor: use local or slurm")
+        }
+        if let directory = slurmSharedDir {
+            guard directory.hasPrefix("/") else { throw ValidationError("--slurm-shared-dir \(directory) must be an absolute path") }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--slurm-shared-dir \(directory) is not a directory")
+            }
+        } else if wanted == .slurm {
+            throw ValidationError("--executor slurm needs --slurm-shared-dir: a directory this machine and the nodes share, where runs live")
+        } else if slurmPartition != nil || slurmAccount != nil || !sbatchOption.isEmpty || slurmBin != nil {
+            throw ValidationError("the --slurm-* and --sbatch-option options need --slurm-shared-dir, which adds the Slurm executor")
+        }
+        for (name, text) in [("--slurm-poll", slurmPoll), ("--slurm-probe-timeout", slurmProbeTimeout)] {
+            guard (try? ManifestDuration(parsing: text))?.milliseconds ?? 0 > 0 else {
+                throw ValidationError("\(name) \(text) is not a duration such as 1s or 2m")
+            }
+        }
+    }
+
+    /// The Slurm executor's configuration, when `--slurm-shared-dir` adds it.
+    var slurm: SlurmConfiguration? {
+        guard let slurmSharedDir else { return nil }
+        return SlurmConfiguration(sharedDirectory: URL(fileURLWithPath: slurmSharedDir).standardizedFileURL, partition: slurmPartition,
+                                  account: slurmAccount, extraArguments: sbatchOption,
+                                  pollInterval: (try? ManifestDuration(parsing: slurmPoll))?.duration ?? .seconds(1))
+    }
+
+    /// Before the first pass: a probe job shows that the nodes see `--slurm-shared-dir`.
+    /// Without Slurm this does nothing; a probe that fails stops the daemon, saying why.
+    func probeSlurm(logger: Logger) async throws {
+        guard let slurm else { return }
+        let limit = (try? ManifestDuration(parsing: slurmProbeTimeout))?.duration ?? .seconds(120)
+        logger.info("checking that Slurm's nodes share \(slurm.sharedDirectory.path): a probe job writes a nonce there (up to \(slurmProbeTimeout))")
+        do {
+            let found = try await SlurmProbe.run(slurm, commands: SlurmCommands(directory: slurmBin), within: limit)
+            logger.info("Slurm is ready: probe job \(found.jobID) wrote its nonce in \(found.elapsed.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")
+        } catch {
+            throw CairnExit.unreadable("the Slurm executor cannot start: \(error)")
+        }
     }
 
     /// `--log-limit` in bytes.
@@ -52,7 +123,10 @@ struct RunOptions: ParsableArguments {
     var policy: ExecutionPolicy {
         ExecutionPolicy(allowShell: allowShell, passEnvironment: Set(passEnv),
                         dataRoots: dataRoot.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
-                        maxRuns: maxRuns ?? ProcessInfo.processInfo.activeProcessorCount)
+                        maxRuns: maxRuns ?? ProcessInfo.processInfo.activeProcessorCount,
+                        defaultExecutor: RunExecutorName(rawValue: executor) ?? .local,
+                        executors: slurmSharedDir == nil ? [.local] : [.local, .slurm],
+                        hostMemoryBytes: Int64(ProcessInfo.processInfo.physicalMemory))
     }
 }
 
@@ -77,7 +151,13 @@ extension RunOptions {
                                          source: GitCheckout(repository: repository), policy: policy,
                                          supervisor: [Self.cairnPath, "_supervise"], environment: ProcessInfo.processInfo.environment,
                                          logCap: try logLimitBytes(), logger: logger)
-        return Execution(executor: executor, artifacts: artifacts, hostFiles: LocalHostFiles(policy: policy, cache: store), policy: policy)
+        let hostFiles = LocalHostFiles(policy: policy, cache: store)
+        guard let slurm else { return Execution(executor: executor, artifacts: artifacts, hostFiles: hostFiles, policy: policy) }
+        let onSlurm = try SlurmExecutor(configuration: slurm, commands: SlurmCommands(directory: slurmBin), ledger: store, artifacts: artifacts,
+                                        source: GitCheckout(repository: repository), policy: policy, supervisor: [Self.cairnPath, "_supervise"],
+                                        environment: ProcessInfo.processInfo.environment, logCap: try logLimitBytes(), logger: logger)
+        let router = ExecutorRouter(default: policy.defaultExecutor, executors: [.local: executor, .slurm: onSlurm], ledger: store)
+        return Execution(executor: router, artifacts: artifacts, hostFiles: hostFiles, policy: policy)
     }
 
     /// Where ModelDeployments serve, under `<state>/serving`. `processes`: whether process

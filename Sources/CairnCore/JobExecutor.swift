@@ -43,6 +43,23 @@ public struct JobSpec: Sendable, Hashable {
     public var timeout: Duration?
     /// 1 for the first try of a key, 2 for its first retry, …
     public var attempt: Int
+    /// Where it runs; nil for the daemon's default executor.
+    public var executor: RunExecutorName?
+
+    /// Sets where the run goes and what it asks for, from a stage's or training's fields.
+    public mutating func place(on executor: RunExecutorName?, _ resources: RunResources) {
+        self.executor = executor
+        cpus = resources.cpus
+        memory = resources.memory
+        gpus = resources.gpus
+        wallTime = resources.time?.duration
+        if timeout == nil { timeout = wallTime }
+    }
+    /// The rest of its `resources`, for executors that schedule them (Slurm).
+    public var memory: MemorySize?
+    public var gpus: Int = 0
+    /// The wall time to ask a scheduler for (`resources.time`); the timeout when nil.
+    public var wallTime: Duration?
 
     public init(runID: String, key: String, object: ObjectRef, stage: String? = nil, trigger: String = "inputs", reason: String,
                 sourceCommit: String, command: [String], shell: Bool = false, passEnvironment: [String] = [], params: String = "{}",
@@ -146,12 +163,46 @@ public struct ExecutionPolicy: Sendable, Hashable {
     public var dataRoots: [String]
     /// Runs at once (`--max-runs`); a run takes `resources.cpus` of them.
     public var maxRuns: Int
+    /// Where runs go that do not say (`--executor`), and the executors this daemon has.
+    public var defaultExecutor: RunExecutorName
+    public var executors: Set<RunExecutorName>
+    /// The machine's memory, for runs that go local; nil when unknown.
+    public var hostMemoryBytes: Int64?
 
-    public init(allowShell: Bool = false, passEnvironment: Set<String> = [], dataRoots: [String] = [], maxRuns: Int = 1) {
+    public init(allowShell: Bool = false, passEnvironment: Set<String> = [], dataRoots: [String] = [], maxRuns: Int = 1,
+                defaultExecutor: RunExecutorName = .local, executors: Set<RunExecutorName> = [.local], hostMemoryBytes: Int64? = nil) {
         self.allowShell = allowShell
         self.passEnvironment = passEnvironment
         self.dataRoots = dataRoots
         self.maxRuns = maxRuns
+        self.defaultExecutor = defaultExecutor
+        self.executors = executors
+        self.hostMemoryBytes = hostMemoryBytes
+    }
+
+    /// Why a run asking for `executor` (nil: the default) and `resources` cannot run here, in
+    /// a sentence after its subject; nil when it can. Local runs get slots of `--max-runs`,
+    /// no GPUs, and at most the machine's memory; Slurm decides for itself what it can give.
+    public func refusal(executor asked: RunExecutorName?, resources: RunResources) -> (reason: String, message: String)? {
+        let executor = asked ?? defaultExecutor
+        guard executors.contains(executor) else {
+            // Only Slurm can be missing: every daemon runs local jobs.
+            return ("ExecutorUnavailable", "asks for executor: \(executor.rawValue), which this daemon does not have; start it with "
+                    + "--slurm-shared-dir (see \"Running on Slurm\" in Docs/operations.md)")
+        }
+        guard executor == .local else { return nil }
+        let origin = asked == nil ? " (the daemon's --executor is local)" : ""
+        if resources.cpus > maxRuns {
+            return ("InsufficientResources", "needs \(resources.cpus) cpus, and this daemon runs at most \(maxRuns) at once (--max-runs)\(origin)")
+        }
+        if resources.gpus > 0 {
+            return ("InsufficientResources", "asks for \(resources.gpus) GPU\(resources.gpus == 1 ? "" : "s"), and the local executor "
+                    + "cannot give any\(origin); use executor: slurm")
+        }
+        if let memory = resources.memory, let host = hostMemoryBytes, memory.bytes > host {
+            return ("InsufficientResources", "asks for \(memory) of memory, and this machine has \(host >> 20)MiB\(origin)")
+        }
+        return nil
     }
 }
 

@@ -48,9 +48,8 @@ public struct RunKey {
                                + refused.joined(separator: ", ") + ", which the daemon does not pass to runs (its --pass-env list: "
                                + (policy.passEnvironment.isEmpty ? "empty" : policy.passEnvironment.sorted().joined(separator: ", ")) + ")")
         }
-        if stage.resources.cpus > policy.maxRuns {
-            throw RunProblem(reason: "InsufficientResources", message: "\(at(field)): \(Self.label(stage)) needs \(stage.resources.cpus) "
-                               + "cpus, and this daemon runs at most \(policy.maxRuns) at once (--max-runs)")
+        if let refusal = policy.refusal(executor: stage.executor, resources: stage.resources) {
+            throw RunProblem(reason: refusal.reason, message: "\(at(field)): \(Self.label(stage)) \(refusal.message)")
         }
 
         // What the commit decides: the same for every pass over one commit, so remembered.
@@ -93,7 +92,8 @@ public struct RunKey {
     public static func stage(of spec: TrainingScheduleSpec) -> FeaturePipelineSpec.Stage {
         FeaturePipelineSpec.Stage(name: "", command: spec.command, shell: spec.shell, deps: spec.deps,
                                   outs: [spec.outputs.model] + (spec.outputs.metrics.map { [$0] } ?? []),
-                                  params: spec.params, env: spec.env, timeout: spec.timeout, retries: spec.retries)
+                                  params: spec.params, env: spec.env, timeout: spec.timeout, retries: spec.retries,
+                                  resources: spec.resources, executor: spec.executor)
     }
 
     /// The kind a training's key is made in: the model is part of it, so trainings of two

@@ -139,6 +139,7 @@ public enum JSONSchema {
         case .url: ["pattern": "^https?://[^\\s/]+", "format": "uri"]
         case .labelKey: ["pattern": "^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"]
         case .labelValue: ["pattern": "^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$"]
+        case .memory: ["pattern": "^[0-9]+(KiB|MiB|GiB|TiB|K|M|G|T)$"]
         }
     }
 }

@@ -51,6 +51,7 @@ public enum ManifestReference {
             case .url: "http(s) URL"
             case .labelKey: "label key"
             case .labelValue: "label value"
+            case .memory: "memory (`512MiB`, `16GiB`)"
             }
         case .integer(let minimum): minimum.map { "integer ≥ \($0)" } ?? "integer"
         case .number: "number"

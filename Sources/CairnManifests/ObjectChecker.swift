@@ -76,6 +76,7 @@ struct ObjectChecker {
                                            object: manifest.ref.description, "with shell: true, command must be a single script string",
                                            hint: "write command: [\"...\"] with the whole script, or drop shell: true and list the arguments"))
             }
+            checkResources(manifest, field: field, stage.resources, timeout: stage.timeout, executor: stage.executor)
             var variables: Set<String> = []
             for (envIndex, name) in stage.env.enumerated() where !variables.insert(name).inserted {
                 report(manifest, field: "\(field).env[\(envIndex)]", "\(field).env lists \(name) twice")
@@ -122,7 +123,25 @@ struct ObjectChecker {
                hint: reasons.joined(separator: "; ") + "; a stage may not read, directly or through other stages, what it writes itself")
     }
 
+    /// What the shapes cannot say about `resources`: a limit shorter than the timeout, and
+    /// GPUs asked of the local executor by name. (With no `executor`, the daemon's decides,
+    /// and the run is refused then if it goes local.)
+    private mutating func checkResources(_ manifest: Manifest, field: String, _ resources: RunResources, timeout: ManifestDuration?,
+                                        executor: RunExecutorName?) {
+        if let time = resources.time, let timeout, time.milliseconds < timeout.milliseconds {
+            report(manifest, field: "\(field).resources.time",
+                   "resources.time (\(time)) is shorter than timeout (\(timeout)): the scheduler would end the run before its timeout",
+                   hint: "ask for at least the timeout, such as time: \(timeout), or drop one of them")
+        }
+        if executor == .local, resources.gpus > 0 {
+            report(manifest, field: "\(field).resources.gpus",
+                   "resources.gpus asks for \(resources.gpus) GPU\(resources.gpus == 1 ? "" : "s"), and executor: local cannot give any",
+                   hint: "use executor: slurm, or remove gpus")
+        }
+    }
+
     private mutating func checkTraining(_ manifest: Manifest, _ spec: TrainingScheduleSpec) {
+        checkResources(manifest, field: "spec", spec.resources, timeout: spec.timeout, executor: spec.executor)
         if spec.schedule == nil, spec.retrainOn == .schedule {
             report(manifest, field: "spec.retrainOn", "retrainOn: schedule needs spec.schedule, and there is none",
                    hint: "add a schedule such as \"0 3 * * 1\", or use retrainOn: inputs")

@@ -13,6 +13,11 @@ enum CommonFields {
     static let timeout = Field.optional("timeout", .string(.duration), "how long one run may take, such as 1h")
     static let retries = Field.optional("retries", .integer(minimum: 0), "how many times a failed run is retried (default 0)")
     static let outs = Field.optional("outs", .array(.string(.repoPath), minItems: 0), "files or directories the command writes")
+    static let resources = Field.optional("resources", RunResources.shape,
+                                          "what one run needs, such as {cpus: 4, memory: 16GiB, gpus: 1, time: 2h}")
+    static let executor = Field.optional("executor", .string(.oneOf(RunExecutorName.allCases.map(\.rawValue))),
+                                         "where runs go: local (processes on the daemon's machine) or slurm (sbatch); "
+                                         + "the daemon's --executor when absent")
 }
 
 extension YAMLNode {
@@ -48,10 +53,12 @@ public struct FeaturePipelineSpec: Hashable, Sendable, Codable {
         public var timeout: ManifestDuration?
         public var retries: Int
         public var resources: Resources
+        /// Where its runs go; nil for the daemon's `--executor`.
+        public var executor: RunExecutorName?
 
         public init(name: String, command: [String], shell: Bool = false, deps: [DependencyPath] = [], outs: [RepositoryPath] = [],
                     params: [String: ParameterValue] = [:], env: [String] = [], timeout: ManifestDuration? = nil, retries: Int = 0,
-                    resources: Resources = Resources()) {
+                    resources: Resources = Resources(), executor: RunExecutorName? = nil) {
             self.name = name
             self.command = command
             self.shell = shell
@@ -62,28 +69,12 @@ public struct FeaturePipelineSpec: Hashable, Sendable, Codable {
             self.timeout = timeout
             self.retries = retries
             self.resources = resources
+            self.executor = executor
         }
     }
 
-    /// What one run of a stage needs from the machine.
-    public struct Resources: Hashable, Sendable, Codable {
-        public var cpus: Int
-
-        public init(cpus: Int = 1) {
-            self.cpus = cpus
-        }
-
-        private enum CodingKeys: String, CodingKey { case cpus }
-
-        public init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            cpus = try container.decodeIfPresent(Int.self, forKey: .cpus) ?? 1
-        }
-
-        static let shape = Shape.object(ObjectShape(fields: [
-            .optional("cpus", .integer(minimum: 1), "how many CPUs one run of the stage uses (default 1)"),
-        ]))
-    }
+    /// What one run of a stage needs (the same for a training).
+    public typealias Resources = RunResources
 
     public var schedule: CronSchedule?
     public var suspend: Bool
@@ -98,7 +89,7 @@ public struct FeaturePipelineSpec: Hashable, Sendable, Codable {
         .optional("env", .array(.string(.environmentName), minItems: 0, unique: true),
                   "names of environment variables the stage receives from the daemon's environment, where the daemon allows them"),
         CommonFields.timeout, CommonFields.retries,
-        .optional("resources", Resources.shape, "what one run needs, such as {cpus: 2}"),
+        CommonFields.resources, CommonFields.executor,
     ]))
 
     static let shape = Shape.object(ObjectShape(fields: [
@@ -115,7 +106,7 @@ public struct FeaturePipelineSpec: Hashable, Sendable, Codable {
                   shell: stage["shell"]?.bool ?? false, deps: stage["deps"]?.dependencyPaths ?? [], outs: stage["outs"]?.paths ?? [],
                   params: stage["params"]?.parameters ?? [:], env: stage["env"]?.strings ?? [],
                   timeout: stage["timeout"]?.duration, retries: stage["retries"]?.int ?? 0,
-                  resources: Resources(cpus: stage["resources"]?["cpus"]?.int ?? 1))
+                  resources: RunResources(stage["resources"]), executor: stage["executor"]?.text.flatMap(RunExecutorName.init(rawValue:)))
         }
     }
 }
@@ -187,6 +178,9 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
     public var always: Bool
     /// Names of environment variables the training receives from the daemon's environment.
     public var env: [String]
+    /// What one training needs, and where it runs (nil: the daemon's `--executor`).
+    public var resources: RunResources
+    public var executor: RunExecutorName?
 
     static let gateShape = Shape.object(ObjectShape(fields: [
         .required("metric", .string(.metricName), "the metric from the metrics output, such as auc"),
@@ -221,11 +215,12 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
         .optional("always", .boolean, "with schedule: every tick trains, even when nothing changed since the last success"),
         .optional("env", .array(.string(.environmentName), minItems: 0, unique: true),
                   "names of environment variables the training receives from the daemon's environment, where the daemon allows them"),
+        CommonFields.resources, CommonFields.executor,
     ]))
 
     private enum CodingKeys: String, CodingKey {
         case model, features, schedule, timeZone, concurrencyPolicy, catchup, command, shell, deps, params, outputs, gate, timeout,
-             retries, suspend, retrainOn, always, env
+             retries, suspend, retrainOn, always, env, resources, executor
     }
 
     // Coded by hand so that the fields added with training (`retrainOn`, `always`, `env`) are
@@ -251,6 +246,8 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
         retrainOn = try c.decodeIfPresent(RetrainOn.self, forKey: .retrainOn) ?? .inputs
         always = try c.decodeIfPresent(Bool.self, forKey: .always) ?? false
         env = try c.decodeIfPresent([String].self, forKey: .env) ?? []
+        resources = try c.decodeIfPresent(RunResources.self, forKey: .resources) ?? RunResources()
+        executor = try c.decodeIfPresent(RunExecutorName.self, forKey: .executor)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -273,6 +270,8 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
         if retrainOn != .inputs { try c.encode(retrainOn, forKey: .retrainOn) }
         if always { try c.encode(always, forKey: .always) }
         if !env.isEmpty { try c.encode(env, forKey: .env) }
+        if resources != RunResources() { try c.encode(resources, forKey: .resources) }
+        try c.encodeIfPresent(executor, forKey: .executor)
     }
 
     init(_ node: YAMLNode) {
@@ -299,6 +298,8 @@ public struct TrainingScheduleSpec: Hashable, Sendable, Codable {
         retrainOn = node["retrainOn"]?.text.flatMap(RetrainOn.init(rawValue:)) ?? .inputs
         always = node["always"]?.bool ?? false
         env = node["env"]?.strings ?? []
+        resources = RunResources(node["resources"])
+        executor = node["executor"]?.text.flatMap(RunExecutorName.init(rawValue:))
     }
 }
 

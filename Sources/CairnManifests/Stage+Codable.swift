@@ -6,7 +6,7 @@
 ///   existed (an upgrade does not make every pipeline look changed).
 extension FeaturePipelineSpec.Stage {
     private enum CodingKeys: String, CodingKey {
-        case name, command, shell, deps, outs, params, env, timeout, retries, resources
+        case name, command, shell, deps, outs, params, env, timeout, retries, resources, executor
     }
 
     public init(from decoder: any Decoder) throws {
@@ -22,7 +22,8 @@ extension FeaturePipelineSpec.Stage {
             timeout: try container.decodeIfPresent(ManifestDuration.self, forKey: .timeout),
             retries: try container.decodeIfPresent(Int.self, forKey: .retries) ?? 0,
             resources: try container.decodeIfPresent(FeaturePipelineSpec.Resources.self, forKey: .resources)
-                ?? FeaturePipelineSpec.Resources())
+                ?? FeaturePipelineSpec.Resources(),
+            executor: try container.decodeIfPresent(RunExecutorName.self, forKey: .executor))
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -39,5 +40,6 @@ extension FeaturePipelineSpec.Stage {
         try container.encodeIfPresent(timeout, forKey: .timeout)
         if retries != 0 { try container.encode(retries, forKey: .retries) }
         if resources != FeaturePipelineSpec.Resources() { try container.encode(resources, forKey: .resources) }
+        try container.encodeIfPresent(executor, forKey: .executor)
     }
 }

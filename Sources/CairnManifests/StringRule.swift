@@ -32,6 +32,8 @@ enum StringRule: Sendable {
     case labelKey
     /// A label value: up to 63 letters, digits, '-', '_' and '.'.
     case labelValue
+    /// An amount of memory with a binary unit, such as `16GiB`.
+    case memory
 
     struct Problem {
         var message: String
@@ -98,6 +100,13 @@ enum StringRule: Sendable {
             return CharacterRules.isLabelKey(value) ? nil : Problem(message: "\(quote(value)) is not a label key", hint: hint)
         case .labelValue:
             return value.isEmpty || CharacterRules.isLabelName(value) ? nil : Problem(message: "\(quote(value)) is not a label value", hint: hint)
+        case .memory:
+            do {
+                _ = try MemorySize(parsing: value)
+                return nil
+            } catch {
+                return Problem(message: "\(quote(value)) is not an amount of memory: \(error.reason)", hint: hint)
+            }
         }
     }
 
@@ -118,6 +127,7 @@ enum StringRule: Sendable {
         case .url: "write a full URL such as http://prometheus:9090"
         case .labelKey: "use an optional prefix and '/', then letters, digits, '-', '_' and '.', such as team or cairn.dev/owner"
         case .labelValue: "use at most 63 letters, digits, '-', '_' and '.'"
+        case .memory: "write a whole number with KiB, MiB, GiB or TiB (or K, M, G, T), such as 512MiB or 16GiB"
         }
     }
 }

@@ -31,6 +31,8 @@ public actor LocalExecutor: JobExecutor {
     let logCap: Int
     let grace: Duration
     let logger: Logger
+    /// Makes run directories and reads how runs ended (shared with the Slurm executor).
+    let workspace: RunWorkspace
 
     /// The PATH a run gets, and where its command is looked up.
     public static let runPath = "/usr/local/bin:/usr/bin:/bin"
@@ -87,6 +89,7 @@ public actor LocalExecutor: JobExecutor {
         self.logCap = logCap
         self.grace = grace
         self.logger = logger
+        workspace = RunWorkspace(artifacts: artifacts, source: source, daemonEnvironment: environment, logCap: logCap, grace: grace)
         (completions, completed) = AsyncStream.makeStream(of: JobHandle.self)
     }
 
@@ -123,25 +126,14 @@ public actor LocalExecutor: JobExecutor {
         return active[spec.runID]?.handle ?? placeholder(spec.runID)
     }
 
-    /// Why `spec` may not run under the policy, in a sentence; nil when it may.
+    /// Why `spec` may not run here, in a sentence; nil when it may.
     func refusal(of spec: JobSpec) -> String? {
-        if spec.command.isEmpty || spec.command[0].isEmpty { return "run \(spec.runID) has no command to run" }
-        if spec.shell && !policy.allowShell {
-            return "run \(spec.runID) asks for a shell (shell: true), which this daemon does not allow; start it with --allow-shell or give the command as a list"
-        }
-        let refused = spec.passEnvironment.filter { !policy.passEnvironment.contains($0) }
-        if !refused.isEmpty {
-            return "run \(spec.runID) asks for the environment variable\(refused.count == 1 ? "" : "s") \(refused.sorted().joined(separator: ", ")), "
-                + "which the daemon does not pass on; allow \(refused.count == 1 ? "it" : "them") with --pass-env"
-        }
+        if let refusal = RunWorkspace.refusal(of: spec, policy: policy) { return refusal }
         if spec.cpus > policy.maxRuns {
             return "run \(spec.runID) needs \(spec.cpus) cpus but the daemon runs at most \(policy.maxRuns) at once (--max-runs); lower resources.cpus or raise --max-runs"
         }
-        for path in spec.outputs where !ArtifactStore.isSafeRelativePath(path) {
-            return "run \(spec.runID) declares the output \(path), which is not a relative path inside the repository"
-        }
-        for path in spec.inputs.keys where !ArtifactStore.isSafeRelativePath(path) {
-            return "run \(spec.runID) restores an input at \(path), which is not a relative path inside the repository"
+        if spec.gpus > 0 {
+            return "run \(spec.runID) asks for \(spec.gpus) GPU\(spec.gpus == 1 ? "" : "s"), which the local executor cannot give; run it with executor: slurm"
         }
         return nil
     }
@@ -162,7 +154,7 @@ public actor LocalExecutor: JobExecutor {
         // left for `start`, which prepares again and records it.
         if !detached, let head = queue.first, !prepared.contains(head.spec.runID) {
             let directory = runsDirectory.appendingPathComponent(head.spec.runID)
-            if (try? prepare(head.spec, in: directory)) != nil { prepared.insert(head.spec.runID) }
+            if (try? workspace.prepare(head.spec, in: directory)) != nil { prepared.insert(head.spec.runID) }
         }
     }
 

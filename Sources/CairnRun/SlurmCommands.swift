@@ -1,0 +1,178 @@
+public import Foundation
+import Glibc
+import Synchronization
+
+/// Slurm's command-line tools as the executor uses them: `sbatch`, `squeue`, `scontrol`,
+/// `scancel` and `sacct`, each run as argv (never through a shell) with a time limit, their
+/// calls counted (the benchmark shows one `squeue` per pass, whatever the number of jobs).
+public final class SlurmCommands: Sendable {
+    /// Where the tools are: a directory, or nil to look them up on this process's PATH.
+    public let directory: String?
+    /// How long one call may take before it is ended and reported.
+    public let timeout: Duration
+    private let counts = Mutex<[String: Int]>([:])
+
+    public init(directory: String? = nil, timeout: Duration = .seconds(30)) {
+        self.directory = directory
+        self.timeout = timeout
+    }
+
+    /// How many times each tool was run.
+    public var calls: [String: Int] { counts.withLock { $0 } }
+
+    /// The path `tool` runs from, or why it cannot run.
+    func path(of tool: String) throws -> String {
+        if let directory {
+            let path = "\(directory)/\(tool)"
+            guard access(path, X_OK) == 0 else {
+                throw SlurmError("\(tool) was not found in \(directory) (--slurm-bin); install Slurm's client commands (Debian: slurm-client) there")
+            }
+            return path
+        }
+        let search = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for entry in search.split(separator: ":") where access("\(entry)/\(tool)", X_OK) == 0 {
+            return "\(entry)/\(tool)"
+        }
+        throw SlurmError("\(tool) was not found on the daemon's PATH (\(search)); install Slurm's client commands (Debian: slurm-client), or give their directory with --slurm-bin")
+    }
+
+    /// Runs `tool` and returns its standard output; a tool that is missing, fails, or takes
+    /// longer than `timeout` throws a `SlurmError` that says which and what it printed.
+    func run(_ tool: String, _ arguments: [String]) async throws -> String {
+        let executable = try path(of: tool)
+        counts.withLock { $0[tool, default: 0] += 1 }
+        let outcome: ProcessOutcome
+        do {
+            outcome = try await Command(executable, arguments, standardOutput: .capture(limit: 8 << 20),
+                                        standardError: .capture(limit: 64 << 10), timeout: timeout, grace: .seconds(2)).run()
+        } catch {
+            throw SlurmError("could not run \(tool): \(error)")
+        }
+        if outcome.timedOut {
+            throw SlurmError("\(tool) did not answer within \(timeout) (is slurmctld up?)")
+        }
+        guard outcome.termination == .exited(0) else {
+            let said = outcome.standardError.text.trimmingCharacters(in: .whitespacesAndNewlines)
+            throw SlurmError("\(Command(tool, arguments)) \(outcome.termination)\(said.isEmpty ? "" : ": \(said)")")
+        }
+        return outcome.standardOutput.text
+    }
+}
+
+extension SlurmCommands {
+    /// The jobs Slurm knows of this user, finished ones included while it remembers them:
+    /// one `squeue` call, whatever their number.
+    func queue() async throws -> [SlurmQueueEntry] {
+        SlurmQueueEntry.parse(try await run("squeue", ["--me", "--noheader", "--states=all", "--format=\(SlurmQueueEntry.format)"]))
+    }
+}
+
+/// What Slurm or its tools answered that stops an operation, in a sentence.
+public struct SlurmError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A job's state as `squeue -o %T` and `scontrol show job` spell it.
+enum SlurmJobState: Hashable, Sendable {
+    case pending, running, completing, suspended
+    case completed, failed, cancelled, timeout, nodeFail, outOfMemory, preempted, bootFail, deadline
+    /// A state this code does not know (a newer Slurm); treated as still under way.
+    case other(String)
+
+    init(_ text: Substring) {
+        switch text {
+        case "PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "CONFIGURING", "RESIZING": self = .pending
+        case "RUNNING", "STAGE_OUT", "SIGNALING": self = .running
+        case "COMPLETING": self = .completing
+        case "SUSPENDED", "STOPPED": self = .suspended
+        case "COMPLETED": self = .completed
+        case "FAILED", "SPECIAL_EXIT": self = .failed
+        case "CANCELLED": self = .cancelled
+        case "TIMEOUT": self = .timeout
+        case "NODE_FAIL": self = .nodeFail
+        case "OUT_OF_MEMORY": self = .outOfMemory
+        case "PREEMPTED": self = .preempted
+        case "BOOT_FAIL": self = .bootFail
+        case "DEADLINE": self = .deadline
+        default: self = .other(String(text))
+        }
+    }
+
+    /// Over: the job's processes are gone (COMPLETING is not: its processes are being ended).
+    var isFinal: Bool {
+        switch self {
+        case .completed, .failed, .cancelled, .timeout, .nodeFail, .outOfMemory, .preempted, .bootFail, .deadline: true
+        default: false
+        }
+    }
+}
+
+/// One line of `squeue -h -t all -o '%i|%j|%T|%r'`: a job as the controller knows it.
+struct SlurmQueueEntry: Hashable, Sendable {
+    static let format = "%i|%j|%T|%r"
+
+    var jobID: String
+    var name: String
+    var state: SlurmJobState
+    var stateText: String
+    /// Why it waits or how it ended (`Resources`, `ReqNodeNotAvail`, `None`).
+    var reason: String
+
+    /// Parses squeue's output; lines that do not have the four fields are skipped (a job
+    /// name cannot hold `|`: Cairn's names are its own).
+    static func parse(_ output: String) -> [SlurmQueueEntry] {
+        output.split(whereSeparator: \.isNewline).compactMap { line in
+            let fields = line.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false)
+            guard fields.count == 4, !fields[0].isEmpty else { return nil }
+            return SlurmQueueEntry(jobID: String(fields[0]), name: String(fields[1]), state: SlurmJobState(fields[2]),
+                                   stateText: String(fields[2]), reason: String(fields[3]))
+        }
+    }
+}
+
+/// `scontrol show job -o ID`: one line of `Key=Value` pairs, read for the fields that say how
+/// a job ended (JobState, Reason, ExitCode, NodeList).
+struct SlurmJobDetails: Hashable, Sendable {
+    var fields: [String: String]
+
+    init(_ line: String) {
+        var fields: [String: String] = [:]
+        // Values can hold spaces (Reason=..., Command=...); a key starts where a space is
+        // followed by `Key=`. Keys are letters, digits, ':' and '/' (TRES=cpu=1,...).
+        var key: Substring?
+        var start = line.startIndex
+        var index = line.startIndex
+        func flush(upTo end: String.Index) {
+            guard let key else { return }
+            let value = line[start..<end].trimmingCharacters(in: .whitespaces)
+            fields[String(key)] = value
+        }
+        while index < line.endIndex {
+            let atWordStart = index == line.startIndex || line[line.index(before: index)] == " "
+            if atWordStart, let equals = line[index...].firstIndex(of: "="),
+               line[index..<equals].allSatisfy({ $0.isLetter || $0.isNumber || $0 == ":" || $0 == "/" }), equals > index {
+                flush(upTo: index)
+                key = line[index..<equals]
+                start = line.index(after: equals)
+                index = start
+                continue
+            }
+            index = line.index(after: index)
+        }
+        flush(upTo: line.endIndex)
+        self.fields = fields
+    }
+
+    subscript(_ key: String) -> String? { fields[key] }
+
+    var state: SlurmJobState? { fields["JobState"].map { SlurmJobState(Substring($0)) } }
+
+    /// `ExitCode=S:N`: the script's exit status and the signal that ended it (0 when none).
+    var exitCode: (status: Int32, signal: Int32)? {
+        guard let text = fields["ExitCode"] else { return nil }
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let status = Int32(parts[0]), let signal = Int32(parts[1]) else { return nil }
+        return (status, signal)
+    }
+}
