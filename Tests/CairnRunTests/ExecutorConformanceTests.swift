@@ -8,7 +8,7 @@ import Testing
 /// against the local one and against a real single-node Slurm cluster. Serialized, with the
 /// Slurm faults below, because the Slurm half shares one node (and one test takes it down).
 @Suite(.serialized) struct ExecutorConformanceTests {
-    @Test(arguments: ExecutorKind.allCases)
+    @Test(arguments: ExecutorKind.tested)
     func aRunThatSucceedsStoresItsOutputsAndItsLog(_ kind: ExecutorKind) async throws {
         let fixture = try ExecutorFixture()
         let executor = try await fixture.executor(kind, files: ["train.sh": """
@@ -41,7 +41,7 @@ import Testing
         #expect(try await executor.observe(runID: spec.runID) == .succeeded)
     }
 
-    @Test(arguments: ExecutorKind.allCases)
+    @Test(arguments: ExecutorKind.tested)
     func aRunThatFailsSaysHowWithTheEndOfItsLog(_ kind: ExecutorKind) async throws {
         let fixture = try ExecutorFixture()
         let executor = try await fixture.executor(kind, files: ["fail.sh": "echo 'loading data'\necho 'no such column: label' >&2\nexit 3\n"])
@@ -60,7 +60,7 @@ import Testing
     }
 
     /// Second-scale: Slurm's `--time` counts minutes, so Cairn ends the job itself.
-    @Test(arguments: ExecutorKind.allCases)
+    @Test(arguments: ExecutorKind.tested)
     func aRunPastItsTimeoutIsEndedAndFailsAsTimedOut(_ kind: ExecutorKind) async throws {
         let fixture = try ExecutorFixture()
         let executor = try await fixture.executor(kind, files: ["slow.sh": "echo started\nsleep 120\n"])
@@ -74,7 +74,7 @@ import Testing
         #expect(Date().timeIntervalSince(submitted) < 60, "ended well before the sleep would have")
     }
 
-    @Test(arguments: ExecutorKind.allCases)
+    @Test(arguments: ExecutorKind.tested)
     func aCancelledRunEndsCancelled(_ kind: ExecutorKind) async throws {
         let fixture = try ExecutorFixture()
         let executor = try await fixture.executor(kind, files: ["long.sh": "echo working\nsleep 120\n"])
@@ -90,7 +90,7 @@ import Testing
         try await executor.cancel(runID: spec.runID)  // Cancelling what has ended is no error.
     }
 
-    @Test(arguments: ExecutorKind.allCases)
+    @Test(arguments: ExecutorKind.tested)
     func submittingTheSameKeyTwiceRunsItOnce(_ kind: ExecutorKind) async throws {
         let fixture = try ExecutorFixture()
         let executor = try await fixture.executor(kind, files: ["once.sh": "echo ran\nsleep 2\n"])
@@ -114,7 +114,7 @@ import Testing
 
     /// A daemon killed while its run goes on: the next one adopts it, never starts it again,
     /// and records its end with its outputs.
-    @Test(arguments: ExecutorKind.allCases)
+    @Test(arguments: ExecutorKind.tested)
     func aRestartedDaemonAdoptsTheRunStillGoing(_ kind: ExecutorKind) async throws {
         let fixture = try ExecutorFixture()
         let files = ["slow.sh": "echo begun\nsleep 3\necho done > out.txt\n"]

@@ -8,6 +8,9 @@ import Testing
 enum ExecutorKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case local, slurm
     var testDescription: String { rawValue }
+
+    /// Both, unless `CAIRN_SLURM=off` leaves Slurm out on purpose.
+    static let tested: [ExecutorKind] = SlurmCluster.wanted ? allCases : [.local]
 }
 
 /// The single-node cluster the Slurm half runs on: `Scripts/slurm-cluster start` makes it, and
