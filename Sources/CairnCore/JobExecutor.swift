@@ -115,6 +115,21 @@ public enum JobState: Sendable, Hashable {
     case lost
 }
 
+extension JobState {
+    /// Where a run stands as its ledger row says: what an executor answers for a run it no
+    /// longer watches (ended, or never its own in this process).
+    public init(recorded record: RunRecord) {
+        switch record.state {
+        case .submitted: self = .pending
+        case .running: self = .running
+        case .succeeded, .skipped: self = .succeeded
+        case .cancelled: self = .cancelled
+        case .interrupted: self = .lost
+        case .failed: self = .failed(exitStatus: record.exitStatus, signal: record.signal, message: record.message ?? "failed")
+        }
+    }
+}
+
 /// What `recover` found of the runs a previous daemon left unfinished.
 public struct RecoveryReport: Sendable, Hashable {
     /// Still running: watched again, their result recorded when they end.

@@ -107,15 +107,8 @@ public actor LocalExecutor: JobExecutor {
         if let unfinished = earlier.first(where: { !$0.state.isFinal }) { return unfinished.handle ?? placeholder(unfinished.id) }
         if let refusal = refusal(of: spec) { throw ExecutorRefusal(reason: "RunRefused", message: refusal) }
 
-        var record = RunRecord(id: spec.runID, key: spec.key, object: spec.object, stage: spec.stage, state: .submitted,
-                               trigger: spec.trigger, reason: spec.reason, sourceCommit: spec.sourceCommit,
-                               command: spec.command, inputs: spec.keyInputs, attempt: spec.attempt, submittedAt: Date())
-        record.logPath = runsDirectory.appendingPathComponent(spec.runID).appendingPathComponent(RunFiles.log).path
-        record.triggerID = spec.triggerID
-        record.params = spec.params
-        if !spec.inputs.isEmpty { record.consumed = spec.inputs }
-        if !spec.producers.isEmpty { record.producers = spec.producers }
-        if !spec.annotations.isEmpty { record.annotations = spec.annotations }
+        let record = spec.submittedRecord(logPath: runsDirectory.appendingPathComponent(spec.runID).appendingPathComponent(RunFiles.log).path,
+                                          at: Date())
         do {
             try ledger.record(record)
         } catch {
@@ -165,15 +158,7 @@ public actor LocalExecutor: JobExecutor {
     public func observe(runID: String) async throws -> JobState {
         if queue.contains(where: { $0.record.id == runID }) { return .pending }
         if active[runID] != nil { return .running }
-        guard let record = try ledger.run(id: runID) else { return .lost }
-        switch record.state {
-        case .submitted: return .pending
-        case .running: return .running
-        case .succeeded, .skipped: return .succeeded
-        case .cancelled: return .cancelled
-        case .interrupted: return .lost
-        case .failed: return .failed(exitStatus: record.exitStatus, signal: record.signal, message: record.message ?? "failed")
-        }
+        return try ledger.run(id: runID).map(JobState.init(recorded:)) ?? .lost
     }
 
     public func inFlight() async -> [String] {
@@ -189,16 +174,7 @@ public actor LocalExecutor: JobExecutor {
 
     /// Records `record`; a failure is logged and leaves the ledger as it was.
     @discardableResult
-    func write(_ record: RunRecord) -> Bool {
-        do {
-            try ledger.record(record)
-            return true
-        } catch {
-            logger.error("could not record run \(record.id) as \(record.state.rawValue) in the ledger: \(Self.reason(error)); it stays as last recorded",
-                         metadata: ["cairn.run": "\(record.id)"])
-            return false
-        }
-    }
+    func write(_ record: RunRecord) -> Bool { ledger.write(record, logger: logger) }
 
     /// A file error in words: the path and strerror's text for a Foundation error, else the error.
     public static func reason(_ error: any Error) -> String {

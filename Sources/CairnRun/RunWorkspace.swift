@@ -1,6 +1,7 @@
 import CairnCore
 import Foundation
 import Glibc
+import Logging
 
 /// What every executor does with a run's directory, wherever the run then executes: make it
 /// (the checkout, restored inputs, `params.json`, and `job.json` for the supervisor) and read
@@ -245,5 +246,36 @@ struct RunWorkspace: Sendable {
 extension LocalExecutor {
     static func format(_ seconds: Double) -> String {
         seconds == seconds.rounded() ? "\(Int(seconds)) s" : String(format: "%.1f s", seconds)
+    }
+}
+
+extension RunLedger {
+    /// Records `record` for an executor; a failure is logged and leaves the ledger as it was
+    /// (the caller keeps the record and tries again).
+    @discardableResult
+    func write(_ record: RunRecord, logger: Logger) -> Bool {
+        do {
+            try self.record(record)
+            return true
+        } catch {
+            logger.error("could not record run \(record.id) as \(record.state.rawValue) in the ledger: \(LocalExecutor.reason(error)); it stays as last recorded",
+                         metadata: ["cairn.run": "\(record.id)"])
+            return false
+        }
+    }
+}
+
+extension JobSpec {
+    /// The run's first ledger row, as every executor writes it before anything starts.
+    func submittedRecord(logPath: String, at date: Date) -> RunRecord {
+        var record = RunRecord(id: runID, key: key, object: object, stage: stage, state: .submitted, trigger: trigger, reason: reason,
+                               sourceCommit: sourceCommit, command: command, inputs: keyInputs, attempt: attempt, submittedAt: date)
+        record.logPath = logPath
+        record.triggerID = triggerID
+        record.params = params
+        if !inputs.isEmpty { record.consumed = inputs }
+        if !producers.isEmpty { record.producers = producers }
+        if !annotations.isEmpty { record.annotations = annotations }
+        return record
     }
 }

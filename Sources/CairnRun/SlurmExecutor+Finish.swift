@@ -51,6 +51,14 @@ extension SlurmExecutor {
                  hasResult: Bool, cancelRequested: Bool, timedOut: Bool, directory: URL) {
         let said = stateText.map { " (\($0)\(details?["Reason"].flatMap { $0 == "None" ? nil : ", \($0)" } ?? ""))" } ?? ""
         if hasResult {
+            if record.state == .cancelled, !cancelRequested, !timedOut, state == .nodeFail || state == .preempted {
+                // Its node went away (or a job of a higher priority took it): not the run's
+                // fault, so it is run again by the retry policy, as a local run is after a crash.
+                record.state = .interrupted
+                let rest = (record.message ?? "").replacingOccurrences(of: "cancelled; ", with: "")
+                record.message = "interrupted: Slurm ended job \(jobID)\(said) when its node failed or it was preempted; \(rest)"
+                return
+            }
             if record.state == .cancelled, !cancelRequested, !timedOut {
                 // The supervisor was told to stop, and not by Cairn: an operator's scancel,
                 // Slurm's own time limit, a preemption.

@@ -153,15 +153,7 @@ public actor SlurmExecutor: JobExecutor {
 
         let jobName = Self.jobName(key: spec.key, attempt: spec.attempt)
         let directory = runsDirectory.appendingPathComponent(spec.runID)
-        var record = RunRecord(id: spec.runID, key: spec.key, object: spec.object, stage: spec.stage, state: .submitted,
-                               trigger: spec.trigger, reason: spec.reason, sourceCommit: spec.sourceCommit,
-                               command: spec.command, inputs: spec.keyInputs, attempt: spec.attempt, submittedAt: now())
-        record.logPath = directory.appendingPathComponent(RunFiles.log).path
-        record.triggerID = spec.triggerID
-        record.params = spec.params
-        if !spec.inputs.isEmpty { record.consumed = spec.inputs }
-        if !spec.producers.isEmpty { record.producers = spec.producers }
-        if !spec.annotations.isEmpty { record.annotations = spec.annotations }
+        var record = spec.submittedRecord(logPath: directory.appendingPathComponent(RunFiles.log).path, at: now())
         // The handle names this executor before Slurm has an id for it, so a restarted
         // daemon knows the run is Slurm's and looks for it by name.
         record.handle = JobHandle(executor: name, id: "", runID: spec.runID)
@@ -288,15 +280,7 @@ public actor SlurmExecutor: JobExecutor {
             default: return run.runningSince == nil ? .pending : .running
             }
         }
-        guard let record = try ledger.run(id: runID) else { return .lost }
-        switch record.state {
-        case .submitted: return .pending
-        case .running: return .running
-        case .succeeded, .skipped: return .succeeded
-        case .cancelled: return .cancelled
-        case .interrupted: return .lost
-        case .failed: return .failed(exitStatus: record.exitStatus, signal: record.signal, message: record.message ?? "failed")
-        }
+        return try ledger.run(id: runID).map(JobState.init(recorded:)) ?? .lost
     }
 
     public func inFlight() async -> [String] {
@@ -430,14 +414,5 @@ public actor SlurmExecutor: JobExecutor {
 
     /// Records `record`; a failure is logged and leaves the ledger as it was.
     @discardableResult
-    func write(_ record: RunRecord) -> Bool {
-        do {
-            try ledger.record(record)
-            return true
-        } catch {
-            logger.error("could not record run \(record.id) as \(record.state.rawValue) in the ledger: \(LocalExecutor.reason(error)); it stays as last recorded",
-                         metadata: ["cairn.run": "\(record.id)"])
-            return false
-        }
-    }
+    func write(_ record: RunRecord) -> Bool { ledger.write(record, logger: logger) }
 }

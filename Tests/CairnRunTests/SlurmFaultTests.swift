@@ -92,6 +92,30 @@ extension ExecutorConformanceTests {
             #expect(record.state == .succeeded && record.outputs["out.txt"] != nil, "\(record.message ?? "")")
         }
 
+        /// The node goes down under a running job: the run is interrupted (not failed: it did
+        /// nothing wrong), for the controller's retry policy to run again; nothing is resubmitted
+        /// by the executor itself.
+        @Test func aNodeThatGoesDownUnderARunningJobInterruptsTheRun() async throws {
+            try await SlurmCluster.require()
+            let node = try await SlurmCluster.node()
+            let fixture = try ExecutorFixture()
+            let commands = SlurmCommands()
+            let executor = try fixture.slurmExecutor(files: ["long.sh": "echo working\nsleep 120\n"], commands: commands)
+            let spec = job(["sh", "long.sh"])
+            _ = try await executor.submit(spec)
+            _ = try await fixture.until(spec.runID) { $0.state == .running }
+            try await fixture.waitForFile(fixture.runDirectory(spec.runID, .slurm).appendingPathComponent("command.pid"))
+            try await SlurmCluster.scontrol(["update", "nodename=\(node)", "state=down", "reason=cairn-test"])
+            var resumed = false
+            defer { if !resumed { _ = try? CairnTestSupport.run("/usr/bin/env", ["scontrol", "update", "nodename=\(node)", "state=resume"], check: false) } }
+            let record = try await fixture.final(spec.runID)
+            try await SlurmCluster.scontrol(["update", "nodename=\(node)", "state=resume"])
+            resumed = true
+            #expect(record.state == .interrupted, "\(record.message ?? "")")
+            #expect(record.message?.contains("NODE_FAIL") == true, "\(record.message ?? "")")
+            #expect(commands.calls["sbatch"] == 1)
+        }
+
         /// The daemon dies while its job is queued; the job runs and ends while no daemon
         /// watches; the next daemon records it from its files, and submits nothing.
         @Test func aDaemonKilledWhileItsJobIsQueuedRecordsItsEndAfterARestart() async throws {
@@ -110,6 +134,12 @@ extension ExecutorConformanceTests {
             try await SlurmCluster.scontrol(["update", "nodename=\(node)", "state=resume"])
             resumed = true
             try await fixture.waitForFile(fixture.runDirectory(spec.runID, .slurm).appendingPathComponent("exit-status"), within: 90)
+            // Its script wrote the file just before it ended: wait until Slurm calls it over too.
+            let name = SlurmExecutor.jobName(key: spec.key, attempt: 1)
+            let deadline = Date().addingTimeInterval(60)
+            while try await SlurmCluster.jobs(named: name).first?.hasSuffix(" COMPLETED") != true, Date() < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+            }
             #expect(try fixture.ledger.run(id: spec.runID)?.state == .submitted, "nobody recorded its end")
 
             let commands = SlurmCommands()
