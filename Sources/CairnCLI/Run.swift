@@ -38,6 +38,11 @@ extension Cairn {
             proposed on cairn/proposals/<model>-promote-<n>, with `cairn plan`'s verdict in the \
             commit, for people (or CI) to merge.
 
+            With --slurm-shared-dir, runs may go to a Slurm cluster as batch jobs (a stage or \
+            training that says executor: slurm, or every run with --executor slurm), their \
+            directories on a file system the nodes share; a probe job checks that before the first \
+            pass. Docs/operations.md, "Running on Slurm", has the options and how jobs read.
+
             One daemon per state directory: a second one exits, naming the first one's pid.
             Logs go to standard error, one line each, with cairn.object and cairn.commit.
 
@@ -48,6 +53,7 @@ extension Cairn {
               cairn run --signing-key ~/.config/cairn/signing_ed25519   # rollback proposals signed, as git -S does
               cairn run --listen 127.0.0.1:8480 --webhook-secret-file /run/secrets/cairn-webhook   # see Docs/operations.md
               cairn run --listen 8480 --alert-url https://hooks.example.com/cairn   # monitors: samples in, alerts out
+              cairn run --slurm-shared-dir /shared/cairn --executor slurm --slurm-partition gpu   # runs as sbatch jobs
               CAIRN_GIT_PASSWORD_FILE=/run/secrets/token cairn run --repo https://git.example.com/ml/churn.git --push   # your own URL
             """)
 
