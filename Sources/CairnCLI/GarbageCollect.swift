@@ -21,7 +21,8 @@ extension Cairn {
             those runs, for the last --keep-runs runs of each object and stage whatever their \
             state, and for runs not over yet; those of other finished runs are removed, so \
             `cairn logs` no longer has them. A run whose outputs were removed runs again when \
-            its outputs are next needed.
+            its outputs are next needed. With --slurm-shared-dir, the same goes for the \
+            directories of this state's Slurm runs under DIR/runs (other daemons' are left alone).
 
             gc needs the state directory to itself: it takes the daemon's lock (a dry run too), \
             so stop `cairn run` first.
@@ -34,6 +35,7 @@ extension Cairn {
               cairn gc --dry-run
               cairn gc --keep-runs 10
               cairn gc --format json
+              cairn gc --slurm-shared-dir /shared/cairn
             """)
 
         @Option(help: "How many of each object's (and pipeline stage's) newest runs keep their outputs and logs.")
@@ -42,6 +44,10 @@ extension Cairn {
         @Flag(help: "Say what would be removed, and remove nothing.")
         var dryRun = false
 
+        @Option(help: ArgumentHelp("The daemon's --slurm-shared-dir: the directories of its Slurm runs there are pruned too (only those of runs this state directory knows).",
+                                   valueName: "dir"))
+        var slurmSharedDir: String?
+
         @OptionGroup var location: StateOptions
 
         @Option(help: "text or json.")
@@ -49,6 +55,9 @@ extension Cairn {
 
         func validate() throws {
             if keepRuns < 0 { throw ValidationError("--keep-runs must be 0 or more") }
+            if let slurmSharedDir, !slurmSharedDir.hasPrefix("/") {
+                throw ValidationError("--slurm-shared-dir \(slurmSharedDir) must be an absolute path")
+            }
         }
 
         func run() async throws {
@@ -79,6 +88,11 @@ extension Cairn {
                 }
                 try pruneRunDirectories(in: state.appendingPathComponent("runs"), keeping: retention.runDirectories,
                                         store: store, report: &report)
+                if let slurmSharedDir {
+                    // Several daemons may share one directory: only runs of this store are touched.
+                    try pruneRunDirectories(in: URL(fileURLWithPath: slurmSharedDir).appendingPathComponent("runs"),
+                                            keeping: retention.runDirectories, store: store, report: &report)
+                }
             } catch let error as ArtifactError {
                 throw CairnExit.unreadable(error.description)
             } catch let error as CairnExit {

@@ -143,6 +143,22 @@ import Testing
         #expect(again.stdout.hasPrefix("removed 0 blobs, 0 B; kept \(keptTexts.count) blobs, "), "\(again.stdout)")
     }
 
+    /// Slurm runs live in the shared directory: gc prunes those of this state's finished,
+    /// unkept runs there too, and leaves what another daemon sharing it made.
+    @Test func prunesThisStatesSlurmRunDirectoriesOnly() throws {
+        let setup = try populate()
+        let shared = try TemporaryDirectory("cairn-shared")
+        for name in ["churn-2", "churn-7", "another-daemons-run"] {
+            try shared.write("runs/\(name)/log", "a log\n")
+        }
+        let result = try setup.fixture.cairn(["gc", "--keep-runs", "2", "--slurm-shared-dir", shared.path, "--format", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: shared.appending("runs").path))
+        #expect(left == ["churn-7", "another-daemons-run"], "\(left)")
+        let relative = try setup.fixture.cairn(["gc", "--slurm-shared-dir", "shared"])
+        #expect(relative.status == 2 && relative.stderr.contains("must be an absolute path"), "\(relative.stderr)")
+    }
+
     @Test func refusesWhileTheDaemonHoldsTheState() throws {
         let setup = try populate()
         let lock = try DaemonLock(stateDirectory: setup.fixture.state.url)
