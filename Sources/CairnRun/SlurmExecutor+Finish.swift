@@ -10,8 +10,9 @@ extension SlurmExecutor {
         guard var run = tracked[runID], let jobID = run.jobID else { return }
         let directory = runsDirectory.appendingPathComponent(runID)
         let hasResult = FileManager.default.fileExists(atPath: directory.appendingPathComponent(RunFiles.result).path)
-        if !hasResult {
-            // A shared file system can show the file a little after Slurm reports the end.
+        // A shared file system can show the result a little after Slurm reports the end; but a
+        // job Cairn cancelled before it was ever seen running has none coming.
+        if !hasResult, !(run.cancelRequested && run.runningSince == nil) {
             let since = run.overSince ?? now()
             run.overSince = since
             tracked[runID] = run
@@ -169,7 +170,10 @@ extension SlurmExecutor {
             let jobName = file?.jobName ?? Self.jobName(key: record.key, attempt: record.attempt)
             let knownID = record.handle.flatMap { $0.id.isEmpty ? nil : $0.id }
             let entry = knownID.flatMap { id in entries.first { $0.jobID == id } } ?? entries.last { $0.name == jobName }
-            guard let jobID = entry?.jobID ?? knownID else {
+            // Files in its directory mean it ran, even if Slurm has forgotten it since and its
+            // id was never written down.
+            let ran = [RunFiles.result, Files.exitStatus].contains { exists($0, in: directory) }
+            guard let jobID = entry?.jobID ?? knownID ?? (ran ? "(id not recorded)" : nil) else {
                 // No job by that name: sbatch never answered, so nothing ran.
                 record.state = .interrupted
                 record.startedAt = nil

@@ -92,6 +92,27 @@ extension ExecutorConformanceTests {
             #expect(record.state == .succeeded && record.outputs["out.txt"] != nil, "\(record.message ?? "")")
         }
 
+        /// Cancelled while it waits in the queue: over at once, and said so.
+        @Test func aJobCancelledWhileQueuedEndsCancelledBeforeItStarted() async throws {
+            try await SlurmCluster.require()
+            let node = try await SlurmCluster.node()
+            let fixture = try ExecutorFixture()
+            let executor = try fixture.slurmExecutor(files: ["a.sh": "echo never\n"])
+            try await SlurmCluster.scontrol(["update", "nodename=\(node)", "state=down", "reason=cairn-test"])
+            var resumed = false
+            defer { if !resumed { _ = try? CairnTestSupport.run("/usr/bin/env", ["scontrol", "update", "nodename=\(node)", "state=resume"], check: false) } }
+            let spec = job(["sh", "a.sh"])
+            _ = try await executor.submit(spec)
+            let queued = try await fixture.until(spec.runID, within: 30) { $0.message?.hasPrefix("waiting in Slurm's queue") == true }
+            try await executor.cancel(runID: spec.runID)
+            let record = try await fixture.final(spec.runID, within: 30)
+            try await SlurmCluster.scontrol(["update", "nodename=\(node)", "state=resume"])
+            resumed = true
+            #expect(record.state == .cancelled && record.startedAt == nil, "\(record.message ?? "")")
+            #expect(record.message?.hasPrefix("cancelled before it started (Slurm job \(queued.handle?.id ?? "?"))") == true, "\(record.message ?? "")")
+            #expect(!FileManager.default.fileExists(atPath: fixture.runDirectory(spec.runID, .slurm).appendingPathComponent("log").path))
+        }
+
         /// The node goes down under a running job: the run is interrupted (not failed: it did
         /// nothing wrong), for the controller's retry policy to run again; nothing is resubmitted
         /// by the executor itself.
