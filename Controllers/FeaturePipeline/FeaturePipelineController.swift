@@ -151,9 +151,9 @@ struct PipelineWalk {
 
     private func retryReason(_ stage: FeaturePipelineSpec.Stage, last: RunRecord, failures: Int) -> String {
         if last.state == .interrupted, last.startedAt == nil {
-            return "run \(last.id) was still queued when the process that queued it stopped; starting it now"
+            return "run \(last.id) never started; starting it now"
         }
-        if last.state == .interrupted { return "run \(last.id) was interrupted (the daemon stopped while it ran); running it again" }
+        if last.state == .interrupted { return "run \(last.id) was interrupted before it ended; running it again" }
         return "retry \(failures) of \(stage.retries) after run \(last.id) \(last.state.rawValue)"
     }
 

@@ -76,6 +76,8 @@ struct RunOptions: ParsableArguments {
         }
         if let directory = slurmSharedDir {
             guard directory.hasPrefix("/") else { throw ValidationError("--slurm-shared-dir \(directory) must be an absolute path") }
+            // sbatch reads % in --output and --error as a pattern (%j, %u).
+            guard !directory.contains("%") else { throw ValidationError("--slurm-shared-dir \(directory) must not contain %, which sbatch reads as a pattern") }
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
                 throw ValidationError("--slurm-shared-dir \(directory) is not a directory")
@@ -152,7 +154,14 @@ extension RunOptions {
                                          supervisor: [Self.cairnPath, "_supervise"], environment: ProcessInfo.processInfo.environment,
                                          logCap: try logLimitBytes(), logger: logger)
         let hostFiles = LocalHostFiles(policy: policy, cache: store)
-        guard let slurm else { return Execution(executor: executor, artifacts: artifacts, hostFiles: hostFiles, policy: policy) }
+        guard let slurm else {
+            // Runs a daemon with Slurm left would otherwise sit unwatched, saying nothing.
+            let stranded = (try? store.unfinishedRuns().filter { $0.handle?.executor == RunExecutorName.slurm.rawValue }) ?? []
+            if !stranded.isEmpty {
+                logger.warning("\(stranded.count) run(s) on Slurm were left unfinished by the last daemon (\(stranded.prefix(3).map(\.id).joined(separator: ", "))\(stranded.count > 3 ? ", …" : "")); start with the same --slurm-shared-dir to watch them again")
+            }
+            return Execution(executor: executor, artifacts: artifacts, hostFiles: hostFiles, policy: policy)
+        }
         let onSlurm = try SlurmExecutor(configuration: slurm, commands: SlurmCommands(directory: slurmBin), ledger: store, artifacts: artifacts,
                                         source: GitCheckout(repository: repository), policy: policy, supervisor: [Self.cairnPath, "_supervise"],
                                         environment: ProcessInfo.processInfo.environment, logCap: try logLimitBytes(), logger: logger)

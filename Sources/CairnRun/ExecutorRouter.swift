@@ -62,7 +62,9 @@ public actor ExecutorRouter: JobExecutor {
         let (wanted, executor) = try target(of: spec)
         owners[spec.runID] = wanted
         let handle = try await executor.submit(spec)
-        owners[handle.runID] = wanted
+        // A run of the key under way elsewhere may be what came back (a stage moved from one
+        // executor to the other while it ran): the handle says whose it is.
+        owners[handle.runID] = RunExecutorName(rawValue: handle.executor) ?? wanted
         return handle
     }
 

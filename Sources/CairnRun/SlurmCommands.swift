@@ -21,11 +21,11 @@ public final class SlurmCommands: Sendable {
     public var calls: [String: Int] { counts.withLock { $0 } }
 
     /// The path `tool` runs from, or why it cannot run.
-    func path(of tool: String) throws -> String {
+    func path(of tool: String) throws(SlurmError) -> String {
         if let directory {
             let path = "\(directory)/\(tool)"
             guard access(path, X_OK) == 0 else {
-                throw SlurmError("\(tool) was not found in \(directory) (--slurm-bin); install Slurm's client commands (Debian: slurm-client) there")
+                throw SlurmError(.missing, "\(tool) was not found in \(directory) (--slurm-bin); install Slurm's client commands (Debian: slurm-client) there")
             }
             return path
         }
@@ -33,12 +33,12 @@ public final class SlurmCommands: Sendable {
         for entry in search.split(separator: ":") where access("\(entry)/\(tool)", X_OK) == 0 {
             return "\(entry)/\(tool)"
         }
-        throw SlurmError("\(tool) was not found on the daemon's PATH (\(search)); install Slurm's client commands (Debian: slurm-client), or give their directory with --slurm-bin")
+        throw SlurmError(.missing, "\(tool) was not found on the daemon's PATH (\(search)); install Slurm's client commands (Debian: slurm-client), or give their directory with --slurm-bin")
     }
 
     /// Runs `tool` and returns its standard output; a tool that is missing, fails, or takes
     /// longer than `timeout` throws a `SlurmError` that says which and what it printed.
-    func run(_ tool: String, _ arguments: [String]) async throws -> String {
+    func run(_ tool: String, _ arguments: [String]) async throws(SlurmError) -> String {
         let executable = try path(of: tool)
         counts.withLock { $0[tool, default: 0] += 1 }
         let outcome: ProcessOutcome
@@ -46,31 +46,66 @@ public final class SlurmCommands: Sendable {
             outcome = try await Command(executable, arguments, standardOutput: .capture(limit: 8 << 20),
                                         standardError: .capture(limit: 64 << 10), timeout: timeout, grace: .seconds(2)).run()
         } catch {
-            throw SlurmError("could not run \(tool): \(error)")
+            throw SlurmError(.unreachable, "could not run \(tool): \(error)")
         }
         if outcome.timedOut {
-            throw SlurmError("\(tool) did not answer within \(timeout) (is slurmctld up?)")
+            throw SlurmError(.noAnswer, "\(tool) did not answer within \(timeout) (is slurmctld up?)")
         }
         guard outcome.termination == .exited(0) else {
             let said = outcome.standardError.text.trimmingCharacters(in: .whitespacesAndNewlines)
-            throw SlurmError("\(Command(tool, arguments)) \(outcome.termination)\(said.isEmpty ? "" : ": \(said)")")
+            throw SlurmError(Self.refusal(said) ? .refused : .unreachable,
+                             "\(Command(tool, arguments)) \(outcome.termination)\(said.isEmpty ? "" : ": \(said)")")
         }
         return outcome.standardOutput.text
+    }
+
+    /// Whether what a tool printed says the controller answered and refused (an account, a
+    /// partition, resources it cannot give), rather than that it could not be reached.
+    static func refusal(_ said: String) -> Bool {
+        let transient = ["Unable to contact", "timed out", "temporarily", "Connection refused", "connect failure", "Zero Bytes were transmitted",
+                         "Communication connection failure"]
+        return said.contains("submission failed") && !transient.contains { said.localizedCaseInsensitiveContains($0) }
+    }
+
+    /// `sbatch --parsable ARGUMENTS SCRIPT`: the new job's id.
+    func submit(_ arguments: [String], script: URL) async throws(SlurmError) -> String {
+        let output = try await run("sbatch", ["--parsable"] + arguments + [script.path])
+        // --parsable prints "ID" or "ID;CLUSTER".
+        guard let line = output.split(whereSeparator: \.isNewline).last,
+              let id = line.split(separator: ";").first, !id.isEmpty, id.allSatisfy(\.isNumber) else {
+            throw SlurmError(.unreachable, "sbatch printed no job id but \"\(output.trimmingCharacters(in: .whitespacesAndNewlines).prefix(200))\"")
+        }
+        return String(id)
     }
 }
 
 extension SlurmCommands {
     /// The jobs Slurm knows of this user, finished ones included while it remembers them:
     /// one `squeue` call, whatever their number.
-    func queue() async throws -> [SlurmQueueEntry] {
+    func queue() async throws(SlurmError) -> [SlurmQueueEntry] {
         SlurmQueueEntry.parse(try await run("squeue", ["--me", "--noheader", "--states=all", "--format=\(SlurmQueueEntry.format)"]))
     }
 }
 
-/// What Slurm or its tools answered that stops an operation, in a sentence.
+/// What Slurm or its tools answered that stops an operation, in a sentence, and of which kind.
 public struct SlurmError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable {
+        /// The tool is not installed where it was looked for.
+        case missing
+        /// The controller could not be reached, or the tool failed without a verdict.
+        case unreachable
+        /// No answer in time: what was asked may have been done all the same.
+        case noAnswer
+        /// The controller answered and refused (sbatch's "Batch job submission failed: …").
+        case refused
+    }
+
+    public let kind: Kind
     public let description: String
-    public init(_ description: String) { self.description = description }
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
 }
 
 /// A job's state as `squeue -o %T` and `scontrol show job` spell it.
@@ -108,9 +143,10 @@ enum SlurmJobState: Hashable, Sendable {
     }
 }
 
-/// One line of `squeue -h -t all -o '%i|%j|%T|%r'`: a job as the controller knows it.
+/// One line of `squeue -h -t all -o '%i|%T|%r|%j'`: a job as the controller knows it. The name
+/// comes last: another job of the same user may have any name, `|` included.
 struct SlurmQueueEntry: Hashable, Sendable {
-    static let format = "%i|%j|%T|%r"
+    static let format = "%i|%T|%r|%j"
 
     var jobID: String
     var name: String
@@ -119,14 +155,13 @@ struct SlurmQueueEntry: Hashable, Sendable {
     /// Why it waits or how it ended (`Resources`, `ReqNodeNotAvail`, `None`).
     var reason: String
 
-    /// Parses squeue's output; lines that do not have the four fields are skipped (a job
-    /// name cannot hold `|`: Cairn's names are its own).
+    /// Parses squeue's output; lines without the four fields are skipped.
     static func parse(_ output: String) -> [SlurmQueueEntry] {
         output.split(whereSeparator: \.isNewline).compactMap { line in
             let fields = line.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false)
             guard fields.count == 4, !fields[0].isEmpty else { return nil }
-            return SlurmQueueEntry(jobID: String(fields[0]), name: String(fields[1]), state: SlurmJobState(fields[2]),
-                                   stateText: String(fields[2]), reason: String(fields[3]))
+            return SlurmQueueEntry(jobID: String(fields[0]), name: String(fields[3]), state: SlurmJobState(fields[1]),
+                                   stateText: String(fields[1]), reason: String(fields[2]))
         }
     }
 }
@@ -167,6 +202,14 @@ struct SlurmJobDetails: Hashable, Sendable {
     subscript(_ key: String) -> String? { fields[key] }
 
     var state: SlurmJobState? { fields["JobState"].map { SlurmJobState(Substring($0)) } }
+
+    /// `StartTime=2026-11-27T13:22:46`, in the controller's local time; nil when `Unknown`.
+    var startTime: Date? {
+        guard let text = fields["StartTime"] else { return nil }
+        var style = Date.ISO8601FormatStyle(timeZone: .current)
+        style = style.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon)
+        return try? Date(text, strategy: style)
+    }
 
     /// `ExitCode=S:N`: the script's exit status and the signal that ended it (0 when none).
     var exitCode: (status: Int32, signal: Int32)? {

@@ -13,10 +13,10 @@ extension SlurmExecutor {
         // A shared file system can show the result a little after Slurm reports the end; but a
         // job Cairn cancelled before it was ever seen running has none coming.
         if !hasResult, !(run.cancelRequested && run.runningSince == nil) {
-            let since = run.overSince ?? now()
+            let since = run.overSince ?? Date()
             run.overSince = since
             tracked[runID] = run
-            if now().timeIntervalSince(since) < LocalExecutor.seconds(configuration.resultGrace) { return }
+            if Date().timeIntervalSince(since) < LocalExecutor.seconds(configuration.resultGrace) { return }
         }
         var state = entry?.state
         var details: SlurmJobDetails?
@@ -25,11 +25,18 @@ extension SlurmExecutor {
             state = state ?? details?.state
             if state == nil { state = try? await accountedState(jobID) }
         }
+        // Looked at again after the awaits: another poll, or a recovery, may have recorded it.
+        guard let current = tracked[runID], current.final == nil else { return }
+        run = current
         let cancelRequested = run.cancelRequested || exists(Files.cancelled, in: directory)
         let timedOut = run.timedOut || exists(Files.timedOut, in: directory)
-        var record = workspace.finished(run.record, in: directory, cancelRequested: cancelRequested,
+        var base = run.record
+        // The supervisor's start beats the poll that first saw the job running.
+        if hasResult { base.startedAt = nil }
+        var record = workspace.finished(base, in: directory, cancelRequested: cancelRequested,
                                         endedForTime: timedOut ? run.timeout.map(LocalExecutor.seconds) : nil)
-        record.finishedAt = record.finishedAt ?? now()
+        record.startedAt = record.startedAt ?? run.record.startedAt
+        record.finishedAt = record.finishedAt ?? Date()
         explain(&record, jobID: jobID, state: state, stateText: entry?.stateText ?? details?["JobState"], details: details,
                 hasResult: hasResult, cancelRequested: cancelRequested, timedOut: timedOut, directory: directory)
         run.final = record
@@ -43,8 +50,19 @@ extension SlurmExecutor {
         guard let run = tracked[runID], let final = run.final else { return }
         guard write(final) else { return }
         tracked.removeValue(forKey: runID)
-        try? FileManager.default.removeItem(at: runsDirectory.appendingPathComponent(runID).appendingPathComponent(RunFiles.work))
+        let directory = runsDirectory.appendingPathComponent(runID)
+        try? FileManager.default.removeItem(at: directory.appendingPathComponent(RunFiles.work))
+        Self.forgetSecrets(in: directory)
         completed.yield(final.handle ?? placeholder(runID))
+    }
+
+    /// Once the run is recorded, the values of its passed variables leave `job.json`: the
+    /// shared file system is not the daemon's disk, and nothing reads them again.
+    static func forgetSecrets(in directory: URL) {
+        let file = directory.appendingPathComponent(RunFiles.job)
+        guard var job = try? RunFiles.read(SupervisedJob.self, from: file), !job.secretNames.isEmpty else { return }
+        for name in job.secretNames where job.environment[name] != nil { job.environment[name] = "***" }
+        try? RunFiles.writeAtomically(try RunFiles.encoder.encode(job), to: file, mode: 0o600)
     }
 
     /// Puts Slurm's view into the record where the supervisor's result does not tell it all.
@@ -89,9 +107,12 @@ extension SlurmExecutor {
             why = "timed out: Cairn cancelled Slurm job \(jobID) at its timeout, and it ended before its supervisor wrote a result"
         case .nodeFail?, .bootFail?:
             record.state = .interrupted
+            // It did start on a node: counted as an interruption, not as never started.
+            record.startedAt = record.startedAt ?? details?.startTime ?? record.finishedAt
             why = "Slurm job \(jobID)'s node \(details?["NodeList"].map { "\($0) " } ?? "")failed\(said); it left no result, so it is run again by the retry policy"
         case .preempted?:
             record.state = .interrupted
+            record.startedAt = record.startedAt ?? details?.startTime ?? record.finishedAt
             why = "Slurm preempted job \(jobID)\(said); it left no result, so it is run again by the retry policy"
         case .cancelled?:
             record.state = .failed
@@ -131,7 +152,7 @@ extension SlurmExecutor {
     /// `scontrol show job -o ID`, while the controller remembers the job (MinJobAge).
     func show(_ jobID: String) async throws -> SlurmJobDetails {
         let output = try await commands.run("scontrol", ["show", "job", "--oneliner", jobID])
-        guard let line = output.split(whereSeparator: \.isNewline).first else { throw SlurmError("scontrol printed nothing for job \(jobID)") }
+        guard let line = output.split(whereSeparator: \.isNewline).first else { throw SlurmError(.unreachable, "scontrol printed nothing for job \(jobID)") }
         return SlurmJobDetails(String(line))
     }
 
@@ -157,41 +178,45 @@ extension SlurmExecutor {
             throw ExecutorError("could not read the unfinished runs from the ledger: \(LocalExecutor.reason(error))")
         }
         guard !unfinished.isEmpty else { return RecoveryReport() }
-        let entries: [SlurmQueueEntry]
+        let entries: [SlurmQueueEntry]?
         do {
             entries = try await queue()
         } catch {
-            throw ExecutorError("could not ask Slurm about \(unfinished.count) unfinished run(s) the last daemon left: \(error)")
+            // Local work must not wait for Slurm: the runs are watched, and the polls settle
+            // them once Slurm answers.
+            logger.warning("could not ask Slurm about \(unfinished.count) unfinished run(s) the last daemon left: \(error); looking again at each poll")
+            entries = nil
         }
         var report = RecoveryReport()
-        for var record in unfinished {
+        for record in unfinished {
             let directory = runsDirectory.appendingPathComponent(record.id)
             let file = try? RunFiles.read(JobFile.self, from: directory.appendingPathComponent(Files.state))
-            let jobName = file?.jobName ?? Self.jobName(key: record.key, attempt: record.attempt)
+            let jobName = file?.jobName ?? Self.jobName(runID: record.id)
             let knownID = record.handle.flatMap { $0.id.isEmpty ? nil : $0.id }
-            let entry = knownID.flatMap { id in entries.first { $0.jobID == id } } ?? entries.last { $0.name == jobName }
-            // Files in its directory mean it ran, even if Slurm has forgotten it since and its
-            // id was never written down.
-            let ran = [RunFiles.result, Files.exitStatus].contains { exists($0, in: directory) }
-            guard let jobID = entry?.jobID ?? knownID ?? (ran ? "(id not recorded)" : nil) else {
-                // No job by that name: sbatch never answered, so nothing ran.
-                record.state = .interrupted
-                record.startedAt = nil
-                record.finishedAt = now()
-                record.message = LocalExecutor.neverStarted
-                if write(record) {
-                    try? FileManager.default.removeItem(at: directory.appendingPathComponent(RunFiles.work))
-                    report.interrupted.append(record.id)
-                    completed.yield(record.handle ?? placeholder(record.id))
-                }
-                continue
-            }
-            var run = Tracked(record: record, jobName: jobName, jobID: jobID,
+            var run = Tracked(record: record, jobName: jobName, jobID: knownID,
                               timeout: file?.timeoutSeconds.map { .milliseconds(Int64($0 * 1000)) })
-            run.record.handle = JobHandle(executor: name, id: jobID, runID: record.id)
             run.cancelRequested = exists(Files.cancelled, in: directory)
             run.timedOut = exists(Files.timedOut, in: directory)
-            if record.state == .running { run.runningSince = record.startedAt ?? now() }
+            if record.state == .running { run.runningSince = record.startedAt ?? Date() }
+            guard let entries else {
+                if knownID == nil { run.unanswered = Date() }
+                tracked[record.id] = run
+                report.adopted.append(record.id)
+                continue
+            }
+            // By its id; by its name (this run's alone) only when the id was never written down.
+            let entry = knownID.map { id in entries.first { $0.jobID == id } } ?? entries.last { $0.name == jobName }
+            // Files in its directory mean it ran, even if Slurm has forgotten it since.
+            let ran = [RunFiles.result, Files.exitStatus].contains { exists($0, in: directory) }
+            guard let jobID = entry?.jobID ?? knownID ?? (ran ? "(id not recorded)" : nil) else {
+                // No job of that name and nothing in its directory: sbatch never took it.
+                tracked[record.id] = run
+                end(record.id, .interrupted, message: LocalExecutor.neverStarted)
+                if tracked[record.id] == nil { report.interrupted.append(record.id) }
+                continue
+            }
+            run.jobID = jobID
+            run.record.handle = JobHandle(executor: name, id: jobID, runID: record.id)
             if let entry, !entry.state.isFinal {
                 run.state = entry.state
                 tracked[record.id] = run
@@ -200,7 +225,7 @@ extension SlurmExecutor {
                 continue
             }
             // It ended while no daemon watched: its files say how, at once.
-            run.overSince = .distantPast
+            run.overSince = Date.distantPast
             tracked[record.id] = run
             await over(record.id, entry: entry)
             if tracked[record.id] == nil, let final = try? ledger.run(id: record.id) {
@@ -210,7 +235,7 @@ extension SlurmExecutor {
         if !tracked.isEmpty { ensurePolling() }
         let stuck = unfinished.map(\.id).filter { tracked[$0]?.final != nil }
         if !stuck.isEmpty {
-            throw ExecutorError("could not record how runs \(stuck.joined(separator: ", ")) ended in the ledger; they stay as last recorded")
+            throw ExecutorError("could not record how runs \(stuck.joined(separator: ", ")) ended in the ledger; they stay as last recorded, tried again at each poll")
         }
         return report
     }

@@ -28,6 +28,11 @@ public struct SlurmConfiguration: Sendable {
         self.pollInterval = pollInterval
         self.resultGrace = resultGrace
     }
+
+    /// The options every job gets from the daemon: partition, account, then the extra ones.
+    var sbatchOptions: [String] {
+        (partition.map { ["--partition=\($0)"] } ?? []) + (account.map { ["--account=\($0)"] } ?? []) + extraArguments
+    }
 }
 
 /// Runs jobs on a Slurm cluster. Each run is a batch job named after its run key and attempt
@@ -54,8 +59,6 @@ public actor SlurmExecutor: JobExecutor {
     let supervisor: [String]
     let runsDirectory: URL
     let logger: Logger
-    /// When now is; a test clock can stand in.
-    let now: @Sendable () -> Date
 
     /// A run this executor watches, from submit (or adoption) until its end is recorded.
     struct Tracked {
@@ -73,6 +76,10 @@ public actor SlurmExecutor: JobExecutor {
         var timedOut = false
         /// When Slurm first said it was over while its result file was not there yet.
         var overSince: Date?
+        /// When Cairn's last `scancel` of it succeeded; one is sent again while it runs on.
+        var lastScancel: Date?
+        /// When `sbatch` gave no answer in time: the job may exist, and is looked for by name.
+        var unanswered: Date?
         /// Its final record, while the ledger would not take it.
         var final: RunRecord?
     }
@@ -90,15 +97,13 @@ public actor SlurmExecutor: JobExecutor {
     public init(configuration: SlurmConfiguration, commands: SlurmCommands = SlurmCommands(), ledger: any RunLedger,
                 artifacts: ArtifactStore, source: any SourceCheckout, policy: ExecutionPolicy, supervisor: [String],
                 environment: [String: String] = ProcessInfo.processInfo.environment, logCap: Int = LocalExecutor.defaultLogCap,
-                grace: Duration = .seconds(10), logger: Logger = Logger(label: "cairn.slurm"),
-                now: @escaping @Sendable () -> Date = { Date() }) throws {
+                grace: Duration = .seconds(10), logger: Logger = Logger(label: "cairn.slurm")) throws {
         self.configuration = configuration
         self.commands = commands
         self.ledger = ledger
         self.policy = policy
         self.supervisor = supervisor
         self.logger = logger
-        self.now = now
         runsDirectory = configuration.sharedDirectory.appendingPathComponent("runs")
         do {
             try FileManager.default.createDirectory(at: runsDirectory, withIntermediateDirectories: true)
@@ -109,12 +114,11 @@ public actor SlurmExecutor: JobExecutor {
         (completions, completed) = AsyncStream.makeStream(of: JobHandle.self)
     }
 
-    /// The job name of a run key's attempt: the same for every daemon, so a job can be found
-    /// by it after the daemon that submitted it is gone.
-    public static func jobName(key: String, attempt: Int) -> String {
-        let hex = key.hasPrefix("sha256:") ? key.dropFirst(7) : Substring(key)
-        let safe = hex.prefix(24).filter { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
-        return "cairn-\(safe)-\(attempt)"
+    /// The job name of a run: `cairn-<run id>`, the run id being the run key's first hex
+    /// digits, the attempt and a random suffix. Unique to the run, so a job found by this name
+    /// after a restart is this run's and no other's.
+    public static func jobName(runID: String) -> String {
+        "cairn-" + runID.filter { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
     }
 
     /// Files of a run directory that only Slurm's runs have.
@@ -151,9 +155,9 @@ public actor SlurmExecutor: JobExecutor {
         if let unfinished = earlier.first(where: { !$0.state.isFinal }) { return unfinished.handle ?? placeholder(unfinished.id) }
         if let refusal = RunWorkspace.refusal(of: spec, policy: policy) { throw ExecutorRefusal(reason: "RunRefused", message: refusal) }
 
-        let jobName = Self.jobName(key: spec.key, attempt: spec.attempt)
+        let jobName = Self.jobName(runID: spec.runID)
         let directory = runsDirectory.appendingPathComponent(spec.runID)
-        var record = spec.submittedRecord(logPath: directory.appendingPathComponent(RunFiles.log).path, at: now())
+        var record = spec.submittedRecord(logPath: directory.appendingPathComponent(RunFiles.log).path, at: Date())
         // The handle names this executor before Slurm has an id for it, so a restarted
         // daemon knows the run is Slurm's and looks for it by name.
         record.handle = JobHandle(executor: name, id: "", runID: spec.runID)
@@ -164,38 +168,69 @@ public actor SlurmExecutor: JobExecutor {
         }
         tracked[spec.runID] = Tracked(record: record, jobName: jobName, timeout: spec.timeout)
 
+        // What the daemon makes before Slurm sees the run; a failure here is the run's own
+        // (its commit, its inputs), recorded as the local executor records one.
+        do {
+            try workspace.prepare(spec, in: directory, timeoutOnNode: false)
+            try writeScript(spec, jobName: jobName, in: directory)
+        } catch {
+            end(spec.runID, .failed, message: "could not start: \(error is ExecutorError ? "\(error)" : LocalExecutor.reason(error))")
+            return placeholder(spec.runID)
+        }
         let jobID: String
         do {
-            // A job of this name that Slurm holds already (a daemon that died between sbatch
-            // and writing the id down) is this run: it is adopted, never submitted again.
-            if let existing = try await queue().first(where: { $0.name == jobName && !$0.state.isFinal }) {
-                jobID = existing.jobID
-                logger.info("found Slurm job \(jobID) for run \(spec.runID) already queued; adopted it, not submitted again",
-                            metadata: ["cairn.run": "\(spec.runID)"])
-            } else {
-                try workspace.prepare(spec, in: directory, timeoutOnNode: false)
-                try writeScript(spec, jobName: jobName, in: directory)
-                jobID = try await sbatch(spec, jobName: jobName, in: directory)
-            }
+            jobID = try await commands.submit(sbatchArguments(spec, jobName: jobName, in: directory),
+                                              script: directory.appendingPathComponent(Files.script))
+        } catch where error.kind == .refused {
+            // The controller answered and refused the job: it fails, saying what Slurm said.
+            end(spec.runID, .failed, message: "Slurm refused it: \(error)")
+            return placeholder(spec.runID)
+        } catch where error.kind == .noAnswer {
+            // The job may be queued all the same: polls look for it by its name (this run's
+            // alone), and record it never started if Slurm does not have it.
+            tracked[spec.runID]?.unanswered = Date()
+            logger.warning("sbatch gave no answer for run \(spec.runID); looking for job \(jobName) in Slurm's queue",
+                           metadata: ["cairn.run": "\(spec.runID)"])
+            ensurePolling()
+            return placeholder(spec.runID)
         } catch {
-            var failed = record
-            failed.state = .failed
-            failed.finishedAt = now()
-            failed.message = "could not submit it to Slurm: \(error)"
-            try? FileManager.default.removeItem(at: directory.appendingPathComponent(RunFiles.work))
-            tracked.removeValue(forKey: spec.runID)
-            if write(failed) { completed.yield(failed.handle ?? placeholder(spec.runID)) }
-            return failed.handle ?? placeholder(spec.runID)
+            // Nothing was queued (Slurm unreachable, its tools missing): the run never started
+            // and runs again, and the controller hears of it as a passing trouble, retried
+            // with the engine's backoff rather than counted against the run's retries.
+            end(spec.runID, .interrupted, message: "never started: could not submit it to Slurm: \(error)")
+            throw ExecutorError("could not submit run \(spec.runID) to Slurm: \(error)")
         }
-        guard var run = tracked[spec.runID] else { return placeholder(spec.runID) }
-        run.jobID = jobID
-        run.record.handle = JobHandle(executor: name, id: jobID, runID: spec.runID)
-        run.record.message = "queued as Slurm job \(jobID) (\(jobName))"
-        tracked[spec.runID] = run
-        write(run.record)
-        if run.cancelRequested { try? await scancel(jobID) }
+        queued(spec.runID, as: jobID)
+        if tracked[spec.runID]?.cancelRequested == true { await sendScancel(spec.runID) }
         ensurePolling()
-        return handle(of: run)
+        return tracked[spec.runID].map(handle(of:)) ?? JobHandle(executor: name, id: jobID, runID: spec.runID)
+    }
+
+    /// Slurm took the run as `jobID`: the id is written down with it.
+    func queued(_ runID: String, as jobID: String) {
+        guard var run = tracked[runID] else { return }
+        run.jobID = jobID
+        run.unanswered = nil
+        run.record.handle = JobHandle(executor: name, id: jobID, runID: runID)
+        run.record.message = "queued as Slurm job \(jobID) (\(run.jobName))"
+        tracked[runID] = run
+        write(run.record)
+    }
+
+    /// Records the run ended before it reached Slurm (or while nobody knew its job), and stops
+    /// watching it once the ledger has that; an `interrupted` run keeps no start time.
+    func end(_ runID: String, _ state: RunRecord.State, message: String) {
+        guard var run = tracked[runID] else { return }
+        var record = run.record
+        record.state = state
+        record.finishedAt = Date()
+        if state == .interrupted { record.startedAt = nil }
+        record.message = message
+        try? FileManager.default.removeItem(at: runsDirectory.appendingPathComponent(runID).appendingPathComponent(RunFiles.work))
+        run.final = record
+        tracked[runID] = run
+        self.record(runID)
+        if tracked[runID] != nil { ensurePolling() }
     }
 
     /// The batch script: the supervisor, then the exit status into a file. It holds paths
@@ -223,9 +258,10 @@ public actor SlurmExecutor: JobExecutor {
         }
     }
 
-    /// `sbatch --parsable` with the run's name, files, limits and resources; Slurm's job id.
-    func sbatch(_ spec: JobSpec, jobName: String, in directory: URL) async throws -> String {
-        var arguments = ["--parsable", "--job-name=\(jobName)", "--chdir=\(directory.path)",
+    /// The `sbatch` options of a run: its name, files, limits and resources, then the
+    /// daemon's partition, account and extra options. Only numbers come from the manifest.
+    func sbatchArguments(_ spec: JobSpec, jobName: String, in directory: URL) -> [String] {
+        var arguments = ["--job-name=\(jobName)", "--chdir=\(directory.path)",
                          "--output=\(directory.appendingPathComponent(Files.output).path)",
                          "--error=\(directory.appendingPathComponent(Files.error).path)",
                          // Nothing of the daemon's environment goes to the job: job.json holds
@@ -237,26 +273,20 @@ public actor SlurmExecutor: JobExecutor {
         }
         if let memory = spec.memory { arguments.append("--mem=\(memory.mebibytes)M") }
         if spec.gpus > 0 { arguments.append("--gres=gpu:\(spec.gpus)") }
-        if let partition = configuration.partition { arguments.append("--partition=\(partition)") }
-        if let account = configuration.account { arguments.append("--account=\(account)") }
-        arguments += configuration.extraArguments
-        arguments.append(directory.appendingPathComponent(Files.script).path)
-        let output = try await commands.run("sbatch", arguments)
-        // --parsable prints "ID" or "ID;CLUSTER".
-        guard let line = output.split(whereSeparator: \.isNewline).last,
-              let id = line.split(separator: ";").first, !id.isEmpty, id.allSatisfy(\.isNumber) else {
-            throw SlurmError("sbatch printed no job id but \"\(output.trimmingCharacters(in: .whitespacesAndNewlines).prefix(200))\"")
-        }
-        return String(id)
+        return arguments + configuration.sbatchOptions
     }
 
-    /// Slurm's `--time` in whole minutes: the wall time asked for, else the timeout plus the
-    /// grace, rounded up, and a minute more so Cairn's own `scancel` comes first; nil for
-    /// no limit (the partition's).
+    /// Slurm's `--time` in whole minutes: the wall time asked for, but at least the timeout
+    /// plus the grace, rounded up, and a minute more, so Cairn's own `scancel` comes first;
+    /// nil for no limit (the partition's).
     static func timeLimitMinutes(timeout: Duration?, wallTime: Duration?, grace: Duration) -> Int? {
-        if let wallTime { return max(1, Int((LocalExecutor.seconds(wallTime) / 60).rounded(.up))) }
-        guard let timeout else { return nil }
-        return Int(((LocalExecutor.seconds(timeout) + LocalExecutor.seconds(grace)) / 60).rounded(.up)) + 1
+        let asked = wallTime.map { max(1, Int((LocalExecutor.seconds($0) / 60).rounded(.up))) }
+        // Past Cairn's own limit, so its scancel comes first even when time equals timeout.
+        let backstop = timeout.map { Int(((LocalExecutor.seconds($0) + LocalExecutor.seconds(grace)) / 60).rounded(.up)) + 1 }
+        switch (asked, backstop) {
+        case let (asked?, backstop?): return max(asked, backstop)
+        case let (asked, backstop): return asked ?? backstop
+        }
     }
 
     static func shellQuoted(_ text: String) -> String {
@@ -309,32 +339,40 @@ public actor SlurmExecutor: JobExecutor {
     }
 
     /// One look at every job in flight through a single `squeue`; false when nothing is left
-    /// to watch (the poller stops until the next submit).
+    /// to watch (the poller stops until the next submit). Public for the benchmark, which
+    /// counts the calls.
     @discardableResult
     public func pollOnce() async -> Bool {
         guard !detached else { return false }
-        let watching = tracked.filter { $0.value.jobID != nil || $0.value.final != nil }
+        for runID in tracked.filter({ $0.value.final != nil }).map(\.key) { record(runID) }
+        let watching = tracked.filter { $0.value.final == nil && ($0.value.jobID != nil || $0.value.unanswered != nil) }.map(\.key)
         guard !watching.isEmpty else {
             if tracked.isEmpty { poller = nil; return false }
             return true
         }
-        let entries: [String: SlurmQueueEntry]
+        let entries: [SlurmQueueEntry]
         do {
-            entries = Dictionary(try await queue().map { ($0.jobID, $0) }, uniquingKeysWith: { first, _ in first })
+            entries = try await queue()
         } catch {
-            if lastQueueWarning.map({ now().timeIntervalSince($0) >= 60 }) ?? true {
-                lastQueueWarning = now()
+            if lastQueueWarning.map({ Date().timeIntervalSince($0) >= 60 }) ?? true {
+                lastQueueWarning = Date()
                 logger.warning("could not ask Slurm about \(watching.count) job(s): \(error); looking again in \(configuration.pollInterval)")
             }
             return true
         }
-        for (runID, run) in watching {
-            if run.final != nil {
-                await record(runID)
-                continue
+        let byID = Dictionary(entries.map { ($0.jobID, $0) }, uniquingKeysWith: { first, _ in first })
+        for runID in watching {
+            guard let run = tracked[runID], run.final == nil else { continue }
+            if let jobID = run.jobID {
+                await update(runID, entry: byID[jobID])
+            } else if let since = run.unanswered {
+                if let entry = entries.last(where: { $0.name == run.jobName }) {
+                    logger.info("found Slurm job \(entry.jobID) for run \(runID), whose sbatch gave no answer", metadata: ["cairn.run": "\(runID)"])
+                    queued(runID, as: entry.jobID)
+                } else if Date().timeIntervalSince(since) > 30 {
+                    end(runID, .interrupted, message: "never started: sbatch gave no answer and Slurm has no job named \(run.jobName)")
+                }
             }
-            guard let jobID = run.jobID else { continue }
-            await update(runID, entry: entries[jobID])
         }
         if tracked.isEmpty {
             poller = nil
@@ -354,35 +392,30 @@ public actor SlurmExecutor: JobExecutor {
         switch entry.state {
         case .running, .completing:
             if run.runningSince == nil {
-                run.runningSince = now()
+                run.runningSince = Date()
                 run.record.state = .running
-                run.record.startedAt = run.record.startedAt ?? now()
+                run.record.startedAt = run.record.startedAt ?? Date()
                 run.record.message = "running as Slurm job \(jobID)"
-                tracked[runID] = run
                 write(run.record)
             }
         case .pending where entry.reason != run.reason:
             run.reason = entry.reason
             run.record.message = "waiting in Slurm's queue as job \(jobID): \(entry.reason)"
-            tracked[runID] = run
             write(run.record)
         default:
             break
         }
-        tracked[runID] = run
         if let timeout = run.timeout, let since = run.runningSince, !run.timedOut, !run.cancelRequested,
-           now().timeIntervalSince(since) > LocalExecutor.seconds(timeout) {
+           Date().timeIntervalSince(since) > LocalExecutor.seconds(timeout) {
             run.timedOut = true
-            tracked[runID] = run
             try? RunFiles.writeAtomically(Data(), to: runsDirectory.appendingPathComponent(runID).appendingPathComponent(Files.timedOut))
             logger.info("run \(runID) ran past its timeout of \(timeout); cancelling Slurm job \(jobID)", metadata: ["cairn.run": "\(runID)"])
-            do {
-                try await scancel(jobID)
-            } catch {
-                logger.error("could not cancel Slurm job \(jobID) of run \(runID) at its timeout: \(error); trying again next poll",
-                             metadata: ["cairn.run": "\(runID)"])
-                tracked[runID]?.timedOut = false
-            }
+        }
+        tracked[runID] = run
+        // Cancelled or timed out and still there: scancel, again every 10 s until it is over
+        // (one that failed, or a daemon that restarted in between, is not left to --time).
+        if run.cancelRequested || run.timedOut, run.lastScancel.map({ Date().timeIntervalSince($0) >= 10 }) ?? true {
+            await sendScancel(runID)
         }
     }
 
@@ -393,23 +426,27 @@ public actor SlurmExecutor: JobExecutor {
             if let record = try ledger.run(id: runID), record.state.isFinal { return }
             throw ExecutorError("run \(runID) is not in flight here; nothing to cancel")
         }
-        if run.final != nil || run.cancelRequested { return }
+        if run.final != nil || run.cancelRequested { return }  // Polls send scancel again until it is over.
         run.cancelRequested = true
         tracked[runID] = run
         try? RunFiles.writeAtomically(Data(), to: runsDirectory.appendingPathComponent(runID).appendingPathComponent(Files.cancelled))
-        // Without an id yet, submit cancels it as soon as sbatch answers.
-        guard let jobID = run.jobID else { return }
-        do {
-            try await scancel(jobID)
-        } catch {
-            throw ExecutorError("could not cancel Slurm job \(jobID) of run \(runID): \(error)")
-        }
+        // Without an id yet, submit (or the poll that finds the job) cancels it.
+        guard run.jobID != nil else { return }
+        await sendScancel(runID)
     }
 
     /// `scancel`: SIGTERM to the job's processes (the supervisor ends its command's group
-    /// within its grace), SIGKILL after the cluster's KillWait.
-    func scancel(_ jobID: String) async throws {
-        _ = try await commands.run("scancel", [jobID])
+    /// within its grace), SIGKILL after the cluster's KillWait. A failure is logged; the next
+    /// poll tries again.
+    func sendScancel(_ runID: String) async {
+        guard let jobID = tracked[runID]?.jobID else { return }
+        do {
+            _ = try await commands.run("scancel", [jobID])
+            tracked[runID]?.lastScancel = Date()
+        } catch {
+            logger.error("could not cancel Slurm job \(jobID) of run \(runID): \(error); trying again at the next poll",
+                         metadata: ["cairn.run": "\(runID)"])
+        }
     }
 
     /// Records `record`; a failure is logged and leaves the ledger as it was.

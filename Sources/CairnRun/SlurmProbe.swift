@@ -34,16 +34,9 @@ public enum SlurmProbe {
             try? FileManager.default.removeItem(at: script)
             try? FileManager.default.removeItem(at: target)
         }
-        var arguments = ["--parsable", "--job-name=cairn-probe-\(nonce.prefix(12))", "--chdir=/", "--output=/dev/null",
-                         "--error=/dev/null", "--export=NONE", "--no-requeue", "--time=1"]
-        if let partition = configuration.partition { arguments.append("--partition=\(partition)") }
-        if let account = configuration.account { arguments.append("--account=\(account)") }
-        arguments += configuration.extraArguments + [script.path]
-        let output = try await commands.run("sbatch", arguments)
-        guard let jobID = output.split(whereSeparator: \.isNewline).last?.split(separator: ";").first.map(String.init),
-              !jobID.isEmpty, jobID.allSatisfy(\.isNumber) else {
-            throw SlurmError("sbatch printed no job id for the probe but \"\(output.prefix(200))\"")
-        }
+        let jobID = try await commands.submit(["--job-name=cairn-probe-\(nonce.prefix(12))", "--chdir=/", "--output=/dev/null",
+                                               "--error=/dev/null", "--export=NONE", "--no-requeue", "--time=1"]
+                                              + configuration.sbatchOptions, script: script)
         var lastSeen: SlurmQueueEntry?
         var overAt: ContinuousClock.Instant?
         var lastLook = clock.now - .seconds(1)
@@ -53,7 +46,7 @@ public enum SlurmProbe {
             }
             if let overAt, clock.now - overAt > .seconds(3) {
                 let how = lastSeen.map { "\($0.stateText)\($0.reason == "None" ? "" : ", \($0.reason)")" } ?? "gone from the queue"
-                throw SlurmError("the probe job \(jobID) ended (\(how)), but the nonce it was to write at \(target.path) never appeared here: "
+                throw SlurmError(.refused, "the probe job \(jobID) ended (\(how)), but the nonce it was to write at \(target.path) never appeared here: "
                                  + "the nodes do not see --slurm-shared-dir \(configuration.sharedDirectory.path) at the same path, or cannot write "
                                  + "there. Mount it on every node at that path (as root or the daemon's user can write), or choose a directory they share")
             }
@@ -69,7 +62,7 @@ public enum SlurmProbe {
         }
         _ = try? await commands.run("scancel", [jobID])
         let how = lastSeen.map { "it was \($0.stateText)\($0.reason == "None" ? "" : " (\($0.reason))")" } ?? "Slurm did not list it"
-        throw SlurmError("the probe job \(jobID) did not write its nonce at \(target.path) within \(limit) (\(how)); it was cancelled. "
+        throw SlurmError(.refused, "the probe job \(jobID) did not write its nonce at \(target.path) within \(limit) (\(how)); it was cancelled. "
                          + "Is a node up in the partition (sinfo), and does it see --slurm-shared-dir?")
     }
 }

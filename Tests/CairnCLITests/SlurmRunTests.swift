@@ -30,8 +30,12 @@ import Testing
     }
 
     @Test(.enabled(if: SlurmCluster.wanted, "CAIRN_SLURM=off leaves the Slurm half out"))
-    func aTrainingOnSlurmRegistersItsVersionBesideALocalStage() throws {
-        try SlurmCluster.requireSynchronously()
+    func aTrainingOnSlurmRegistersItsVersionBesideALocalStage() async throws {
+        try await SlurmCluster.require()
+        try await SlurmCluster.exclusively { try trainOnSlurm() }
+    }
+
+    func trainOnSlurm() throws {
         try repository.commit(TrainingRunTests.files.merging(["features.yaml": Self.pipeline, "training.yaml": Self.training()]) { $1 })
         let result = try cairn(["reconcile", "--once", "--repo", repository.path, "--executor", "slurm", "--slurm-shared-dir", shared.path])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
@@ -73,22 +77,4 @@ import Testing
         let stray = try cairn(["reconcile", "--once", "--repo", repository.path, "--slurm-partition", "gpu"])
         #expect(stray.stderr.contains("need --slurm-shared-dir"), "\(stray.stderr)")
     }
-}
-
-enum SlurmCluster {
-    static let wanted = ProcessInfo.processInfo.environment["CAIRN_SLURM"] != "off"
-
-    /// Throws, with what to do, unless `sinfo` answers.
-    static func requireSynchronously() throws {
-        let result = try? CairnTestSupport.run("/usr/bin/env", ["sinfo", "--noheader", "--format=%t"], check: false)
-        guard let result, result.status == 0, !result.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw CairnFailure("Slurm does not answer (sinfo: \(result?.stderr ?? "not found")). Start the single-node cluster with "
-                               + "`eval \"export $(Scripts/slurm-cluster start)\"` (Scripts/test does), or set CAIRN_SLURM=off to leave the Slurm half out")
-        }
-    }
-}
-
-struct CairnFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

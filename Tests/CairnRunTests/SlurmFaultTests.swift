@@ -26,17 +26,24 @@ extension ExecutorConformanceTests {
             return directory
         }
 
-        @Test func sbatchMissingFailsTheRunSayingSo() async throws {
+        /// Nothing was queued: the run never started (and runs again), and the controller hears
+        /// of it as a passing trouble, retried with backoff, not counted against its retries.
+        @Test func sbatchMissingLeavesTheRunNeverStartedAndSaysSo() async throws {
             try await SlurmCluster.require()
             let fixture = try ExecutorFixture()
             let bin = try tools(in: fixture, without: "sbatch")
             let executor = try fixture.slurmExecutor(files: ["a.sh": "true\n"], commands: SlurmCommands(directory: bin.path))
             let spec = job(["sh", "a.sh"])
-            _ = try await executor.submit(spec)
-            let record = try await fixture.final(spec.runID, within: 30)
-            #expect(record.state == .failed)
-            #expect(record.message == "could not submit it to Slurm: sbatch was not found in \(bin.path) (--slurm-bin); install Slurm's client commands (Debian: slurm-client) there",
-                    "\(record.message ?? "")")
+            let missing = "sbatch was not found in \(bin.path) (--slurm-bin); install Slurm's client commands (Debian: slurm-client) there"
+            do {
+                _ = try await executor.submit(spec)
+                Issue.record("submit did not throw")
+            } catch {
+                #expect("\(error)" == "could not submit run \(spec.runID) to Slurm: \(missing)")
+            }
+            let record = try #require(try fixture.ledger.run(id: spec.runID))
+            #expect(record.state == .interrupted && record.startedAt == nil)
+            #expect(record.message == "never started: could not submit it to Slurm: \(missing)", "\(record.message ?? "")")
             #expect(await executor.inFlight().isEmpty)
         }
 
@@ -49,7 +56,7 @@ extension ExecutorConformanceTests {
             _ = try await executor.submit(spec)
             let record = try await fixture.final(spec.runID, within: 30)
             #expect(record.state == .failed)
-            #expect(record.message?.hasPrefix("could not submit it to Slurm: ") == true, "\(record.message ?? "")")
+            #expect(record.message?.hasPrefix("Slurm refused it: ") == true, "\(record.message ?? "")")
             #expect(record.message?.hasSuffix("exited with status 1: sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified") == true,
                     "\(record.message ?? "")")
         }
@@ -73,6 +80,10 @@ extension ExecutorConformanceTests {
 
         /// A job queued while the node is down waits, says why, and runs once it is back.
         @Test func aJobWaitsWhileTheNodeIsDownAndRunsWhenItIsBack() async throws {
+            try await SlurmCluster.exclusively { try await nodeDown_aJobWaitsWhileTheNodeIsDownAndRunsWhenItIsBack() }
+        }
+
+        func nodeDown_aJobWaitsWhileTheNodeIsDownAndRunsWhenItIsBack() async throws {
             try await SlurmCluster.require()
             let node = try await SlurmCluster.node()
             let fixture = try ExecutorFixture()
@@ -94,6 +105,10 @@ extension ExecutorConformanceTests {
 
         /// Cancelled while it waits in the queue: over at once, and said so.
         @Test func aJobCancelledWhileQueuedEndsCancelledBeforeItStarted() async throws {
+            try await SlurmCluster.exclusively { try await nodeDown_aJobCancelledWhileQueuedEndsCancelledBeforeItStarted() }
+        }
+
+        func nodeDown_aJobCancelledWhileQueuedEndsCancelledBeforeItStarted() async throws {
             try await SlurmCluster.require()
             let node = try await SlurmCluster.node()
             let fixture = try ExecutorFixture()
@@ -117,6 +132,10 @@ extension ExecutorConformanceTests {
         /// nothing wrong), for the controller's retry policy to run again; nothing is resubmitted
         /// by the executor itself.
         @Test func aNodeThatGoesDownUnderARunningJobInterruptsTheRun() async throws {
+            try await SlurmCluster.exclusively { try await nodeDown_aNodeThatGoesDownUnderARunningJobInterruptsTheRun() }
+        }
+
+        func nodeDown_aNodeThatGoesDownUnderARunningJobInterruptsTheRun() async throws {
             try await SlurmCluster.require()
             let node = try await SlurmCluster.node()
             let fixture = try ExecutorFixture()
@@ -140,6 +159,10 @@ extension ExecutorConformanceTests {
         /// The daemon dies while its job is queued; the job runs and ends while no daemon
         /// watches; the next daemon records it from its files, and submits nothing.
         @Test func aDaemonKilledWhileItsJobIsQueuedRecordsItsEndAfterARestart() async throws {
+            try await SlurmCluster.exclusively { try await nodeDown_aDaemonKilledWhileItsJobIsQueuedRecordsItsEndAfterARestart() }
+        }
+
+        func nodeDown_aDaemonKilledWhileItsJobIsQueuedRecordsItsEndAfterARestart() async throws {
             try await SlurmCluster.require()
             let node = try await SlurmCluster.node()
             let fixture = try ExecutorFixture()
@@ -156,7 +179,7 @@ extension ExecutorConformanceTests {
             resumed = true
             try await fixture.waitForFile(fixture.runDirectory(spec.runID, .slurm).appendingPathComponent("exit-status"), within: 90)
             // Its script wrote the file just before it ended: wait until Slurm calls it over too.
-            let name = SlurmExecutor.jobName(key: spec.key, attempt: 1)
+            let name = SlurmExecutor.jobName(runID: spec.runID)
             let deadline = Date().addingTimeInterval(60)
             while try await SlurmCluster.jobs(named: name).first?.hasSuffix(" COMPLETED") != true, Date() < deadline {
                 try await Task.sleep(for: .milliseconds(200))
@@ -170,7 +193,7 @@ extension ExecutorConformanceTests {
             let record = try #require(try fixture.ledger.run(id: spec.runID))
             #expect(record.state == .succeeded && record.outputs["answer.txt"] != nil, "\(record.message ?? "")")
             #expect(commands.calls["sbatch"] == nil, "nothing was submitted again")
-            #expect(try await SlurmCluster.jobs(named: SlurmExecutor.jobName(key: spec.key, attempt: 1)).count == 1)
+            #expect(try await SlurmCluster.jobs(named: SlurmExecutor.jobName(runID: spec.runID)).count == 1)
         }
 
         /// Killed between `sbatch` and writing the job's id down: the next daemon finds the

@@ -13,38 +13,6 @@ enum ExecutorKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     static let tested: [ExecutorKind] = SlurmCluster.wanted ? allCases : [.local]
 }
 
-/// The single-node cluster the Slurm half runs on: `Scripts/slurm-cluster start` makes it, and
-/// `Scripts/test` starts it before the suite. Without it the Slurm tests fail, saying so,
-/// rather than skip; `CAIRN_SLURM=off` leaves them out on purpose (a machine without root).
-enum SlurmCluster {
-    static let wanted = ProcessInfo.processInfo.environment["CAIRN_SLURM"] != "off"
-
-    /// Throws, with what to do, unless `sinfo` answers with a node up.
-    static func require() async throws {
-        let result = try? await runAsync("/usr/bin/env", ["sinfo", "--noheader", "--format=%t"], check: false)
-        guard let result, result.status == 0, !result.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw FixtureError(description: "Slurm does not answer (sinfo: \(result?.stderr ?? "not found")). Start the single-node cluster with "
-                               + "`eval \"export $(Scripts/slurm-cluster start)\"` (Scripts/test does), or set CAIRN_SLURM=off to leave the Slurm half out")
-        }
-    }
-
-    /// The node's name, as `scontrol update nodename=` wants it.
-    static func node() async throws -> String {
-        let result = try await runAsync("/usr/bin/env", ["sinfo", "--noheader", "--format=%n"])
-        return try #require(result.stdout.split(whereSeparator: \.isNewline).first.map(String.init))
-    }
-
-    static func scontrol(_ arguments: [String]) async throws {
-        _ = try await runAsync("/usr/bin/env", ["scontrol"] + arguments)
-    }
-
-    /// The jobs squeue lists under `name`, in any state it still remembers.
-    static func jobs(named name: String) async throws -> [String] {
-        let result = try await runAsync("/usr/bin/env", ["squeue", "--me", "--noheader", "--states=all", "--name=\(name)", "--format=%i %T"])
-        return result.stdout.split(whereSeparator: \.isNewline).map(String.init)
-    }
-}
-
 extension ExecutorFixture {
     var shared: URL { directory.appending("shared") }
 
