@@ -46,14 +46,14 @@ extension SlurmExecutor {
 
     /// Writes the final record of `runID`; once the ledger has it, the run is no longer
     /// watched, its checkout goes and the engine is told. Otherwise the next poll tries again.
-    func record(_ runID: String) {
+    func record(_ runID: String, announce: Bool = true) {
         guard let run = tracked[runID], let final = run.final else { return }
         guard write(final) else { return }
         tracked.removeValue(forKey: runID)
         let directory = runsDirectory.appendingPathComponent(runID)
         try? FileManager.default.removeItem(at: directory.appendingPathComponent(RunFiles.work))
         Self.forgetSecrets(in: directory)
-        completed.yield(final.handle ?? placeholder(runID))
+        if announce { completed.yield(final.handle ?? placeholder(runID)) }
     }
 
     /// Once the run is recorded, the values of its passed variables leave `job.json`: the

@@ -185,6 +185,10 @@ public actor SlurmExecutor: JobExecutor {
             // The controller answered and refused the job: it fails, saying what Slurm said.
             end(spec.runID, .failed, message: "Slurm refused it: \(error)")
             return placeholder(spec.runID)
+        } catch where error.kind == .missing {
+            // A daemon whose Slurm tools are not where it looks: nothing will change by itself.
+            end(spec.runID, .failed, message: "could not submit it to Slurm: \(error)")
+            return placeholder(spec.runID)
         } catch where error.kind == .noAnswer {
             // The job may be queued all the same: polls look for it by its name (this run's
             // alone), and record it never started if Slurm does not have it.
@@ -194,10 +198,12 @@ public actor SlurmExecutor: JobExecutor {
             ensurePolling()
             return placeholder(spec.runID)
         } catch {
-            // Nothing was queued (Slurm unreachable, its tools missing): the run never started
+            // Nothing was queued (Slurm could not be reached): the run never started
             // and runs again, and the controller hears of it as a passing trouble, retried
             // with the engine's backoff rather than counted against the run's retries.
-            end(spec.runID, .interrupted, message: "never started: could not submit it to Slurm: \(error)")
+            // Not announced as a completion: that would wake the object at once, and it would
+            // try again at once; the engine's backoff paces the retries instead.
+            end(spec.runID, .interrupted, message: "never started: could not submit it to Slurm: \(error)", announce: false)
             throw ExecutorError("could not submit run \(spec.runID) to Slurm: \(error)")
         }
         queued(spec.runID, as: jobID)
@@ -219,7 +225,7 @@ public actor SlurmExecutor: JobExecutor {
 
     /// Records the run ended before it reached Slurm (or while nobody knew its job), and stops
     /// watching it once the ledger has that; an `interrupted` run keeps no start time.
-    func end(_ runID: String, _ state: RunRecord.State, message: String) {
+    func end(_ runID: String, _ state: RunRecord.State, message: String, announce: Bool = true) {
         guard var run = tracked[runID] else { return }
         var record = run.record
         record.state = state
@@ -229,7 +235,7 @@ public actor SlurmExecutor: JobExecutor {
         try? FileManager.default.removeItem(at: runsDirectory.appendingPathComponent(runID).appendingPathComponent(RunFiles.work))
         run.final = record
         tracked[runID] = run
-        self.record(runID)
+        self.record(runID, announce: announce)
         if tracked[runID] != nil { ensurePolling() }
     }
 

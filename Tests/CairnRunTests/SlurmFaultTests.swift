@@ -26,25 +26,49 @@ extension ExecutorConformanceTests {
             return directory
         }
 
-        /// Nothing was queued: the run never started (and runs again), and the controller hears
-        /// of it as a passing trouble, retried with backoff, not counted against its retries.
-        @Test func sbatchMissingLeavesTheRunNeverStartedAndSaysSo() async throws {
+        /// A daemon whose Slurm tools are not there: nothing changes by itself, so the run fails.
+        @Test func sbatchMissingFailsTheRunSayingSo() async throws {
             try await SlurmCluster.require()
             let fixture = try ExecutorFixture()
             let bin = try tools(in: fixture, without: "sbatch")
             let executor = try fixture.slurmExecutor(files: ["a.sh": "true\n"], commands: SlurmCommands(directory: bin.path))
             let spec = job(["sh", "a.sh"])
-            let missing = "sbatch was not found in \(bin.path) (--slurm-bin); install Slurm's client commands (Debian: slurm-client) there"
+            _ = try await executor.submit(spec)
+            let record = try await fixture.final(spec.runID, within: 30)
+            #expect(record.state == .failed)
+            #expect(record.message == "could not submit it to Slurm: sbatch was not found in \(bin.path) (--slurm-bin); install Slurm's client commands (Debian: slurm-client) there",
+                    "\(record.message ?? "")")
+            #expect(await executor.inFlight().isEmpty)
+        }
+
+        /// Slurm unreachable: nothing was queued, so the run never started (and runs again), and
+        /// the controller hears of it as passing trouble, retried with the engine's backoff, not
+        /// counted against the run's retries, and not announced as an end (which would wake the
+        /// object at once, to fail again at once).
+        @Test func slurmUnreachableLeavesTheRunNeverStartedForALaterTry() async throws {
+            try await SlurmCluster.require()
+            let fixture = try ExecutorFixture()
+            let said = "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)"
+            let bin = try tools(in: fixture, extra: ["sbatch": "#!/bin/sh\necho '\(said)' >&2\nexit 1\n"])
+            let executor = try fixture.slurmExecutor(files: ["a.sh": "true\n"], commands: SlurmCommands(directory: bin.path))
+            let spec = job(["sh", "a.sh"])
             do {
                 _ = try await executor.submit(spec)
                 Issue.record("submit did not throw")
             } catch {
-                #expect("\(error)" == "could not submit run \(spec.runID) to Slurm: \(missing)")
+                #expect("\(error)".hasPrefix("could not submit run \(spec.runID) to Slurm: ") && "\(error)".hasSuffix(said), "\(error)")
             }
             let record = try #require(try fixture.ledger.run(id: spec.runID))
             #expect(record.state == .interrupted && record.startedAt == nil)
-            #expect(record.message == "never started: could not submit it to Slurm: \(missing)", "\(record.message ?? "")")
+            #expect(record.message?.hasPrefix("never started: could not submit it to Slurm: ") == true, "\(record.message ?? "")")
             #expect(await executor.inFlight().isEmpty)
+            let announced = Task { () -> String? in
+                var ends = executor.completions.makeAsyncIterator()
+                return await ends.next()?.runID
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            announced.cancel()
+            #expect(await announced.value == nil, "no end was announced")
         }
 
         @Test func sbatchRefusingTheJobFailsTheRunWithWhatItSaid() async throws {
