@@ -1,4 +1,5 @@
 public import CairnCore
+import CairnManifests
 public import Foundation
 import Glibc
 public import Logging
@@ -119,16 +120,12 @@ public actor LocalExecutor: JobExecutor {
         return active[spec.runID]?.handle ?? placeholder(spec.runID)
     }
 
-    /// Why `spec` may not run here, in a sentence; nil when it may.
+    /// Why `spec` may not run here, in a sentence; nil when it may: the policy's rules, then
+    /// what this machine can give (slots of `--max-runs`, no GPUs, its memory).
     func refusal(of spec: JobSpec) -> String? {
         if let refusal = RunWorkspace.refusal(of: spec, policy: policy) { return refusal }
-        if spec.cpus > policy.maxRuns {
-            return "run \(spec.runID) needs \(spec.cpus) cpus but the daemon runs at most \(policy.maxRuns) at once (--max-runs); lower resources.cpus or raise --max-runs"
-        }
-        if spec.gpus > 0 {
-            return "run \(spec.runID) asks for \(spec.gpus) GPU\(spec.gpus == 1 ? "" : "s"), which the local executor cannot give; run it with executor: slurm"
-        }
-        return nil
+        let resources = RunResources(cpus: spec.cpus, memory: spec.memory, gpus: spec.gpus)
+        return policy.refusal(executor: .local, resources: resources).map { "run \(spec.runID) \($0.message)" }
     }
 
     /// The handle of a run that has not started yet.

@@ -90,7 +90,8 @@ import Testing
     @Test(arguments: [
         (job(["env"], passEnvironment: ["AWS_SECRET_ACCESS_KEY"]), "asks for the environment variable AWS_SECRET_ACCESS_KEY, which the daemon does not pass on; allow it with --pass-env"),
         (job(["echo hi"], shell: true), "asks for a shell (shell: true), which this daemon does not allow"),
-        (job(["true"], cpus: 3), "needs 3 cpus but the daemon runs at most 2 at once (--max-runs)"),
+        (job(["true"], cpus: 3), "needs 3 cpus, and this daemon runs at most 2 at once (--max-runs)"),
+        ({ var spec = job(["true"]); spec.gpus = 1; return spec }(), "asks for 1 GPU, and the local executor cannot give any; use executor: slurm"),
         (job(["true"], outputs: ["../escape"]), "declares the output ../escape, which is not a relative path inside the repository"),
     ])
     func whatThePolicyDoesNotAllowIsRefusedBeforeAnythingIsRecorded(spec: JobSpec, refusal: String) async throws {
