@@ -102,7 +102,8 @@ struct SlurmBench: AsyncParsableCommand {
     }
 
     /// `cairn _supervise` against the command alone, as processes on this machine: what the
-    /// supervisor adds on the node, which Slurm's start does not include.
+    /// supervisor adds to a job on the node (its start, and result.json at the end), which
+    /// neither submit nor the passes see.
     func supervisor(_ fixture: SlurmFixture) throws -> SupervisorFigures {
         let directory = fixture.root.appendingPathComponent("supervise")
         let work = directory.appendingPathComponent(RunFiles.work)
