@@ -57,7 +57,9 @@ struct SlurmBench: AsyncParsableCommand {
     var format: String = "text"
 
     func validate() throws {
-        if jobs < 1 || trivial < 1 || passes < 1 { throw ValidationError("--jobs, --trivial and --passes must be at least 1") }
+        if jobs < 1 || trivial < 1 { throw ValidationError("--jobs and --trivial must be at least 1") }
+        // The first pass records every run's wait and is reported apart from the others.
+        if passes < 2 { throw ValidationError("--passes must be at least 2") }
         if pollMs < 10 { throw ValidationError("--poll-ms must be at least 10") }
         if !["json", "text"].contains(format) { throw ValidationError("--format is json or text") }
     }
@@ -171,7 +173,7 @@ struct SlurmBench: AsyncParsableCommand {
         }
         figures.firstPass = samples[0].seconds
         figures.passes = PassFigures(Array(samples.dropFirst()))
-        figures.squeueCallsInPasses = samples.count
+        figures.squeueCallsInPasses = samples.reduce(0) { $0 + ($1.tools.calls["squeue"] ?? 0) }
         figures.waitingRecorded = try specs.filter { try fixture.store.run(id: $0.runID)?.message?.hasPrefix("waiting in Slurm's queue") == true }.count
         progress("slurm:   a pass p50 \(milliseconds(figures.passes.wall.p50)), its squeue p50 \(milliseconds(figures.passes.squeue.p50)); "
                  + "the first one, which records each run's wait, \(milliseconds(figures.firstPass))")
