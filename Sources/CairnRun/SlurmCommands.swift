@@ -4,13 +4,14 @@ import Synchronization
 
 /// Slurm's command-line tools as the executor uses them: `sbatch`, `squeue`, `scontrol`,
 /// `scancel` and `sacct`, each run as argv (never through a shell) with a time limit, their
-/// calls counted (the benchmark shows one `squeue` per pass, whatever the number of jobs).
+/// calls counted and timed (the benchmark shows one `squeue` per pass, whatever the number of
+/// jobs, and takes the time spent in Slurm's tools out of what Cairn adds per job).
 public final class SlurmCommands: Sendable {
     /// Where the tools are: a directory, or nil to look them up on this process's PATH.
     public let directory: String?
     /// How long one call may take before it is ended and reported.
     public let timeout: Duration
-    private let counts = Mutex<[String: Int]>([:])
+    private let tally = Mutex<(calls: [String: Int], time: [String: Duration])>(([:], [:]))
 
     public init(directory: String? = nil, timeout: Duration = .seconds(30)) {
         self.directory = directory
@@ -18,7 +19,11 @@ public final class SlurmCommands: Sendable {
     }
 
     /// How many times each tool was run.
-    public var calls: [String: Int] { counts.withLock { $0 } }
+    public var calls: [String: Int] { tally.withLock { $0.calls } }
+
+    /// How long each tool's runs took in all, from starting the process until it was reaped
+    /// (a failed or timed-out run included).
+    public var time: [String: Duration] { tally.withLock { $0.time } }
 
     /// The path `tool` runs from, or why it cannot run.
     func path(of tool: String) throws(SlurmError) -> String {
@@ -40,9 +45,14 @@ public final class SlurmCommands: Sendable {
     /// longer than `timeout` throws a `SlurmError` that says which and what it printed.
     func run(_ tool: String, _ arguments: [String]) async throws(SlurmError) -> String {
         let executable = try path(of: tool)
-        counts.withLock { $0[tool, default: 0] += 1 }
+        tally.withLock { $0.calls[tool, default: 0] += 1 }
+        let started = ContinuousClock.now
         let outcome: ProcessOutcome
         do {
+            defer {
+                let elapsed = ContinuousClock.now - started
+                tally.withLock { $0.time[tool, default: .zero] += elapsed }
+            }
             outcome = try await Command(executable, arguments, standardOutput: .capture(limit: 8 << 20),
                                         standardError: .capture(limit: 64 << 10), timeout: timeout, grace: .seconds(2)).run()
         } catch {
