@@ -20,7 +20,9 @@ extension SlurmExecutor {
         }
         var state = entry?.state
         var details: SlurmJobDetails?
-        if !hasResult || state != .completed {
+        // Slurm's details matter only where the files are silent or the end was not plain; a
+        // job Cairn cancelled before it ran needs none (cancelling 200 costs no 200 scontrols).
+        if (!hasResult || state != .completed) && !(run.cancelRequested && run.runningSince == nil) {
             details = try? await show(jobID)
             state = state ?? details?.state
             if state == nil { state = try? await accountedState(jobID) }

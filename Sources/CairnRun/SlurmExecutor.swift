@@ -353,7 +353,7 @@ public actor SlurmExecutor: JobExecutor {
         for runID in tracked.filter({ $0.value.final != nil }).map(\.key) { record(runID) }
         let watching = tracked.filter { $0.value.final == nil && ($0.value.jobID != nil || $0.value.unanswered != nil) }.map(\.key)
         guard !watching.isEmpty else {
-            if tracked.isEmpty { poller = nil; return false }
+            if tracked.isEmpty { stopPolling(); return false }
             return true
         }
         let entries: [SlurmQueueEntry]
@@ -381,10 +381,17 @@ public actor SlurmExecutor: JobExecutor {
             }
         }
         if tracked.isEmpty {
-            poller = nil
+            stopPolling()
             return false
         }
         return true
+    }
+
+    /// Nothing left to watch: the poller ends (cancelled, in case this pass was not its own),
+    /// and the next submit starts another.
+    func stopPolling() {
+        poller?.cancel()
+        poller = nil
     }
 
     /// What one poll learned of one job: its state, its start, its timeout, its end.
