@@ -22,7 +22,7 @@ struct SlurmBench: AsyncParsableCommand {
         SLURM_CONF names. This process makes the executor's passes itself (pollOnce, every --poll-ms, \
         as its poller does), so each is timed and its squeue calls counted. Measures:
           per job   after one warm-up, --trivial runs of `sh trivial.sh` one after another: the wall \
-        time of submit(), the time in its squeue lookup and in sbatch (SlurmCommands times each tool), \
+        time of submit(), the time in sbatch, the one tool it runs (SlurmCommands times each), \
         and Cairn's part, the rest (target < 50 ms with the own work of the pass that records the run); \
         from the supervisor's finishedAt (result.json) until the record is final, and that pass's \
         own work, squeue left out. On this machine, `cairn _supervise` running the script against \
@@ -96,7 +96,7 @@ struct SlurmBench: AsyncParsableCommand {
             let job = try await fixture.runToItsEnd(fixture.spec(index == 0 ? "warm" : "t\(index)"), on: executor, cleanup: cleanup)
             guard index > 0 else { continue }
             figures.samples.append(job)
-            progress("slurm:   run \(index)/\(trivial): submit \(milliseconds(job.submit)) (squeue \(milliseconds(job.squeue)), sbatch "
+            progress("slurm:   run \(index)/\(trivial): submit \(milliseconds(job.submit)) (sbatch "
                      + "\(milliseconds(job.sbatch)), Cairn \(milliseconds(job.cairn))); recorded \(milliseconds(job.toFinal)) after its end")
         }
         figures.summarise()
@@ -152,7 +152,7 @@ struct SlurmBench: AsyncParsableCommand {
             jobIDs.append(submitted.jobID)
             if (index + 1).isMultiple(of: 25) || index + 1 == jobs {
                 progress("slurm:   submitted \(index + 1)/\(jobs); the last took \(milliseconds(submitted.sample.submit)) "
-                         + "(its squeue lookup \(milliseconds(submitted.sample.squeue)), Cairn \(milliseconds(submitted.sample.cairn)))")
+                         + "(sbatch \(milliseconds(submitted.sample.sbatch)), Cairn \(milliseconds(submitted.sample.cairn)))")
             }
         }
         figures.submit = SubmitFigures(submits)
@@ -290,7 +290,7 @@ struct SlurmFixture {
                        sourceCommit: Self.commit, command: ["sh", ScriptCheckout.script])
     }
 
-    /// Submits `spec`, timed, and checks that it is queued in Slurm after one squeue lookup and one sbatch.
+    /// Submits `spec`, timed, and checks that it is queued in Slurm after one sbatch and no other call.
     func submit(_ spec: JobSpec, on executor: SlurmExecutor, cleanup: SlurmCleanup) async throws -> (sample: SubmitSample, jobID: String, at: Date) {
         let before = ToolTally(executor.commands)
         let started = ContinuousClock.now
@@ -303,10 +303,10 @@ struct SlurmFixture {
         guard let record, record.state == .submitted, !handle.id.isEmpty else {
             throw ValidationError("run \(spec.runID) was not queued: \(record.map { "\($0.state.rawValue), \($0.message ?? "")" } ?? "not in the ledger")")
         }
-        guard spent.calls == ["squeue": 1, "sbatch": 1] else {
-            throw ValidationError("submit ran \(spent.calls); expected one squeue lookup and one sbatch")
+        guard spent.calls == ["sbatch": 1] else {
+            throw ValidationError("submit ran \(spent.calls); expected one sbatch and nothing else")
         }
-        return (SubmitSample(submit: seconds, squeue: spent.seconds("squeue"), sbatch: spent.seconds("sbatch")), handle.id, at)
+        return (SubmitSample(submit: seconds, sbatch: spent.seconds("sbatch")), handle.id, at)
     }
 
     /// Submits `spec` and makes a pass every `poll` until its record is final.
@@ -498,17 +498,15 @@ final class SlurmCleanup: Sendable {
 // MARK: - Figures
 
 struct SubmitSample: Encodable {
-    /// submit()'s wall time, and the time in its two tools.
+    /// submit()'s wall time, and the time in sbatch, the one tool it runs.
     var submit: Double
-    var squeue: Double
     var sbatch: Double
     /// Cairn's part: the rest.
-    var cairn: Double { submit - squeue - sbatch }
+    var cairn: Double { submit - sbatch }
 }
 
 struct JobSample: Encodable {
     var submit: Double
-    var squeue: Double
     var sbatch: Double
     var cairn: Double
     /// From the supervisor's finishedAt to the final record in the ledger.
@@ -530,7 +528,6 @@ struct JobSample: Encodable {
     init(submitted: SubmitSample, toFinal: Double, toRecordingPass: Double, passesAfterItsEnd: Int, recordingPass: Double,
          recordingPassTools: Double, recordingPassCalls: [String: Int], toSupervisorStart: Double) {
         submit = submitted.submit
-        squeue = submitted.squeue
         sbatch = submitted.sbatch
         cairn = submitted.cairn
         self.toFinal = toFinal
@@ -545,20 +542,15 @@ struct JobSample: Encodable {
 
 struct SubmitFigures: Encodable {
     var wall = Percentiles()
-    var squeue = Percentiles()
     var sbatch = Percentiles()
     var cairn = Percentiles()
-    /// Counting submit's squeue lookup as Cairn's (Slurm's own submit is sbatch).
-    var cairnWithLookup = Percentiles()
 
     init() {}
 
     init(_ samples: [SubmitSample]) {
         wall = Percentiles(samples.map(\.submit))
-        squeue = Percentiles(samples.map(\.squeue))
         sbatch = Percentiles(samples.map(\.sbatch))
         cairn = Percentiles(samples.map(\.cairn))
-        cairnWithLookup = Percentiles(samples.map { $0.cairn + $0.squeue })
     }
 }
 
@@ -571,20 +563,18 @@ struct PerJobFigures: Encodable {
     var recordingPassSqueue = Percentiles()
     var recordingPassOwn = Percentiles()
     var cairnInAll = Percentiles()
-    var cairnInAllWithLookup = Percentiles()
     var toSupervisorStart = Percentiles()
     /// Runs whose end a pass found Slurm not done with yet (still RUNNING or COMPLETING).
     var endedLateInSlurm = 0
 
     mutating func summarise() {
-        submit = SubmitFigures(samples.map { SubmitSample(submit: $0.submit, squeue: $0.squeue, sbatch: $0.sbatch) })
+        submit = SubmitFigures(samples.map { SubmitSample(submit: $0.submit, sbatch: $0.sbatch) })
         toFinal = Percentiles(samples.map(\.toFinal))
         toRecordingPass = Percentiles(samples.map(\.toRecordingPass))
         recordingPass = Percentiles(samples.map(\.recordingPass))
         recordingPassSqueue = Percentiles(samples.map(\.recordingPassTools))
         recordingPassOwn = Percentiles(samples.map(\.recordingPassOwn))
         cairnInAll = Percentiles(samples.map(\.cairnInAll))
-        cairnInAllWithLookup = Percentiles(samples.map { $0.cairnInAll + $0.squeue })
         toSupervisorStart = Percentiles(samples.map(\.toSupervisorStart))
         endedLateInSlurm = samples.filter { $0.passesAfterItsEnd > 0 }.count
     }
@@ -666,7 +656,6 @@ struct SlurmReport: TextReport {
             "Slurm executor (issue 16), node \(node) (\(cpus) CPUs, \(version)); \(machine.build); \(machine.cpu), \(machine.cores) cores",
             "per job: \(job.samples.count) runs of `sh trivial.sh` one after another, a pass every \(poll)",
             row("submit(), wall", job.submit.wall),
-            row("in squeue (submit's lookup of the job's name)", job.submit.squeue, indent: 4),
             row("in sbatch", job.submit.sbatch, indent: 4),
             row("Cairn's part (the rest)", job.submit.cairn, indent: 4),
             row("end: from the supervisor's finishedAt to the final record", job.toFinal),
@@ -677,7 +666,6 @@ struct SlurmReport: TextReport {
             row("its own work (result.json, ledger, work/ removed)", job.recordingPassOwn, indent: 6),
             row("Cairn per job: submit's part + the recording pass's own work", job.cairnInAll)
                 + String(format: "   target < 50 ms: %@ (p99 %.0f%% of it)", verdict, job.cairnInAll.p99 / 0.05 * 100),
-            row("the same, submit's squeue lookup counted as Cairn's", job.cairnInAllWithLookup, indent: 4),
             row("Slurm's start (reference): submit returns → supervisor starts", job.toSupervisorStart),
             "on this machine, \(supervisor.direct.count) runs each, as processes:",
             row("cairn _supervise running `sh trivial.sh`", supervisor.supervised),
@@ -686,7 +674,6 @@ struct SlurmReport: TextReport {
                 + "part above, \(milliseconds(job.cairnInAll.p50 + supervisor.supervised.p50 - supervisor.direct.p50)) a job (medians added)",
             "\(queued.jobs) runs queued while the node was down:",
             row("submit(), wall", queued.submit.wall),
-            row("its squeue lookup (lists every job of the user)", queued.submit.squeue, indent: 4),
             row("sbatch", queued.submit.sbatch, indent: 4),
             row("Cairn's part", queued.submit.cairn, indent: 4),
             "  \(queued.squeueCallsInPasses) passes over them made \(queued.squeueCallsInPasses) squeue calls, one each, checked "
