@@ -198,11 +198,10 @@ public actor SlurmExecutor: JobExecutor {
             ensurePolling()
             return placeholder(spec.runID)
         } catch {
-            // Nothing was queued (Slurm could not be reached): the run never started
-            // and runs again, and the controller hears of it as a passing trouble, retried
-            // with the engine's backoff rather than counted against the run's retries.
-            // Not announced as a completion: that would wake the object at once, and it would
-            // try again at once; the engine's backoff paces the retries instead.
+            // Nothing was queued (Slurm could not be reached): the run never started and runs
+            // again, not counted against its retries. The controller hears of it as passing
+            // trouble, paced by the engine's backoff; announcing an end instead would wake the
+            // object at once, to fail again at once.
             end(spec.runID, .interrupted, message: "never started: could not submit it to Slurm: \(error)", announce: false)
             throw ExecutorError("could not submit run \(spec.runID) to Slurm: \(error)")
         }
