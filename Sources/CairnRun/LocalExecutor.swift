@@ -24,15 +24,13 @@ public actor LocalExecutor: JobExecutor {
 
     let runsDirectory: URL
     let ledger: any RunLedger
-    let artifacts: ArtifactStore
-    let source: any SourceCheckout
     let policy: ExecutionPolicy
     let supervisor: [String]
-    let daemonEnvironment: [String: String]
-    let logCap: Int
+    /// How long a cancelled run's supervisor has before its group is killed.
     let grace: Duration
     let logger: Logger
-    /// Makes run directories and reads how runs ended (shared with the Slurm executor).
+    /// Makes run directories and reads how runs ended (shared with the Slurm executor): the
+    /// artifact store, the commit's files, the daemon's environment and the log cap are its.
     let workspace: RunWorkspace
 
     /// The PATH a run gets, and where its command is looked up.
@@ -82,12 +80,8 @@ public actor LocalExecutor: JobExecutor {
             throw ExecutorError("could not create the runs directory \(runsDirectory.path): \(Self.reason(error))")
         }
         self.ledger = ledger
-        self.artifacts = artifacts
-        self.source = source
         self.policy = policy
         self.supervisor = supervisor
-        self.daemonEnvironment = environment
-        self.logCap = logCap
         self.grace = grace
         self.logger = logger
         workspace = RunWorkspace(artifacts: artifacts, source: source, daemonEnvironment: environment, logCap: logCap, grace: grace)
