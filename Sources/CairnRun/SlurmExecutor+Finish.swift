@@ -72,19 +72,24 @@ extension SlurmExecutor {
                  hasResult: Bool, cancelRequested: Bool, timedOut: Bool, directory: URL) {
         let said = stateText.map { " (\($0)\(details?["Reason"].flatMap { $0 == "None" ? nil : ", \($0)" } ?? ""))" } ?? ""
         if hasResult {
-            if record.state == .cancelled, !cancelRequested, !timedOut, state == .nodeFail || state == .preempted {
-                // Its node went away (or a job of a higher priority took it): not the run's
-                // fault, so it is run again by the retry policy, as a local run is after a crash.
-                record.state = .interrupted
+            // Slurm signals every process of a job it ends, so the command may die of that
+            // SIGTERM before its supervisor hears of it: "killed by SIGTERM" reads the same as
+            // the supervisor's "cancelled". Either way, when Slurm says it ended the job and
+            // Cairn did not ask, Slurm's word is the story.
+            let endedBySlurm = [SlurmJobState.cancelled, .nodeFail, .preempted, .timeout, .deadline].contains { $0 == state }
+            let stopped = record.state == .cancelled || (record.state == .failed && record.signal != nil)
+            if stopped, endedBySlurm || record.state == .cancelled, !cancelRequested, !timedOut {
                 let rest = (record.message ?? "").replacingOccurrences(of: "cancelled; ", with: "")
-                record.message = "interrupted: Slurm ended job \(jobID)\(said) when its node failed or it was preempted; \(rest)"
-                return
-            }
-            if record.state == .cancelled, !cancelRequested, !timedOut {
-                // The supervisor was told to stop, and not by Cairn: an operator's scancel,
-                // Slurm's own time limit, a preemption.
+                if state == .nodeFail || state == .preempted {
+                    // Its node went away (or a job of a higher priority took it): not the
+                    // run's fault, so it is run again by the retry policy, as a local run is
+                    // after a crash.
+                    record.state = .interrupted
+                    record.message = "interrupted: Slurm ended job \(jobID)\(said) when its node failed or it was preempted; \(rest)"
+                    return
+                }
+                // An operator's scancel, Slurm's own time limit.
                 record.state = .failed
-                let rest = (record.message ?? "").replacingOccurrences(of: "cancelled; ", with: "")
                 record.message = "Slurm ended job \(jobID)\(said) without Cairn asking; \(rest)"
             }
             if state == .outOfMemory {

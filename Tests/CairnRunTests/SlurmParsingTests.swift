@@ -1,4 +1,7 @@
+import CairnCore
+import CairnManifests
 @testable import CairnRun
+import CairnTestSupport
 import Foundation
 import Testing
 
@@ -47,5 +50,29 @@ import Testing
         #expect(SlurmExecutor.timeLimitMinutes(timeout: .seconds(3600), wallTime: .seconds(3600), grace: .seconds(10)) == 62)
         #expect(SlurmExecutor.timeLimitMinutes(timeout: nil, wallTime: .seconds(90), grace: .seconds(10)) == 2)
         #expect(SlurmExecutor.timeLimitMinutes(timeout: .seconds(60), wallTime: .seconds(7200), grace: .seconds(10)) == 120)
+    }
+
+    /// Slurm signals every process of a job it ends, so the command can die of Slurm's SIGTERM
+    /// before its supervisor hears it (seen in CI): a result that says "killed by SIGTERM", not
+    /// "cancelled", still reads as Slurm's doing.
+    @Test(arguments: [(SlurmJobState.nodeFail, "NODE_FAIL", RunRecord.State.interrupted), (.cancelled, "CANCELLED", .failed)])
+    func aCommandKilledBySlurmsOwnSignalReadsAsSlurmsDoing(state: SlurmJobState, text: String, expected: RunRecord.State) async throws {
+        let fixture = try ExecutorFixture()
+        let executor = try fixture.slurmExecutor()
+        var record = RunRecord(id: "r", key: "k", object: ObjectRef(.featurePipeline, "f"), stage: "s", state: .failed, trigger: "inputs",
+                               reason: "r", sourceCommit: "c", command: ["sh"], inputs: [:], attempt: 1, submittedAt: Date())
+        record.signal = 15
+        record.message = "it was killed by SIGTERM; the last lines of its log:\nworking"
+        await executor.explainForTest(&record, jobID: "7", state: state, stateText: text, directory: fixture.directory.url)
+        #expect(record.state == expected)
+        #expect(record.message?.contains("Slurm ended job 7 (\(text))") == true, "\(record.message ?? "")")
+        #expect(record.message?.hasSuffix("it was killed by SIGTERM; the last lines of its log:\nworking") == true)
+    }
+}
+
+extension SlurmExecutor {
+    func explainForTest(_ record: inout RunRecord, jobID: String, state: SlurmJobState, stateText: String, directory: URL) {
+        explain(&record, jobID: jobID, state: state, stateText: stateText, details: nil, hasResult: true, cancelRequested: false,
+                timedOut: false, directory: directory)
     }
 }
