@@ -1,7 +1,7 @@
 import Foundation
 
 /// A duration written as in Go and Kubernetes: `500ms`, `30s`, `10m`, `1h30m`, `2d`.
-public struct ManifestDuration: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct ManifestDuration: Hashable, Sendable, TextValue, CustomStringConvertible {
     public let milliseconds: Int64
     /// The text as written in the manifest.
     public let text: String
@@ -40,20 +40,6 @@ public struct ManifestDuration: Hashable, Sendable, Codable, CustomStringConvert
 
     private static let unitsLongestFirst: [(String, Int64)] =
         [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)].sorted { $0.0.count > $1.0.count }
-
-    public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        do {
-            try self.init(parsing: text)
-        } catch {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.reason))
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(text)
-    }
 }
 
 

@@ -62,7 +62,7 @@ public struct RunResources: Hashable, Sendable, Codable {
 /// An amount of memory written with a binary unit, as Slurm and Kubernetes read it: `512MiB`,
 /// `16GiB`, `2TiB` (or `512M`, `16G`, `2T`). A bare number is refused: Slurm would read it
 /// as MiB and people as bytes.
-public struct MemorySize: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct MemorySize: Hashable, Sendable, TextValue, CustomStringConvertible {
     public let bytes: Int64
     /// The text as written in the manifest.
     public let text: String
@@ -88,7 +88,17 @@ public struct MemorySize: Hashable, Sendable, Codable, CustomStringConvertible {
         self.bytes = bytes
         self.text = text
     }
+}
 
+/// A value a manifest writes as text, stored as that same text: decoding parses it again, so
+/// a stored spec is read back under the rules a manifest is (`30s`, `16GiB`).
+public protocol TextValue: Codable {
+    /// The text as written in the manifest.
+    var text: String { get }
+    init(parsing text: String) throws(ValueError)
+}
+
+extension TextValue {
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         do {
